@@ -1,0 +1,41 @@
+//! Code systems and codes that the portal server writes and the client reads.
+//! Standard terminologies where one fits (LOINC, SNOMED CT, RxNorm, HL7 v2
+//! tables); `urn:chartty:*` systems only for what FHIR leaves to the site.
+
+pub const LOINC: &str = "http://loinc.org";
+pub const SNOMED: &str = "http://snomed.info/sct";
+pub const RXNORM: &str = "http://www.nlm.nih.gov/research/umls/rxnorm";
+
+/// HL7 v2 table 0203: identifier type. `MR` marks the medical record number
+/// on any server (Synthea writes it too).
+pub const IDENTIFIER_TYPE: &str = "http://terminology.hl7.org/CodeSystem/v2-0203";
+pub const IDENTIFIER_TYPE_MRN: &str = "MR";
+/// System of the MRNs the demo population is given.
+pub const MRN_SYSTEM: &str = "urn:chartty:mrn";
+
+/// `Task.performerType`: the role queue a task sits in; codes are
+/// [`crate::roles::Role::code`].
+pub const ROLE_SYSTEM: &str = "urn:chartty:role";
+/// `Task.code`: the category of a queue item.
+pub const TASK_CATEGORY_SYSTEM: &str = "urn:chartty:task-category";
+pub const TASK_CATEGORIES: [&str; 6] = [
+    "refill",
+    "results",
+    "scheduling",
+    "billing",
+    "clinical",
+    "urgent",
+];
+
+pub const OBSERVATION_CATEGORY: &str = "http://terminology.hl7.org/CodeSystem/observation-category";
+pub const CATEGORY_LABORATORY: &str = "laboratory";
+pub const CATEGORY_VITAL_SIGNS: &str = "vital-signs";
+
+pub const INTERPRETATION: &str =
+    "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation";
+
+pub const CONDITION_CLINICAL: &str = "http://terminology.hl7.org/CodeSystem/condition-clinical";
+
+/// LOINC document types for `DocumentReference.type`.
+pub const LOINC_PROGRESS_NOTE: &str = "11506-3";
+pub const LOINC_NOTE: &str = "34109-9";

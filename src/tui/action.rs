@@ -1,0 +1,58 @@
+//! Everything a key can do. Keymap files name these in snake_case; the help
+//! popup, the command palette and `chartty keys` describe them with
+//! [`Action::description`].
+
+use serde::{Deserialize, Serialize};
+
+macro_rules! actions {
+    ($($variant:ident => $name:literal, $desc:literal;)+) => {
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum Action {
+            $($variant,)+
+        }
+
+        impl Action {
+            pub const ALL: &'static [Action] = &[$(Action::$variant,)+];
+
+            /// The name used in keymap files.
+            pub fn name(self) -> &'static str {
+                match self { $(Action::$variant => $name,)+ }
+            }
+
+            pub fn description(self) -> &'static str {
+                match self { $(Action::$variant => $desc,)+ }
+            }
+
+            pub fn from_name(name: &str) -> Option<Action> {
+                match name { $($name => Some(Action::$variant),)+ _ => None }
+            }
+        }
+    };
+}
+
+actions! {
+    Noop => "noop", "Unbind: the key does nothing";
+    Quit => "quit", "Quit chartty (asks first if anything is unsaved)";
+    Help => "help", "Show the keys of this pane and the global keys";
+    CommandPalette => "command_palette", "Search every action by name and run it";
+    Cancel => "cancel", "Close the popup or leave the search box";
+    FocusSearch => "focus_search", "Type to find a patient by name, MRN or birth date";
+    PaneSearch => "pane_search", "Go to patient search";
+    PaneSummary => "pane_summary", "Go to the summary (cover sheet)";
+    PaneResults => "pane_results", "Go to results (labs and vitals)";
+    PaneNotes => "pane_notes", "Go to notes";
+    PaneTasks => "pane_tasks", "Go to the task queue of my role";
+    NextPane => "next_pane", "Next pane";
+    PrevPane => "prev_pane", "Previous pane";
+    MoveDown => "move_down", "Move the selection down";
+    MoveUp => "move_up", "Move the selection up";
+    PageDown => "page_down", "Move the selection a page down";
+    PageUp => "page_up", "Move the selection a page up";
+    GoTop => "go_top", "Go to the first row";
+    GoBottom => "go_bottom", "Go to the last row";
+    Open => "open", "Open the selected row";
+    Back => "back", "Close the detail view";
+    Refresh => "refresh", "Reload from the server";
+    ClosePatient => "close_patient", "Close the open chart";
+}

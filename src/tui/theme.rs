@@ -1,0 +1,1 @@
+//! Themes: named semantic slots loaded from `themes/*.toml`.
