@@ -3,4 +3,5 @@
 
 pub mod action;
 pub mod keymap;
+pub mod popups;
 pub mod theme;

@@ -1,17 +1,63 @@
 //! A deterministic, clinically coherent demo population.
+//!
+//! Each patient is generated from `(seed, index)` alone, so a population can be
+//! streamed into the store patient by patient (100k patients never sit in
+//! memory at once) and any one patient can be rebuilt on its own.
 
-/// Size and seed of a demo population; the same seed gives the same clinic.
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use crate::roles::Role;
+
+/// Size and seed of a demo population; the same options give the same clinic.
 #[derive(Debug, Clone, Copy)]
 pub struct DemoOptions {
     pub patients: usize,
     pub seed: u64,
+    /// The clinic's "now": histories end here, due times cluster around it.
+    pub anchor: DateTime<Utc>,
 }
 
-impl Default for DemoOptions {
-    fn default() -> Self {
+impl DemoOptions {
+    pub fn new(patients: usize, seed: u64) -> Self {
         DemoOptions {
-            patients: 500,
-            seed: 1,
+            patients,
+            seed,
+            anchor: Utc::now(),
         }
     }
+}
+
+/// A member of the demo staff; the server gives each a bearer token per start.
+#[derive(Debug, Clone)]
+pub struct DemoStaff {
+    pub role: Role,
+    pub name: String,
+    /// Id of this person's `Practitioner` in [`shared_resources`].
+    pub practitioner_id: String,
+}
+
+/// One demo user per role.
+pub fn staff() -> Vec<DemoStaff> {
+    Vec::new()
+}
+
+/// Organization, Practitioners and PractitionerRoles the patients refer to.
+pub fn shared_resources(opts: &DemoOptions) -> Vec<Value> {
+    let _ = opts;
+    Vec::new()
+}
+
+/// Every resource of patient `index` (Patient first), ids assigned,
+/// references as `Type/id`.
+pub fn patient_resources(opts: &DemoOptions, index: usize) -> Vec<Value> {
+    let _ = (opts, index);
+    Vec::new()
+}
+
+/// The whole population: shared resources, then each patient in order.
+pub fn generate(opts: DemoOptions) -> impl Iterator<Item = Value> {
+    shared_resources(&opts)
+        .into_iter()
+        .chain((0..opts.patients).flat_map(move |i| patient_resources(&opts, i)))
 }

@@ -1,0 +1,1 @@
+//! Popups drawn over the panes: help, command palette, which-key.
