@@ -143,13 +143,14 @@ pub fn load(overrides: &CliOverrides) -> anyhow::Result<Settings> {
 pub fn load_from(overrides: &CliOverrides, sources: &Sources) -> anyhow::Result<Settings> {
     let mut builder =
         Config::builder().add_source(File::from_str(DEFAULT_CONFIG, FileFormat::Toml));
-    if let Some(path) = &sources.system_file {
-        if let Some(text) = read_layer(path, false)? {
-            builder = builder.add_source(File::from_str(&text, FileFormat::Toml));
-        }
-    }
-    if let Some(path) = &sources.user_file {
-        if let Some(text) = read_layer(path, sources.user_file_required)? {
+    let files = [
+        (sources.system_file.as_deref(), false),
+        (sources.user_file.as_deref(), sources.user_file_required),
+    ];
+    for (path, required) in files {
+        if let Some(path) = path
+            && let Some(text) = read_layer(path, required)?
+        {
             builder = builder.add_source(File::from_str(&text, FileFormat::Toml));
         }
     }
