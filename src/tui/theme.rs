@@ -122,7 +122,11 @@ impl Theme {
         if let Some((name, src)) = BUILT_IN.iter().find(|(n, _)| *n == name_or_path) {
             return Theme::parse(src, &format!("themes/{name}.toml"), Theme::default());
         }
-        let path = Path::new(name_or_path);
+        let expanded = match (name_or_path.strip_prefix("~/"), dirs::home_dir()) {
+            (Some(rest), Some(home)) => home.join(rest),
+            _ => Path::new(name_or_path).to_path_buf(),
+        };
+        let path = expanded.as_path();
         let src = std::fs::read_to_string(path).with_context(|| {
             format!(
                 "theme {name_or_path:?}: not a built-in theme ({}) and not a readable file",
@@ -345,6 +349,23 @@ mod tests {
         assert_eq!(styles.len(), SLOTS.len());
         for (i, s) in styles.iter().enumerate() {
             assert_eq!(s.fg, Some(Color::Indexed(i as u8 + 100)));
+        }
+    }
+
+    #[test]
+    fn documentation_lists_every_slot() {
+        let doc = include_str!("../../docs/themes.md");
+        for slot in SLOTS {
+            assert!(
+                doc.contains(&format!("| `{slot}` |")),
+                "{slot} is not in docs/themes.md"
+            );
+        }
+        for (name, _) in BUILT_IN {
+            assert!(
+                doc.contains(&format!("| `{name}` |")),
+                "{name} is not in docs/themes.md"
+            );
         }
     }
 
