@@ -9,7 +9,7 @@
 //! at the end. A file or line that cannot be read is reported with its
 //! position and skipped; the rest still loads.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -25,7 +25,10 @@ pub struct ImportReport {
     pub files: usize,
     /// Resources accepted (written or already present unchanged).
     pub resources: usize,
-    /// Of `resources`, how many were already stored unchanged.
+    /// Of `resources`, how many were already stored unchanged, or repeated
+    /// within this import (the first copy of a `Type/id` wins, so a shared
+    /// Organization in every patient Bundle neither churns versions nor
+    /// flips between copies on re-import).
     pub unchanged: usize,
     /// One line per problem, naming the file and the line or Bundle entry.
     pub errors: Vec<String>,
@@ -126,6 +129,7 @@ struct Loader {
     report: ImportReport,
     resolved: HashMap<String, Option<String>>,
     deferred: Vec<Deferred>,
+    seen: HashSet<(String, String)>,
 }
 
 /// Imports files and directories (recursively) into the database at `db`.
@@ -152,6 +156,7 @@ pub fn import_paths(db: &Path, paths: &[PathBuf], progress: bool) -> anyhow::Res
         report: ImportReport::default(),
         resolved: HashMap::new(),
         deferred: Vec::new(),
+        seen: HashSet::new(),
     };
     for (path, format) in &files {
         loader.report.files += 1;
@@ -192,7 +197,18 @@ pub fn import_paths(db: &Path, paths: &[PathBuf], progress: bool) -> anyhow::Res
 impl Loader {
     fn ingest(&mut self, resources: Vec<Value>) -> anyhow::Result<()> {
         let n = resources.len();
-        let written = self.store.ingest(resources)?;
+        let seen = &mut self.seen;
+        let fresh: Vec<Value> = resources
+            .into_iter()
+            .filter(|r| {
+                let key = (
+                    r["resourceType"].as_str().unwrap_or_default().to_string(),
+                    r["id"].as_str().unwrap_or_default().to_string(),
+                );
+                key.1.is_empty() || seen.insert(key)
+            })
+            .collect();
+        let written = self.store.ingest(fresh)?;
         self.report.resources += n;
         self.report.unchanged += n - written;
         Ok(())
