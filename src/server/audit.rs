@@ -91,7 +91,7 @@ fn write_batch(conn: &mut rusqlite::Connection, batch: &[Record]) -> rusqlite::R
     if batch.is_empty() {
         return Ok(());
     }
-    let tx = conn.transaction()?;
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     {
         let mut stmt = tx.prepare_cached(
             "INSERT INTO audit (at, user, role, action, type, id, status) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",

@@ -96,7 +96,7 @@ impl App {
         let app = self.clone();
         tokio::task::spawn_blocking(move || {
             let mut conn = app.db.writer.lock().map_err(|_| FhirError::internal())?;
-            let tx = conn.transaction()?;
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let out = f(&tx)?;
             tx.commit()?;
             Ok(out)

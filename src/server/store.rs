@@ -357,7 +357,9 @@ impl Store {
         let mut written = 0;
         let mut iter = resources.into_iter().peekable();
         while iter.peek().is_some() {
-            let tx = self.conn.transaction()?;
+            let tx = self
+                .conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let now = now_ms();
             for resource in iter.by_ref().take(INGEST_BATCH) {
                 if upsert_one(&tx, resource, now)? {
