@@ -46,7 +46,7 @@ enum SortKey {
 #[derive(Debug, Clone)]
 pub struct Query {
     pub ty: String,
-    conds: Vec<(String, Vec<Sql>)>,
+    conds: Vec<Cond>,
     pub count: usize,
     sort: SortKey,
     descending: bool,
@@ -60,22 +60,64 @@ pub struct Query {
     link_params: Vec<(String, String)>,
 }
 
-fn sql_in_index(
+/// One search condition. The most selective index condition drives the plan
+/// (its row ids are looked up directly); the others are checked per candidate
+/// row through the `(rid, param, …)` indexes, so an unselective condition such
+/// as `category=vital-signs` never materialises every matching row.
+#[derive(Debug, Clone)]
+struct Cond {
+    /// Lower is more selective; `None` never drives.
+    rank: Option<u8>,
+    form: Form,
+    /// `r.rid IN (…)` (or `r.id IN (…)` for `_id`) with its arguments.
+    driver: (String, Vec<Sql>),
+    /// The same test as a per-row filter.
+    filter: (String, Vec<Sql>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Form {
+    Id,
+    Index,
+    Column,
+}
+
+fn index_cond(
     table: &str,
     ty: &str,
-    param: &str,
+    param: &Param,
     alts: &[String],
-    mut args: Vec<Sql>,
-) -> (String, Vec<Sql>) {
-    let mut all = vec![Sql::Text(ty.to_string()), Sql::Text(param.to_string())];
-    all.append(&mut args);
-    (
-        format!(
-            "r.rid IN (SELECT rid FROM {table} WHERE type = ? AND param = ? AND ({}))",
-            alts.join(" OR ")
+    args: Vec<Sql>,
+    negate: bool,
+) -> Cond {
+    let alts = alts.join(" OR ");
+    let mut driver_args = vec![Sql::Text(ty.to_string()), Sql::Text(param.name.to_string())];
+    driver_args.extend(args.iter().cloned());
+    let mut filter_args = vec![Sql::Text(param.name.to_string())];
+    filter_args.extend(args);
+    let not = if negate { "NOT " } else { "" };
+    let rank = match (negate, param.kind) {
+        (true, _) => None,
+        (_, Kind::Reference) => Some(1),
+        (_, Kind::Token) if param.name == "identifier" => Some(2),
+        (_, Kind::String) => Some(3),
+        (_, Kind::Date) => Some(4),
+        (_, Kind::Token) => Some(5),
+    };
+    Cond {
+        rank,
+        form: Form::Index,
+        driver: (
+            format!("r.rid IN (SELECT rid FROM {table} WHERE type = ? AND param = ? AND ({alts}))"),
+            driver_args,
         ),
-        all,
-    )
+        filter: (
+            format!(
+                "{not}EXISTS (SELECT 1 FROM {table} x WHERE x.rid = r.rid AND x.param = ? AND ({alts}))"
+            ),
+            filter_args,
+        ),
+    }
 }
 
 fn split_prefix(value: &str) -> (&str, &str) {
@@ -111,7 +153,7 @@ fn condition(
     param: &'static Param,
     modifier: Option<&str>,
     raw: &str,
-) -> Result<(String, Vec<Sql>), FhirError> {
+) -> Result<Cond, FhirError> {
     let values: Vec<&str> = split_or(raw);
     if values.is_empty() {
         return Err(FhirError::bad_request(format!(
@@ -142,7 +184,7 @@ fn condition(
                     }
                 }
             }
-            Ok(sql_in_index("idx_string", ty, param.name, &alts, args))
+            Ok(index_cond("idx_string", ty, param, &alts, args, false))
         }
         Kind::Token => {
             for v in values {
@@ -162,12 +204,8 @@ fn condition(
                     }
                 }
             }
-            let (sql, args) = sql_in_index("idx_token", ty, param.name, &alts, args);
-            if modifier == Some("not") {
-                Ok((sql.replacen("r.rid IN", "r.rid NOT IN", 1), args))
-            } else {
-                Ok((sql, args))
-            }
+            let negate = modifier == Some("not");
+            Ok(index_cond("idx_token", ty, param, &alts, args, negate))
         }
         Kind::Date => {
             for v in values {
@@ -182,7 +220,7 @@ fn condition(
                 alts.push(sql);
                 args.append(&mut a);
             }
-            Ok(sql_in_index("idx_date", ty, param.name, &alts, args))
+            Ok(index_cond("idx_date", ty, param, &alts, args, false))
         }
         Kind::Reference => {
             for v in values {
@@ -208,7 +246,7 @@ fn condition(
                     args.push(Sql::Text(format!("*/{}", glob_escape(&typed))));
                 }
             }
-            Ok(sql_in_index("idx_ref", ty, param.name, &alts, args))
+            Ok(index_cond("idx_ref", ty, param, &alts, args, false))
         }
     }
 }
@@ -378,10 +416,18 @@ pub fn parse(
                     return Err(FhirError::bad_request("_id has no value"));
                 }
                 let marks = vec!["?"; ids.len()].join(", ");
-                q.conds.push((
+                let test = (
                     format!("r.id IN ({marks})"),
-                    ids.into_iter().map(|s| Sql::Text(s.to_string())).collect(),
-                ));
+                    ids.into_iter()
+                        .map(|s| Sql::Text(s.to_string()))
+                        .collect::<Vec<_>>(),
+                );
+                q.conds.push(Cond {
+                    rank: Some(0),
+                    form: Form::Id,
+                    driver: test.clone(),
+                    filter: test,
+                });
             }
             "_lastUpdated" => {
                 let mut alts = Vec::new();
@@ -394,7 +440,13 @@ pub fn parse(
                     alts.push(sql);
                     args.append(&mut a);
                 }
-                q.conds.push((format!("({})", alts.join(" OR ")), args));
+                let test = (format!("({})", alts.join(" OR ")), args);
+                q.conds.push(Cond {
+                    rank: None,
+                    form: Form::Column,
+                    driver: test.clone(),
+                    filter: test,
+                });
             }
             _ if CONTROL.contains(&base) => {}
             _ => {
@@ -416,16 +468,27 @@ pub fn parse(
 
 impl Query {
     fn where_clause(&self) -> (String, Vec<Sql>) {
-        let mut sql = String::new();
         let mut args = vec![Sql::Text(self.ty.clone())];
-        // With an index condition the row ids drive the plan; without one the
-        // (type, deleted) index walks the type in row id order.
-        if self.conds.is_empty() {
-            sql.push_str("r.type = ? AND r.deleted = 0");
-        } else {
-            sql.push_str("+r.type = ? AND +r.deleted = 0");
-        }
-        for (cond, a) in &self.conds {
+        let driver = self
+            .conds
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| c.rank.map(|r| (r, i)))
+            .min()
+            .map(|(_, i)| i);
+        // An index driver looks rows up by id, so the (type, deleted) index is
+        // kept out of the plan; otherwise that index walks the type in row id
+        // order (and serves `_id` through (type, id)).
+        let mut sql = match driver.map(|i| self.conds[i].form) {
+            Some(Form::Index) => "+r.type = ? AND +r.deleted = 0".to_string(),
+            _ => "r.type = ? AND r.deleted = 0".to_string(),
+        };
+        for (i, c) in self.conds.iter().enumerate() {
+            let (cond, a) = if Some(i) == driver {
+                &c.driver
+            } else {
+                &c.filter
+            };
             sql.push_str(" AND ");
             sql.push_str(cond);
             args.extend(a.iter().cloned());

@@ -1,4 +1,4 @@
-//! SQLite storage: current resources, their history and the search index.
+//! SQLite storage: current resources, their earlier versions and the search index.
 //!
 //! Resources are kept as the JSON they were given (plus the `meta` the server
 //! maintains), so nothing a client wrote is lost. Each resource has an integer
@@ -163,6 +163,9 @@ pub fn version(
     id: &str,
     version: i64,
 ) -> rusqlite::Result<Option<Stored>> {
+    if let Some(cur) = current(conn, ty, id)?.filter(|c| c.version == version) {
+        return Ok(Some(cur));
+    }
     conn.prepare_cached(
         "SELECT h.rid, r.type, r.id, h.version, h.lu, h.deleted, h.json
          FROM resources r JOIN history h ON h.rid = r.rid
@@ -172,13 +175,21 @@ pub fn version(
     .optional()
 }
 
+/// Every version, newest first.
 pub fn history(conn: &Connection, ty: &str, id: &str) -> rusqlite::Result<Vec<Stored>> {
+    let Some(cur) = current(conn, ty, id)? else {
+        return Ok(Vec::new());
+    };
     let mut stmt = conn.prepare_cached(
-        "SELECT h.rid, r.type, r.id, h.version, h.lu, h.deleted, h.json
-         FROM resources r JOIN history h ON h.rid = r.rid
-         WHERE r.type = ?1 AND r.id = ?2 ORDER BY h.version DESC",
+        "SELECT h.rid, ?2, ?3, h.version, h.lu, h.deleted, h.json
+         FROM history h WHERE h.rid = ?1 ORDER BY h.version DESC",
     )?;
-    stmt.query_map(params![ty, id], row_to_stored)?.collect()
+    let older = stmt.query_map(params![cur.rid, ty, id], row_to_stored)?;
+    let mut out = vec![cur];
+    for s in older {
+        out.push(s?);
+    }
+    Ok(out)
 }
 
 /// Hash of a resource's content without the server-maintained meta, so an
@@ -229,6 +240,12 @@ pub fn write(
     };
     let rid = match &prev {
         Some((rid, ..)) => {
+            // The history table holds the versions before the current one.
+            conn.prepare_cached(
+                "INSERT OR REPLACE INTO history (rid, version, lu, deleted, json)
+                 SELECT rid, version, lu, deleted, json FROM resources WHERE rid = ?1",
+            )?
+            .execute(params![rid])?;
             conn.prepare_cached(
                 "UPDATE resources SET version = ?2, lu = ?3, deleted = ?4, hash = ?5, json = ?6 WHERE rid = ?1",
             )?
@@ -244,10 +261,6 @@ pub fn write(
             conn.last_insert_rowid()
         }
     };
-    conn.prepare_cached(
-        "INSERT OR REPLACE INTO history (rid, version, lu, deleted, json) VALUES (?1, ?2, ?3, ?4, ?5)",
-    )?
-    .execute(params![rid, version, now, deleted as i64, json])?;
     insert_index(conn, ty, rid, &rows)?;
     Ok(Stored {
         rid,
