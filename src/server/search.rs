@@ -73,7 +73,14 @@ struct Cond {
     driver: (String, Vec<Sql>),
     /// The same test as a per-row filter.
     filter: (String, Vec<Sql>),
+    /// Counts matching index rows, capped (see [`Query::pick_driver`]).
+    probe: Option<(String, Vec<Sql>)>,
 }
+
+/// A condition matching at least this many index rows is too broad to drive
+/// a default-ordered page: walking the type in row id order and filtering
+/// finds the first page sooner than collecting every match.
+const BROAD: i64 = 2000;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Form {
@@ -107,6 +114,15 @@ fn index_cond(
     Cond {
         rank,
         form: Form::Index,
+        // References are selective by nature (one patient's records) and always drive.
+        probe: (param.kind != Kind::Reference).then(|| {
+            (
+            format!(
+                "SELECT COUNT(*) FROM (SELECT 1 FROM {table} WHERE type = ? AND param = ? AND ({alts}) LIMIT {BROAD})"
+            ),
+            driver_args.clone(),
+        )
+        }),
         driver: (
             format!("r.rid IN (SELECT rid FROM {table} WHERE type = ? AND param = ? AND ({alts}))"),
             driver_args,
@@ -424,6 +440,7 @@ pub fn parse(
                 );
                 q.conds.push(Cond {
                     rank: Some(0),
+                    probe: None,
                     form: Form::Id,
                     driver: test.clone(),
                     filter: test,
@@ -443,6 +460,7 @@ pub fn parse(
                 let test = (format!("({})", alts.join(" OR ")), args);
                 q.conds.push(Cond {
                     rank: None,
+                    probe: None,
                     form: Form::Column,
                     driver: test.clone(),
                     filter: test,
@@ -467,15 +485,32 @@ pub fn parse(
 }
 
 impl Query {
-    fn where_clause(&self) -> (String, Vec<Sql>) {
-        let mut args = vec![Sql::Text(self.ty.clone())];
-        let driver = self
+    /// The condition whose row ids drive the query, if any. For a page in
+    /// row id order, a broad condition (see [`BROAD`]) does not drive.
+    fn pick_driver(&self, conn: &Connection, rid_order: bool) -> Result<Option<usize>, FhirError> {
+        let mut candidates: Vec<(u8, usize)> = self
             .conds
             .iter()
             .enumerate()
             .filter_map(|(i, c)| c.rank.map(|r| (r, i)))
-            .min()
-            .map(|(_, i)| i);
+            .collect();
+        candidates.sort();
+        for (_, i) in candidates {
+            if rid_order && let Some((sql, args)) = &self.conds[i].probe {
+                let n: i64 = conn
+                    .prepare_cached(sql)?
+                    .query_row(rusqlite::params_from_iter(args.iter()), |r| r.get(0))?;
+                if n >= BROAD {
+                    continue;
+                }
+            }
+            return Ok(Some(i));
+        }
+        Ok(None)
+    }
+
+    fn where_clause(&self, driver: Option<usize>) -> (String, Vec<Sql>) {
+        let mut args = vec![Sql::Text(self.ty.clone())];
         // An index driver looks rows up by id, so the (type, deleted) index is
         // kept out of the plan; otherwise that index walks the type in row id
         // order (and serves `_id` through (type, id)).
@@ -497,7 +532,7 @@ impl Query {
     }
 
     pub fn count_matches(&self, conn: &Connection) -> Result<i64, FhirError> {
-        let (wh, args) = self.where_clause();
+        let (wh, args) = self.where_clause(self.pick_driver(conn, false)?);
         let sql = format!("SELECT COUNT(*) FROM resources r WHERE {wh}");
         Ok(conn
             .prepare_cached(&sql)?
@@ -506,7 +541,8 @@ impl Query {
 
     /// One page of matches, and the cursor of the page after it if any.
     pub fn page(&self, conn: &Connection) -> Result<(Vec<Stored>, Option<String>), FhirError> {
-        let (wh, mut args) = self.where_clause();
+        let rid_order = matches!(self.sort, SortKey::Rid);
+        let (wh, mut args) = self.where_clause(self.pick_driver(conn, rid_order)?);
         let limit = self.count as i64 + 1;
         let (sql, with_key) = match &self.sort {
             SortKey::Rid => {

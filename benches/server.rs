@@ -1,12 +1,16 @@
 //! Portal server speed at clinic scale: bulk load, patient name search per
 //! keystroke, and the 7-search batch that opens a chart.
 //!
-//! `cargo bench --bench server_search` (set CHARTTY_BENCH_PATIENTS to change
-//! the population, default 100000). Prints figures; asserts nothing about time.
+//! `cargo bench --bench server` (set CHARTTY_BENCH_PATIENTS to change the
+//! population, default 100000). Uses the demo generator's clinic when it
+//! produces one, else a synthetic population with accented names. Prints
+//! figures; asserts nothing about time.
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use chartty::server::{self, ServerConfig, Store, search};
+use chartty::server::demo::{self, DemoOptions};
+use chartty::server::{self, ServerConfig, Store, import_paths, search};
 use serde_json::{Value, json};
 
 const GIVEN: [&str; 40] = [
@@ -174,25 +178,84 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("bench.db");
 
+    if let Some(data) = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .map(|a| a.join("shared/data"))
+        .find(|d| d.is_dir())
+    {
+        let import_db = dir.path().join("import.db");
+        let t = Instant::now();
+        let r = import_paths(&import_db, &[data], false).unwrap();
+        let secs = t.elapsed().as_secs_f64();
+        println!(
+            "import shared/data: {} files, {} resources in {secs:.2} s = {:.0} resources/s ({} reported)",
+            r.files,
+            r.resources,
+            r.resources as f64 / secs,
+            r.errors.len()
+        );
+    }
+
     let t = Instant::now();
     let mut store = Store::open(&db).unwrap();
-    let n = store.ingest(population(patients, charts)).unwrap();
+    let opts = DemoOptions::new(patients, 1);
+    let has_demo = demo::generate(DemoOptions::new(1, 1)).next().is_some();
+    let n = if has_demo {
+        store.ingest(demo::generate(opts)).unwrap()
+    } else {
+        store.ingest(population(patients, charts)).unwrap()
+    };
     let secs = t.elapsed().as_secs_f64();
     println!(
-        "ingest: {n} resources ({patients} patients) in {secs:.1} s = {:.0} resources/s; db {:.0} MB",
+        "{}: {n} resources ({patients} patients) generated and stored in {secs:.1} s = {:.0} resources/s; db {:.0} MB",
+        if has_demo {
+            "demo clinic"
+        } else {
+            "synthetic clinic"
+        },
         n as f64 / secs,
         std::fs::metadata(&db).map(|m| m.len()).unwrap_or(0) as f64 / 1e6
     );
+    let chart_ids: Vec<String> = {
+        let mut stmt = store
+            .connection()
+            .prepare("SELECT id FROM resources WHERE type = 'Patient' ORDER BY rid LIMIT ?1")
+            .unwrap();
+        stmt.query_map([charts as i64], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
 
     // Keystroke-by-keystroke name search, in process (the store's own cost).
-    let mut rng = Rng(42);
+    // Names typed by a user: family or given names of patients spread over
+    // the population, one keystroke at a time (up to five).
+    let names: Vec<String> = {
+        let step = (patients / 200).max(1) as i64;
+        let mut stmt = store
+            .connection()
+            .prepare("SELECT json FROM resources WHERE type = 'Patient' ORDER BY rid")
+            .unwrap();
+        stmt.query_map([], |r| r.get::<_, String>(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .step_by(step as usize)
+            .take(200)
+            .enumerate()
+            .filter_map(|(i, j)| {
+                let v: Value = serde_json::from_str(&j).ok()?;
+                let name = &v["name"][0];
+                let s = if i % 2 == 0 {
+                    name["family"].as_str()
+                } else {
+                    name["given"][0].as_str()
+                };
+                s.map(str::to_string)
+            })
+            .collect()
+    };
     let mut prefixes = Vec::new();
-    for _ in 0..200 {
-        let name = if rng.next().is_multiple_of(2) {
-            family(&mut rng)
-        } else {
-            rng.pick(&GIVEN).to_string()
-        };
+    for name in &names {
         let chars: Vec<char> = name.chars().collect();
         for len in 1..=chars.len().min(5) {
             prefixes.push(chars[..len].iter().collect::<String>());
@@ -211,9 +274,9 @@ fn main() {
     println!("  ({} queries, {hits} entries returned)", prefixes.len());
 
     let mut samples = Vec::new();
-    for i in 0..charts {
+    for pid in &chart_ids {
         let t = Instant::now();
-        for s in chart_searches(&format!("p{i}")) {
+        for s in chart_searches(pid) {
             direct(conn, &s);
         }
         samples.push(t.elapsed());
@@ -247,9 +310,9 @@ fn main() {
         report("Patient?name=<prefix>&_count=20 (HTTP)", samples);
         let mut samples = Vec::new();
         let mut bytes = 0;
-        for i in 0..charts {
+        for pid in &chart_ids {
             let bundle = json!({"resourceType": "Bundle", "type": "batch",
-                "entry": chart_searches(&format!("p{i}")).iter()
+                "entry": chart_searches(pid).iter()
                     .map(|u| json!({"request": {"method": "GET", "url": u}})).collect::<Vec<_>>()});
             let t = Instant::now();
             let r = c
@@ -265,7 +328,10 @@ fn main() {
             bytes += body.len();
         }
         report("chart: 7-search batch Bundle (HTTP)", samples);
-        println!("  (mean response {} bytes decoded)", bytes / charts.max(1));
+        println!(
+            "  (mean response {} bytes decoded)",
+            bytes / chart_ids.len().max(1)
+        );
         srv.stop().await;
     });
 }
