@@ -16,14 +16,15 @@ use crate::config::Settings;
 use crate::roles::Role;
 use crate::tui::action::Action;
 use crate::tui::command::{ApiReply, ApiRequest, ChartData, Command, Completed, RequestId};
-use crate::tui::keymap::{Key, Keymap, Lookup};
-use crate::tui::overlay::{self, HelpView, PaletteView, PopupOutcome, keys_label};
+use crate::tui::keymap::{Key, Keymap, Lookup, display_sequence};
+use crate::tui::overlay;
 use crate::tui::panes::notes::NotesPane;
 use crate::tui::panes::results::ResultsPane;
 use crate::tui::panes::search::{SearchPane, sex_label};
 use crate::tui::panes::summary::SummaryPane;
 use crate::tui::panes::tasks::{QueueState, TasksPane};
 use crate::tui::panes::{Pane, PaneId, View, age};
+use crate::tui::popups::{HelpPopup, Palette, PopupOutcome, which_key};
 use crate::tui::theme::Theme;
 
 /// Quiet time after the last keystroke before a server-side search goes out.
@@ -59,10 +60,10 @@ pub struct Notice {
     pub error: bool,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub enum Popup {
-    Help(HelpView),
-    Palette(PaletteView),
+    Help(HelpPopup),
+    Palette(Palette),
     ConfirmQuit,
 }
 
@@ -98,7 +99,6 @@ pub struct App {
     opening: Option<String>,
     popup: Option<Popup>,
     pending_keys: Vec<Key>,
-    which_key: Vec<(String, String)>,
     notice: Option<Notice>,
     link: LinkState,
     latency: Option<Duration>,
@@ -162,7 +162,6 @@ impl App {
             opening: None,
             popup: None,
             pending_keys: Vec::new(),
-            which_key: Vec::new(),
             notice: None,
             link: LinkState::Unknown,
             latency: None,
@@ -219,8 +218,15 @@ impl App {
     pub fn pending_keys(&self) -> &[Key] {
         &self.pending_keys
     }
-    pub fn which_key(&self) -> &[(String, String)] {
-        &self.which_key
+    /// What may follow the pending keys (which-key rows), empty when none are pending.
+    pub fn which_key(&self) -> Vec<(String, String)> {
+        let Some((last, before)) = self.pending_keys.split_last() else {
+            return Vec::new();
+        };
+        match self.keymap.lookup(self.focus.context(), before, *last) {
+            Lookup::Pending(candidates) => which_key::rows(&self.pending_keys, &candidates),
+            _ => Vec::new(),
+        }
     }
     pub fn should_quit(&self) -> bool {
         self.quit
@@ -394,26 +400,12 @@ impl App {
         match lookup {
             Lookup::Action(a) => {
                 self.pending_keys.clear();
-                self.which_key.clear();
                 self.dispatch(a);
             }
-            Lookup::Pending(candidates) => {
-                let depth = self.pending_keys.len() + 1;
-                self.which_key = candidates
-                    .iter()
-                    .map(|b| {
-                        (
-                            keys_label(b.keys.get(depth..).unwrap_or(&[])),
-                            b.desc.clone(),
-                        )
-                    })
-                    .collect();
-                self.pending_keys.push(k);
-            }
+            Lookup::Pending(_) => self.pending_keys.push(k),
             Lookup::Unbound => {
                 let was_pending = !self.pending_keys.is_empty();
                 self.pending_keys.clear();
-                self.which_key.clear();
                 if !was_pending && key.code == KeyCode::Esc {
                     self.dispatch(Action::Cancel);
                 }
@@ -433,8 +425,8 @@ impl App {
                     self.quit = true;
                 }
             }
-            Action::Help => self.popup = Some(Popup::Help(HelpView::new(self.focus.context()))),
-            Action::CommandPalette => self.popup = Some(Popup::Palette(PaletteView::default())),
+            Action::Help => self.popup = Some(Popup::Help(HelpPopup::new())),
+            Action::CommandPalette => self.popup = Some(Popup::Palette(Palette::new())),
             Action::FocusSearch => {
                 self.focus = PaneId::Search;
                 self.search.start_editing();
@@ -617,19 +609,15 @@ impl App {
         self.render_status(frame, status);
         let context = self.focus.context();
         match &self.popup {
-            Some(Popup::Help(h)) => h.render(frame, body, &self.keymap, &self.theme),
-            Some(Popup::Palette(p)) => p.render(frame, body, &self.keymap, context, &self.theme),
+            Some(Popup::Help(h)) => h.render(frame, body, &self.keymap, &self.theme, context),
+            Some(Popup::Palette(p)) => p.render(frame, body, &self.keymap, &self.theme, context),
             Some(Popup::ConfirmQuit) => overlay::render_confirm_quit(frame, body, &self.theme),
             None => {}
         }
-        if !self.pending_keys.is_empty() {
-            overlay::render_which_key(
-                frame,
-                body,
-                &keys_label(&self.pending_keys),
-                &self.which_key,
-                &self.theme,
-            );
+        if let Some((last, before)) = self.pending_keys.split_last()
+            && let Lookup::Pending(candidates) = self.keymap.lookup(context, before, *last)
+        {
+            which_key::render(frame, body, &self.pending_keys, &candidates, &self.theme);
         }
     }
 
@@ -729,7 +717,7 @@ impl App {
             .chain([Action::Help, Action::CommandPalette, Action::Quit].iter())
         {
             if let Some(keys) = self.keymap.keys_for(context, *a).first() {
-                spans.push(Span::styled(keys_label(keys), t.key_hint));
+                spans.push(Span::styled(display_sequence(keys), t.key_hint));
                 spans.push(Span::styled(format!(" {}  ", short_hint(*a)), t.dim));
             }
         }

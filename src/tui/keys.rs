@@ -105,41 +105,6 @@ fn parse_named(name: &str) -> Result<KeyEvent, KeyParseError> {
     Ok(KeyEvent::new(code, mods))
 }
 
-/// How a key reads in hints and popups: `j`, `G`, `?`, `C-p`, `S-Tab`, `Enter`.
-pub fn key_label(code: KeyCode, mods: KeyModifiers) -> String {
-    let base = match code {
-        KeyCode::Char(' ') => "Space".to_string(),
-        KeyCode::Char(c) => c.to_string(),
-        KeyCode::Enter => "Enter".into(),
-        KeyCode::Esc => "Esc".into(),
-        KeyCode::Tab => "Tab".into(),
-        KeyCode::BackTab => return "S-Tab".into(),
-        KeyCode::Backspace => "BS".into(),
-        KeyCode::Up => "↑".into(),
-        KeyCode::Down => "↓".into(),
-        KeyCode::Left => "←".into(),
-        KeyCode::Right => "→".into(),
-        KeyCode::PageUp => "PgUp".into(),
-        KeyCode::PageDown => "PgDn".into(),
-        KeyCode::Home => "Home".into(),
-        KeyCode::End => "End".into(),
-        KeyCode::F(n) => format!("F{n}"),
-        other => format!("{other:?}"),
-    };
-    let mut s = String::new();
-    if mods.contains(KeyModifiers::CONTROL) {
-        s.push_str("C-");
-    }
-    if mods.contains(KeyModifiers::ALT) {
-        s.push_str("A-");
-    }
-    if mods.contains(KeyModifiers::SHIFT) && !matches!(code, KeyCode::Char(_)) {
-        s.push_str("S-");
-    }
-    s.push_str(&base);
-    s
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
