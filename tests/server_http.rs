@@ -997,24 +997,68 @@ async fn bearer_tokens_roles_and_whoami() {
         .unwrap();
     assert_eq!(inc["entry"].as_array().unwrap().len(), 2);
 
-    let db = f._dir.path().join("portal.db");
-    f.srv.stop().await;
+    // Nobody writes AuditEvents through the API.
+    let forged = json!({"resourceType": "AuditEvent", "type": {"code": "rest"}, "recorded": "2024-01-01T00:00:00Z",
+        "agent": [{"requestor": true}], "source": {"observer": {"display": "x"}}});
+    assert_eq!(write(Role::Attending, forged).await, StatusCode::FORBIDDEN);
+
+    let Fixture { srv, _dir: dir, .. } = f;
+    let db = dir.path().join("portal.db");
+    srv.stop().await;
     // Every request was audited with who did it.
-    let conn = rusqlite::Connection::open(db).unwrap();
-    let denied: i64 = conn
-        .query_row(
-            "SELECT COUNT(*) FROM audit WHERE role = 'frontdesk' AND status = 403",
-            [],
-            |r| r.get(0),
-        )
+    {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        let denied: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM audit WHERE role = 'frontdesk' AND status = 403",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert!(denied >= 2, "{denied}");
+        let reads: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM audit WHERE action = 'read' AND type = 'Patient' AND id = ?1",
+                [&pid],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert!(reads >= 2, "{reads}");
+    }
+
+    // ... and is searchable as AuditEvent after a restart (new tokens).
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let srv = server::start_with_staff(ServerConfig { db, demo: None }, listener, all_staff())
+        .await
         .unwrap();
-    assert!(denied >= 2, "{denied}");
-    let reads: i64 = conn
-        .query_row(
-            "SELECT COUNT(*) FROM audit WHERE action = 'read' AND type = 'Patient' AND id = ?1",
-            [&pid],
-            |r| r.get(0),
-        )
+    let c = client();
+    let url = format!(
+        "{}/AuditEvent?patient=Patient/{pid}&agent=Practitioner/pr-frontdesk&_count=100",
+        srv.base_url
+    );
+    let r = c
+        .get(&url)
+        .bearer_auth(srv.token_for(Role::Attending).unwrap())
+        .send()
+        .await
         .unwrap();
-    assert!(reads >= 2, "{reads}");
+    assert_eq!(r.status(), StatusCode::OK);
+    let events: Value = r.json().await.unwrap();
+    let events = events["entry"].as_array().unwrap();
+    assert!(events.len() >= 3, "{}", events.len());
+    assert!(
+        events
+            .iter()
+            .all(|e| e["resource"]["agent"][0]["who"]["reference"] == "Practitioner/pr-frontdesk")
+    );
+    assert!(events.iter().any(|e| e["resource"]["outcome"] == "4"));
+    let r = c
+        .get(&url)
+        .bearer_auth(srv.token_for(Role::Nurse).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    srv.stop().await;
+    drop(dir);
 }

@@ -356,6 +356,7 @@ async fn run_one(app: &Arc<App>, caller: &Caller, req: Req) -> Result<Resp, Fhir
     let action = action_name(&req);
     let ty = req.route.ty().map(str::to_string);
     let id = req.route.id().map(str::to_string);
+    let patient = patient_of(&req);
     let writes = req.route.writes(&req.method);
     let base = app.base_url.clone();
     let c = caller.clone();
@@ -370,9 +371,46 @@ async fn run_one(app: &Arc<App>, caller: &Caller, req: Req) -> Result<Resp, Fhir
         Ok(r) => r.status,
         Err(e) => e.status.as_u16(),
     };
-    app.audit
-        .record(caller, action, ty.as_deref(), id.as_deref(), status);
+    app.audit.record(
+        caller,
+        action,
+        ty.as_deref(),
+        id.as_deref(),
+        patient,
+        status,
+    );
     result
+}
+
+/// The patient an interaction concerns, for the audit trail: the resource
+/// itself, a patient search parameter, or the subject of a written resource.
+fn patient_of(req: &Req) -> Option<String> {
+    if let Route::Instance(ty, id) | Route::Version(ty, id, _) | Route::History(ty, id) = &req.route
+        && ty == "Patient"
+    {
+        return Some(format!("Patient/{id}"));
+    }
+    for (k, v) in &req.query {
+        if matches!(k.as_str(), "patient" | "subject" | "for") {
+            let v = v.split(',').next().unwrap_or(v);
+            let r = if v.contains('/') {
+                params::normalize_reference(v)
+            } else {
+                Some(format!("Patient/{v}"))
+            };
+            if let Some(r) = r.filter(|r| r.starts_with("Patient/")) {
+                return Some(r);
+            }
+        }
+    }
+    let body = req.body.as_ref()?;
+    ["subject", "patient", "for"].iter().find_map(|k| {
+        body.get(*k)?
+            .get("reference")?
+            .as_str()
+            .and_then(params::normalize_reference)
+            .filter(|r| r.starts_with("Patient/"))
+    })
 }
 
 fn action_name(req: &Req) -> &'static str {
@@ -770,7 +808,7 @@ async fn bundle_interaction(app: &Arc<App>, caller: &Caller, req: Req) -> Result
                 };
                 out.push(response_entry(result));
             }
-            app.audit.record(caller, "batch", None, None, 200);
+            app.audit.record(caller, "batch", None, None, None, 200);
             Ok(Resp {
                 status: 200,
                 body: Some(
@@ -788,6 +826,7 @@ async fn bundle_interaction(app: &Arc<App>, caller: &Caller, req: Req) -> Result
             app.audit.record(
                 caller,
                 "transaction",
+                None,
                 None,
                 None,
                 result.as_ref().map_or_else(|e| e.status.as_u16(), |_| 200),
