@@ -338,6 +338,11 @@ async fn patient_search_parameters() {
     assert_eq!(f.ids("Patient?family=fons").await, vec![id(&agustin)]);
     assert_eq!(f.ids("Patient?given=barn").await, vec![id(&barney)]);
     assert_eq!(f.ids("Patient?name=zzz").await, Vec::<String>::new());
+    assert_eq!(f.ids("Patient?name=fons%20agu").await, vec![id(&agustin)]);
+    assert_eq!(
+        f.ids("Patient?name=fons%20bern").await,
+        Vec::<String>::new()
+    );
     assert_eq!(
         f.ids("Patient?name=agus,ordon").await,
         vec![id(&agustin), id(&ordonez)]

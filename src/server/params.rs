@@ -552,4 +552,36 @@ mod tests {
         assert_eq!(rows.refs, vec![("subject", "Group/7".to_string())]);
         assert_eq!(normalize_reference("urn:uuid:1"), None);
     }
+
+    proptest::proptest! {
+        #[test]
+        fn date_ranges_are_ordered(s in "\\PC{0,30}") {
+            if let Some((lo, hi)) = parse_date_range(&s) {
+                proptest::prop_assert!(lo <= hi);
+            }
+        }
+
+        #[test]
+        fn generated_dates_parse(y in 1i32..3000, m in 1u32..=12, d in 1u32..=28, h in 0u32..24) {
+            let (ylo, yhi) = parse_date_range(&format!("{y:04}")).unwrap();
+            let (dlo, dhi) = parse_date_range(&format!("{y:04}-{m:02}-{d:02}")).unwrap();
+            let (t, _) = parse_date_range(&format!("{y:04}-{m:02}-{d:02}T{h:02}:00:00Z")).unwrap();
+            proptest::prop_assert!(ylo <= dlo && dhi <= yhi && dlo <= t && t <= dhi);
+        }
+
+        #[test]
+        fn normalising_is_idempotent(s in "\\PC{0,30}") {
+            let once = normalize(&s);
+            proptest::prop_assert_eq!(normalize(&once), once.clone());
+            proptest::prop_assert!(!once.chars().any(is_combining_mark));
+        }
+
+        #[test]
+        fn references_never_panic(s in "\\PC{0,40}") {
+            if let Some(r) = normalize_reference(&s) {
+                let (ty, id) = r.split_once('/').unwrap();
+                proptest::prop_assert!(is_type_name(ty) && is_valid_id(id));
+            }
+        }
+    }
 }

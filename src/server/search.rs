@@ -475,6 +475,18 @@ pub fn parse(
                     _ => false,
                 };
                 match params::find_param(ty, base).filter(|p| known_modifier(p)) {
+                    // "fons agus" in a search box: every word must match
+                    // the start of some name part.
+                    Some(param)
+                        if param.kind == Kind::String
+                            && modifier.is_none()
+                            && !value.contains(',')
+                            && value.trim().contains(char::is_whitespace) =>
+                    {
+                        for word in value.split_whitespace() {
+                            q.conds.push(condition(ty, param, modifier, word)?);
+                        }
+                    }
                     Some(param) => q.conds.push(condition(ty, param, modifier, value)?),
                     None => q.unknown.push(name.clone()),
                 }
@@ -786,4 +798,70 @@ pub fn resolve_conditional(conn: &Connection, reference: &str) -> anyhow::Result
         [one] => Some(one.reference()),
         _ => None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
+        items
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn unknown_parameters_are_collected_not_fatal() {
+        let q = parse(
+            "Patient",
+            &pairs(&[("name", "ab"), ("shoe", "1"), ("name:fuzzy", "x")]),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            q.unknown,
+            vec!["shoe".to_string(), "name:fuzzy".to_string()]
+        );
+    }
+
+    #[test]
+    fn count_is_capped_and_zero_means_count_only() {
+        let q = parse("Patient", &pairs(&[("_count", "100000")]), &[]).unwrap();
+        assert_eq!(q.count, MAX_COUNT);
+        let q = parse("Patient", &pairs(&[("_count", "0")]), &[]).unwrap();
+        assert_eq!(q.summary, Summary::Count);
+        assert!(parse("Patient", &pairs(&[("_count", "x")]), &[]).is_err());
+    }
+
+    #[test]
+    fn cursor_round_trips() {
+        for key in [Sql::Integer(-5), Sql::Text("ordóñez".into()), Sql::Null] {
+            let c = encode_cursor(&key, 42);
+            let (k, rid) = decode_cursor(&c).unwrap();
+            assert_eq!((k, rid), (key, 42));
+        }
+    }
+
+    #[test]
+    fn prefixes_only_before_digits() {
+        assert_eq!(split_prefix("ge1984"), ("ge", "1984"));
+        assert_eq!(split_prefix("1984"), ("eq", "1984"));
+        assert_eq!(split_prefix("gender"), ("eq", "gender"));
+    }
+
+    proptest! {
+        #[test]
+        fn parsing_never_panics(name in "[a-z_:-]{1,16}", value in "\\PC{0,24}") {
+            for ty in ["Patient", "Observation", "Task"] {
+                let _ = parse(ty, &[(name.clone(), value.clone())], &[]);
+            }
+        }
+
+        #[test]
+        fn cursors_from_clients_never_panic(raw in "\\PC{0,40}") {
+            let _ = decode_cursor(&raw);
+        }
+    }
 }
