@@ -333,6 +333,13 @@ async fn patient_search_parameters() {
 
     assert_eq!(f.ids("Patient?name=agus").await, vec![id(&agustin)]);
     assert_eq!(f.ids("Patient?name=AGUSTIN").await, vec![id(&agustin)]);
+    assert_eq!(f.get_ok("Patient?name=agus").await["total"], 1);
+    // A total for a result spanning pages is only computed when asked for.
+    assert!(f.get_ok("Patient?_count=1").await["total"].is_null());
+    assert_eq!(
+        f.get_ok("Patient?_count=1&_total=accurate").await["total"],
+        3
+    );
     assert_eq!(f.ids("Patient?name=ordon").await, vec![id(&ordonez)]);
     assert_eq!(f.ids("Patient?name=Ordóñ").await, vec![id(&ordonez)]);
     assert_eq!(f.ids("Patient?family=fons").await, vec![id(&agustin)]);

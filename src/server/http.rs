@@ -252,10 +252,30 @@ pub async fn dispatch(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    match handle(&app, method, uri, headers, body).await {
+    let started = std::time::Instant::now();
+    // Only the method, the resource type and the outcome are logged: paths
+    // and queries can carry ids and names.
+    let ty = uri
+        .path()
+        .trim_start_matches("/fhir/")
+        .split('/')
+        .next()
+        .filter(|t| params::is_type_name(t))
+        .unwrap_or("-")
+        .to_string();
+    let m = method.clone();
+    let response = match handle(&app, method, uri, headers, body).await {
         Ok(r) => r,
         Err(e) => error_response(&e),
-    }
+    };
+    tracing::debug!(
+        method = %m,
+        resource_type = %ty,
+        status = response.status().as_u16(),
+        micros = started.elapsed().as_micros() as u64,
+        "request"
+    );
+    response
 }
 
 fn authenticate(app: &App, headers: &HeaderMap) -> Result<Caller, FhirError> {

@@ -705,8 +705,11 @@ pub fn bundle(
             bundle["total"] = json!(q.count_matches(conn)?);
         }
         let (matches, next) = q.page(conn)?;
-        if let Some(c) = next {
-            links.push(json!({"relation": "next", "url": q.link(base, Some(&c))}));
+        match next {
+            Some(c) => links.push(json!({"relation": "next", "url": q.link(base, Some(&c))})),
+            // Everything fits on this first page: the total costs nothing.
+            None if q.cursor.is_none() => bundle["total"] = json!(matches.len()),
+            None => {}
         }
         let refs = q.include_refs(conn, &matches)?;
         for m in &matches {
