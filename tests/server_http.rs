@@ -1074,3 +1074,45 @@ async fn bearer_tokens_roles_and_whoami() {
     srv.stop().await;
     drop(dir);
 }
+
+#[tokio::test]
+async fn imported_types_without_search_support_read_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("portal.db");
+    let mut store = chartty::server::Store::open(&db).unwrap();
+    let written = store
+        .ingest([json!({"resourceType": "SupplyDelivery", "id": "sd-1", "status": "completed"})])
+        .unwrap();
+    assert_eq!(written, 1);
+    drop(store);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let srv = server::start(ServerConfig { db, demo: None }, listener)
+        .await
+        .unwrap();
+    let c = client();
+    let r = c
+        .get(format!("{}/SupplyDelivery/sd-1", srv.base_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["etag"], "W/\"1\"");
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["status"], "completed");
+    let r = c
+        .get(format!("{}/SupplyDelivery?_id=sd-1", srv.base_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert_outcome(&r.json().await.unwrap());
+    let r = c
+        .post(format!("{}/SupplyDelivery", srv.base_url))
+        .header("content-type", "application/fhir+json")
+        .body(json!({"resourceType": "SupplyDelivery"}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    srv.stop().await;
+}

@@ -153,8 +153,11 @@ pub enum Route {
 
 impl Route {
     fn parse(segments: &[&str]) -> Result<Route, FhirError> {
+        // Any well-formed type name routes, so that imported resources of
+        // types without search support can still be read back; searching or
+        // writing an unsupported type is refused in `interaction`.
         let known = |t: &str| -> Result<String, FhirError> {
-            if params::type_params(t).is_some() {
+            if params::is_type_name(t) {
                 Ok(t.to_string())
             } else {
                 Err(FhirError::not_found(format!("unknown resource type {t:?}")))
@@ -516,6 +519,15 @@ pub fn interaction(
     assigned_id: Option<&str>,
 ) -> Result<Resp, FhirError> {
     let now = store::now_ms();
+    let reads = req.method == Method::GET && !matches!(req.route, Route::Type(_));
+    if let Some(ty) = req.route.ty()
+        && !reads
+        && params::type_params(ty).is_none()
+    {
+        return Err(FhirError::not_found(format!(
+            "resource type {ty:?} is not supported here"
+        )));
+    }
     match (&req.route, &req.method) {
         (Route::Type(ty) | Route::Search(ty), m)
             if *m == Method::GET || matches!(req.route, Route::Search(_)) =>
