@@ -53,7 +53,7 @@ pub struct Query {
     elements: Option<Vec<String>>,
     pub summary: Summary,
     total: bool,
-    includes: Vec<&'static str>,
+    includes: Vec<&'static Param>,
     cursor: Option<(Sql, i64)>,
     pub unknown: Vec<String>,
     /// Parameters echoed in `self`/`next` links (the request's own, minus the cursor).
@@ -92,15 +92,16 @@ enum Form {
 fn index_cond(
     table: &str,
     ty: &str,
-    param: &Param,
+    param: &'static Param,
     alts: &[String],
     args: Vec<Sql>,
     negate: bool,
 ) -> Cond {
     let alts = alts.join(" OR ");
-    let mut driver_args = vec![Sql::Text(ty.to_string()), Sql::Text(param.name.to_string())];
+    let stored = params::storage_name(ty, param);
+    let mut driver_args = vec![Sql::Text(ty.to_string()), Sql::Text(stored.to_string())];
     driver_args.extend(args.iter().cloned());
-    let mut filter_args = vec![Sql::Text(param.name.to_string())];
+    let mut filter_args = vec![Sql::Text(stored.to_string())];
     filter_args.extend(args);
     let not = if negate { "NOT " } else { "" };
     let rank = match (negate, param.kind) {
@@ -252,6 +253,14 @@ fn condition(
                             param.name
                         )));
                     };
+                    if param
+                        .target
+                        .is_some_and(|t| !r.starts_with(&format!("{t}/")))
+                    {
+                        // e.g. patient=Group/1: never a match.
+                        alts.push("0".to_string());
+                        continue;
+                    }
                     alts.push("ref = ?".to_string());
                     args.push(Sql::Text(r));
                 } else if let Some(target) = param.target {
@@ -315,7 +324,7 @@ fn sort_key(ty: &str, name: &str, descending: bool) -> Option<SortKey> {
         sql: format!(
             "COALESCE((SELECT {agg}({col}) FROM {table} x WHERE x.rid = r.rid AND x.param = ?), {null})"
         ),
-        param: Some(param.name.to_string()),
+        param: Some(params::storage_name(ty, param).to_string()),
     })
 }
 
@@ -422,7 +431,7 @@ pub fn parse(
                     .and_then(|(_, p)| params::find_param(ty, p.split(':').next().unwrap_or(p)))
                     .filter(|p| p.kind == Kind::Reference);
                 match param {
-                    Some(p) => q.includes.push(p.name),
+                    Some(p) => q.includes.push(p),
                     None => q.unknown.push(format!("_include={value}")),
                 }
             }
@@ -629,11 +638,13 @@ impl Query {
             conn.prepare_cached("SELECT ref FROM idx_ref WHERE rid = ?1 AND param = ?2")?;
         for m in matches {
             for inc in &self.includes {
+                let stored = params::storage_name(&self.ty, inc);
                 let rows =
-                    stmt.query_map(rusqlite::params![m.rid, inc], |r| r.get::<_, String>(0))?;
+                    stmt.query_map(rusqlite::params![m.rid, stored], |r| r.get::<_, String>(0))?;
                 for r in rows {
                     let r = r?;
-                    if !refs.contains(&r) {
+                    let wanted = inc.target.is_none_or(|t| r.split('/').next() == Some(t));
+                    if wanted && !refs.contains(&r) {
                         refs.push(r);
                     }
                 }
