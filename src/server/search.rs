@@ -377,6 +377,10 @@ pub fn parse(
         }
     }
     for (name, value) in request.iter().chain(forced.iter()) {
+        // An empty search box sends `name=`: an empty value constrains nothing.
+        if value.trim().is_empty() {
+            continue;
+        }
         let (base, modifier) = match name.split_once(':') {
             Some((b, m)) => (b, Some(m)),
             None => (name.as_str(), None),
@@ -847,6 +851,12 @@ mod tests {
         let q = parse("Patient", &pairs(&[("_count", "0")]), &[]).unwrap();
         assert_eq!(q.summary, Summary::Count);
         assert!(parse("Patient", &pairs(&[("_count", "x")]), &[]).is_err());
+    }
+
+    #[test]
+    fn empty_values_constrain_nothing() {
+        let q = parse("Patient", &pairs(&[("name", ""), ("birthdate", " ")]), &[]).unwrap();
+        assert!(q.conds.is_empty() && q.unknown.is_empty());
     }
 
     #[test]
