@@ -1,7 +1,19 @@
 //! Client settings, merged once: embedded defaults < /etc/chartty/config.toml <
 //! user config < CHARTTY_* environment < command line.
+//!
+//! Every file is checked on its own first, so that an error names the file and
+//! the line; the `config` crate then merges the layers. The environment is
+//! passed in as a map ([`Sources`]) so the merge can be tested without
+//! touching the process environment.
 
-use std::path::PathBuf;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, anyhow, bail};
+use config::{Config, File, FileFormat};
+use serde::Deserialize;
+
+use crate::tui::theme;
 
 /// What the command line can override.
 #[derive(Debug, Clone, Default)]
@@ -43,17 +55,507 @@ impl Default for Settings {
     }
 }
 
+/// The built-in layer. Keys not set here have no default.
+pub const DEFAULT_CONFIG: &str = "\
+page_size = 50
+request_timeout_secs = 15
+";
+
+/// The system-wide file.
+pub const SYSTEM_CONFIG: &str = "/etc/chartty/config.toml";
+
+/// Every setting: (key in files, environment variable).
+pub const KEYS: &[(&str, &str)] = &[
+    ("server", "CHARTTY_SERVER"),
+    ("token", "CHARTTY_TOKEN"),
+    ("theme", "CHARTTY_THEME"),
+    ("keymap_file", "CHARTTY_KEYMAP_FILE"),
+    ("log_file", "CHARTTY_LOG_FILE"),
+    ("page_size", "CHARTTY_PAGE_SIZE"),
+    ("request_timeout_secs", "CHARTTY_REQUEST_TIMEOUT_SECS"),
+];
+
+pub const PAGE_SIZE_RANGE: std::ops::RangeInclusive<u32> = 1..=1000;
+pub const TIMEOUT_RANGE: std::ops::RangeInclusive<u64> = 1..=600;
+
+/// One layer as written; every key optional, unknown keys refused (typos).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSettings {
+    server: Option<String>,
+    token: Option<String>,
+    theme: Option<String>,
+    keymap_file: Option<PathBuf>,
+    log_file: Option<PathBuf>,
+    page_size: Option<u32>,
+    request_timeout_secs: Option<u64>,
+}
+
+/// Where the layers come from.
+#[derive(Debug, Clone, Default)]
+pub struct Sources {
+    /// `/etc/chartty/config.toml`; skipped when missing.
+    pub system_file: Option<PathBuf>,
+    /// The user's file; skipped when missing unless `user_file_required`.
+    pub user_file: Option<PathBuf>,
+    /// Set when the file was named on the command line: then it must exist.
+    pub user_file_required: bool,
+    /// The environment (only `CHARTTY_*` and `NO_COLOR` are read).
+    pub env: HashMap<String, String>,
+    /// `$XDG_CONFIG_HOME` or the platform's equivalent, for default paths.
+    pub config_dir: Option<PathBuf>,
+    /// For `~/` in paths.
+    pub home_dir: Option<PathBuf>,
+}
+
+impl Sources {
+    /// The real files and the process environment.
+    pub fn from_system(overrides: &CliOverrides) -> Sources {
+        let config_dir = dirs::config_dir();
+        let (user_file, user_file_required) = match &overrides.config_file {
+            Some(path) => (Some(path.clone()), true),
+            None => (
+                config_dir.as_ref().map(|d| d.join("chartty/config.toml")),
+                false,
+            ),
+        };
+        Sources {
+            system_file: Some(PathBuf::from(SYSTEM_CONFIG)),
+            user_file,
+            user_file_required,
+            // Non-UTF-8 variables cannot hold a URL or a number anyway.
+            env: std::env::vars_os()
+                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+                .filter(|(k, _)| k.starts_with("CHARTTY_") || k == "NO_COLOR")
+                .collect(),
+            config_dir,
+            home_dir: dirs::home_dir(),
+        }
+    }
+}
+
 /// Merge every layer; an unreadable or malformed file is an error naming it.
 pub fn load(overrides: &CliOverrides) -> anyhow::Result<Settings> {
-    let mut s = Settings::default();
-    if let Some(v) = &overrides.server {
-        s.server = Some(v.clone());
+    load_from(overrides, &Sources::from_system(overrides))
+}
+
+/// [`load`] with explicit sources.
+pub fn load_from(overrides: &CliOverrides, sources: &Sources) -> anyhow::Result<Settings> {
+    let mut builder =
+        Config::builder().add_source(File::from_str(DEFAULT_CONFIG, FileFormat::Toml));
+    let files = [
+        (sources.system_file.as_deref(), false),
+        (sources.user_file.as_deref(), sources.user_file_required),
+    ];
+    for (path, required) in files {
+        if let Some(path) = path
+            && let Some(text) = read_layer(path, required)?
+        {
+            builder = builder.add_source(File::from_str(&text, FileFormat::Toml));
+        }
     }
-    if let Some(v) = &overrides.token {
-        s.token = Some(v.clone());
+    for (key, var) in KEYS {
+        if let Some(value) = sources.env.get(*var).filter(|v| !v.is_empty()) {
+            check_env_value(key, var, value)?;
+            builder = builder.set_override(*key, value.as_str())?;
+        }
     }
-    if let Some(v) = &overrides.theme {
-        s.theme = v.clone();
+    builder = builder
+        .set_override_option("server", overrides.server.clone())?
+        .set_override_option("token", overrides.token.clone())?
+        .set_override_option("theme", overrides.theme.clone())?;
+    let raw: RawSettings = builder
+        .build()
+        .and_then(Config::try_deserialize)
+        .context("merging settings")?;
+
+    let page_size = raw.page_size.unwrap_or(Settings::default().page_size);
+    if !PAGE_SIZE_RANGE.contains(&page_size) {
+        bail!(
+            "page_size {page_size} is out of range ({}..={})",
+            PAGE_SIZE_RANGE.start(),
+            PAGE_SIZE_RANGE.end()
+        );
     }
-    Ok(s)
+    let request_timeout_secs = raw
+        .request_timeout_secs
+        .unwrap_or(Settings::default().request_timeout_secs);
+    if !TIMEOUT_RANGE.contains(&request_timeout_secs) {
+        bail!(
+            "request_timeout_secs {request_timeout_secs} is out of range ({}..={})",
+            TIMEOUT_RANGE.start(),
+            TIMEOUT_RANGE.end()
+        );
+    }
+    let server = raw.server.filter(|s| !s.trim().is_empty());
+    if let Some(url) = &server {
+        validate_server_url(url)?;
+    }
+    let home = sources.home_dir.as_deref();
+    Ok(Settings {
+        server,
+        token: raw.token.filter(|t| !t.is_empty()),
+        theme: theme::select_name(
+            raw.theme.as_deref(),
+            sources.env.get("NO_COLOR").map(String::as_str),
+        ),
+        keymap_file: raw.keymap_file.map(|p| expand_home(p, home)).or_else(|| {
+            sources
+                .config_dir
+                .as_ref()
+                .map(|d| d.join("chartty/keymap.toml"))
+        }),
+        log_file: raw.log_file.map(|p| expand_home(p, home)),
+        page_size,
+        request_timeout_secs,
+    })
+}
+
+/// A layer's text after checking it alone, so errors name the file and line.
+fn read_layer(path: &Path, required: bool) -> anyhow::Result<Option<String>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => return Ok(None),
+        Err(e) => bail!("cannot read settings file {}: {e}", path.display()),
+    };
+    if let Err(e) = toml::from_str::<RawSettings>(&text) {
+        let line = e.span().map_or(1, |s| {
+            text.as_bytes()[..s.start.min(text.len())]
+                .iter()
+                .filter(|b| **b == b'\n')
+                .count()
+                + 1
+        });
+        bail!(
+            "{}:{line}: {} (see docs/configuration.md)",
+            path.display(),
+            e.message().trim_end()
+        );
+    }
+    Ok(Some(text))
+}
+
+fn check_env_value(key: &str, var: &str, value: &str) -> anyhow::Result<()> {
+    let numeric = matches!(key, "page_size" | "request_timeout_secs");
+    if numeric && value.trim().parse::<u64>().is_err() {
+        // The value is not echoed back: some variables hold secrets.
+        bail!("{var} must be a whole number");
+    }
+    Ok(())
+}
+
+fn expand_home(path: PathBuf, home: Option<&Path>) -> PathBuf {
+    match (path.strip_prefix("~"), home) {
+        (Ok(rest), Some(home)) => home.join(rest),
+        _ => path,
+    }
+}
+
+/// Accept a FHIR base URL only over HTTPS, or plain HTTP to this machine
+/// (localhost, 127.0.0.0/8, ::1): tokens and patient data never cross a
+/// network in clear text.
+pub fn validate_server_url(s: &str) -> anyhow::Result<url::Url> {
+    let url = url::Url::parse(s.trim())
+        .map_err(|e| anyhow!("server {:?} is not a valid URL: {e}", redact(s)))?;
+    if !url.username().is_empty() || url.password().is_some() {
+        bail!("the server URL must not contain a user name or password; use the token setting");
+    }
+    let host = url
+        .host()
+        .ok_or_else(|| anyhow!("server {:?} has no host", redact(s)))?;
+    let loopback = match host {
+        url::Host::Domain(d) => d.eq_ignore_ascii_case("localhost"),
+        url::Host::Ipv4(ip) => ip.is_loopback(),
+        url::Host::Ipv6(ip) => {
+            ip.is_loopback() || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+    };
+    match url.scheme() {
+        "https" => Ok(url),
+        "http" if loopback => Ok(url),
+        "http" => bail!(
+            "refusing plain http:// to {host}: patient data and tokens would cross the \
+             network unencrypted; use https:// (plain http is allowed only to localhost, \
+             127.0.0.0/8 and ::1)"
+        ),
+        other => bail!("server URL scheme {other:?} is not supported; use https://"),
+    }
+}
+
+/// A URL as it may be shown: without user information.
+fn redact(s: &str) -> String {
+    if let Some((scheme, rest)) = s.split_once("://") {
+        let authority_end = rest.find('/').unwrap_or(rest.len());
+        if let Some(at) = rest[..authority_end].rfind('@') {
+            return format!("{scheme}://…@{}", &rest[at + 1..]);
+        }
+    }
+    s.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Fixture {
+        dir: tempfile::TempDir,
+    }
+
+    impl Fixture {
+        fn new() -> Fixture {
+            Fixture {
+                dir: tempfile::tempdir().unwrap(),
+            }
+        }
+
+        fn file(&self, name: &str, text: &str) -> PathBuf {
+            let path = self.dir.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            path
+        }
+
+        fn sources(
+            &self,
+            system: Option<&str>,
+            user: Option<&str>,
+            env: &[(&str, &str)],
+        ) -> Sources {
+            Sources {
+                system_file: Some(match system {
+                    Some(t) => self.file("system.toml", t),
+                    None => self.dir.path().join("no-system.toml"),
+                }),
+                user_file: Some(match user {
+                    Some(t) => self.file("user.toml", t),
+                    None => self.dir.path().join("no-user.toml"),
+                }),
+                user_file_required: false,
+                env: env
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+                config_dir: Some(self.dir.path().join("cfg")),
+                home_dir: Some(PathBuf::from("/home/clin")),
+            }
+        }
+    }
+
+    #[test]
+    fn defaults_without_any_file() {
+        let f = Fixture::new();
+        let s = load_from(&CliOverrides::default(), &f.sources(None, None, &[])).unwrap();
+        assert_eq!(s.server, None);
+        assert_eq!(s.theme, "default");
+        assert_eq!(s.page_size, 50);
+        assert_eq!(s.request_timeout_secs, 15);
+        assert_eq!(
+            s.keymap_file,
+            Some(f.dir.path().join("cfg/chartty/keymap.toml"))
+        );
+    }
+
+    #[test]
+    fn later_layers_win() {
+        let f = Fixture::new();
+        let system = "server = \"https://system.example/r4\"\npage_size = 20\ntheme = \"high-contrast\"\nrequest_timeout_secs = 30\n";
+        let user = "server = \"https://user.example/r4\"\npage_size = 30\n";
+        let env = [
+            ("CHARTTY_PAGE_SIZE", "40"),
+            ("CHARTTY_THEME", "monochrome"),
+            ("CHARTTY_TOKEN", "env-token"),
+        ];
+        let cli = CliOverrides {
+            theme: Some("default".into()),
+            ..Default::default()
+        };
+        let s = load_from(&cli, &f.sources(Some(system), Some(user), &env)).unwrap();
+        assert_eq!(s.request_timeout_secs, 30); // system only
+        assert_eq!(s.server.as_deref(), Some("https://user.example/r4")); // user over system
+        assert_eq!(s.page_size, 40); // env over user
+        assert_eq!(s.token.as_deref(), Some("env-token"));
+        assert_eq!(s.theme, "default"); // command line over env
+
+        let cli = CliOverrides {
+            server: Some("https://cli.example/r4".into()),
+            ..Default::default()
+        };
+        let s = load_from(&cli, &f.sources(Some(system), Some(user), &env)).unwrap();
+        assert_eq!(s.server.as_deref(), Some("https://cli.example/r4"));
+        assert_eq!(s.theme, "monochrome");
+    }
+
+    #[test]
+    fn no_color_only_when_no_theme_is_configured() {
+        let f = Fixture::new();
+        let s = load_from(
+            &CliOverrides::default(),
+            &f.sources(None, None, &[("NO_COLOR", "1")]),
+        )
+        .unwrap();
+        assert_eq!(s.theme, "monochrome");
+        let s = load_from(
+            &CliOverrides::default(),
+            &f.sources(
+                None,
+                Some("theme = \"high-contrast\"\n"),
+                &[("NO_COLOR", "1")],
+            ),
+        )
+        .unwrap();
+        assert_eq!(s.theme, "high-contrast");
+    }
+
+    #[test]
+    fn a_malformed_file_is_an_error_naming_it_and_the_line() {
+        let f = Fixture::new();
+        let err = load_from(
+            &CliOverrides::default(),
+            &f.sources(None, Some("page_size = 10\nserver = \n"), &[]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("user.toml:2:"), "{err}");
+
+        let err = load_from(
+            &CliOverrides::default(),
+            &f.sources(Some("sever = \"x\"\n"), None, &[]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("system.toml:1:") && err.contains("sever"),
+            "{err}"
+        );
+
+        let err = load_from(
+            &CliOverrides::default(),
+            &f.sources(None, Some("page_size = \"many\""), &[]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("user.toml:1:"), "{err}");
+    }
+
+    #[test]
+    fn a_config_file_named_on_the_command_line_must_exist() {
+        let f = Fixture::new();
+        let mut sources = f.sources(None, None, &[]);
+        sources.user_file_required = true;
+        let err = load_from(&CliOverrides::default(), &sources)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("no-user.toml"), "{err}");
+    }
+
+    #[test]
+    fn bad_environment_values_name_the_variable_not_the_value() {
+        let f = Fixture::new();
+        let err = load_from(
+            &CliOverrides::default(),
+            &f.sources(None, None, &[("CHARTTY_PAGE_SIZE", "lots")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("CHARTTY_PAGE_SIZE") && !err.contains("lots"),
+            "{err}"
+        );
+        let err = load_from(
+            &CliOverrides::default(),
+            &f.sources(None, None, &[("CHARTTY_PAGE_SIZE", "0")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("page_size"), "{err}");
+    }
+
+    #[test]
+    fn plain_http_to_another_machine_is_refused_at_load() {
+        let f = Fixture::new();
+        let err = load_from(
+            &CliOverrides::default(),
+            &f.sources(
+                None,
+                None,
+                &[("CHARTTY_SERVER", "http://fhir.example.org/r4")],
+            ),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("https://"), "{err}");
+        let s = load_from(
+            &CliOverrides::default(),
+            &f.sources(
+                None,
+                None,
+                &[("CHARTTY_SERVER", "http://127.0.0.1:8080/fhir")],
+            ),
+        )
+        .unwrap();
+        assert_eq!(s.server.as_deref(), Some("http://127.0.0.1:8080/fhir"));
+    }
+
+    #[test]
+    fn paths_expand_the_home_directory() {
+        let f = Fixture::new();
+        let s = load_from(
+            &CliOverrides::default(),
+            &f.sources(
+                None,
+                Some("keymap_file = \"~/keys.toml\"\nlog_file = \"/var/log/c.log\"\n"),
+                &[],
+            ),
+        )
+        .unwrap();
+        assert_eq!(s.keymap_file, Some(PathBuf::from("/home/clin/keys.toml")));
+        assert_eq!(s.log_file, Some(PathBuf::from("/var/log/c.log")));
+    }
+
+    #[test]
+    fn server_url_rules() {
+        for ok in [
+            "https://fhir.example.org/r4",
+            "https://10.0.0.5/fhir",
+            "http://localhost:8080/fhir",
+            "http://LOCALHOST/fhir",
+            "http://127.0.0.1:8080",
+            "http://127.4.5.6/",
+            "http://[::1]:8080/fhir",
+            "http://[::ffff:127.0.0.1]/",
+        ] {
+            assert!(validate_server_url(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://fhir.example.org/r4",
+            "http://10.0.0.5/fhir",
+            "http://128.0.0.1/",
+            "http://[::2]/",
+            "http://localhost.example.org/",
+            "ftp://localhost/",
+            "fhir.example.org",
+            "https://user:secret@fhir.example.org/",
+        ] {
+            assert!(validate_server_url(bad).is_err(), "{bad}");
+        }
+        let err = validate_server_url("https://user:secret@fhir.example.org/").unwrap_err();
+        assert!(!err.to_string().contains("secret"));
+        let err = validate_server_url("http://fhir.example.org/").unwrap_err();
+        assert!(err.to_string().contains("fhir.example.org"));
+    }
+
+    #[test]
+    fn documentation_lists_every_key_and_its_example_parses() {
+        let doc = include_str!("../docs/configuration.md");
+        for (key, var) in KEYS {
+            assert!(doc.contains(&format!("`{key}`")), "{key} is not documented");
+            assert!(doc.contains(var), "{var} is not documented");
+        }
+        let example = doc
+            .split("```toml")
+            .nth(1)
+            .and_then(|rest| rest.split("```").next())
+            .expect("an example config in docs/configuration.md");
+        let raw: RawSettings = toml::from_str(example).unwrap();
+        assert!(raw.server.is_some());
+    }
 }

@@ -2,6 +2,17 @@
 //! commands and never do I/O; only `crate::api` talks to the network.
 
 pub mod action;
+pub mod app;
+pub mod command;
+pub mod headless;
 pub mod keymap;
+pub mod keys;
+pub mod overlay;
+pub mod panes;
+pub mod patient_index;
 pub mod popups;
+pub mod terminal;
 pub mod theme;
+
+pub use app::{App, Session};
+pub use terminal::run;

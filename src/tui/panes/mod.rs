@@ -1,0 +1,224 @@
+//! The panes. Each turns actions into [`Command`]s and draws itself; none does
+//! I/O. Shared data (the open chart, the clock) comes in through [`View`].
+
+pub mod notes;
+pub mod results;
+pub mod search;
+pub mod summary;
+pub mod tasks;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use ratatui::Frame;
+use ratatui::crossterm::event::KeyEvent;
+use ratatui::layout::Rect;
+use ratatui::style::Style;
+use ratatui::text::Span;
+use ratatui::widgets::{Block, BorderType, Borders};
+
+use crate::tui::action::Action;
+use crate::tui::command::{ChartData, Command};
+use crate::tui::keymap::Context;
+use crate::tui::theme::Theme;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PaneId {
+    Search,
+    Summary,
+    Results,
+    Notes,
+    Tasks,
+}
+
+impl PaneId {
+    pub const ALL: [PaneId; 5] = [
+        PaneId::Search,
+        PaneId::Summary,
+        PaneId::Results,
+        PaneId::Notes,
+        PaneId::Tasks,
+    ];
+
+    pub fn title(self) -> &'static str {
+        match self {
+            PaneId::Search => "Search",
+            PaneId::Summary => "Summary",
+            PaneId::Results => "Results",
+            PaneId::Notes => "Notes",
+            PaneId::Tasks => "Tasks",
+        }
+    }
+
+    pub fn context(self) -> Context {
+        match self {
+            PaneId::Search => Context::Search,
+            PaneId::Summary => Context::Summary,
+            PaneId::Results => Context::Results,
+            PaneId::Notes => Context::Notes,
+            PaneId::Tasks => Context::Tasks,
+        }
+    }
+
+    pub fn index(self) -> usize {
+        PaneId::ALL.iter().position(|p| *p == self).unwrap_or(0)
+    }
+
+    pub fn next(self) -> PaneId {
+        PaneId::ALL[(self.index() + 1) % PaneId::ALL.len()]
+    }
+
+    pub fn prev(self) -> PaneId {
+        PaneId::ALL[(self.index() + PaneId::ALL.len() - 1) % PaneId::ALL.len()]
+    }
+}
+
+/// What a pane may read while it updates or draws.
+pub struct View<'a> {
+    pub chart: Option<&'a ChartData>,
+    pub now: DateTime<Utc>,
+    pub theme: &'a Theme,
+    pub focused: bool,
+}
+
+/// One pane: keymap context, first refusal of raw text, actions, drawing.
+pub trait Pane {
+    fn id(&self) -> PaneId;
+
+    fn context(&self) -> Context {
+        self.id().context()
+    }
+
+    /// Raw key first refusal (a text box that has focus). `None`: not taken.
+    fn handle_text(&mut self, _key: KeyEvent, _view: &View) -> Option<Vec<Command>> {
+        None
+    }
+
+    fn update(&mut self, action: Action, view: &View) -> Vec<Command>;
+
+    fn render(&mut self, frame: &mut Frame, area: Rect, view: &View);
+
+    /// Actions worth a hint in the status bar when this pane has focus.
+    fn hint_actions(&self) -> &'static [Action] {
+        &[Action::MoveDown, Action::Open]
+    }
+
+    /// Work that would be lost on quit (note drafts, later).
+    fn unsaved(&self) -> bool {
+        false
+    }
+}
+
+/// The frame every pane draws in.
+pub fn pane_block<'a>(title: &'a str, view: &View) -> Block<'a> {
+    let border = if view.focused {
+        view.theme.focus_border
+    } else {
+        view.theme.border
+    };
+    Block::default()
+        .borders(Borders::ALL)
+        .border_type(if view.focused {
+            BorderType::Thick
+        } else {
+            BorderType::Plain
+        })
+        .border_style(border)
+        .title(Span::styled(format!(" {title} "), view.theme.title))
+}
+
+/// Parse a FHIR date or dateTime (partial dates allowed).
+pub fn parse_fhir_date(s: &str) -> Option<DateTime<Utc>> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Some(t.with_timezone(&Utc));
+    }
+    let padded = match s.len() {
+        4 => format!("{s}-01-01"),
+        7 => format!("{s}-01"),
+        _ => s.get(0..10)?.to_string(),
+    };
+    NaiveDate::parse_from_str(&padded, "%Y-%m-%d")
+        .ok()?
+        .and_hms_opt(0, 0, 0)
+        .map(|d| d.and_utc())
+}
+
+/// `2026-11-23 14:05` for dateTimes, the date alone for dates.
+pub fn short_datetime(s: &str) -> String {
+    match DateTime::parse_from_rfc3339(s) {
+        Ok(t) => t.with_timezone(&Utc).format("%Y-%m-%d %H:%M").to_string(),
+        Err(_) => s.chars().take(10).collect(),
+    }
+}
+
+pub fn short_date(s: &str) -> String {
+    s.chars().take(10).collect()
+}
+
+/// Age as charts print it: years, or months / days for infants.
+pub fn age(birth_date: &str, now: DateTime<Utc>) -> Option<String> {
+    let born = parse_fhir_date(birth_date)?.date_naive();
+    let today = now.date_naive();
+    if born > today {
+        return None;
+    }
+    let years = today.years_since(born)?;
+    if years >= 2 {
+        return Some(format!("{years}y"));
+    }
+    use chrono::Datelike;
+    let months = (today.year() - born.year()) * 12 + today.month() as i32
+        - born.month() as i32
+        - i32::from(today.day() < born.day());
+    if months >= 1 {
+        Some(format!("{months}mo"))
+    } else {
+        Some(format!("{}d", (today - born).num_days()))
+    }
+}
+
+/// Keep a selection inside `len` rows.
+pub fn clamp_selection(selected: usize, len: usize) -> usize {
+    if len == 0 { 0 } else { selected.min(len - 1) }
+}
+
+/// Move a selection for a navigation action; `None` for other actions.
+pub fn navigate(action: Action, selected: usize, len: usize, page: usize) -> Option<usize> {
+    let last = len.saturating_sub(1);
+    let page = page.max(1);
+    Some(match action {
+        Action::MoveDown => (selected + 1).min(last),
+        Action::MoveUp => selected.saturating_sub(1),
+        Action::PageDown => (selected + page).min(last),
+        Action::PageUp => selected.saturating_sub(page),
+        Action::GoTop => 0,
+        Action::GoBottom => last,
+        _ => return None,
+    })
+}
+
+/// A message row for a pane with nothing to show.
+pub fn placeholder(style: Style, text: &str) -> ratatui::widgets::Paragraph<'_> {
+    ratatui::widgets::Paragraph::new(Span::styled(text, style))
+        .wrap(ratatui::widgets::Wrap { trim: true })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn ages() {
+        let now = Utc.with_ymd_and_hms(2026, 11, 23, 12, 0, 0).unwrap();
+        assert_eq!(age("1984-03-02", now).as_deref(), Some("42y"));
+        assert_eq!(age("1984-12-02", now).as_deref(), Some("41y"));
+        assert_eq!(age("2026-02-10", now).as_deref(), Some("9mo"));
+        assert_eq!(age("2026-11-20", now).as_deref(), Some("3d"));
+        assert_eq!(age("2030-01-01", now), None);
+    }
+
+    #[test]
+    fn pane_cycle() {
+        assert_eq!(PaneId::Tasks.next(), PaneId::Search);
+        assert_eq!(PaneId::Search.prev(), PaneId::Tasks);
+    }
+}

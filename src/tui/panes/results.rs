@@ -1,0 +1,458 @@
+//! Results: labs and vitals grouped by test with the newest value, unit,
+//! reference range, flag and a trend; `Enter` shows one test's history as a
+//! table and a chart.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::Style;
+use ratatui::symbols::Marker;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Axis, Chart, Dataset, GraphType, Paragraph, Row, Table, TableState};
+
+use crate::fhir::model::{Observation, fmt_number};
+use crate::tui::action::Action;
+use crate::tui::command::{ChartData, Command};
+use crate::tui::panes::search::window_offset;
+use crate::tui::panes::{
+    Pane, PaneId, View, navigate, pane_block, parse_fhir_date, placeholder, short_datetime,
+};
+use crate::tui::theme::Theme;
+
+/// Values a trend sparkline shows.
+const TREND_POINTS: usize = 10;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Lab,
+    Vital,
+}
+
+/// One test and its values, newest first.
+#[derive(Debug, Clone)]
+pub struct ResultGroup {
+    pub kind: Kind,
+    pub name: String,
+    pub values: Vec<Observation>,
+}
+
+impl ResultGroup {
+    pub fn latest(&self) -> Option<&Observation> {
+        self.values.first()
+    }
+}
+
+#[derive(Default)]
+pub struct ResultsPane {
+    groups: Vec<ResultGroup>,
+    /// Why a category is missing (the server refused or failed).
+    missing: Vec<String>,
+    selected: usize,
+    offset: usize,
+    detail: bool,
+    page_rows: usize,
+}
+
+/// The flag as it reads in monochrome: `H`, `L`, `HH!`, `LL!`, `A`, `AA!`.
+/// Taken from the interpretation, or from the reference range when there is none.
+pub fn flag_for(o: &Observation) -> Option<String> {
+    let code = o.interpretation_code().or_else(|| {
+        let v = o.value_quantity.as_ref()?.value?;
+        let range = o.reference_range.first()?;
+        let low = range.low.as_ref().and_then(|q| q.value);
+        let high = range.high.as_ref().and_then(|q| q.value);
+        if high.is_some_and(|h| v > h) {
+            Some("H".to_string())
+        } else if low.is_some_and(|l| v < l) {
+            Some("L".to_string())
+        } else {
+            None
+        }
+    })?;
+    match code.as_str() {
+        "H" | "L" | "A" | ">" | "<" => Some(code),
+        "HH" | "LL" | "AA" => Some(format!("{code}!")),
+        "HU" => Some("HH!".into()),
+        "LU" => Some("LL!".into()),
+        _ => None,
+    }
+}
+
+pub fn flag_style(flag: &str, theme: &Theme) -> Style {
+    if flag.ends_with('!') {
+        theme.alert_critical
+    } else {
+        theme.abnormal_result
+    }
+}
+
+/// Unicode block trend of the values, oldest to newest.
+pub fn sparkline(values: &[f64]) -> String {
+    const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+    let (min, max) = values
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
+            (lo.min(v), hi.max(v))
+        });
+    values
+        .iter()
+        .map(|&v| {
+            if max > min {
+                let i = ((v - min) / (max - min) * 7.0).round() as usize;
+                BARS[i.min(7)]
+            } else {
+                BARS[3]
+            }
+        })
+        .collect()
+}
+
+pub fn group_results(chart: &ChartData) -> (Vec<ResultGroup>, Vec<String>) {
+    let mut groups: Vec<ResultGroup> = Vec::new();
+    let mut missing = Vec::new();
+    for (kind, section, label) in [
+        (Kind::Lab, &chart.labs, "Labs"),
+        (Kind::Vital, &chart.vitals, "Vitals"),
+    ] {
+        let obs = match section {
+            Ok(o) => o,
+            Err(e) => {
+                missing.push(format!("{label} not available: {e}"));
+                continue;
+            }
+        };
+        let start = groups.len();
+        for o in obs {
+            let key = o.code.as_ref().map(|c| c.key()).unwrap_or_default();
+            let name = o
+                .code
+                .as_ref()
+                .and_then(|c| c.label())
+                .unwrap_or("(unnamed)")
+                .to_string();
+            match groups[start..].iter_mut().find(|g| {
+                g.values[0]
+                    .code
+                    .as_ref()
+                    .map(|c| c.key())
+                    .unwrap_or_default()
+                    == key
+            }) {
+                Some(g) => g.values.push(o.clone()),
+                None => groups.push(ResultGroup {
+                    kind,
+                    name,
+                    values: vec![o.clone()],
+                }),
+            }
+        }
+        for g in &mut groups[start..] {
+            // Newest first, whatever order the server used.
+            g.values
+                .sort_by_key(|o| std::cmp::Reverse(o.when().and_then(parse_fhir_date)));
+        }
+        groups[start..].sort_by_key(|g| g.name.to_lowercase());
+    }
+    (groups, missing)
+}
+
+impl ResultsPane {
+    pub fn load(&mut self, chart: Option<&ChartData>) {
+        match chart {
+            Some(c) => (self.groups, self.missing) = group_results(c),
+            None => {
+                self.groups.clear();
+                self.missing.clear();
+            }
+        }
+        self.selected = 0;
+        self.offset = 0;
+        self.detail = false;
+    }
+
+    pub fn groups(&self) -> &[ResultGroup] {
+        &self.groups
+    }
+
+    pub fn selected_group(&self) -> Option<&ResultGroup> {
+        self.groups.get(self.selected)
+    }
+
+    pub fn showing_history(&self) -> bool {
+        self.detail
+    }
+
+    fn render_list(&mut self, frame: &mut Frame, area: Rect, view: &View) {
+        let theme = view.theme;
+        let mut area = area;
+        for m in &self.missing {
+            if area.height > 1 {
+                let [line, rest] =
+                    Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(area);
+                frame.render_widget(
+                    Paragraph::new(Span::styled(m.as_str(), theme.link_warn)),
+                    line,
+                );
+                area = rest;
+            }
+        }
+        if self.groups.is_empty() {
+            frame.render_widget(placeholder(theme.dim, "No results on file."), area);
+            return;
+        }
+        let visible = area.height.saturating_sub(1) as usize;
+        self.page_rows = visible.max(1);
+        self.offset = window_offset(self.selected, self.offset, visible);
+        let rows: Vec<Row> = self.groups[self.offset..]
+            .iter()
+            .take(visible)
+            .map(|g| {
+                let Some(o) = g.latest() else {
+                    return Row::new(vec![g.name.clone()]);
+                };
+                let flag = flag_for(o).unwrap_or_default();
+                let trend: Vec<f64> = g
+                    .values
+                    .iter()
+                    .take(TREND_POINTS)
+                    .rev()
+                    .filter_map(|o| o.numeric_value())
+                    .collect();
+                Row::new(vec![
+                    Line::from(match g.kind {
+                        Kind::Lab => "Lab",
+                        Kind::Vital => "Vital",
+                    }),
+                    Line::from(g.name.clone()),
+                    Line::from(o.value_label()),
+                    Line::from(o.unit().to_string()),
+                    Line::from(
+                        o.reference_range
+                            .first()
+                            .map(|r| r.label())
+                            .unwrap_or_default(),
+                    ),
+                    Line::from(Span::styled(flag.clone(), flag_style(&flag, theme))),
+                    Line::from(o.when().map(short_datetime).unwrap_or_default()),
+                    Line::from(sparkline(&trend)),
+                ])
+            })
+            .collect();
+        let table = Table::new(
+            rows,
+            [
+                Constraint::Length(5),
+                Constraint::Fill(1),
+                Constraint::Length(9),
+                Constraint::Length(9),
+                Constraint::Length(11),
+                Constraint::Length(4),
+                Constraint::Length(16),
+                Constraint::Length(TREND_POINTS as u16),
+            ],
+        )
+        .header(
+            Row::new(vec![
+                "Kind", "Test", "Latest", "Unit", "Range", "Flag", "When", "Trend",
+            ])
+            .style(theme.header),
+        )
+        .row_highlight_style(theme.selection);
+        let mut state = TableState::default().with_selected(Some(self.selected - self.offset));
+        frame.render_stateful_widget(table, area, &mut state);
+    }
+
+    fn render_history(&self, frame: &mut Frame, area: Rect, view: &View) {
+        let theme = view.theme;
+        let Some(g) = self.selected_group() else {
+            return;
+        };
+        let [title, table_area, chart_area] = Layout::vertical([
+            Constraint::Length(1),
+            Constraint::Percentage(45),
+            Constraint::Min(5),
+        ])
+        .areas(area);
+        frame.render_widget(
+            Paragraph::new(Line::from(vec![
+                Span::styled(g.name.clone(), theme.title),
+                Span::styled(
+                    format!("  {} values  (Esc: back)", g.values.len()),
+                    theme.dim,
+                ),
+            ])),
+            title,
+        );
+        let rows: Vec<Row> = g
+            .values
+            .iter()
+            .map(|o| {
+                let flag = flag_for(o).unwrap_or_default();
+                Row::new(vec![
+                    Line::from(o.when().map(short_datetime).unwrap_or_default()),
+                    Line::from(o.value_label()),
+                    Line::from(o.unit().to_string()),
+                    Line::from(Span::styled(flag.clone(), flag_style(&flag, theme))),
+                    Line::from(
+                        o.reference_range
+                            .first()
+                            .map(|r| r.label())
+                            .unwrap_or_default(),
+                    ),
+                ])
+            })
+            .collect();
+        frame.render_widget(
+            Table::new(
+                rows,
+                [
+                    Constraint::Length(16),
+                    Constraint::Length(10),
+                    Constraint::Length(10),
+                    Constraint::Length(4),
+                    Constraint::Fill(1),
+                ],
+            )
+            .header(Row::new(vec!["When", "Value", "Unit", "Flag", "Range"]).style(theme.header)),
+            table_area,
+        );
+
+        // Oldest to newest, x in days before the newest value.
+        let points: Vec<(f64, f64)> = {
+            let newest = g.latest().and_then(|o| o.when()).and_then(parse_fhir_date);
+            g.values
+                .iter()
+                .rev()
+                .filter_map(|o| {
+                    let t = o.when().and_then(parse_fhir_date)?;
+                    let days = (t - newest?).num_minutes() as f64 / 1440.0;
+                    Some((days, o.numeric_value()?))
+                })
+                .collect()
+        };
+        if points.len() < 2 {
+            frame.render_widget(
+                placeholder(theme.dim, "Not enough numeric values for a chart."),
+                chart_area,
+            );
+            return;
+        }
+        let (xmin, xmax) = points
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| {
+                (a.min(p.0), b.max(p.0))
+            });
+        let (ymin, ymax) = points
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| {
+                (a.min(p.1), b.max(p.1))
+            });
+        let pad = ((ymax - ymin) * 0.1).max(0.5);
+        let (ylo, yhi) = (ymin - pad, ymax + pad);
+        let datasets = vec![
+            Dataset::default()
+                .marker(Marker::Braille)
+                .graph_type(GraphType::Line)
+                .style(theme.focus_border)
+                .data(&points),
+        ];
+        let chart = Chart::new(datasets)
+            .x_axis(
+                Axis::default()
+                    .title("days")
+                    .style(theme.dim)
+                    .bounds([xmin, xmax.max(xmin + 1.0)])
+                    .labels([fmt_number(xmin.round()), "0".to_string()]),
+            )
+            .y_axis(
+                Axis::default()
+                    .style(theme.dim)
+                    .bounds([ylo, yhi])
+                    .labels([fmt_number(ylo.round()), fmt_number(yhi.round())]),
+            );
+        frame.render_widget(chart, chart_area);
+    }
+}
+
+impl Pane for ResultsPane {
+    fn id(&self) -> PaneId {
+        PaneId::Results
+    }
+
+    fn update(&mut self, action: Action, _view: &View) -> Vec<Command> {
+        if !self.detail
+            && let Some(s) = navigate(action, self.selected, self.groups.len(), self.page_rows)
+        {
+            self.selected = s;
+            return Vec::new();
+        }
+        match action {
+            Action::Open if !self.groups.is_empty() => self.detail = true,
+            Action::Back | Action::Cancel => self.detail = false,
+            Action::Refresh => return vec![Command::ReloadChart],
+            _ => {}
+        }
+        Vec::new()
+    }
+
+    fn hint_actions(&self) -> &'static [Action] {
+        if self.detail {
+            &[Action::Back]
+        } else {
+            &[Action::MoveDown, Action::Open]
+        }
+    }
+
+    fn render(&mut self, frame: &mut Frame, area: Rect, view: &View) {
+        let block = pane_block("3 Results", view);
+        let inner = block.inner(area);
+        frame.render_widget(block, area);
+        if view.chart.is_none() {
+            frame.render_widget(
+                placeholder(
+                    view.theme.dim,
+                    "No chart open. Find a patient with / and Enter.",
+                ),
+                inner,
+            );
+            return;
+        }
+        if self.detail {
+            self.render_history(frame, inner, view);
+        } else {
+            self.render_list(frame, inner, view);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn flags_read_in_monochrome() {
+        let o: Observation = serde_json::from_value(json!({
+            "interpretation": [{"coding": [{"code": "HH"}]}]
+        }))
+        .unwrap();
+        assert_eq!(flag_for(&o).as_deref(), Some("HH!"));
+        let o: Observation = serde_json::from_value(json!({
+            "valueQuantity": {"value": 2.0},
+            "referenceRange": [{"low": {"value": 3.5}, "high": {"value": 5.1}}]
+        }))
+        .unwrap();
+        assert_eq!(flag_for(&o).as_deref(), Some("L"));
+        let o: Observation = serde_json::from_value(json!({
+            "interpretation": [{"coding": [{"code": "N"}]}]
+        }))
+        .unwrap();
+        assert_eq!(flag_for(&o), None);
+    }
+
+    #[test]
+    fn sparkline_spans_min_to_max() {
+        assert_eq!(sparkline(&[1.0, 2.0, 3.0]), "▁▅█");
+        assert_eq!(sparkline(&[4.0, 4.0]), "▄▄");
+        assert_eq!(sparkline(&[]), "");
+    }
+}

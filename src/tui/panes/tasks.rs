@@ -1,0 +1,211 @@
+//! The signed-in role's queue: priority, due time (overdue stands out),
+//! patient, category and a one-line summary; `Enter` opens the patient.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Row, Table, TableState};
+
+use crate::fhir::model::{Patient, Task};
+use crate::tui::action::Action;
+use crate::tui::command::Command;
+use crate::tui::panes::search::window_offset;
+use crate::tui::panes::{
+    Pane, PaneId, View, navigate, pane_block, parse_fhir_date, placeholder, short_datetime,
+};
+
+/// Why the queue is what it is.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum QueueState {
+    #[default]
+    NotLoaded,
+    Loading,
+    Loaded,
+    /// No role known for this sign-in.
+    NoRole,
+    Failed(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueueRow {
+    pub task_id: String,
+    pub priority: String,
+    pub due: Option<DateTime<Utc>>,
+    pub due_text: String,
+    pub patient_id: Option<String>,
+    pub patient: String,
+    pub category: String,
+    pub summary: String,
+}
+
+#[derive(Default)]
+pub struct TasksPane {
+    rows: Vec<QueueRow>,
+    pub state: QueueState,
+    selected: usize,
+    offset: usize,
+    page_rows: usize,
+}
+
+fn priority_rank(p: &str) -> u8 {
+    match p {
+        "stat" => 0,
+        "asap" => 1,
+        "urgent" => 2,
+        _ => 3,
+    }
+}
+
+impl TasksPane {
+    pub fn rows(&self) -> &[QueueRow] {
+        &self.rows
+    }
+
+    pub fn selected_row(&self) -> Option<&QueueRow> {
+        self.rows.get(self.selected)
+    }
+
+    /// Replace (first page) or extend (next pages) the queue.
+    pub fn load(&mut self, tasks: &[Task], patients: &[Patient], append: bool) {
+        let names: HashMap<&str, String> = patients
+            .iter()
+            .filter_map(|p| {
+                let id = p.id.as_deref()?;
+                let mrn = p.mrn().map(|m| format!(" ({m})")).unwrap_or_default();
+                Some((id, format!("{}{}", p.display_name(), mrn)))
+            })
+            .collect();
+        if !append {
+            self.rows.clear();
+            self.selected = 0;
+            self.offset = 0;
+        }
+        self.rows
+            .extend(tasks.iter().filter(|t| t.is_open()).map(|t| {
+                let patient_id = t.patient_id().map(str::to_string);
+                let patient = patient_id
+                    .as_deref()
+                    .and_then(|id| names.get(id).cloned())
+                    .or_else(|| t.r#for.as_ref().and_then(|r| r.display.clone()))
+                    .or_else(|| t.r#for.as_ref().and_then(|r| r.reference.clone()))
+                    .unwrap_or_default();
+                QueueRow {
+                    task_id: t.id.clone().unwrap_or_default(),
+                    priority: t.priority.clone().unwrap_or_else(|| "routine".into()),
+                    due: t.due().and_then(parse_fhir_date),
+                    due_text: t.due().map(short_datetime).unwrap_or_default(),
+                    patient_id,
+                    patient,
+                    category: t.category().unwrap_or("").to_string(),
+                    summary: t
+                        .description
+                        .clone()
+                        .or_else(|| t.code.as_ref().and_then(|c| c.label()).map(str::to_string))
+                        .unwrap_or_default(),
+                }
+            }));
+        // The standard `period` search is not the due time: sort here.
+        self.rows.sort_by(|a, b| {
+            (a.due.is_none(), a.due, priority_rank(&a.priority)).cmp(&(
+                b.due.is_none(),
+                b.due,
+                priority_rank(&b.priority),
+            ))
+        });
+        self.state = QueueState::Loaded;
+    }
+}
+
+impl Pane for TasksPane {
+    fn id(&self) -> PaneId {
+        PaneId::Tasks
+    }
+
+    fn update(&mut self, action: Action, _view: &View) -> Vec<Command> {
+        if let Some(s) = navigate(action, self.selected, self.rows.len(), self.page_rows) {
+            self.selected = s;
+            return Vec::new();
+        }
+        match action {
+            Action::Open => match self.selected_row().and_then(|r| r.patient_id.clone()) {
+                Some(id) => vec![Command::OpenPatient { id }],
+                None => Vec::new(),
+            },
+            Action::Refresh => vec![Command::LoadQueue],
+            _ => Vec::new(),
+        }
+    }
+
+    fn hint_actions(&self) -> &'static [Action] {
+        &[Action::MoveDown, Action::Open, Action::Refresh]
+    }
+
+    fn render(&mut self, frame: &mut Frame, area: Rect, view: &View) {
+        let block = pane_block("5 Tasks", view);
+        let inner = block.inner(area);
+        frame.render_widget(block, area);
+        let theme = view.theme;
+        let msg = match &self.state {
+            QueueState::NotLoaded => Some("The queue has not been loaded.".to_string()),
+            QueueState::Loading => Some("Loading the queue…".to_string()),
+            QueueState::NoRole => Some(
+                "No role is known for this sign-in, so there is no queue to show \
+                 (this server does not say who you are)."
+                    .to_string(),
+            ),
+            QueueState::Failed(e) => Some(format!("The queue is not available: {e}")),
+            QueueState::Loaded if self.rows.is_empty() => Some("Nothing in the queue.".to_string()),
+            QueueState::Loaded => None,
+        };
+        if let Some(m) = msg {
+            frame.render_widget(placeholder(theme.dim, &m), inner);
+            return;
+        }
+        let visible = inner.height.saturating_sub(1) as usize;
+        self.page_rows = visible.max(1);
+        self.offset = window_offset(self.selected, self.offset, visible);
+        let rows: Vec<Row> = self.rows[self.offset..]
+            .iter()
+            .take(visible)
+            .map(|r| {
+                let overdue = r.due.is_some_and(|d| d < view.now);
+                let due = if overdue {
+                    Span::styled(format!("{} !late", r.due_text), theme.overdue)
+                } else {
+                    Span::raw(r.due_text.clone())
+                };
+                let pri = if priority_rank(&r.priority) < 3 {
+                    Span::styled(r.priority.to_uppercase(), theme.alert_critical)
+                } else {
+                    Span::raw(r.priority.clone())
+                };
+                Row::new(vec![
+                    Line::from(pri),
+                    Line::from(due),
+                    Line::from(r.patient.clone()),
+                    Line::from(r.category.clone()),
+                    Line::from(r.summary.clone()),
+                ])
+            })
+            .collect();
+        let table = Table::new(
+            rows,
+            [
+                Constraint::Length(8),
+                Constraint::Length(22),
+                Constraint::Fill(2),
+                Constraint::Length(10),
+                Constraint::Fill(3),
+            ],
+        )
+        .header(
+            Row::new(vec!["Priority", "Due", "Patient", "Category", "Summary"]).style(theme.header),
+        )
+        .row_highlight_style(theme.selection);
+        let mut state = TableState::default().with_selected(Some(self.selected - self.offset));
+        frame.render_stateful_widget(table, inner, &mut state);
+    }
+}
