@@ -156,6 +156,16 @@ pub(crate) fn build(opts: &DemoOptions, index: usize) -> Vec<Value> {
     out
 }
 
+pub(crate) fn build_patient(opts: &DemoOptions, index: usize) -> Value {
+    let chart = plan(opts, index);
+    patient_resource(&chart, &mut write_rng(opts, &chart))
+}
+
+/// The stream `write` draws from; the Patient resource takes its first values.
+fn write_rng(opts: &DemoOptions, chart: &Chart) -> Rng {
+    Rng::new(opts.seed, STREAM_CHART ^ 0xA5A5, chart.index as u64)
+}
+
 fn plan(opts: &DemoOptions, index: usize) -> Chart {
     let seed = opts.seed;
     let anchor = opts.anchor;
@@ -580,7 +590,7 @@ fn child_weight(age_days: i64) -> f64 {
 }
 
 fn write(chart: &mut Chart, opts: &DemoOptions, out: &mut Vec<Value>) {
-    let mut rng = Rng::new(opts.seed, STREAM_CHART ^ 0xA5A5, chart.index as u64);
+    let mut rng = write_rng(opts, chart);
     out.push(patient_resource(chart, &mut rng));
     for visit in &chart.visits {
         out.push(encounter(chart, visit));

@@ -108,6 +108,14 @@ fn a_patient_is_rebuilt_alone_exactly_as_in_the_population() {
 }
 
 #[test]
+fn the_patient_alone_is_the_first_resource_of_the_chart() {
+    let opts = options(50, 9);
+    for index in [0, 13, 49] {
+        assert_eq!(patient(&opts, index), patient_resources(&opts, index)[0]);
+    }
+}
+
+#[test]
 fn every_resource_has_a_type_and_a_unique_valid_id() {
     let mut seen = HashSet::new();
     for r in clinic() {
