@@ -168,11 +168,16 @@ fn bench_search(n: usize) {
         "noah",
     ];
     let mut times = Vec::new();
+    let cpu_before = process_cpu();
     for q in queries {
         for k in parse_keys(&format!("/{q}")).unwrap_or_default() {
             let t = Instant::now();
             app.handle_key(k);
-            times.push(t.elapsed());
+            let e = t.elapsed();
+            if std::env::var_os("CHARTTY_BENCH_VERBOSE").is_some() {
+                println!("  {q:<16} {:?} {:.2} ms", k.code, e.as_secs_f64() * 1e3);
+            }
+            times.push(e);
         }
         // Clear the box for the next query (not timed).
         for k in parse_keys("<c-u><esc>").unwrap_or_default() {
@@ -180,7 +185,9 @@ fn bench_search(n: usize) {
         }
         let _ = app.take_requests();
     }
-    // The '/' that focuses the box is not a search keystroke.
+    let cpu = process_cpu()
+        .zip(cpu_before)
+        .map(|(a, b)| a.saturating_sub(b));
     times.sort();
     println!(
         "search {n:>6} patients: {} keystrokes, median {:.2} ms, p90 {:.2} ms, max {:.2} ms",
@@ -189,6 +196,25 @@ fn bench_search(n: usize) {
         percentile(&times, 0.9).as_secs_f64() * 1e3,
         times.last().copied().unwrap_or_default().as_secs_f64() * 1e3,
     );
+    if let Some(cpu) = cpu {
+        // Independent of other load on the machine (all threads, whole run).
+        println!(
+            "  cpu time per keystroke (mean, all threads): {:.2} ms",
+            cpu.as_secs_f64() * 1e3 / times.len().max(1) as f64
+        );
+    }
+}
+
+/// User + system CPU time of this process so far (Linux `/proc`), if known.
+fn process_cpu() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may hold spaces) start after ')'.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    // Clock ticks are 1/100 s on Linux.
+    Some(Duration::from_millis((utime + stime) * 10))
 }
 
 #[derive(Clone, Default)]

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 
 use nucleo_matcher::chars::{normalize, to_lower_case};
-use nucleo_matcher::pattern::{AtomKind, CaseMatching, Normalization, Pattern};
+use nucleo_matcher::pattern::{Atom, AtomKind, CaseMatching, Normalization, Pattern};
 use nucleo_matcher::{Config, Matcher, Utf32String};
 
 use crate::fhir::model::Patient;
@@ -54,8 +54,51 @@ impl PatientRow {
     }
 
     fn haystack(&self) -> String {
-        format!("{}  {}  {}", self.name, self.birth_date, self.mrn)
+        // The trailing space: nucleo-matcher 0.3 misses a substring that ends
+        // at the last character of a non-ASCII haystack (an MRN after "García").
+        format!("{}  {}  {} ", self.name, self.birth_date, self.mrn)
     }
+}
+
+/// Numbers (MRNs, birth dates) are typed whole: their words match as
+/// substrings. Other words match fuzzily.
+fn is_number_word(word: &str) -> bool {
+    word.chars().any(|c| c.is_ascii_digit())
+        && word
+            .chars()
+            .all(|c| c.is_ascii_digit() || c == '-' || c == '/')
+}
+
+fn pattern(query: &str) -> Pattern {
+    let atoms = query
+        .split_whitespace()
+        .map(|w| {
+            let kind = if is_number_word(w) {
+                AtomKind::Substring
+            } else {
+                AtomKind::Fuzzy
+            };
+            Atom::new(w, CaseMatching::Ignore, Normalization::Smart, kind, false)
+        })
+        .collect();
+    let mut pattern = Pattern::new(
+        "",
+        CaseMatching::Ignore,
+        Normalization::Smart,
+        AtomKind::Fuzzy,
+    );
+    pattern.atoms = atoms;
+    pattern
+}
+
+/// Whether every row matching `new` also matches `old`, so matching `new`
+/// may start from `old`'s matches: `new` extends `old` and no word changed kind.
+fn narrows(old: &str, new: &str) -> bool {
+    new.starts_with(old)
+        && old
+            .split_whitespace()
+            .zip(new.split_whitespace())
+            .all(|(a, b)| is_number_word(a) == is_number_word(b))
 }
 
 #[derive(Default)]
@@ -165,14 +208,9 @@ impl PatientIndex {
             self.last = Some((String::new(), self.rows.len()));
             return &self.ranked;
         }
-        let pattern = Pattern::new(
-            query,
-            CaseMatching::Ignore,
-            Normalization::Smart,
-            AtomKind::Fuzzy,
-        );
+        let pattern = pattern(query);
         let narrowing = match &self.last {
-            Some((q, n)) if !q.is_empty() && query.starts_with(q.as_str()) => Some(*n),
+            Some((q, n)) if !q.is_empty() && narrows(q, query) => Some(*n),
             _ => None,
         };
         let need = char_mask(query);
@@ -246,6 +284,29 @@ mod tests {
         let mut got = ids(&ix);
         got.sort();
         assert_eq!(got, vec!["2", "4"]);
+    }
+
+    #[test]
+    fn an_mrn_at_the_end_of_an_accented_name_matches() {
+        let mut ix = index();
+        ix.search("12345");
+        assert_eq!(ids(&ix), vec!["1"]);
+    }
+
+    #[test]
+    fn numbers_match_as_typed() {
+        let mut ix = index();
+        // Digits in order but apart do not make an MRN match.
+        ix.search("0012");
+        assert_eq!(ids(&ix), vec!["1"]);
+        ix.search("1984-0");
+        let mut got = ids(&ix);
+        got.sort();
+        assert_eq!(got, vec!["1", "4"]);
+        // A word turning from a number into a name is matched afresh.
+        assert!(!narrows("19", "19a"));
+        assert!(narrows("garc 19", "garc 198"));
+        assert!(!narrows("garc 19", "gar"));
     }
 
     #[test]
