@@ -16,12 +16,12 @@ const TAB: &str = "    ";
 /// Replace characters that could steer or hide text on a terminal with
 /// visible markers. Returns the input unchanged (borrowed) when it is clean.
 pub fn sanitize(s: &str) -> Cow<'_, str> {
-    let Some(first) = s.char_indices().find(|(_, c)| needs_replacing(*c)) else {
+    let Some(first) = first_to_replace(s) else {
         return Cow::Borrowed(s);
     };
     let mut out = String::with_capacity(s.len() + 16);
-    out.push_str(&s[..first.0]);
-    let mut chars = s[first.0..].chars().peekable();
+    out.push_str(&s[..first]);
+    let mut chars = s[first..].chars().peekable();
     while let Some(c) = chars.next() {
         match c {
             '\r' if chars.peek() == Some(&'\n') => {}
@@ -31,6 +31,29 @@ pub fn sanitize(s: &str) -> Cow<'_, str> {
         }
     }
     Cow::Owned(out)
+}
+
+/// Byte offset of the first character [`needs_replacing`], if any. Most text
+/// is clean ASCII, so bytes are checked directly and only non-ASCII ones decoded.
+fn first_to_replace(s: &str) -> Option<usize> {
+    let bytes = s.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b < 0x80 {
+            if (b < 0x20 && b != b'\n') || b == 0x7f {
+                return Some(i);
+            }
+            i += 1;
+        } else {
+            let c = s[i..].chars().next()?;
+            if needs_replacing(c) {
+                return Some(i);
+            }
+            i += c.len_utf8();
+        }
+    }
+    None
 }
 
 /// Sanitise every string (keys are left alone) of a decoded JSON document in place.

@@ -1,12 +1,30 @@
 //! The portal server: a FHIR R4 REST API over SQLite (`chartty serve`), with
 //! role-based access, demo data and import. Never imports the TUI.
 
+pub mod access;
+pub mod audit;
 pub mod demo;
+pub mod http;
+pub mod import;
+pub mod outcome;
+pub mod params;
+pub mod search;
+pub mod store;
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use tower_http::compression::CompressionLayer;
 
 use crate::roles::Role;
+
+pub use import::{ImportReport, import_paths};
+pub use store::Store;
 
 /// How to start a server.
 #[derive(Debug, Clone)]
@@ -33,15 +51,116 @@ pub struct RunningServer {
     /// `http://<addr>/fhir`
     pub base_url: String,
     pub users: Vec<DemoUser>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+    audit: audit::AuditSink,
+    audit_thread: Option<std::thread::JoinHandle<()>>,
 }
 
+/// Largest request body accepted (transaction Bundles can be large).
+const MAX_BODY: usize = 64 * 1024 * 1024;
+
 /// Start serving on an already bound listener (tests bind `127.0.0.1:0`).
+///
+/// With `config.demo`, an empty database is filled with the demo population
+/// and one user per demo staff member gets a fresh bearer token.
 pub async fn start(
     config: ServerConfig,
     listener: tokio::net::TcpListener,
 ) -> anyhow::Result<RunningServer> {
-    let _ = (config, listener);
-    anyhow::bail!("the portal server is not built yet")
+    let staff = if config.demo.is_some() {
+        demo::staff()
+    } else {
+        Vec::new()
+    };
+    start_with_staff(config, listener, staff).await
+}
+
+/// Like [`start`], with the given staff as users (none: open access).
+pub async fn start_with_staff(
+    config: ServerConfig,
+    listener: tokio::net::TcpListener,
+    staff: Vec<demo::DemoStaff>,
+) -> anyhow::Result<RunningServer> {
+    let db_path = config.db.clone();
+    let demo_opts = config.demo;
+    tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+        let mut store = Store::open(&db_path)?;
+        if let Some(opts) = demo_opts
+            && store.count("Patient")? == 0
+        {
+            store.ingest(demo::generate(opts))?;
+        }
+        Ok(())
+    })
+    .await
+    .context("preparing the database")??;
+
+    let users: Vec<DemoUser> = staff
+        .into_iter()
+        .map(|s| {
+            Ok(DemoUser {
+                role: s.role,
+                name: s.name,
+                practitioner: format!("Practitioner/{}", s.practitioner_id),
+                token: fresh_token()?,
+            })
+        })
+        .collect::<anyhow::Result<_>>()?;
+    if users.is_empty() {
+        eprintln!(
+            "chartty serve: no users configured, access is open to anyone who can reach this address"
+        );
+    }
+
+    let addr = listener.local_addr()?;
+    let base_url = format!("http://{addr}/fhir");
+    let (audit, audit_thread) = audit::spawn(&config.db)?;
+    let app = Arc::new(http::App {
+        db: http::Db::open(config.db.clone())?,
+        users: users
+            .iter()
+            .map(|u| (u.token.clone(), u.clone()))
+            .collect::<HashMap<_, _>>(),
+        base_url: base_url.clone(),
+        audit: audit.clone(),
+    });
+    let router = Router::new()
+        .fallback(http::dispatch)
+        .with_state(app)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(CompressionLayer::new());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let served = axum::serve(listener, router)
+            .with_graceful_shutdown(async {
+                let _ = rx.await;
+            })
+            .await;
+        if let Err(err) = served {
+            tracing::error!(error = %err, "server stopped with an error");
+        }
+    });
+    tracing::info!(%addr, users = users.len(), "portal server listening");
+    Ok(RunningServer {
+        addr,
+        base_url,
+        users,
+        shutdown: Some(tx),
+        task: Some(task),
+        audit,
+        audit_thread: Some(audit_thread),
+    })
+}
+
+/// 32 bytes from the operating system's RNG, hex encoded.
+fn fresh_token() -> anyhow::Result<String> {
+    use rand::TryRng;
+    let mut bytes = [0u8; 32];
+    rand::rngs::SysRng
+        .try_fill_bytes(&mut bytes)
+        .map_err(|e| anyhow::anyhow!("no randomness from the OS: {e}"))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 impl RunningServer {
@@ -53,5 +172,16 @@ impl RunningServer {
     }
 
     /// Stop accepting, finish in-flight requests, close the database.
-    pub async fn stop(self) {}
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+        self.audit.stop();
+        if let Some(t) = self.audit_thread.take() {
+            let _ = tokio::task::spawn_blocking(move || t.join()).await;
+        }
+    }
 }

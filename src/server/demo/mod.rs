@@ -4,10 +4,23 @@
 //! streamed into the store patient by patient (100k patients never sit in
 //! memory at once) and any one patient can be rebuilt on its own.
 
+mod catalog;
+mod json;
+mod messages;
+mod names;
+mod notes;
+mod patient;
+mod rng;
+mod staff;
+#[cfg(test)]
+mod tests;
+
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use crate::roles::Role;
+
+pub use messages::sla_hours;
 
 /// Size and seed of a demo population; the same options give the same clinic.
 #[derive(Debug, Clone, Copy)]
@@ -39,20 +52,28 @@ pub struct DemoStaff {
 
 /// One demo user per role.
 pub fn staff() -> Vec<DemoStaff> {
-    Vec::new()
+    staff::MEMBERS
+        .iter()
+        .map(|m| DemoStaff {
+            role: m.role,
+            name: m.full_name(),
+            practitioner_id: staff::practitioner_id(m.role),
+        })
+        .collect()
 }
 
 /// Organization, Practitioners and PractitionerRoles the patients refer to.
 pub fn shared_resources(opts: &DemoOptions) -> Vec<Value> {
+    // The clinic is the same for every population; `opts` stays in the
+    // signature so a larger clinic can scale its staff with the panel.
     let _ = opts;
-    Vec::new()
+    staff::resources()
 }
 
 /// Every resource of patient `index` (Patient first), ids assigned,
 /// references as `Type/id`.
 pub fn patient_resources(opts: &DemoOptions, index: usize) -> Vec<Value> {
-    let _ = (opts, index);
-    Vec::new()
+    patient::build(opts, index)
 }
 
 /// The whole population: shared resources, then each patient in order.

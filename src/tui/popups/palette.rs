@@ -6,6 +6,7 @@ use nucleo_matcher::{Config, Matcher, Utf32Str};
 use ratatui::Frame;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::layout::Rect;
+use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Clear, Paragraph};
 
@@ -21,6 +22,8 @@ pub struct Palette {
     query: String,
     /// Matching actions, best first; every action (but `noop`) when the query is empty.
     matches: Vec<Action>,
+    /// For each match, the matched character positions in its [`haystack`].
+    hits: Vec<Vec<u32>>,
     selected: usize,
     /// First row in view.
     offset: usize,
@@ -57,6 +60,7 @@ impl Palette {
         let mut p = Palette {
             query: String::new(),
             matches: Vec::new(),
+            hits: Vec::new(),
             selected: 0,
             offset: 0,
             matcher: Matcher::new(Config::DEFAULT),
@@ -82,20 +86,28 @@ impl Palette {
         let candidates = Action::ALL.iter().copied().filter(|a| *a != Action::Noop);
         if self.query.trim().is_empty() {
             self.matches = candidates.collect();
+            self.hits = vec![Vec::new(); self.matches.len()];
         } else {
             let pattern = Pattern::parse(&self.query, CaseMatching::Ignore, Normalization::Smart);
             let mut buf = Vec::new();
-            let mut scored: Vec<(Action, u32, usize)> = candidates
+            let mut scored: Vec<(Action, u32, usize, Vec<u32>)> = candidates
                 .enumerate()
                 .filter_map(|(i, a)| {
                     let hay = haystack(a);
-                    let score = pattern.score(Utf32Str::new(&hay, &mut buf), &mut self.matcher)?;
-                    Some((a, score, i))
+                    let mut idx = Vec::new();
+                    let score = pattern.indices(
+                        Utf32Str::new(&hay, &mut buf),
+                        &mut self.matcher,
+                        &mut idx,
+                    )?;
+                    idx.sort_unstable();
+                    idx.dedup();
+                    Some((a, score, i, idx))
                 })
                 .collect();
             // Best score first; ties keep the order of the action list.
             scored.sort_by(|x, y| y.1.cmp(&x.1).then(x.2.cmp(&y.2)));
-            self.matches = scored.into_iter().map(|(a, _, _)| a).collect();
+            (self.matches, self.hits) = scored.into_iter().map(|(a, _, _, h)| (a, h)).unzip();
         }
         self.selected = 0;
         self.offset = 0;
@@ -207,17 +219,32 @@ impl Palette {
                     s
                 }
             };
-            lines.push(Line::from(vec![
-                Span::styled(
-                    if i == self.selected { "▶" } else { " " },
-                    style(theme.base),
-                ),
-                Span::styled(format!("{name:<name_col$} "), style(theme.title)),
-                Span::styled(desc, style(theme.base)),
-                Span::styled(" ".repeat(gap), style(theme.base)),
-                Span::styled(keys, style(theme.key_hint)),
-                Span::styled(" ", style(theme.base)),
-            ]));
+            let hits = self.hits.get(i).map(Vec::as_slice).unwrap_or(&[]);
+            let name_len = action.name().chars().count() as u32;
+            let mut spans = vec![Span::styled(
+                if i == self.selected { "▶" } else { " " },
+                style(theme.base),
+            )];
+            let pad = name_col.saturating_sub(width(&name)) + 1;
+            spans.extend(highlighted(
+                &name,
+                0,
+                hits,
+                style(theme.title),
+                theme.match_highlight,
+            ));
+            spans.push(Span::styled(" ".repeat(pad), style(theme.base)));
+            spans.extend(highlighted(
+                &desc,
+                name_len + 1,
+                hits,
+                style(theme.base),
+                theme.match_highlight,
+            ));
+            spans.push(Span::styled(" ".repeat(gap), style(theme.base)));
+            spans.push(Span::styled(keys, style(theme.key_hint)));
+            spans.push(Span::styled(" ", style(theme.base)));
+            lines.push(Line::from(spans));
         }
 
         let block = Block::bordered()
@@ -235,6 +262,42 @@ impl Palette {
         frame.render_widget(Clear, box_area);
         frame.render_widget(Paragraph::new(lines).block(block), box_area);
     }
+}
+
+/// `text` as spans, the characters at `hits` (positions counted from
+/// `offset` in the haystack) patched with `highlight`.
+fn highlighted(
+    text: &str,
+    offset: u32,
+    hits: &[u32],
+    style: Style,
+    highlight: Style,
+) -> Vec<Span<'static>> {
+    let mut spans: Vec<Span<'static>> = Vec::new();
+    let mut run = String::new();
+    let mut run_hit = false;
+    for (i, c) in text.chars().enumerate() {
+        let hit = hits.binary_search(&(offset + i as u32)).is_ok();
+        if hit != run_hit && !run.is_empty() {
+            let s = if run_hit {
+                style.patch(highlight)
+            } else {
+                style
+            };
+            spans.push(Span::styled(std::mem::take(&mut run), s));
+        }
+        run_hit = hit;
+        run.push(c);
+    }
+    if !run.is_empty() {
+        let s = if run_hit {
+            style.patch(highlight)
+        } else {
+            style
+        };
+        spans.push(Span::styled(run, s));
+    }
+    spans
 }
 
 #[cfg(test)]
@@ -324,6 +387,26 @@ mod tests {
         type_str(&mut p, "back");
         let screen = format!("{}", draw(&p, Context::Results).backend());
         assert!(screen.contains("esc, backspace"), "{screen}");
+    }
+
+    #[test]
+    fn matched_characters_are_highlighted() {
+        use ratatui::style::Modifier;
+        let bold = Style::default().add_modifier(Modifier::BOLD);
+        let spans = highlighted("refresh", 0, &[0, 1, 5], Style::default(), bold);
+        let parts: Vec<_> = spans.iter().map(|s| s.content.as_ref()).collect();
+        assert_eq!(parts, ["re", "fre", "s", "h"]);
+        assert!(spans[0].style.add_modifier.contains(Modifier::BOLD));
+        assert!(!spans[1].style.add_modifier.contains(Modifier::BOLD));
+
+        let mut p = Palette::new();
+        type_str(&mut p, "clpat");
+        let t = draw(&p, Context::Search);
+        let buf = t.backend().buffer();
+        let underlined = (0..buf.area.width)
+            .filter(|x| buf[(*x, 5)].modifier.contains(Modifier::UNDERLINED))
+            .count();
+        assert_eq!(underlined, 5, "one highlighted cell per query character");
     }
 
     #[test]

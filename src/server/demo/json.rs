@@ -1,0 +1,77 @@
+//! Small builders for the FHIR JSON datatypes the generator writes over and over.
+
+use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+use serde_json::{Value, json};
+
+use crate::fhir::codes;
+
+pub(crate) fn coding(system: &str, code: &str, display: &str) -> Value {
+    json!({ "system": system, "code": code, "display": display })
+}
+
+pub(crate) fn concept(system: &str, code: &str, display: &str) -> Value {
+    json!({ "coding": [coding(system, code, display)], "text": display })
+}
+
+pub(crate) fn reference(kind: &str, id: &str) -> Value {
+    json!({ "reference": format!("{kind}/{id}") })
+}
+
+pub(crate) fn reference_named(kind: &str, id: &str, display: &str) -> Value {
+    json!({ "reference": format!("{kind}/{id}"), "display": display })
+}
+
+/// FHIR `dateTime`/`instant` with seconds and `Z`.
+pub(crate) fn instant(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+pub(crate) fn day(d: NaiveDate) -> String {
+    d.format("%Y-%m-%d").to_string()
+}
+
+/// A UCUM quantity; whole-number measurements are written as integers.
+pub(crate) fn quantity(value: f64, decimals: u8, unit: &str, ucum: &str) -> Value {
+    let number = if decimals == 0 {
+        json!(value.round() as i64)
+    } else {
+        json!(round_to(value, decimals))
+    };
+    json!({
+        "value": number,
+        "unit": unit,
+        "system": "http://unitsofmeasure.org",
+        "code": ucum,
+    })
+}
+
+pub(crate) fn round_to(value: f64, decimals: u8) -> f64 {
+    let scale = match decimals {
+        0 => 1.0,
+        1 => 10.0,
+        2 => 100.0,
+        _ => 1000.0,
+    };
+    (value * scale).round() / scale
+}
+
+pub(crate) fn interpretation(code: &str) -> Value {
+    let display = match code {
+        "N" => "Normal",
+        "H" => "High",
+        "L" => "Low",
+        "HH" => "Critical high",
+        "LL" => "Critical low",
+        _ => "Abnormal",
+    };
+    json!([{ "coding": [coding(codes::INTERPRETATION, code, display)] }])
+}
+
+pub(crate) fn observation_category(code: &str) -> Value {
+    let display = if code == codes::CATEGORY_LABORATORY {
+        "Laboratory"
+    } else {
+        "Vital Signs"
+    };
+    json!([{ "coding": [coding(codes::OBSERVATION_CATEGORY, code, display)] }])
+}

@@ -1,0 +1,555 @@
+//! The search parameters the server indexes, as data: one table per resource
+//! type naming each parameter, its kind and the element paths it reads.
+//! Extraction turns a resource into index rows; normalisation makes string
+//! search case- and accent-insensitive.
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime};
+use serde_json::Value;
+use unicode_normalization::UnicodeNormalization;
+use unicode_normalization::char::is_combining_mark;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Normalised text, matched by prefix on any word or on the whole value.
+    String,
+    /// `system|code` pairs from codes, Codings, CodeableConcepts, Identifiers.
+    Token,
+    /// Ranges `[lo, hi]` in epoch milliseconds.
+    Date,
+    /// `Type/id`.
+    Reference,
+}
+
+#[derive(Debug)]
+pub struct Param {
+    pub name: &'static str,
+    pub kind: Kind,
+    /// Dotted element paths; arrays are walked through at every step.
+    pub paths: &'static [&'static str],
+    /// For references: only references to this type are indexed.
+    pub target: Option<&'static str>,
+}
+
+const fn p(
+    name: &'static str,
+    kind: Kind,
+    paths: &'static [&'static str],
+    target: Option<&'static str>,
+) -> Param {
+    Param {
+        name,
+        kind,
+        paths,
+        target,
+    }
+}
+
+use Kind::{Date, Reference, String as Str, Token};
+
+const PAT: Option<&str> = Some("Patient");
+
+static PATIENT: &[Param] = &[
+    p("name", Str, &["name"], None),
+    p("family", Str, &["name.family"], None),
+    p("given", Str, &["name.given"], None),
+    p("birthdate", Date, &["birthDate"], None),
+    p("identifier", Token, &["identifier"], None),
+    p("gender", Token, &["gender"], None),
+    p("active", Token, &["active"], None),
+    p(
+        "general-practitioner",
+        Reference,
+        &["generalPractitioner"],
+        None,
+    ),
+];
+static PRACTITIONER: &[Param] = &[
+    p("name", Str, &["name"], None),
+    p("family", Str, &["name.family"], None),
+    p("given", Str, &["name.given"], None),
+    p("identifier", Token, &["identifier"], None),
+    p("active", Token, &["active"], None),
+];
+static PRACTITIONER_ROLE: &[Param] = &[
+    p("practitioner", Reference, &["practitioner"], None),
+    p("organization", Reference, &["organization"], None),
+    p("role", Token, &["code"], None),
+    p("specialty", Token, &["specialty"], None),
+    p("identifier", Token, &["identifier"], None),
+    p("active", Token, &["active"], None),
+];
+static ENCOUNTER: &[Param] = &[
+    p("patient", Reference, &["subject"], PAT),
+    p("subject", Reference, &["subject"], None),
+    p("date", Date, &["period"], None),
+    p("status", Token, &["status"], None),
+    p("class", Token, &["class"], None),
+    p("type", Token, &["type"], None),
+    p("identifier", Token, &["identifier"], None),
+    p("participant", Reference, &["participant.individual"], None),
+];
+static CONDITION: &[Param] = &[
+    p("patient", Reference, &["subject"], PAT),
+    p("subject", Reference, &["subject"], None),
+    p("clinical-status", Token, &["clinicalStatus"], None),
+    p("verification-status", Token, &["verificationStatus"], None),
+    p("category", Token, &["category"], None),
+    p("code", Token, &["code"], None),
+    p("encounter", Reference, &["encounter"], None),
+    p("onset-date", Date, &["onsetDateTime", "onsetPeriod"], None),
+    p("recorded-date", Date, &["recordedDate"], None),
+];
+static ALLERGY: &[Param] = &[
+    p("patient", Reference, &["patient"], PAT),
+    p("clinical-status", Token, &["clinicalStatus"], None),
+    p("code", Token, &["code"], None),
+    p("criticality", Token, &["criticality"], None),
+    p("date", Date, &["recordedDate"], None),
+];
+static MEDICATION_REQUEST: &[Param] = &[
+    p("patient", Reference, &["subject"], PAT),
+    p("subject", Reference, &["subject"], None),
+    p("status", Token, &["status"], None),
+    p("intent", Token, &["intent"], None),
+    p("code", Token, &["medicationCodeableConcept"], None),
+    p("authoredon", Date, &["authoredOn"], None),
+    p("encounter", Reference, &["encounter"], None),
+    p("requester", Reference, &["requester"], None),
+];
+static OBSERVATION: &[Param] = &[
+    p("patient", Reference, &["subject"], PAT),
+    p("subject", Reference, &["subject"], None),
+    p("category", Token, &["category"], None),
+    p("code", Token, &["code"], None),
+    p(
+        "date",
+        Date,
+        &["effectiveDateTime", "effectivePeriod", "effectiveInstant"],
+        None,
+    ),
+    p("status", Token, &["status"], None),
+    p("encounter", Reference, &["encounter"], None),
+];
+static DIAGNOSTIC_REPORT: &[Param] = &[
+    p("patient", Reference, &["subject"], PAT),
+    p("subject", Reference, &["subject"], None),
+    p("category", Token, &["category"], None),
+    p("code", Token, &["code"], None),
+    p(
+        "date",
+        Date,
+        &["effectiveDateTime", "effectivePeriod"],
+        None,
+    ),
+    p("status", Token, &["status"], None),
+    p("encounter", Reference, &["encounter"], None),
+    p("result", Reference, &["result"], None),
+];
+static DOCUMENT_REFERENCE: &[Param] = &[
+    p("patient", Reference, &["subject"], PAT),
+    p("subject", Reference, &["subject"], None),
+    p("type", Token, &["type"], None),
+    p("category", Token, &["category"], None),
+    p("status", Token, &["status"], None),
+    p("doc-status", Token, &["docStatus"], None),
+    p("date", Date, &["date"], None),
+    p("author", Reference, &["author"], None),
+    p("encounter", Reference, &["context.encounter"], None),
+];
+static TASK: &[Param] = &[
+    p("owner", Reference, &["owner"], None),
+    p("status", Token, &["status"], None),
+    p("business-status", Token, &["businessStatus"], None),
+    p("priority", Token, &["priority"], None),
+    p("performer-type", Token, &["performerType"], None),
+    p("performer", Token, &["performerType"], None),
+    p("patient", Reference, &["for"], PAT),
+    p("for", Reference, &["for"], None),
+    p("subject", Reference, &["for"], None),
+    p("focus", Reference, &["focus"], None),
+    p("code", Token, &["code"], None),
+    p("requester", Reference, &["requester"], None),
+    p("authored-on", Date, &["authoredOn"], None),
+    p("modified", Date, &["lastModified"], None),
+    p("due", Date, &["restriction.period.end"], None),
+    p("part-of", Reference, &["partOf"], None),
+    p("identifier", Token, &["identifier"], None),
+];
+static COMMUNICATION: &[Param] = &[
+    p("patient", Reference, &["subject"], PAT),
+    p("subject", Reference, &["subject"], None),
+    p("status", Token, &["status"], None),
+    p("category", Token, &["category"], None),
+    p("sent", Date, &["sent"], None),
+    p("received", Date, &["received"], None),
+    p("sender", Reference, &["sender"], None),
+    p("recipient", Reference, &["recipient"], None),
+    p("part-of", Reference, &["partOf"], None),
+    p("based-on", Reference, &["basedOn"], None),
+    p("identifier", Token, &["identifier"], None),
+];
+static AUDIT_EVENT: &[Param] = &[
+    p("date", Date, &["recorded"], None),
+    p("action", Token, &["action"], None),
+    p("outcome", Token, &["outcome"], None),
+    p("type", Token, &["type"], None),
+    p("agent", Reference, &["agent.who"], None),
+    p("entity", Reference, &["entity.what"], None),
+    p("patient", Reference, &["entity.what"], PAT),
+];
+static ORGANIZATION: &[Param] = &[
+    p("name", Str, &["name", "alias"], None),
+    p("identifier", Token, &["identifier"], None),
+    p("active", Token, &["active"], None),
+];
+static LOCATION: &[Param] = &[
+    p("name", Str, &["name", "alias"], None),
+    p("identifier", Token, &["identifier"], None),
+    p("organization", Reference, &["managingOrganization"], None),
+];
+static PATIENT_SCOPED: &[Param] = &[
+    p("patient", Reference, &["patient", "subject"], PAT),
+    p("identifier", Token, &["identifier"], None),
+];
+
+/// The resource types of the clinical API, with their search parameters.
+pub static CORE_TYPES: &[(&str, &[Param])] = &[
+    ("Patient", PATIENT),
+    ("Practitioner", PRACTITIONER),
+    ("PractitionerRole", PRACTITIONER_ROLE),
+    ("Encounter", ENCOUNTER),
+    ("Condition", CONDITION),
+    ("AllergyIntolerance", ALLERGY),
+    ("MedicationRequest", MEDICATION_REQUEST),
+    ("Observation", OBSERVATION),
+    ("DiagnosticReport", DIAGNOSTIC_REPORT),
+    ("DocumentReference", DOCUMENT_REFERENCE),
+    ("Task", TASK),
+    ("Communication", COMMUNICATION),
+    ("AuditEvent", AUDIT_EVENT),
+];
+
+/// Other R4 types found in imported data: stored, read back and searchable by
+/// the few parameters below (enough to resolve conditional references).
+pub static OTHER_TYPES: &[(&str, &[Param])] = &[
+    ("Organization", ORGANIZATION),
+    ("Location", LOCATION),
+    ("Immunization", PATIENT_SCOPED),
+    ("Procedure", PATIENT_SCOPED),
+    ("CarePlan", PATIENT_SCOPED),
+    ("CareTeam", PATIENT_SCOPED),
+    ("Goal", PATIENT_SCOPED),
+    ("ImagingStudy", PATIENT_SCOPED),
+    ("Device", PATIENT_SCOPED),
+    ("Claim", PATIENT_SCOPED),
+    ("ExplanationOfBenefit", PATIENT_SCOPED),
+    ("Coverage", PATIENT_SCOPED),
+    ("MedicationAdministration", PATIENT_SCOPED),
+    ("MedicationStatement", PATIENT_SCOPED),
+    ("ServiceRequest", PATIENT_SCOPED),
+    ("Appointment", PATIENT_SCOPED),
+    ("Specimen", PATIENT_SCOPED),
+    ("Media", PATIENT_SCOPED),
+    ("Provenance", &[]),
+    ("Medication", &[]),
+];
+
+/// The parameters of a type, or `None` when the server does not know the type.
+pub fn type_params(ty: &str) -> Option<&'static [Param]> {
+    CORE_TYPES
+        .iter()
+        .chain(OTHER_TYPES.iter())
+        .find(|(name, _)| *name == ty)
+        .map(|(_, params)| *params)
+}
+
+pub fn is_core(ty: &str) -> bool {
+    CORE_TYPES.iter().any(|(name, _)| *name == ty)
+}
+
+pub fn find_param(ty: &str, name: &str) -> Option<&'static Param> {
+    type_params(ty)?.iter().find(|p| p.name == name)
+}
+
+/// Lowercase, decomposed, combining marks removed: "Ordóñez" → "ordonez".
+pub fn normalize(s: &str) -> String {
+    s.nfd()
+        .filter(|c| !is_combining_mark(*c))
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+/// The index rows of one resource.
+#[derive(Debug, Default, PartialEq)]
+pub struct IndexRows {
+    pub strings: Vec<(&'static str, String)>,
+    pub tokens: Vec<(&'static str, String, String)>,
+    pub dates: Vec<(&'static str, i64, i64)>,
+    pub refs: Vec<(&'static str, String)>,
+}
+
+pub fn extract(ty: &str, resource: &Value) -> IndexRows {
+    let mut rows = IndexRows::default();
+    let Some(params) = type_params(ty) else {
+        return rows;
+    };
+    for param in params {
+        for path in param.paths {
+            let mut found = Vec::new();
+            collect(resource, path, &mut found);
+            for value in found {
+                match param.kind {
+                    Kind::String => string_values(value, &mut |s| {
+                        rows.strings.push((param.name, s));
+                    }),
+                    Kind::Token => token_values(value, &mut |sys, code| {
+                        rows.tokens.push((param.name, sys, code));
+                    }),
+                    Kind::Date => {
+                        if let Some((lo, hi)) = date_value(value) {
+                            rows.dates.push((param.name, lo, hi));
+                        }
+                    }
+                    Kind::Reference => {
+                        if let Some(r) = value
+                            .get("reference")
+                            .and_then(Value::as_str)
+                            .and_then(normalize_reference)
+                            && param.target.is_none_or(|t| r.split('/').next() == Some(t))
+                        {
+                            rows.refs.push((param.name, r));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    rows.strings.sort();
+    rows.strings.dedup();
+    rows.tokens.sort();
+    rows.tokens.dedup();
+    rows.refs.sort();
+    rows.refs.dedup();
+    rows
+}
+
+/// Values at a dotted path, walking through arrays.
+pub fn collect<'a>(value: &'a Value, path: &str, out: &mut Vec<&'a Value>) {
+    match value {
+        Value::Array(items) => {
+            for item in items {
+                collect(item, path, out);
+            }
+        }
+        _ if path.is_empty() => out.push(value),
+        Value::Object(map) => {
+            let (head, rest) = path.split_once('.').unwrap_or((path, ""));
+            if let Some(next) = map.get(head) {
+                collect(next, rest, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn string_values(value: &Value, emit: &mut impl FnMut(String)) {
+    match value {
+        Value::String(s) => {
+            let whole = normalize(s.trim());
+            if whole.is_empty() {
+                return;
+            }
+            for word in whole.split(|c: char| c.is_whitespace() || c == '-') {
+                if !word.is_empty() && word != whole {
+                    emit(word.to_string());
+                }
+            }
+            emit(whole);
+        }
+        Value::Array(items) => items.iter().for_each(|v| string_values(v, emit)),
+        Value::Object(map) => {
+            // HumanName and Address: every part is searchable.
+            for key in ["family", "given", "prefix", "suffix", "text"] {
+                if let Some(v) = map.get(key) {
+                    string_values(v, emit);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+fn token_values(value: &Value, emit: &mut impl FnMut(String, String)) {
+    let text = |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or("").to_string();
+    match value {
+        Value::String(s) => emit(String::new(), s.clone()),
+        Value::Bool(b) => emit(String::new(), b.to_string()),
+        Value::Object(map) => {
+            if let Some(codings) = map.get("coding").and_then(Value::as_array) {
+                for c in codings {
+                    if c.get("code").is_some() {
+                        emit(text(c.get("system")), text(c.get("code")));
+                    }
+                }
+            } else if map.contains_key("code") {
+                emit(text(map.get("system")), text(map.get("code")));
+            } else if map.contains_key("value") {
+                emit(text(map.get("system")), text(map.get("value")));
+            }
+        }
+        _ => {}
+    }
+}
+
+fn date_value(value: &Value) -> Option<(i64, i64)> {
+    match value {
+        Value::String(s) => parse_date_range(s),
+        Value::Object(map) => {
+            let lo = map
+                .get("start")
+                .and_then(Value::as_str)
+                .and_then(parse_date_range);
+            let hi = map
+                .get("end")
+                .and_then(Value::as_str)
+                .and_then(parse_date_range);
+            if lo.is_none() && hi.is_none() {
+                return None;
+            }
+            Some((lo.map_or(i64::MIN, |r| r.0), hi.map_or(i64::MAX, |r| r.1)))
+        }
+        _ => None,
+    }
+}
+
+/// A FHIR date, dateTime or instant as the range of milliseconds it covers:
+/// "1984" covers the whole year, "1984-03" the month, a full time one second
+/// (or one millisecond when fractions are given). Times without a zone are UTC.
+pub fn parse_date_range(s: &str) -> Option<(i64, i64)> {
+    let s = s.trim();
+    let day_ms = |d: NaiveDate| d.and_time(NaiveTime::MIN).and_utc().timestamp_millis();
+    match s.len() {
+        4 => {
+            let y: i32 = s.parse().ok()?;
+            let lo = NaiveDate::from_ymd_opt(y, 1, 1)?;
+            let hi = NaiveDate::from_ymd_opt(y + 1, 1, 1)?;
+            Some((day_ms(lo), day_ms(hi) - 1))
+        }
+        7 => {
+            let (y, m) = s.split_once('-')?;
+            let (y, m): (i32, u32) = (y.parse().ok()?, m.parse().ok()?);
+            let lo = NaiveDate::from_ymd_opt(y, m, 1)?;
+            let hi = if m == 12 {
+                NaiveDate::from_ymd_opt(y + 1, 1, 1)?
+            } else {
+                NaiveDate::from_ymd_opt(y, m + 1, 1)?
+            };
+            Some((day_ms(lo), day_ms(hi) - 1))
+        }
+        10 => {
+            let d = NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()?;
+            Some((day_ms(d), day_ms(d) + 86_400_000 - 1))
+        }
+        _ => {
+            let fraction = s.contains('.');
+            let t = if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+                t.timestamp_millis()
+            } else if let Ok(t) = NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f") {
+                t.and_utc().timestamp_millis()
+            } else if let Ok(t) = NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M") {
+                let t = t.and_utc().timestamp_millis();
+                return Some((t, t + 59_999));
+            } else if let Ok(t) = DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M%:z") {
+                let t = t.timestamp_millis();
+                return Some((t, t + 59_999));
+            } else {
+                return None;
+            };
+            Some((t, if fraction { t } else { t + 999 }))
+        }
+    }
+}
+
+/// `Type/id` from a relative or absolute literal reference (version dropped).
+/// Contained (`#x`), `urn:` and conditional references are not indexed.
+pub fn normalize_reference(r: &str) -> Option<String> {
+    if r.starts_with('#') || r.starts_with("urn:") || r.contains('?') {
+        return None;
+    }
+    let r = r.split("/_history/").next().unwrap_or(r);
+    let mut parts = r.trim_end_matches('/').rsplit('/');
+    let id = parts.next()?;
+    let ty = parts.next()?;
+    if is_type_name(ty) && is_valid_id(id) {
+        Some(format!("{ty}/{id}"))
+    } else {
+        None
+    }
+}
+
+pub fn is_type_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars.next().is_some_and(|c| c.is_ascii_uppercase()) && chars.all(|c| c.is_ascii_alphanumeric())
+}
+
+/// FHIR ids: 1–64 of `A-Z a-z 0-9 - .`
+pub fn is_valid_id(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn accents_and_case_fold_away() {
+        assert_eq!(normalize("Ordóñez"), "ordonez");
+        assert_eq!(normalize("AGUSTÍN"), "agustin");
+    }
+
+    #[test]
+    fn partial_dates_cover_their_period() {
+        let (lo, hi) = parse_date_range("1984").unwrap();
+        let (dlo, dhi) = parse_date_range("1984-03-05").unwrap();
+        assert!(lo <= dlo && dhi <= hi);
+        let (mlo, mhi) = parse_date_range("1984-02").unwrap();
+        assert_eq!(mhi - mlo + 1, 29 * 86_400_000);
+        let (t, t2) = parse_date_range("2020-01-01T10:00:00+02:00").unwrap();
+        assert_eq!(t2 - t, 999);
+        assert_eq!(parse_date_range("2020-01-01T08:00:00Z").unwrap().0, t);
+        assert!(parse_date_range("not a date").is_none());
+    }
+
+    #[test]
+    fn patient_rows() {
+        let pat = json!({"resourceType":"Patient","name":[{"family":"Ordóñez","given":["Bernardo","José"]}],
+            "birthDate":"1984-03-05","identifier":[{"system":"urn:x","value":"42"}],"gender":"male"});
+        let rows = extract("Patient", &pat);
+        assert!(rows.strings.contains(&("name", "ordonez".into())));
+        assert!(rows.strings.contains(&("given", "jose".into())));
+        assert!(
+            rows.tokens
+                .contains(&("identifier", "urn:x".into(), "42".into()))
+        );
+        assert!(
+            rows.tokens
+                .contains(&("gender", String::new(), "male".into()))
+        );
+        assert_eq!(rows.dates.len(), 1);
+    }
+
+    #[test]
+    fn references_are_normalised_and_filtered_by_target() {
+        let obs = json!({"resourceType":"Observation","subject":{"reference":"http://x/fhir/Patient/7/_history/2"}});
+        let rows = extract("Observation", &obs);
+        assert!(rows.refs.contains(&("patient", "Patient/7".into())));
+        let grp = json!({"resourceType":"Observation","subject":{"reference":"Group/7"}});
+        let rows = extract("Observation", &grp);
+        assert_eq!(rows.refs, vec![("subject", "Group/7".to_string())]);
+        assert_eq!(normalize_reference("urn:uuid:1"), None);
+    }
+}

@@ -1,0 +1,789 @@
+//! FHIR search: query parameters → SQL over the index tables → searchset Bundle.
+//!
+//! Paging is keyset-based: the `next` link carries an opaque cursor holding the
+//! sort key and row id of the last entry, so pages neither repeat nor skip
+//! entries when resources are created or updated between requests.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use rusqlite::Connection;
+use rusqlite::types::Value as Sql;
+use serde_json::{Value, json};
+
+use super::outcome::{FhirError, outcome};
+use super::params::{self, Kind, Param};
+use super::store::{self, Stored};
+
+pub const DEFAULT_COUNT: usize = 20;
+pub const MAX_COUNT: usize = 1000;
+
+/// Result parameters understood; everything else starting with `_` is unknown.
+const CONTROL: &[&str] = &[
+    "_count",
+    "_sort",
+    "_elements",
+    "_summary",
+    "_include",
+    "_total",
+    "_cursor",
+    "_format",
+    "_pretty",
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Summary {
+    False,
+    Count,
+    Data,
+}
+
+#[derive(Debug, Clone)]
+enum SortKey {
+    Rid,
+    Expr { sql: String, param: Option<String> },
+}
+
+#[derive(Debug, Clone)]
+pub struct Query {
+    pub ty: String,
+    conds: Vec<Cond>,
+    pub count: usize,
+    sort: SortKey,
+    descending: bool,
+    elements: Option<Vec<String>>,
+    pub summary: Summary,
+    total: bool,
+    includes: Vec<&'static str>,
+    cursor: Option<(Sql, i64)>,
+    pub unknown: Vec<String>,
+    /// Parameters echoed in `self`/`next` links (the request's own, minus the cursor).
+    link_params: Vec<(String, String)>,
+}
+
+/// One search condition. The most selective index condition drives the plan
+/// (its row ids are looked up directly); the others are checked per candidate
+/// row through the `(rid, param, …)` indexes, so an unselective condition such
+/// as `category=vital-signs` never materialises every matching row.
+#[derive(Debug, Clone)]
+struct Cond {
+    /// Lower is more selective; `None` never drives.
+    rank: Option<u8>,
+    form: Form,
+    /// `r.rid IN (…)` (or `r.id IN (…)` for `_id`) with its arguments.
+    driver: (String, Vec<Sql>),
+    /// The same test as a per-row filter.
+    filter: (String, Vec<Sql>),
+    /// Counts matching index rows, capped (see [`Query::pick_driver`]).
+    probe: Option<(String, Vec<Sql>)>,
+}
+
+/// A condition matching at least this many index rows is too broad to drive
+/// a default-ordered page: walking the type in row id order and filtering
+/// finds the first page sooner than collecting every match.
+const BROAD: i64 = 2000;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Form {
+    Id,
+    Index,
+    Column,
+}
+
+fn index_cond(
+    table: &str,
+    ty: &str,
+    param: &Param,
+    alts: &[String],
+    args: Vec<Sql>,
+    negate: bool,
+) -> Cond {
+    let alts = alts.join(" OR ");
+    let mut driver_args = vec![Sql::Text(ty.to_string()), Sql::Text(param.name.to_string())];
+    driver_args.extend(args.iter().cloned());
+    let mut filter_args = vec![Sql::Text(param.name.to_string())];
+    filter_args.extend(args);
+    let not = if negate { "NOT " } else { "" };
+    let rank = match (negate, param.kind) {
+        (true, _) => None,
+        (_, Kind::Reference) => Some(1),
+        (_, Kind::Token) if param.name == "identifier" => Some(2),
+        (_, Kind::String) => Some(3),
+        (_, Kind::Date) => Some(4),
+        (_, Kind::Token) => Some(5),
+    };
+    Cond {
+        rank,
+        form: Form::Index,
+        // References are selective by nature (one patient's records) and always drive.
+        probe: (param.kind != Kind::Reference).then(|| {
+            (
+            format!(
+                "SELECT COUNT(*) FROM (SELECT 1 FROM {table} WHERE type = ? AND param = ? AND ({alts}) LIMIT {BROAD})"
+            ),
+            driver_args.clone(),
+        )
+        }),
+        driver: (
+            format!("r.rid IN (SELECT rid FROM {table} WHERE type = ? AND param = ? AND ({alts}))"),
+            driver_args,
+        ),
+        filter: (
+            format!(
+                "{not}EXISTS (SELECT 1 FROM {table} x WHERE x.rid = r.rid AND x.param = ? AND ({alts}))"
+            ),
+            filter_args,
+        ),
+    }
+}
+
+fn split_prefix(value: &str) -> (&str, &str) {
+    const PREFIXES: [&str; 9] = ["eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap"];
+    if value.len() > 2 && value.is_char_boundary(2) {
+        let (p, rest) = value.split_at(2);
+        if PREFIXES.contains(&p) && rest.starts_with(|c: char| c.is_ascii_digit()) {
+            return (p, rest);
+        }
+    }
+    ("eq", value)
+}
+
+/// SQL comparing a stored range `lo`/`hi` to a searched range.
+fn date_alt(prefix: &str, lo_col: &str, hi_col: &str, plo: i64, phi: i64) -> (String, Vec<Sql>) {
+    let (sql, args): (String, Vec<i64>) = match prefix {
+        "ne" => (
+            format!("NOT ({lo_col} >= ? AND {hi_col} <= ?)"),
+            vec![plo, phi],
+        ),
+        "gt" | "sa" => (format!("{hi_col} > ?"), vec![phi]),
+        "lt" | "eb" => (format!("{lo_col} < ?"), vec![plo]),
+        "ge" => (format!("{hi_col} >= ?"), vec![plo]),
+        "le" => (format!("{lo_col} <= ?"), vec![phi]),
+        "ap" => (format!("({lo_col} <= ? AND {hi_col} >= ?)"), vec![phi, plo]),
+        _ => (format!("({lo_col} >= ? AND {hi_col} <= ?)"), vec![plo, phi]),
+    };
+    (sql, args.into_iter().map(Sql::Integer).collect())
+}
+
+fn condition(
+    ty: &str,
+    param: &'static Param,
+    modifier: Option<&str>,
+    raw: &str,
+) -> Result<Cond, FhirError> {
+    let values: Vec<&str> = split_or(raw);
+    if values.is_empty() {
+        return Err(FhirError::bad_request(format!(
+            "search parameter {} has no value",
+            param.name
+        )));
+    }
+    let mut alts = Vec::new();
+    let mut args = Vec::new();
+    match param.kind {
+        Kind::String => {
+            for v in values {
+                let n = params::normalize(v.trim());
+                match modifier {
+                    Some("exact") => {
+                        alts.push("value = ?".to_string());
+                        args.push(Sql::Text(n));
+                    }
+                    Some("contains") => {
+                        alts.push("instr(value, ?) > 0".to_string());
+                        args.push(Sql::Text(n));
+                    }
+                    _ => {
+                        alts.push("(value >= ? AND value < ?)".to_string());
+                        let upper = format!("{n}\u{10FFFF}");
+                        args.push(Sql::Text(n));
+                        args.push(Sql::Text(upper));
+                    }
+                }
+            }
+            Ok(index_cond("idx_string", ty, param, &alts, args, false))
+        }
+        Kind::Token => {
+            for v in values {
+                match v.split_once('|') {
+                    Some((system, "")) => {
+                        alts.push("system = ?".to_string());
+                        args.push(Sql::Text(system.to_string()));
+                    }
+                    Some((system, code)) => {
+                        alts.push("(code = ? AND system = ?)".to_string());
+                        args.push(Sql::Text(code.to_string()));
+                        args.push(Sql::Text(system.to_string()));
+                    }
+                    None => {
+                        alts.push("code = ?".to_string());
+                        args.push(Sql::Text(v.to_string()));
+                    }
+                }
+            }
+            let negate = modifier == Some("not");
+            Ok(index_cond("idx_token", ty, param, &alts, args, negate))
+        }
+        Kind::Date => {
+            for v in values {
+                let (prefix, rest) = split_prefix(v);
+                let Some((plo, phi)) = params::parse_date_range(rest) else {
+                    return Err(FhirError::bad_request(format!(
+                        "search parameter {}: {rest:?} is not a date",
+                        param.name
+                    )));
+                };
+                let (sql, mut a) = date_alt(prefix, "lo", "hi", plo, phi);
+                alts.push(sql);
+                args.append(&mut a);
+            }
+            Ok(index_cond("idx_date", ty, param, &alts, args, false))
+        }
+        Kind::Reference => {
+            for v in values {
+                let v = v.trim();
+                let typed = match modifier {
+                    Some(t) if params::is_type_name(t) && !v.contains('/') => format!("{t}/{v}"),
+                    _ => v.to_string(),
+                };
+                if typed.contains('/') {
+                    let Some(r) = params::normalize_reference(&typed) else {
+                        return Err(FhirError::bad_request(format!(
+                            "search parameter {}: {v:?} is not a reference",
+                            param.name
+                        )));
+                    };
+                    alts.push("ref = ?".to_string());
+                    args.push(Sql::Text(r));
+                } else if let Some(target) = param.target {
+                    alts.push("ref = ?".to_string());
+                    args.push(Sql::Text(format!("{target}/{typed}")));
+                } else {
+                    alts.push("ref GLOB ?".to_string());
+                    args.push(Sql::Text(format!("*/{}", glob_escape(&typed))));
+                }
+            }
+            Ok(index_cond("idx_ref", ty, param, &alts, args, false))
+        }
+    }
+}
+
+fn glob_escape(s: &str) -> String {
+    s.chars()
+        .map(|c| match c {
+            '*' | '?' | '[' => format!("[{c}]"),
+            c => c.to_string(),
+        })
+        .collect()
+}
+
+/// Comma separates alternatives; `\,` is a literal comma.
+fn split_or(raw: &str) -> Vec<&str> {
+    raw.split(',').filter(|s| !s.is_empty()).collect()
+}
+
+fn sort_key(ty: &str, name: &str, descending: bool) -> Option<SortKey> {
+    match name {
+        "_id" => {
+            return Some(SortKey::Expr {
+                sql: "r.id".into(),
+                param: None,
+            });
+        }
+        "_lastUpdated" => {
+            return Some(SortKey::Expr {
+                sql: "r.lu".into(),
+                param: None,
+            });
+        }
+        _ => {}
+    }
+    // Sorting by name means sorting by family name.
+    let name = if name == "name" && params::find_param(ty, "family").is_some() {
+        "family"
+    } else {
+        name
+    };
+    let param = params::find_param(ty, name)?;
+    let (table, col, agg, null) = match param.kind {
+        Kind::Date if descending => ("idx_date", "hi", "MAX", "-9223372036854775808"),
+        Kind::Date => ("idx_date", "lo", "MIN", "-9223372036854775808"),
+        Kind::String => ("idx_string", "value", "MIN", "''"),
+        Kind::Token => ("idx_token", "code", "MIN", "''"),
+        Kind::Reference => ("idx_ref", "ref", "MIN", "''"),
+    };
+    Some(SortKey::Expr {
+        sql: format!(
+            "COALESCE((SELECT {agg}({col}) FROM {table} x WHERE x.rid = r.rid AND x.param = ?), {null})"
+        ),
+        param: Some(param.name.to_string()),
+    })
+}
+
+fn decode_cursor(raw: &str) -> Result<(Sql, i64), FhirError> {
+    let bad = || FhirError::bad_request("invalid paging cursor");
+    let bytes = URL_SAFE_NO_PAD.decode(raw).map_err(|_| bad())?;
+    let v: Value = serde_json::from_slice(&bytes).map_err(|_| bad())?;
+    let rid = v.get(1).and_then(Value::as_i64).ok_or_else(bad)?;
+    let key = match v.get(0) {
+        Some(Value::Number(n)) => Sql::Integer(n.as_i64().ok_or_else(bad)?),
+        Some(Value::String(s)) => Sql::Text(s.clone()),
+        _ => Sql::Null,
+    };
+    Ok((key, rid))
+}
+
+fn encode_cursor(key: &Sql, rid: i64) -> String {
+    let k = match key {
+        Sql::Integer(i) => json!(i),
+        Sql::Text(s) => json!(s),
+        _ => Value::Null,
+    };
+    URL_SAFE_NO_PAD.encode(json!([k, rid]).to_string())
+}
+
+/// Parses search parameters for `ty`. `forced` are conditions the caller's
+/// access scope adds; they constrain the search but never show in links.
+pub fn parse(
+    ty: &str,
+    request: &[(String, String)],
+    forced: &[(String, String)],
+) -> Result<Query, FhirError> {
+    let mut q = Query {
+        ty: ty.to_string(),
+        conds: Vec::new(),
+        count: DEFAULT_COUNT,
+        sort: SortKey::Rid,
+        descending: false,
+        elements: None,
+        summary: Summary::False,
+        total: false,
+        includes: Vec::new(),
+        cursor: None,
+        unknown: Vec::new(),
+        link_params: Vec::new(),
+    };
+    for (name, value) in request {
+        if name != "_cursor" {
+            q.link_params.push((name.clone(), value.clone()));
+        }
+    }
+    for (name, value) in request.iter().chain(forced.iter()) {
+        let (base, modifier) = match name.split_once(':') {
+            Some((b, m)) => (b, Some(m)),
+            None => (name.as_str(), None),
+        };
+        match base {
+            "_count" => {
+                let n: usize = value
+                    .parse()
+                    .map_err(|_| FhirError::bad_request("_count must be a whole number"))?;
+                if n == 0 {
+                    q.summary = Summary::Count;
+                }
+                q.count = n.min(MAX_COUNT);
+            }
+            "_sort" => {
+                if let Some(first) = value.split(',').find(|s| !s.is_empty()) {
+                    let (desc, key) = match first.strip_prefix('-') {
+                        Some(k) => (true, k),
+                        None => (false, first),
+                    };
+                    match sort_key(ty, key, desc) {
+                        Some(k) => {
+                            q.sort = k;
+                            q.descending = desc;
+                        }
+                        None => q.unknown.push(format!("_sort={first}")),
+                    }
+                }
+            }
+            "_elements" => {
+                q.elements = Some(
+                    value
+                        .split(',')
+                        .map(|s| s.trim().to_string())
+                        .filter(|s| !s.is_empty())
+                        .collect(),
+                )
+            }
+            "_summary" => match value.as_str() {
+                "count" => q.summary = Summary::Count,
+                "data" | "true" => q.summary = Summary::Data,
+                "false" => q.summary = Summary::False,
+                _ => q.unknown.push(format!("_summary={value}")),
+            },
+            "_total" => q.total = value == "accurate" || value == "estimate",
+            "_cursor" => q.cursor = Some(decode_cursor(value)?),
+            "_format" | "_pretty" => {}
+            "_include" => {
+                let param = value
+                    .split_once(':')
+                    .filter(|(src, _)| *src == ty)
+                    .and_then(|(_, p)| params::find_param(ty, p.split(':').next().unwrap_or(p)))
+                    .filter(|p| p.kind == Kind::Reference);
+                match param {
+                    Some(p) => q.includes.push(p.name),
+                    None => q.unknown.push(format!("_include={value}")),
+                }
+            }
+            "_id" => {
+                let ids: Vec<&str> = split_or(value);
+                if ids.is_empty() {
+                    return Err(FhirError::bad_request("_id has no value"));
+                }
+                let marks = vec!["?"; ids.len()].join(", ");
+                let test = (
+                    format!("r.id IN ({marks})"),
+                    ids.into_iter()
+                        .map(|s| Sql::Text(s.to_string()))
+                        .collect::<Vec<_>>(),
+                );
+                q.conds.push(Cond {
+                    rank: Some(0),
+                    probe: None,
+                    form: Form::Id,
+                    driver: test.clone(),
+                    filter: test,
+                });
+            }
+            "_lastUpdated" => {
+                let mut alts = Vec::new();
+                let mut args = Vec::new();
+                for v in split_or(value) {
+                    let (prefix, rest) = split_prefix(v);
+                    let (plo, phi) = params::parse_date_range(rest)
+                        .ok_or_else(|| FhirError::bad_request("_lastUpdated is not a date"))?;
+                    let (sql, mut a) = date_alt(prefix, "r.lu", "r.lu", plo, phi);
+                    alts.push(sql);
+                    args.append(&mut a);
+                }
+                let test = (format!("({})", alts.join(" OR ")), args);
+                q.conds.push(Cond {
+                    rank: None,
+                    probe: None,
+                    form: Form::Column,
+                    driver: test.clone(),
+                    filter: test,
+                });
+            }
+            _ if CONTROL.contains(&base) => {}
+            _ => {
+                let known_modifier = |p: &Param| match (p.kind, modifier) {
+                    (_, None) | (Kind::String, Some("exact" | "contains")) => true,
+                    (Kind::Token, Some("not")) => true,
+                    (Kind::Reference, Some(m)) => params::is_type_name(m),
+                    _ => false,
+                };
+                match params::find_param(ty, base).filter(|p| known_modifier(p)) {
+                    Some(param) => q.conds.push(condition(ty, param, modifier, value)?),
+                    None => q.unknown.push(name.clone()),
+                }
+            }
+        }
+    }
+    Ok(q)
+}
+
+impl Query {
+    /// The condition whose row ids drive the query, if any. For a page in
+    /// row id order, a broad condition (see [`BROAD`]) does not drive.
+    fn pick_driver(&self, conn: &Connection, rid_order: bool) -> Result<Option<usize>, FhirError> {
+        let mut candidates: Vec<(u8, usize)> = self
+            .conds
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| c.rank.map(|r| (r, i)))
+            .collect();
+        candidates.sort();
+        for (_, i) in candidates {
+            if rid_order && let Some((sql, args)) = &self.conds[i].probe {
+                let n: i64 = conn
+                    .prepare_cached(sql)?
+                    .query_row(rusqlite::params_from_iter(args.iter()), |r| r.get(0))?;
+                if n >= BROAD {
+                    continue;
+                }
+            }
+            return Ok(Some(i));
+        }
+        Ok(None)
+    }
+
+    fn where_clause(&self, driver: Option<usize>) -> (String, Vec<Sql>) {
+        let mut args = vec![Sql::Text(self.ty.clone())];
+        // An index driver looks rows up by id, so the (type, deleted) index is
+        // kept out of the plan; otherwise that index walks the type in row id
+        // order (and serves `_id` through (type, id)).
+        let mut sql = match driver.map(|i| self.conds[i].form) {
+            Some(Form::Index) => "+r.type = ? AND +r.deleted = 0".to_string(),
+            _ => "r.type = ? AND r.deleted = 0".to_string(),
+        };
+        for (i, c) in self.conds.iter().enumerate() {
+            let (cond, a) = if Some(i) == driver {
+                &c.driver
+            } else {
+                &c.filter
+            };
+            sql.push_str(" AND ");
+            sql.push_str(cond);
+            args.extend(a.iter().cloned());
+        }
+        (sql, args)
+    }
+
+    pub fn count_matches(&self, conn: &Connection) -> Result<i64, FhirError> {
+        let (wh, args) = self.where_clause(self.pick_driver(conn, false)?);
+        let sql = format!("SELECT COUNT(*) FROM resources r WHERE {wh}");
+        Ok(conn
+            .prepare_cached(&sql)?
+            .query_row(rusqlite::params_from_iter(args), |r| r.get(0))?)
+    }
+
+    /// One page of matches, and the cursor of the page after it if any.
+    pub fn page(&self, conn: &Connection) -> Result<(Vec<Stored>, Option<String>), FhirError> {
+        let rid_order = matches!(self.sort, SortKey::Rid);
+        let (wh, mut args) = self.where_clause(self.pick_driver(conn, rid_order)?);
+        let limit = self.count as i64 + 1;
+        let (sql, with_key) = match &self.sort {
+            SortKey::Rid => {
+                let mut sql = format!(
+                    "SELECT r.rid, r.type, r.id, r.version, r.lu, r.deleted, r.json, r.rid FROM resources r WHERE {wh}"
+                );
+                if let Some((_, rid)) = &self.cursor {
+                    sql.push_str(" AND r.rid > ?");
+                    args.push(Sql::Integer(*rid));
+                }
+                sql.push_str(" ORDER BY r.rid LIMIT ?");
+                (sql, false)
+            }
+            SortKey::Expr { sql: expr, param } => {
+                let mut key_args = Vec::new();
+                if let Some(p) = param {
+                    key_args.push(Sql::Text(p.clone()));
+                }
+                key_args.append(&mut args);
+                let mut args2 = key_args;
+                let dir = if self.descending { "DESC" } else { "ASC" };
+                let mut sql = format!(
+                    "SELECT rid, type, id, version, lu, deleted, json, k FROM (
+                       SELECT r.rid, r.type, r.id, r.version, r.lu, r.deleted, r.json, {expr} AS k
+                       FROM resources r WHERE {wh})"
+                );
+                if let Some((key, rid)) = &self.cursor {
+                    let cmp = if self.descending { "<" } else { ">" };
+                    sql.push_str(&format!(" WHERE (k {cmp} ? OR (k = ? AND rid > ?))"));
+                    args2.push(key.clone());
+                    args2.push(key.clone());
+                    args2.push(Sql::Integer(*rid));
+                }
+                sql.push_str(&format!(" ORDER BY k {dir}, rid LIMIT ?"));
+                args = args2;
+                (sql, true)
+            }
+        };
+        args.push(Sql::Integer(limit));
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let mut rows = stmt.query(rusqlite::params_from_iter(args))?;
+        let mut out = Vec::new();
+        let mut keys = Vec::new();
+        while let Some(row) = rows.next()? {
+            out.push(store::row_to_stored(row)?);
+            keys.push(if with_key {
+                row.get::<_, Sql>(7)?
+            } else {
+                Sql::Null
+            });
+        }
+        let next = if out.len() > self.count {
+            out.truncate(self.count);
+            out.last()
+                .map(|last| encode_cursor(&keys[self.count - 1], last.rid))
+        } else {
+            None
+        };
+        Ok((out, next))
+    }
+
+    fn include_refs(
+        &self,
+        conn: &Connection,
+        matches: &[Stored],
+    ) -> Result<Vec<String>, FhirError> {
+        let mut refs = Vec::new();
+        if self.includes.is_empty() || matches.is_empty() {
+            return Ok(refs);
+        }
+        let mut stmt =
+            conn.prepare_cached("SELECT ref FROM idx_ref WHERE rid = ?1 AND param = ?2")?;
+        for m in matches {
+            for inc in &self.includes {
+                let rows =
+                    stmt.query_map(rusqlite::params![m.rid, inc], |r| r.get::<_, String>(0))?;
+                for r in rows {
+                    let r = r?;
+                    if !refs.contains(&r) {
+                        refs.push(r);
+                    }
+                }
+            }
+        }
+        Ok(refs)
+    }
+
+    fn link(&self, base: &str, cursor: Option<&str>) -> String {
+        let mut ser = url::form_urlencoded::Serializer::new(String::new());
+        for (k, v) in &self.link_params {
+            ser.append_pair(k, v);
+        }
+        if let Some(c) = cursor {
+            ser.append_pair("_cursor", c);
+        }
+        let qs = ser.finish();
+        if qs.is_empty() {
+            format!("{base}/{}", self.ty)
+        } else {
+            format!("{base}/{}?{qs}", self.ty)
+        }
+    }
+}
+
+/// Keeps only the named top-level elements (plus the mandatory ones) and tags
+/// the resource as a subset.
+fn subset(mut res: Value, elements: &[String]) -> Value {
+    if let Some(obj) = res.as_object_mut() {
+        obj.retain(|k, _| {
+            k == "resourceType" || k == "id" || k == "meta" || elements.iter().any(|e| e == k)
+        });
+        mark_subsetted(obj);
+    }
+    res
+}
+
+fn mark_subsetted(obj: &mut serde_json::Map<String, Value>) {
+    let meta = obj.entry("meta").or_insert_with(|| json!({}));
+    if let Some(meta) = meta.as_object_mut() {
+        let tags = meta.entry("tag").or_insert_with(|| json!([]));
+        if let Some(tags) = tags.as_array_mut() {
+            tags.push(json!({
+                "system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue",
+                "code": "SUBSETTED"
+            }));
+        }
+    }
+}
+
+/// Runs a search and builds the searchset Bundle. `can_read` decides, per
+/// resource type, whether `_include`d resources may be shown to the caller.
+pub fn bundle(
+    conn: &Connection,
+    q: &Query,
+    base: &str,
+    can_read: &dyn Fn(&str) -> bool,
+) -> Result<Value, FhirError> {
+    let mut bundle = json!({
+        "resourceType": "Bundle",
+        "type": "searchset",
+    });
+    let mut entries = Vec::new();
+    let mut links = vec![json!({"relation": "self", "url": q.link(base, None)})];
+    if q.summary == Summary::Count {
+        bundle["total"] = json!(q.count_matches(conn)?);
+    } else {
+        if q.total {
+            bundle["total"] = json!(q.count_matches(conn)?);
+        }
+        let (matches, next) = q.page(conn)?;
+        if let Some(c) = next {
+            links.push(json!({"relation": "next", "url": q.link(base, Some(&c))}));
+        }
+        let refs = q.include_refs(conn, &matches)?;
+        for m in &matches {
+            let mut res = m.value();
+            if let Some(el) = &q.elements {
+                res = subset(res, el);
+            } else if q.summary == Summary::Data
+                && let Some(obj) = res.as_object_mut()
+            {
+                obj.remove("text");
+                mark_subsetted(obj);
+            }
+            entries.push(json!({
+                "fullUrl": format!("{base}/{}/{}", m.ty, m.id),
+                "resource": res,
+                "search": {"mode": "match"}
+            }));
+        }
+        for r in refs {
+            let Some((ty, id)) = r.split_once('/') else {
+                continue;
+            };
+            if !can_read(ty) {
+                continue;
+            }
+            if let Some(s) = store::current(conn, ty, id)?.filter(|s| !s.deleted) {
+                entries.push(json!({
+                    "fullUrl": format!("{base}/{}/{}", s.ty, s.id),
+                    "resource": s.value(),
+                    "search": {"mode": "include"}
+                }));
+            }
+        }
+    }
+    if !q.unknown.is_empty() {
+        entries.push(json!({
+            "resource": outcome(
+                "warning",
+                "not-supported",
+                &format!("ignored unknown search parameters: {}", q.unknown.join(", ")),
+            ),
+            "search": {"mode": "outcome"}
+        }));
+    }
+    bundle["link"] = Value::Array(links);
+    if !entries.is_empty() {
+        bundle["entry"] = Value::Array(entries);
+    }
+    Ok(bundle)
+}
+
+/// Parses a query string into name/value pairs.
+pub fn parse_query(qs: &str) -> Vec<(String, String)> {
+    url::form_urlencoded::parse(qs.as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
+
+/// Up to `limit` current resources matching `Type?query` (conditional create,
+/// conditional references, access-scope checks).
+pub fn matching(
+    conn: &Connection,
+    ty: &str,
+    query: &[(String, String)],
+    limit: usize,
+) -> Result<Vec<Stored>, FhirError> {
+    let mut q = parse(ty, query, &[])?;
+    if !q.unknown.is_empty() {
+        return Err(FhirError::bad_request(format!(
+            "unknown search parameters in condition: {}",
+            q.unknown.join(", ")
+        )));
+    }
+    q.count = limit;
+    q.sort = SortKey::Rid;
+    q.cursor = None;
+    Ok(q.page(conn)?.0)
+}
+
+pub fn resolve_conditional(conn: &Connection, reference: &str) -> anyhow::Result<Option<String>> {
+    let Some((ty, qs)) = reference.split_once('?') else {
+        return Ok(None);
+    };
+    if params::type_params(ty).is_none() {
+        return Ok(None);
+    }
+    let found = matching(conn, ty, &parse_query(qs), 2).map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(match found.as_slice() {
+        [one] => Some(one.reference()),
+        _ => None,
+    })
+}

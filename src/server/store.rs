@@ -1,0 +1,450 @@
+//! SQLite storage: current resources, their earlier versions and the search index.
+//!
+//! Resources are kept as the JSON they were given (plus the `meta` the server
+//! maintains), so nothing a client wrote is lost. Each resource has an integer
+//! row id (`rid`) that never changes across versions: index rows point at it,
+//! and default paging walks it, so paging stays stable while data changes.
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::path::Path;
+
+use anyhow::Context;
+use chrono::{DateTime, SecondsFormat, Utc};
+use rusqlite::{Connection, OptionalExtension, params};
+use serde_json::Value;
+
+use super::params::{self, IndexRows};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS resources (
+    rid INTEGER PRIMARY KEY,
+    type TEXT NOT NULL,
+    id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    lu INTEGER NOT NULL,
+    deleted INTEGER NOT NULL DEFAULT 0,
+    hash INTEGER NOT NULL DEFAULT 0,
+    json TEXT NOT NULL,
+    UNIQUE (type, id)
+);
+CREATE INDEX IF NOT EXISTS resources_lu ON resources(type, lu);
+CREATE INDEX IF NOT EXISTS resources_type ON resources(type, deleted);
+CREATE TABLE IF NOT EXISTS history (
+    rid INTEGER NOT NULL,
+    version INTEGER NOT NULL,
+    lu INTEGER NOT NULL,
+    deleted INTEGER NOT NULL,
+    json TEXT NOT NULL,
+    PRIMARY KEY (rid, version)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS idx_string (
+    type TEXT NOT NULL, param TEXT NOT NULL, value TEXT NOT NULL, rid INTEGER NOT NULL,
+    PRIMARY KEY (type, param, value, rid)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS idx_string_rid ON idx_string(rid, param, value);
+CREATE TABLE IF NOT EXISTS idx_token (
+    type TEXT NOT NULL, param TEXT NOT NULL, code TEXT NOT NULL, system TEXT NOT NULL, rid INTEGER NOT NULL,
+    PRIMARY KEY (type, param, code, system, rid)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS idx_token_rid ON idx_token(rid, param, code);
+CREATE TABLE IF NOT EXISTS idx_date (
+    type TEXT NOT NULL, param TEXT NOT NULL, lo INTEGER NOT NULL, hi INTEGER NOT NULL, rid INTEGER NOT NULL,
+    PRIMARY KEY (type, param, lo, hi, rid)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS idx_date_rid ON idx_date(rid, param, lo, hi);
+CREATE TABLE IF NOT EXISTS idx_ref (
+    type TEXT NOT NULL, param TEXT NOT NULL, ref TEXT NOT NULL, rid INTEGER NOT NULL,
+    PRIMARY KEY (type, param, ref, rid)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS idx_ref_rid ON idx_ref(rid, param, ref);
+CREATE TABLE IF NOT EXISTS audit (
+    seq INTEGER PRIMARY KEY,
+    at INTEGER NOT NULL,
+    user TEXT,
+    role TEXT,
+    action TEXT NOT NULL,
+    type TEXT,
+    id TEXT,
+    status INTEGER NOT NULL
+);
+";
+
+/// Opens a connection with the pragmas every connection needs.
+pub fn connect(path: &Path) -> anyhow::Result<Connection> {
+    let conn =
+        Connection::open(path).with_context(|| format!("opening database {}", path.display()))?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "foreign_keys", "OFF")?;
+    conn.pragma_update(None, "cache_size", -16_000)?;
+    Ok(conn)
+}
+
+/// Creates the tables on first use; safe to run on every start.
+pub fn migrate(conn: &Connection) -> anyhow::Result<()> {
+    conn.execute_batch(SCHEMA).context("creating the schema")?;
+    conn.pragma_update(None, "user_version", 1)?;
+    Ok(())
+}
+
+/// A resource as stored.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    pub rid: i64,
+    pub ty: String,
+    pub id: String,
+    pub version: i64,
+    pub lu: i64,
+    pub deleted: bool,
+    pub json: String,
+}
+
+impl Stored {
+    pub fn value(&self) -> Value {
+        serde_json::from_str(&self.json).unwrap_or(Value::Null)
+    }
+    pub fn etag(&self) -> String {
+        format!("W/\"{}\"", self.version)
+    }
+    pub fn last_modified(&self) -> String {
+        ms_to_datetime(self.lu)
+            .format("%a, %d %b %Y %H:%M:%S GMT")
+            .to_string()
+    }
+    pub fn reference(&self) -> String {
+        format!("{}/{}", self.ty, self.id)
+    }
+}
+
+pub fn ms_to_datetime(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}
+
+pub fn instant(ms: i64) -> String {
+    ms_to_datetime(ms).to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+pub fn now_ms() -> i64 {
+    Utc::now().timestamp_millis()
+}
+
+const SELECT: &str = "SELECT rid, type, id, version, lu, deleted, json FROM resources";
+
+pub fn row_to_stored(row: &rusqlite::Row<'_>) -> rusqlite::Result<Stored> {
+    Ok(Stored {
+        rid: row.get(0)?,
+        ty: row.get(1)?,
+        id: row.get(2)?,
+        version: row.get(3)?,
+        lu: row.get(4)?,
+        deleted: row.get::<_, i64>(5)? != 0,
+        json: row.get(6)?,
+    })
+}
+
+/// The current version (possibly a deletion marker).
+pub fn current(conn: &Connection, ty: &str, id: &str) -> rusqlite::Result<Option<Stored>> {
+    conn.prepare_cached(&format!("{SELECT} WHERE type = ?1 AND id = ?2"))?
+        .query_row(params![ty, id], row_to_stored)
+        .optional()
+}
+
+pub fn by_rid(conn: &Connection, rid: i64) -> rusqlite::Result<Option<Stored>> {
+    conn.prepare_cached(&format!("{SELECT} WHERE rid = ?1"))?
+        .query_row(params![rid], row_to_stored)
+        .optional()
+}
+
+pub fn version(
+    conn: &Connection,
+    ty: &str,
+    id: &str,
+    version: i64,
+) -> rusqlite::Result<Option<Stored>> {
+    if let Some(cur) = current(conn, ty, id)?.filter(|c| c.version == version) {
+        return Ok(Some(cur));
+    }
+    conn.prepare_cached(
+        "SELECT h.rid, r.type, r.id, h.version, h.lu, h.deleted, h.json
+         FROM resources r JOIN history h ON h.rid = r.rid
+         WHERE r.type = ?1 AND r.id = ?2 AND h.version = ?3",
+    )?
+    .query_row(params![ty, id, version], row_to_stored)
+    .optional()
+}
+
+/// Every version, newest first.
+pub fn history(conn: &Connection, ty: &str, id: &str) -> rusqlite::Result<Vec<Stored>> {
+    let Some(cur) = current(conn, ty, id)? else {
+        return Ok(Vec::new());
+    };
+    let mut stmt = conn.prepare_cached(
+        "SELECT h.rid, ?2, ?3, h.version, h.lu, h.deleted, h.json
+         FROM history h WHERE h.rid = ?1 ORDER BY h.version DESC",
+    )?;
+    let older = stmt.query_map(params![cur.rid, ty, id], row_to_stored)?;
+    let mut out = vec![cur];
+    for s in older {
+        out.push(s?);
+    }
+    Ok(out)
+}
+
+/// Hash of a resource's content without the server-maintained meta, so an
+/// identical re-import can be recognised and skipped.
+fn content_hash(resource: &Value) -> i64 {
+    let mut v = resource.clone();
+    if let Some(meta) = v.get_mut("meta").and_then(Value::as_object_mut) {
+        meta.remove("versionId");
+        meta.remove("lastUpdated");
+        if meta.is_empty()
+            && let Some(obj) = v.as_object_mut()
+        {
+            obj.remove("meta");
+        }
+    }
+    let mut h = DefaultHasher::new();
+    v.to_string().hash(&mut h);
+    h.finish() as i64
+}
+
+/// Writes a new version of `ty/id` (`None` deletes), maintaining `meta`, the
+/// history and the index. The caller owns the transaction.
+pub fn write(
+    conn: &Connection,
+    ty: &str,
+    id: &str,
+    resource: Option<Value>,
+    now: i64,
+) -> rusqlite::Result<Stored> {
+    let prev: Option<(i64, i64, String)> = conn
+        .prepare_cached("SELECT rid, version, json FROM resources WHERE type = ?1 AND id = ?2")?
+        .query_row(params![ty, id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .optional()?;
+    let version = prev.as_ref().map_or(1, |p| p.1 + 1);
+    let deleted = resource.is_none();
+    let (json, hash, rows) = match resource {
+        Some(mut res) => {
+            let hash = content_hash(&res);
+            stamp(&mut res, id, version, now);
+            let rows = params::extract(ty, &res);
+            (res.to_string(), hash, rows)
+        }
+        None => (
+            prev.as_ref().map(|p| p.2.clone()).unwrap_or_default(),
+            0,
+            IndexRows::default(),
+        ),
+    };
+    let rid = match &prev {
+        Some((rid, ..)) => {
+            // The history table holds the versions before the current one.
+            conn.prepare_cached(
+                "INSERT OR REPLACE INTO history (rid, version, lu, deleted, json)
+                 SELECT rid, version, lu, deleted, json FROM resources WHERE rid = ?1",
+            )?
+            .execute(params![rid])?;
+            conn.prepare_cached(
+                "UPDATE resources SET version = ?2, lu = ?3, deleted = ?4, hash = ?5, json = ?6 WHERE rid = ?1",
+            )?
+            .execute(params![rid, version, now, deleted as i64, hash, json])?;
+            clear_index(conn, *rid)?;
+            *rid
+        }
+        None => {
+            conn.prepare_cached(
+                "INSERT INTO resources (type, id, version, lu, deleted, hash, json) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?
+            .execute(params![ty, id, version, now, deleted as i64, hash, json])?;
+            conn.last_insert_rowid()
+        }
+    };
+    insert_index(conn, ty, rid, &rows)?;
+    Ok(Stored {
+        rid,
+        ty: ty.to_string(),
+        id: id.to_string(),
+        version,
+        lu: now,
+        deleted,
+        json,
+    })
+}
+
+fn stamp(res: &mut Value, id: &str, version: i64, now: i64) {
+    let Some(obj) = res.as_object_mut() else {
+        return;
+    };
+    obj.insert("id".into(), Value::String(id.to_string()));
+    let meta = obj
+        .entry("meta")
+        .or_insert_with(|| Value::Object(Default::default()));
+    if !meta.is_object() {
+        *meta = Value::Object(Default::default());
+    }
+    if let Some(meta) = meta.as_object_mut() {
+        meta.insert("versionId".into(), Value::String(version.to_string()));
+        meta.insert("lastUpdated".into(), Value::String(instant(now)));
+    }
+}
+
+fn clear_index(conn: &Connection, rid: i64) -> rusqlite::Result<()> {
+    for table in ["idx_string", "idx_token", "idx_date", "idx_ref"] {
+        conn.prepare_cached(&format!("DELETE FROM {table} WHERE rid = ?1"))?
+            .execute(params![rid])?;
+    }
+    Ok(())
+}
+
+fn insert_index(conn: &Connection, ty: &str, rid: i64, rows: &IndexRows) -> rusqlite::Result<()> {
+    if !rows.strings.is_empty() {
+        let mut stmt = conn.prepare_cached(
+            "INSERT OR IGNORE INTO idx_string (type, param, value, rid) VALUES (?1, ?2, ?3, ?4)",
+        )?;
+        for (param, value) in &rows.strings {
+            stmt.execute(params![ty, param, value, rid])?;
+        }
+    }
+    if !rows.tokens.is_empty() {
+        let mut stmt = conn.prepare_cached(
+            "INSERT OR IGNORE INTO idx_token (type, param, code, system, rid) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?;
+        for (param, system, code) in &rows.tokens {
+            stmt.execute(params![ty, param, code, system, rid])?;
+        }
+    }
+    if !rows.dates.is_empty() {
+        let mut stmt = conn.prepare_cached(
+            "INSERT OR IGNORE INTO idx_date (type, param, lo, hi, rid) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?;
+        for (param, lo, hi) in &rows.dates {
+            stmt.execute(params![ty, param, lo, hi, rid])?;
+        }
+    }
+    if !rows.refs.is_empty() {
+        let mut stmt = conn.prepare_cached(
+            "INSERT OR IGNORE INTO idx_ref (type, param, ref, rid) VALUES (?1, ?2, ?3, ?4)",
+        )?;
+        for (param, r) in &rows.refs {
+            stmt.execute(params![ty, param, r, rid])?;
+        }
+    }
+    Ok(())
+}
+
+/// A fresh server-assigned id.
+pub fn new_id() -> String {
+    use rand::RngExt;
+    let bytes: [u8; 16] = rand::rng().random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Direct access to a portal database for bulk loading (import, demo data,
+/// benchmarks).
+pub struct Store {
+    conn: Connection,
+}
+
+/// Resources per transaction when ingesting.
+const INGEST_BATCH: usize = 20_000;
+
+impl Store {
+    /// Opens (creating and migrating if needed) the database at `path`.
+    pub fn open(path: &Path) -> anyhow::Result<Store> {
+        let conn = connect(path)?;
+        migrate(&conn)?;
+        Ok(Store { conn })
+    }
+
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// Upserts resources with the ids they carry (a missing or invalid id gets
+    /// a fresh one), in large transactions. A resource identical to what is
+    /// stored is skipped, so loading the same data twice changes nothing.
+    /// Returns how many resources were written.
+    pub fn ingest(&mut self, resources: impl IntoIterator<Item = Value>) -> anyhow::Result<usize> {
+        let mut written = 0;
+        let mut iter = resources.into_iter().peekable();
+        while iter.peek().is_some() {
+            let tx = self
+                .conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let now = now_ms();
+            for resource in iter.by_ref().take(INGEST_BATCH) {
+                if upsert_one(&tx, resource, now)? {
+                    written += 1;
+                }
+            }
+            tx.commit()?;
+        }
+        Ok(written)
+    }
+
+    /// `Type/id` of the one resource matching a conditional reference such as
+    /// `Organization?identifier=sys|val`, if exactly one matches.
+    pub fn resolve_conditional(&self, reference: &str) -> anyhow::Result<Option<String>> {
+        super::search::resolve_conditional(&self.conn, reference)
+    }
+
+    pub fn count(&self, ty: &str) -> anyhow::Result<i64> {
+        Ok(self.conn.query_row(
+            "SELECT COUNT(*) FROM resources WHERE type = ?1 AND deleted = 0",
+            params![ty],
+            |r| r.get(0),
+        )?)
+    }
+}
+
+/// Writes one resource unless an identical one is stored; true if written.
+pub fn upsert_one(conn: &Connection, resource: Value, now: i64) -> anyhow::Result<bool> {
+    let Some(ty) = resource
+        .get("resourceType")
+        .and_then(Value::as_str)
+        .filter(|t| params::is_type_name(t))
+        .map(str::to_string)
+    else {
+        anyhow::bail!("resource without a valid resourceType");
+    };
+    let id = resource
+        .get("id")
+        .and_then(Value::as_str)
+        .filter(|id| params::is_valid_id(id))
+        .map(str::to_string)
+        .unwrap_or_else(new_id);
+    let hash = content_hash(&resource);
+    let same: Option<i64> = conn
+        .prepare_cached(
+            "SELECT 1 FROM resources WHERE type = ?1 AND id = ?2 AND hash = ?3 AND deleted = 0",
+        )?
+        .query_row(params![ty, id, hash], |r| r.get(0))
+        .optional()?;
+    if same.is_some() {
+        return Ok(false);
+    }
+    write(conn, &ty, &id, Some(resource), now)?;
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn ingest_twice_keeps_one_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("t.db")).unwrap();
+        let pat = json!({"resourceType":"Patient","id":"p1","name":[{"family":"Fonseca"}]});
+        assert_eq!(store.ingest([pat.clone()]).unwrap(), 1);
+        assert_eq!(store.ingest([pat]).unwrap(), 0);
+        let cur = current(store.connection(), "Patient", "p1")
+            .unwrap()
+            .unwrap();
+        assert_eq!(cur.version, 1);
+        assert_eq!(cur.value()["meta"]["versionId"], "1");
+    }
+}
