@@ -281,7 +281,7 @@ async fn help_popup_and_palette_run_an_action() {
     h.keys("<esc>").unwrap();
     assert!(h.app.popup().is_none());
 
-    h.keys(":pane_results").unwrap();
+    h.keys(":pane results").unwrap();
     assert!(matches!(h.app.popup(), Some(Popup::Palette(_))));
     h.keys("<enter>").unwrap();
     assert!(h.app.popup().is_none());
@@ -427,7 +427,7 @@ async fn no_server_at_all_is_explained_not_a_crash() {
     assert_eq!(h.app.link(), LinkState::Down);
     assert!(h.app.notice().is_some());
     assert_eq!(h.app.tasks.state, QueueState::NoRole);
-    h.keys("/garc").unwrap();
+    h.keys("/garc<esc>").unwrap();
     h.settle().await;
     h.keys("5").unwrap();
     let text = screen(&mut h, 80, 24);
