@@ -109,6 +109,12 @@ pub struct PatientIndex {
     by_id: HashMap<String, usize>,
     /// One matcher per scoring thread (they keep scratch memory).
     matchers: Vec<Matcher>,
+    /// Rows in list order (name, birth date, id), and each row's place in it:
+    /// an empty query lists in this order and equal scores break ties by it,
+    /// so the list does not depend on which reply arrived first.
+    sorted: Vec<usize>,
+    place: Vec<u32>,
+    sorted_len: usize,
     /// Query of the last match, and how many rows existed then.
     last: Option<(String, usize)>,
     /// Every row matching the last query (unordered): the candidates when the query grows.
@@ -161,6 +167,28 @@ impl PatientIndex {
         &self.ranked
     }
 
+    fn sort_rows(&mut self) {
+        if self.sorted_len == self.rows.len() && self.last.is_some() {
+            return;
+        }
+        let rows = &self.rows;
+        let mut sorted: Vec<usize> = (0..rows.len()).collect();
+        sorted.sort_by(|&a, &b| {
+            let (x, y) = (&rows[a], &rows[b]);
+            x.name
+                .to_lowercase()
+                .cmp(&y.name.to_lowercase())
+                .then_with(|| x.birth_date.cmp(&y.birth_date))
+                .then_with(|| x.id.cmp(&y.id))
+        });
+        self.place = vec![0; rows.len()];
+        for (pos, &i) in sorted.iter().enumerate() {
+            self.place[i] = pos as u32;
+        }
+        self.sorted = sorted;
+        self.sorted_len = self.rows.len();
+    }
+
     /// Score candidates (in index order), on several threads when there are many.
     fn score(&mut self, pattern: &Pattern, candidates: &[usize]) -> Vec<(u32, usize)> {
         let threads = if candidates.len() >= PARALLEL_FROM {
@@ -202,9 +230,10 @@ impl PatientIndex {
     /// Rank the working set for `query`; an empty query lists it in order.
     pub fn search(&mut self, query: &str) -> &[usize] {
         let query = query.trim_start();
+        self.sort_rows();
         if query.trim().is_empty() {
             self.filtered = (0..self.rows.len()).collect();
-            self.ranked = (0..self.rows.len().min(MAX_RANKED)).collect();
+            self.ranked = self.sorted.iter().copied().take(MAX_RANKED).collect();
             self.last = Some((String::new(), self.rows.len()));
             return &self.ranked;
         }
@@ -230,8 +259,10 @@ impl PatientIndex {
         let mut scored = self.score(&pattern, &candidates);
         // Candidates were in index order, so the matches are too.
         self.filtered = scored.iter().map(|&(_, i)| i).collect();
-        // Best score first; equal scores keep working-set order.
-        let order = |a: &(u32, usize), b: &(u32, usize)| b.0.cmp(&a.0).then(a.1.cmp(&b.1));
+        // Best score first; equal scores in list order.
+        let place = &self.place;
+        let order =
+            |a: &(u32, usize), b: &(u32, usize)| b.0.cmp(&a.0).then(place[a.1].cmp(&place[b.1]));
         if scored.len() > MAX_RANKED {
             scored.select_nth_unstable_by(MAX_RANKED, order);
             scored.truncate(MAX_RANKED);
