@@ -444,7 +444,7 @@ impl App {
                 self.latest_chart = None;
                 self.reload_chart_panes();
             }
-            Action::Cancel if self.notice.is_some() => {
+            Action::Cancel | Action::Back if self.notice.is_some() => {
                 self.notice = None;
                 let view = view!(self, true);
                 let commands = pane_mut!(self, self.focus).update(action, &view);

@@ -20,6 +20,8 @@ pub struct Headless {
     pub app: App,
     worker: Worker,
     replies: mpsc::UnboundedReceiver<Completed>,
+    /// Report this latency instead of the measured one (stable snapshots).
+    pub fixed_latency: Option<Duration>,
 }
 
 impl Headless {
@@ -30,6 +32,7 @@ impl Headless {
             app,
             worker,
             replies,
+            fixed_latency: None,
         };
         h.submit();
         h
@@ -62,10 +65,7 @@ impl Headless {
         self.flush();
         while self.app.in_flight() > 0 {
             match tokio::time::timeout(REPLY_WAIT, self.replies.recv()).await {
-                Ok(Some(done)) => {
-                    self.app.handle_completed(done);
-                    self.submit();
-                }
+                Ok(Some(done)) => self.deliver(done),
                 _ => panic!("no reply from the server within {REPLY_WAIT:?}"),
             }
         }
@@ -85,7 +85,10 @@ impl Headless {
     }
 
     /// Apply one reply (e.g. out of order, to test stale replies).
-    pub fn deliver(&mut self, done: Completed) {
+    pub fn deliver(&mut self, mut done: Completed) {
+        if let Some(l) = self.fixed_latency {
+            done.latency = l;
+        }
         self.app.handle_completed(done);
         self.submit();
     }

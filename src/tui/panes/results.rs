@@ -243,7 +243,7 @@ impl ResultsPane {
                 Constraint::Length(5),
                 Constraint::Fill(1),
                 Constraint::Length(9),
-                Constraint::Length(9),
+                Constraint::Length(12),
                 Constraint::Length(11),
                 Constraint::Length(4),
                 Constraint::Length(16),

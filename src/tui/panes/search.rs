@@ -85,21 +85,29 @@ impl SearchPane {
     }
 
     fn rematch_keep_selection(&mut self) {
-        let keep = self.selected_row().map(|r| r.id.clone());
+        // At the top the list stays at the top; a row the user moved to stays selected.
+        let keep = if self.selected == 0 {
+            None
+        } else {
+            self.selected_row().map(|r| r.id.clone())
+        };
         self.index.search(&self.query);
-        if let Some(id) = keep
+        if let Some(id) = &keep
             && let Some(pos) = self
                 .index
                 .ranked()
                 .iter()
-                .position(|&i| self.index.row(i).is_some_and(|r| r.id == id))
+                .position(|&i| self.index.row(i).is_some_and(|r| &r.id == id))
         {
             self.selected = pos;
             return;
         }
-        self.selected = self
-            .selected
-            .min(self.index.ranked().len().saturating_sub(1));
+        self.selected = if keep.is_some() {
+            self.selected
+                .min(self.index.ranked().len().saturating_sub(1))
+        } else {
+            0
+        };
     }
 
     fn edited(&mut self) -> Vec<Command> {

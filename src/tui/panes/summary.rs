@@ -8,7 +8,7 @@ use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::Paragraph;
+use ratatui::widgets::{Paragraph, Wrap};
 
 use crate::fhir::model::Observation;
 use crate::tui::action::Action;
@@ -325,13 +325,28 @@ impl Pane for SummaryPane {
                 Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)])
                     .spacing(1)
                     .areas(inner);
-            frame.render_widget(Paragraph::new(left).scroll((self.scroll, 0)), l);
-            frame.render_widget(Paragraph::new(right).scroll((self.scroll, 0)), r);
+            frame.render_widget(
+                Paragraph::new(left)
+                    .wrap(Wrap { trim: false })
+                    .scroll((self.scroll, 0)),
+                l,
+            );
+            frame.render_widget(
+                Paragraph::new(right)
+                    .wrap(Wrap { trim: false })
+                    .scroll((self.scroll, 0)),
+                r,
+            );
         } else {
             let mut all = left;
             all.push(Line::default());
             all.extend(right);
-            frame.render_widget(Paragraph::new(all).scroll((self.scroll, 0)), inner);
+            frame.render_widget(
+                Paragraph::new(all)
+                    .wrap(Wrap { trim: false })
+                    .scroll((self.scroll, 0)),
+                inner,
+            );
         }
     }
 }

@@ -1,0 +1,435 @@
+//! The real app, driven by key strings, against the real portal server
+//! in-process over loopback with a small demo population.
+
+use std::time::Duration;
+
+use chartty::api::ApiClient;
+use chartty::config::Settings;
+use chartty::roles::Role;
+use chartty::server::demo::DemoOptions;
+use chartty::server::{RunningServer, ServerConfig};
+use chartty::tui::action::Action;
+use chartty::tui::app::{LinkState, Popup};
+use chartty::tui::headless::Headless;
+use chartty::tui::keymap::{Context, Keymap, display_sequence};
+use chartty::tui::panes::PaneId;
+use chartty::tui::panes::tasks::QueueState;
+use chartty::tui::theme::Theme;
+use chartty::tui::{App, Session};
+use chrono::{DateTime, TimeZone, Utc};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+
+const PATIENTS: usize = 60;
+const SEED: u64 = 7;
+
+fn anchor() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 23, 12, 0, 0).unwrap()
+}
+
+struct Portal {
+    server: RunningServer,
+    _dir: tempfile::TempDir,
+}
+
+async fn portal() -> Portal {
+    let dir = tempfile::tempdir().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server = chartty::server::start(
+        ServerConfig {
+            db: dir.path().join("portal.db"),
+            demo: Some(DemoOptions {
+                patients: PATIENTS,
+                seed: SEED,
+                anchor: anchor(),
+            }),
+        },
+        listener,
+    )
+    .await
+    .unwrap();
+    Portal { server, _dir: dir }
+}
+
+async fn app_at(base: &str, token: Option<String>, role: Option<Role>, keymap: Keymap) -> Headless {
+    let session = Session {
+        base_url: base.to_string(),
+        token: token.clone(),
+        role,
+        user: None,
+    };
+    let client = ApiClient::new(base, token, Duration::from_secs(30)).unwrap();
+    let mut app = App::new(
+        &Settings::default(),
+        session,
+        keymap,
+        Theme::default(),
+        anchor(),
+    );
+    app.start();
+    let mut h = Headless::new(app, client);
+    h.settle().await;
+    h
+}
+
+async fn signed_in(portal: &Portal, role: Role) -> Headless {
+    let token = portal.server.token_for(role).map(str::to_string);
+    assert!(token.is_some(), "the demo has a {role} user");
+    app_at(
+        &portal.server.base_url,
+        token,
+        Some(role),
+        Keymap::defaults(),
+    )
+    .await
+}
+
+fn screen(h: &mut Headless, w: u16, ht: u16) -> String {
+    let mut terminal = Terminal::new(TestBackend::new(w, ht)).unwrap();
+    h.render(&mut terminal).unwrap();
+    let buf = terminal.backend().buffer();
+    let mut out = String::new();
+    for y in 0..ht {
+        for x in 0..w {
+            out.push_str(buf[(x, y)].symbol());
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// Open a patient through the search box; returns its id.
+async fn open_some_patient(h: &mut Headless, nth: usize) -> String {
+    let target = h.app.search.listed()[nth].clone();
+    let family: String = target
+        .name
+        .split(',')
+        .next()
+        .unwrap()
+        .chars()
+        .take(4)
+        .collect::<String>()
+        .to_lowercase();
+    let year = &target.birth_date[..4];
+    h.keys(&format!("/<c-u>{family} {year}")).unwrap();
+    h.settle().await;
+    let pos = h
+        .app
+        .search
+        .listed()
+        .iter()
+        .position(|r| r.id == target.id)
+        .expect("the fuzzy query lists the patient");
+    for _ in 0..pos {
+        h.keys("<down>").unwrap();
+    }
+    h.keys("<enter>").unwrap();
+    h.settle().await;
+    target.id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fuzzy_search_opens_a_chart_in_one_batch_request() {
+    let portal = portal().await;
+    let mut h = signed_in(&portal, Role::Attending).await;
+    assert_eq!(h.app.session().role, Some(Role::Attending));
+    assert!(h.app.session().user.is_some(), "$whoami named the user");
+    assert!(!h.app.search.listed().is_empty(), "the working set loaded");
+
+    let target = h.app.search.listed()[5].clone();
+    let family: String = target
+        .name
+        .split(',')
+        .next()
+        .unwrap()
+        .chars()
+        .take(4)
+        .collect();
+    h.keys(&format!(
+        "/{} {}",
+        family.to_lowercase(),
+        &target.birth_date[..4]
+    ))
+    .unwrap();
+    h.settle().await;
+    let listed = h.app.search.listed();
+    assert!(listed.iter().any(|r| r.id == target.id));
+    // Every row matches every word somewhere (name, birth date or MRN).
+    assert!(
+        listed
+            .iter()
+            .all(|r| r.birth_date.contains(&target.birth_date[..4])
+                || r.mrn.contains(&target.birth_date[..4]))
+    );
+    // The typed query also went to the server as standard parameters.
+    assert!(
+        h.sent()
+            .iter()
+            .any(|s| s.path_and_query.contains("birthdate=") && s.path_and_query.contains("name="))
+    );
+    let pos = listed.iter().position(|r| r.id == target.id).unwrap();
+    for _ in 0..pos {
+        h.keys("<down>").unwrap();
+    }
+
+    let before = h.sent().len();
+    h.keys("<enter>").unwrap();
+    h.settle().await;
+    let chart = h.app.chart().expect("the chart opened");
+    assert_eq!(chart.patient.id.as_deref(), Some(target.id.as_str()));
+    assert_eq!(h.app.focus(), PaneId::Summary);
+    let sent = h.sent();
+    let opened = &sent[before..];
+    assert_eq!(opened.len(), 1, "one round trip: {opened:?}");
+    assert_eq!(opened[0].method, "POST");
+    assert_eq!(opened[0].path_and_query, "/fhir");
+    assert!(chart.allergies.is_ok() && chart.labs.is_ok() && chart.vitals.is_ok());
+
+    let text = screen(&mut h, 120, 40);
+    assert!(text.contains(&format!("MRN {}", target.mrn)), "{text}");
+    assert!(text.contains(&target.birth_date));
+    assert!(
+        text.contains("ALLERGIES:") || text.contains("No known allergies"),
+        "{text}"
+    );
+
+    // The MRN alone finds the same patient first.
+    h.keys(&format!("/<c-u>{}", target.mrn)).unwrap();
+    h.settle().await;
+    assert_eq!(h.app.search.listed()[0].id, target.id);
+    assert!(h.sent().iter().any(|s| {
+        s.path_and_query
+            .contains(&format!("identifier={}", target.mrn))
+    }));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn panes_sequences_and_result_history() {
+    let portal = portal().await;
+    let mut h = signed_in(&portal, Role::Attending).await;
+    // A patient with a repeated lab, so there is a history to open.
+    let mut found = false;
+    for nth in 0..10 {
+        open_some_patient(&mut h, nth).await;
+        if h.app.results.groups().iter().any(|g| g.values.len() >= 2) {
+            found = true;
+            break;
+        }
+        h.keys("<esc>").unwrap();
+    }
+    assert!(found, "a demo patient with repeated results");
+
+    h.keys("3").unwrap();
+    assert_eq!(h.app.focus(), PaneId::Results);
+    let idx = h
+        .app
+        .results
+        .groups()
+        .iter()
+        .position(|g| g.values.len() >= 2)
+        .unwrap();
+    h.keys(&"j".repeat(idx)).unwrap();
+    h.keys("<enter>").unwrap();
+    assert!(h.app.results.showing_history());
+    assert_eq!(h.app.results.selected_group().unwrap().values.len(), {
+        h.app.results.groups()[idx].values.len()
+    });
+    let text = screen(&mut h, 120, 40);
+    assert!(text.contains("values"), "{text}");
+    h.keys("<esc>").unwrap();
+    assert!(!h.app.results.showing_history());
+
+    h.keys("<tab>").unwrap();
+    assert_eq!(h.app.focus(), PaneId::Notes);
+    h.keys("<s-tab><s-tab>").unwrap();
+    assert_eq!(h.app.focus(), PaneId::Summary);
+
+    // A sequence: which-key while pending, Esc cancels, the full sequence runs.
+    h.keys("g").unwrap();
+    assert_eq!(h.app.pending_keys().len(), 1);
+    assert!(h.app.which_key().iter().any(|(k, _)| k == "r"));
+    let text = screen(&mut h, 120, 40);
+    assert!(text.contains("Go to results"), "{text}");
+    h.keys("<esc>").unwrap();
+    assert!(h.app.pending_keys().is_empty());
+    assert_eq!(h.app.focus(), PaneId::Summary);
+    h.keys("gr").unwrap();
+    assert_eq!(h.app.focus(), PaneId::Results);
+    h.keys("5").unwrap();
+    assert_eq!(h.app.focus(), PaneId::Tasks);
+    h.keys("4").unwrap();
+    assert_eq!(h.app.focus(), PaneId::Notes);
+    if !h.app.notes.notes().is_empty() {
+        h.keys("<enter>").unwrap();
+        assert!(h.app.notes.reading().is_some());
+        h.keys("<esc>").unwrap();
+        assert!(h.app.notes.reading().is_none());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn help_popup_and_palette_run_an_action() {
+    let portal = portal().await;
+    let mut h = signed_in(&portal, Role::Nurse).await;
+    h.keys("?").unwrap();
+    assert!(matches!(h.app.popup(), Some(Popup::Help(_))));
+    let text = screen(&mut h, 120, 40);
+    assert!(text.contains("Go to results"), "{text}");
+    // Keys go to the popup while it is open.
+    h.keys("3").unwrap();
+    assert_eq!(h.app.focus(), PaneId::Search);
+    h.keys("<esc>").unwrap();
+    assert!(h.app.popup().is_none());
+
+    h.keys(":pane results").unwrap();
+    assert!(matches!(h.app.popup(), Some(Popup::Palette(_))));
+    h.keys("<enter>").unwrap();
+    assert!(h.app.popup().is_none());
+    assert_eq!(h.app.focus(), PaneId::Results);
+
+    h.keys("<c-p>go to the task<enter>").unwrap();
+    assert_eq!(h.app.focus(), PaneId::Tasks);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_unbound_in_the_user_keymap_does_nothing() {
+    let portal = portal().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("keymap.toml");
+    std::fs::write(
+        &file,
+        "[global]\nkeymap = [\n    { on = \"3\", run = \"noop\" },\n]\n",
+    )
+    .unwrap();
+    let load = Keymap::load(Some(&file));
+    assert!(load.warnings.is_empty(), "{:?}", load.warnings);
+    let token = portal.server.token_for(Role::Attending).map(str::to_string);
+    let mut h = app_at(&portal.server.base_url, token, None, load.keymap).await;
+    assert_eq!(h.app.focus(), PaneId::Search);
+    h.keys("3").unwrap();
+    assert_eq!(h.app.focus(), PaneId::Search);
+    h.keys("4").unwrap();
+    assert_eq!(h.app.focus(), PaneId::Notes);
+    // Hints and help read the live keymap: `3` is no longer offered.
+    let offered = h
+        .app
+        .keymap()
+        .keys_for(Context::Search, Action::PaneResults)
+        .iter()
+        .map(|k| display_sequence(k))
+        .collect::<Vec<_>>();
+    assert!(!offered.contains(&"3".to_string()), "{offered:?}");
+    assert!(offered.contains(&"g r".to_string()), "{offered:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_search_reply_is_dropped() {
+    let portal = portal().await;
+    let mut h = signed_in(&portal, Role::Attending).await;
+    let family: String = h.app.search.listed()[0]
+        .name
+        .split(',')
+        .next()
+        .unwrap()
+        .to_lowercase();
+    let short: String = family.chars().take(2).collect();
+    let longer: String = family.chars().take(4).collect();
+
+    h.keys(&format!("/{short}")).unwrap();
+    h.flush();
+    h.keys(&longer[short.len()..]).unwrap();
+    let mut replies = h.collect().await;
+    assert_eq!(replies.len(), 2, "two searches in flight");
+    replies.sort_by_key(|r| std::cmp::Reverse(r.id));
+    let newest = replies[0].id;
+    // The newer answer arrives first, the older one after it.
+    for r in replies {
+        h.deliver(r);
+    }
+    assert_eq!(h.app.search.applied_search(), Some(newest));
+    assert_eq!(h.app.stats().stale_dropped, 1);
+    assert_eq!(h.app.search.query(), longer);
+    let sent = h.sent();
+    let searches: Vec<_> = sent
+        .iter()
+        .filter(|s| s.path_and_query.contains("name="))
+        .collect();
+    assert_eq!(searches.len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tasks_pane_lists_the_role_queue_and_opens_the_patient() {
+    let portal = portal().await;
+    for role in [Role::Nurse, Role::Frontdesk] {
+        let mut h = signed_in(&portal, role).await;
+        assert_eq!(h.app.tasks.state, QueueState::Loaded);
+        let rows = h.app.tasks.rows().to_vec();
+        assert!(!rows.is_empty(), "the demo {role} queue has tasks");
+        let queue = format!("performer-type=urn:chartty:role%7C{}", role.code());
+        assert!(h.sent().iter().any(|s| s.path_and_query.contains(&queue)));
+        // Sorted by due time, soonest first.
+        let dues: Vec<_> = rows.iter().filter_map(|r| r.due).collect();
+        assert!(dues.windows(2).all(|w| w[0] <= w[1]));
+
+        h.keys("5").unwrap();
+        assert_eq!(h.app.focus(), PaneId::Tasks);
+        let row = rows.iter().position(|r| r.patient_id.is_some()).unwrap();
+        h.keys(&"j".repeat(row)).unwrap();
+        h.keys("<enter>").unwrap();
+        h.settle().await;
+        let chart = h.app.chart().expect("the task's patient opened");
+        assert_eq!(chart.patient.id, rows[row].patient_id);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_and_failures_show_a_message_and_lose_nothing() {
+    let portal = portal().await;
+    // The front desk may not read results or allergies: the chart still opens.
+    let mut h = signed_in(&portal, Role::Frontdesk).await;
+    let id = open_some_patient(&mut h, 0).await;
+    let chart = h.app.chart().expect("demographics open");
+    assert_eq!(chart.patient.id.as_deref(), Some(id.as_str()));
+    let labs = chart.labs.as_ref().expect_err("labs are refused");
+    assert!(labs.contains("403"), "{labs}");
+    assert!(chart.allergies.is_err());
+    let text = screen(&mut h, 120, 40);
+    assert!(text.contains("ALLERGIES NOT AVAILABLE"), "{text}");
+    assert!(!text.contains("No known allergies"));
+    h.keys("3").unwrap();
+    let text = screen(&mut h, 120, 40);
+    assert!(text.contains("Labs not available: HTTP 403"), "{text}");
+
+    // The server goes away: a reload fails with a message, the chart stays.
+    let query = h.app.search.query().to_string();
+    portal.server.stop().await;
+    h.keys("r").unwrap();
+    h.settle().await;
+    let notice = h.app.notice().expect("a message").text.clone();
+    assert!(notice.contains("Could not open the chart"), "{notice}");
+    assert_eq!(h.app.link(), LinkState::Down);
+    assert_eq!(
+        h.app.chart().and_then(|c| c.patient.id.clone()),
+        Some(id.clone())
+    );
+    assert_eq!(h.app.search.query(), query);
+    let text = screen(&mut h, 80, 24);
+    assert!(text.contains("offline"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_server_at_all_is_explained_not_a_crash() {
+    // A port nobody listens on.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}/fhir", listener.local_addr().unwrap());
+    drop(listener);
+    let mut h = app_at(&base, None, None, Keymap::defaults()).await;
+    assert_eq!(h.app.link(), LinkState::Down);
+    assert!(h.app.notice().is_some());
+    assert_eq!(h.app.tasks.state, QueueState::NoRole);
+    h.keys("/garc<esc>").unwrap();
+    h.settle().await;
+    h.keys("5").unwrap();
+    let text = screen(&mut h, 80, 24);
+    assert!(text.contains("No role is known"), "{text}");
+}
