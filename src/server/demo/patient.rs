@@ -1149,7 +1149,9 @@ fn laboratory(
             let kidney = has(Problem::Ckd);
             if kidney || (has(Problem::Hypertension) && follow_up.is_multiple_of(2)) {
                 let egfr = if kidney {
-                    (base.egfr + base.egfr_slope * k + rng.normal(0.0, 2.5)).clamp(12.0, 59.0)
+                    // Stage 3 is eGFR 30-59: the trend stays in the stage the
+                    // problem list names, where metformin is still allowed.
+                    (base.egfr + base.egfr_slope * k + rng.normal(0.0, 2.5)).clamp(30.0, 59.0)
                 } else {
                     base.egfr + rng.normal(0.0, 3.0)
                 };

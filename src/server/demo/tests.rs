@@ -312,6 +312,15 @@ fn chronic_problems_drive_labs_and_drugs() {
             "{p}: CKD without renal labs"
         );
     }
+    for o in of_type(clinic(), "Observation") {
+        if str_at(o, "/code/coding/0/code") == "62238-1" && kidney.contains(patient_of(o)) {
+            let egfr = o.pointer("/valueQuantity/value").and_then(Value::as_f64);
+            assert!(
+                egfr.is_some_and(|v| (30.0..=59.0).contains(&v)),
+                "stage 3 eGFR {egfr:?}"
+            );
+        }
+    }
     // NSAIDs are never started for a patient with CKD or on warfarin.
     let on_nsaid: HashSet<_> = of_type(clinic(), "MedicationRequest")
         .filter(|m| str_at(m, "/medicationCodeableConcept/coding/0/code") == "310965")
