@@ -229,7 +229,7 @@ async fn over_http(db: PathBuf, prefixes: &[String], chart_ids: &[String]) -> an
         CHART_BATCH_TARGET_MS,
     );
     println!(
-        "  {} charts, {:.0} bytes per response on average",
+        "  {} charts, {:.0} bytes per response on average (after gzip decoding)",
         chart_ids.len(),
         bytes as f64 / chart_ids.len().max(1) as f64
     );
