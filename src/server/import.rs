@@ -249,7 +249,7 @@ impl Loader {
             ));
             return Ok(());
         }
-        let value: Value = match serde_json::from_slice(bytes) {
+        let mut value: Value = match serde_json::from_slice(bytes) {
             Ok(v) => v,
             Err(e) => {
                 self.report.errors.push(format!(
@@ -270,15 +270,14 @@ impl Loader {
                 }
             };
         }
-        let entries = value
-            .get("entry")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
+        let entries = match value.get_mut("entry").map(Value::take) {
+            Some(Value::Array(entries)) => entries,
+            _ => Vec::new(),
+        };
         // First: the id of every entry, so references between entries resolve.
         let mut map = HashMap::new();
         let mut resources = Vec::with_capacity(entries.len());
-        for (i, entry) in entries.into_iter().enumerate() {
+        for (i, mut entry) in entries.into_iter().enumerate() {
             let method = entry
                 .pointer("/request/method")
                 .and_then(Value::as_str)
@@ -290,7 +289,7 @@ impl Loader {
                 .get("fullUrl")
                 .and_then(Value::as_str)
                 .map(str::to_string);
-            let Some(mut resource) = entry.get("resource").cloned() else {
+            let Some(mut resource) = entry.get_mut("resource").map(Value::take) else {
                 self.report
                     .errors
                     .push(format!("{name}: entry {i}: no resource"));

@@ -622,7 +622,8 @@ impl Query {
         let next = if out.len() > self.count {
             out.truncate(self.count);
             out.last()
-                .map(|last| encode_cursor(&keys[self.count - 1], last.rid))
+                .zip(self.count.checked_sub(1).and_then(|i| keys.get(i)))
+                .map(|(last, key)| encode_cursor(key, last.rid))
         } else {
             None
         };
@@ -851,6 +852,28 @@ mod tests {
         let q = parse("Patient", &pairs(&[("_count", "0")]), &[]).unwrap();
         assert_eq!(q.summary, Summary::Count);
         assert!(parse("Patient", &pairs(&[("_count", "x")]), &[]).is_err());
+    }
+
+    #[test]
+    fn a_zero_count_page_is_empty_whatever_the_summary() {
+        let conn = Connection::open_in_memory().unwrap();
+        store::migrate(&conn).unwrap();
+        store::write(
+            &conn,
+            "Patient",
+            "a",
+            Some(serde_json::json!({"resourceType": "Patient"})),
+            0,
+        )
+        .unwrap();
+        let q = parse(
+            "Patient",
+            &pairs(&[("_count", "0"), ("_summary", "false")]),
+            &[],
+        )
+        .unwrap();
+        let (page, next) = q.page(&conn).unwrap();
+        assert!(page.is_empty() && next.is_none());
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! and default paging walks it, so paging stays stable while data changes.
 
 use std::collections::hash_map::DefaultHasher;
-use std::hash::{Hash, Hasher};
+use std::hash::Hasher;
 use std::path::Path;
 
 use anyhow::Context;
@@ -196,20 +196,32 @@ pub fn history(conn: &Connection, ty: &str, id: &str) -> rusqlite::Result<Vec<St
 
 /// Hash of a resource's content without the server-maintained meta, so an
 /// identical re-import can be recognised and skipped.
-fn content_hash(resource: &Value) -> i64 {
-    let mut v = resource.clone();
-    if let Some(meta) = v.get_mut("meta").and_then(Value::as_object_mut) {
+fn content_hash(resource: &mut Value) -> i64 {
+    // The stamps are replaced on every write anyway, so they are dropped here
+    // rather than hashed from a copy.
+    if let Some(obj) = resource.as_object_mut()
+        && let Some(meta) = obj.get_mut("meta").and_then(Value::as_object_mut)
+    {
         meta.remove("versionId");
         meta.remove("lastUpdated");
-        if meta.is_empty()
-            && let Some(obj) = v.as_object_mut()
-        {
+        if meta.is_empty() {
             obj.remove("meta");
         }
     }
-    let mut h = DefaultHasher::new();
-    v.to_string().hash(&mut h);
-    h.finish() as i64
+    struct HashWriter(DefaultHasher);
+    impl std::io::Write for HashWriter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.write(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut w = HashWriter(DefaultHasher::new());
+    // Writing into a hasher cannot fail.
+    let _ = serde_json::to_writer(&mut w, resource);
+    w.0.finish() as i64
 }
 
 /// Writes a new version of `ty/id` (`None` deletes), maintaining `meta`, the
@@ -251,7 +263,7 @@ fn write_after(
     let deleted = resource.is_none();
     let (json, hash, rows) = match resource {
         Some(mut res) => {
-            let hash = hash.unwrap_or_else(|| content_hash(&res));
+            let hash = hash.unwrap_or_else(|| content_hash(&mut res));
             stamp(&mut res, id, version, now);
             let rows = params::extract(ty, &res);
             (res.to_string(), hash, rows)
@@ -445,7 +457,8 @@ pub fn upsert_one(conn: &Connection, resource: Value, now: i64) -> anyhow::Resul
         .filter(|id| params::is_valid_id(id))
         .map(str::to_string)
         .unwrap_or_else(new_id);
-    let hash = content_hash(&resource);
+    let mut resource = resource;
+    let hash = content_hash(&mut resource);
     let prev = previous(conn, &ty, &id)?;
     if prev.is_some_and(|p| p.2 == hash && !p.3) {
         return Ok(false);
