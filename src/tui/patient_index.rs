@@ -173,13 +173,9 @@ impl PatientIndex {
         }
         let rows = &self.rows;
         let mut sorted: Vec<usize> = (0..rows.len()).collect();
-        sorted.sort_by(|&a, &b| {
-            let (x, y) = (&rows[a], &rows[b]);
-            x.name
-                .to_lowercase()
-                .cmp(&y.name.to_lowercase())
-                .then_with(|| x.birth_date.cmp(&y.birth_date))
-                .then_with(|| x.id.cmp(&y.id))
+        sorted.sort_by_cached_key(|&i| {
+            let r = &rows[i];
+            (r.name.to_lowercase(), r.birth_date.clone(), r.id.clone())
         });
         self.place = vec![0; rows.len()];
         for (pos, &i) in sorted.iter().enumerate() {
