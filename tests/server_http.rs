@@ -333,11 +333,23 @@ async fn patient_search_parameters() {
 
     assert_eq!(f.ids("Patient?name=agus").await, vec![id(&agustin)]);
     assert_eq!(f.ids("Patient?name=AGUSTIN").await, vec![id(&agustin)]);
+    assert_eq!(f.get_ok("Patient?name=agus").await["total"], 1);
+    // A total for a result spanning pages is only computed when asked for.
+    assert!(f.get_ok("Patient?_count=1").await["total"].is_null());
+    assert_eq!(
+        f.get_ok("Patient?_count=1&_total=accurate").await["total"],
+        3
+    );
     assert_eq!(f.ids("Patient?name=ordon").await, vec![id(&ordonez)]);
     assert_eq!(f.ids("Patient?name=Ordóñ").await, vec![id(&ordonez)]);
     assert_eq!(f.ids("Patient?family=fons").await, vec![id(&agustin)]);
     assert_eq!(f.ids("Patient?given=barn").await, vec![id(&barney)]);
     assert_eq!(f.ids("Patient?name=zzz").await, Vec::<String>::new());
+    assert_eq!(f.ids("Patient?name=fons%20agu").await, vec![id(&agustin)]);
+    assert_eq!(
+        f.ids("Patient?name=fons%20bern").await,
+        Vec::<String>::new()
+    );
     assert_eq!(
         f.ids("Patient?name=agus,ordon").await,
         vec![id(&agustin), id(&ordonez)]
@@ -997,24 +1009,110 @@ async fn bearer_tokens_roles_and_whoami() {
         .unwrap();
     assert_eq!(inc["entry"].as_array().unwrap().len(), 2);
 
-    let db = f._dir.path().join("portal.db");
-    f.srv.stop().await;
+    // Nobody writes AuditEvents through the API.
+    let forged = json!({"resourceType": "AuditEvent", "type": {"code": "rest"}, "recorded": "2024-01-01T00:00:00Z",
+        "agent": [{"requestor": true}], "source": {"observer": {"display": "x"}}});
+    assert_eq!(write(Role::Attending, forged).await, StatusCode::FORBIDDEN);
+
+    let Fixture { srv, _dir: dir, .. } = f;
+    let db = dir.path().join("portal.db");
+    srv.stop().await;
     // Every request was audited with who did it.
-    let conn = rusqlite::Connection::open(db).unwrap();
-    let denied: i64 = conn
-        .query_row(
-            "SELECT COUNT(*) FROM audit WHERE role = 'frontdesk' AND status = 403",
-            [],
-            |r| r.get(0),
-        )
+    {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        let denied: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM audit WHERE role = 'frontdesk' AND status = 403",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert!(denied >= 2, "{denied}");
+        let reads: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM audit WHERE action = 'read' AND type = 'Patient' AND id = ?1",
+                [&pid],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert!(reads >= 2, "{reads}");
+    }
+
+    // ... and is searchable as AuditEvent after a restart (new tokens).
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let srv = server::start_with_staff(ServerConfig { db, demo: None }, listener, all_staff())
+        .await
         .unwrap();
-    assert!(denied >= 2, "{denied}");
-    let reads: i64 = conn
-        .query_row(
-            "SELECT COUNT(*) FROM audit WHERE action = 'read' AND type = 'Patient' AND id = ?1",
-            [&pid],
-            |r| r.get(0),
-        )
+    let c = client();
+    let url = format!(
+        "{}/AuditEvent?patient=Patient/{pid}&agent=Practitioner/pr-frontdesk&_count=100",
+        srv.base_url
+    );
+    let r = c
+        .get(&url)
+        .bearer_auth(srv.token_for(Role::Attending).unwrap())
+        .send()
+        .await
         .unwrap();
-    assert!(reads >= 2, "{reads}");
+    assert_eq!(r.status(), StatusCode::OK);
+    let events: Value = r.json().await.unwrap();
+    let events = events["entry"].as_array().unwrap();
+    assert!(events.len() >= 3, "{}", events.len());
+    assert!(
+        events
+            .iter()
+            .all(|e| e["resource"]["agent"][0]["who"]["reference"] == "Practitioner/pr-frontdesk")
+    );
+    assert!(events.iter().any(|e| e["resource"]["outcome"] == "4"));
+    let r = c
+        .get(&url)
+        .bearer_auth(srv.token_for(Role::Nurse).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    srv.stop().await;
+    drop(dir);
+}
+
+#[tokio::test]
+async fn imported_types_without_search_support_read_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("portal.db");
+    let mut store = chartty::server::Store::open(&db).unwrap();
+    let written = store
+        .ingest([json!({"resourceType": "SupplyDelivery", "id": "sd-1", "status": "completed"})])
+        .unwrap();
+    assert_eq!(written, 1);
+    drop(store);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let srv = server::start(ServerConfig { db, demo: None }, listener)
+        .await
+        .unwrap();
+    let c = client();
+    let r = c
+        .get(format!("{}/SupplyDelivery/sd-1", srv.base_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["etag"], "W/\"1\"");
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["status"], "completed");
+    let r = c
+        .get(format!("{}/SupplyDelivery?_id=sd-1", srv.base_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert_outcome(&r.json().await.unwrap());
+    let r = c
+        .post(format!("{}/SupplyDelivery", srv.base_url))
+        .header("content-type", "application/fhir+json")
+        .body(json!({"resourceType": "SupplyDelivery"}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    srv.stop().await;
 }

@@ -220,3 +220,89 @@ async fn import_shared_data_twice_then_search_it() {
 
     srv.stop().await;
 }
+
+#[test]
+fn conditional_references_bad_lines_and_bad_entries() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let org_sys = "https://github.com/synthetichealth/synthea";
+    // A patient Bundle whose Encounter points at an Organization and a
+    // Practitioner by identifier; both are defined in files loaded later or
+    // first (directory files sort first).
+    let patient_bundle = serde_json::json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"fullUrl": "urn:uuid:aaaaaaaa-0000-0000-0000-000000000001",
+         "resource": {"resourceType": "Patient", "name": [{"family": "Núñez", "given": ["Inés"]}]},
+         "request": {"method": "POST", "url": "Patient"}},
+        {"fullUrl": "urn:uuid:aaaaaaaa-0000-0000-0000-000000000002",
+         "resource": {"resourceType": "Encounter", "status": "finished", "class": {"code": "AMB"},
+                      "subject": {"reference": "urn:uuid:aaaaaaaa-0000-0000-0000-000000000001"},
+                      "serviceProvider": {"reference": format!("Organization?identifier={org_sys}|org-1")},
+                      "participant": [{"individual": {"reference": "Practitioner?identifier=http://hl7.org/fhir/sid/us-npi|42"}}]},
+         "request": {"method": "POST", "url": "Encounter"}},
+        {"fullUrl": "urn:uuid:aaaaaaaa-0000-0000-0000-000000000003",
+         "resource": {"status": "final"},
+         "request": {"method": "POST", "url": "Observation"}},
+    ]});
+    std::fs::write(data.join("a_patient.json"), patient_bundle.to_string()).unwrap();
+    let org = serde_json::json!({"resourceType": "Bundle", "type": "batch", "entry": [
+        {"fullUrl": "urn:uuid:bbbbbbbb-0000-0000-0000-000000000001",
+         "resource": {"resourceType": "Organization", "name": "Clinic", "identifier": [{"system": org_sys, "value": "org-1"}]},
+         "request": {"method": "POST", "url": "Organization"}}]});
+    // Sorts after the patient file and is not a directory file: resolved in the second pass.
+    std::fs::write(data.join("z_orgs.json"), org.to_string()).unwrap();
+    let pract = serde_json::json!({"resourceType": "Practitioner", "id": "pr-42",
+        "identifier": [{"system": "http://hl7.org/fhir/sid/us-npi", "value": "42"}]});
+    std::fs::write(
+        data.join("Practitioner.000.ndjson"),
+        format!(
+            "{pract}\n{{not json\n\n{}\n",
+            serde_json::json!({"id": "x"})
+        ),
+    )
+    .unwrap();
+    std::fs::write(data.join("notes.txt"), "not data").unwrap();
+
+    let db = dir.path().join("p.db");
+    let report = import_paths(&db, &[data], false).unwrap();
+    assert_eq!(report.files, 3, "{report:?}");
+    let errors = report.errors.join("\n");
+    assert_eq!(report.errors.len(), 3, "{errors}");
+    assert!(
+        errors.contains("Practitioner.000.ndjson: line 2:"),
+        "{errors}"
+    );
+    assert!(
+        errors.contains("Practitioner.000.ndjson: line 4:"),
+        "{errors}"
+    );
+    assert!(errors.contains("a_patient.json: entry 2:"), "{errors}");
+
+    let store = Store::open(&db).unwrap();
+    let enc: String = store
+        .connection()
+        .query_row(
+            "SELECT json FROM resources WHERE type = 'Encounter'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let enc: Value = serde_json::from_str(&enc).unwrap();
+    assert_eq!(
+        enc["participant"][0]["individual"]["reference"],
+        "Practitioner/pr-42"
+    );
+    assert_eq!(
+        enc["subject"]["reference"],
+        "Patient/aaaaaaaa-0000-0000-0000-000000000001"
+    );
+    let org_ref = enc["serviceProvider"]["reference"].as_str().unwrap();
+    assert_eq!(org_ref, "Organization/bbbbbbbb-0000-0000-0000-000000000001");
+    assert_eq!(
+        store
+            .resolve_conditional(&format!("Organization?identifier={org_sys}|org-1"))
+            .unwrap()
+            .as_deref(),
+        Some(org_ref)
+    );
+}

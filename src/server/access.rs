@@ -126,6 +126,11 @@ fn listed(list: &[&str], ty: &str) -> bool {
 
 /// May `caller` do `op` on resources of type `ty`, and within which scope?
 pub fn decide(caller: &Caller, op: Op, ty: &str) -> Result<Scope, FhirError> {
+    if op == Op::Write && ty == "AuditEvent" {
+        return Err(FhirError::forbidden(
+            "AuditEvents are recorded by the server and cannot be written",
+        ));
+    }
     let Caller::User(user) = caller else {
         return Ok(Scope::default());
     };
@@ -238,8 +243,9 @@ mod tests {
             Scope::default()
         );
         assert_eq!(
-            decide(&Caller::Open, Op::Write, "AuditEvent").unwrap(),
+            decide(&Caller::Open, Op::Write, "Observation").unwrap(),
             Scope::default()
         );
+        assert!(decide(&Caller::Open, Op::Write, "AuditEvent").is_err());
     }
 }

@@ -1,11 +1,17 @@
-//! Append-only audit of every read, search and write, written off the request
-//! path by a dedicated thread with its own connection.
+//! Audit of every read, search and write, written off the request path by a
+//! dedicated thread with its own connection: a row in the append-only `audit`
+//! table, and the same event as a FHIR `AuditEvent` so it can be searched
+//! (`AuditEvent?patient=…` answers "who looked at this chart"). Clients can
+//! never write AuditEvents (see `access`).
 
 use std::path::Path;
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 
 use rusqlite::params;
+use serde_json::{Value, json};
+
+use crate::fhir::codes::ROLE_SYSTEM;
 
 use super::access::Caller;
 use super::store;
@@ -18,6 +24,10 @@ pub struct Record {
     pub action: &'static str,
     pub ty: Option<String>,
     pub id: Option<String>,
+    /// `Practitioner/<id>` of the caller.
+    pub who: Option<String>,
+    /// `Patient/<id>` the interaction was about, when known.
+    pub patient: Option<String>,
     pub status: u16,
 }
 
@@ -36,6 +46,7 @@ impl AuditSink {
         action: &'static str,
         ty: Option<&str>,
         id: Option<&str>,
+        patient: Option<String>,
         status: u16,
     ) {
         let rec = Record {
@@ -45,6 +56,11 @@ impl AuditSink {
             action,
             ty: ty.map(str::to_string),
             id: id.map(str::to_string),
+            who: match caller {
+                Caller::User(u) => Some(u.practitioner.clone()),
+                Caller::Open => None,
+            },
+            patient,
             status,
         };
         // A stopped writer means the server is shutting down.
@@ -102,5 +118,73 @@ fn write_batch(conn: &mut rusqlite::Connection, batch: &[Record]) -> rusqlite::R
             ])?;
         }
     }
+    for r in batch {
+        store::write(
+            &tx,
+            "AuditEvent",
+            &store::new_id(),
+            Some(audit_event(r)),
+            r.at,
+        )?;
+    }
     tx.commit()
+}
+
+/// The FHIR R4 AuditEvent of one interaction.
+pub fn audit_event(r: &Record) -> Value {
+    let (action, subtype) = match r.action {
+        "create" => ("C", "create"),
+        "update" => ("U", "update"),
+        "delete" => ("D", "delete"),
+        "read" => ("R", "read"),
+        "vread" => ("R", "vread"),
+        "history" => ("R", "history-instance"),
+        "search" => ("E", "search-type"),
+        "transaction" => ("E", "transaction"),
+        _ => ("E", "batch"),
+    };
+    let outcome = match r.status {
+        0..=399 => "0",
+        400..=499 => "4",
+        _ => "8",
+    };
+    let mut agent = json!({"requestor": true});
+    match &r.who {
+        Some(who) => agent["who"] = json!({"reference": who, "display": r.user}),
+        None => agent["name"] = json!("anonymous (open access)"),
+    }
+    if let Some(role) = &r.role {
+        agent["role"] = json!([{"coding": [{"system": ROLE_SYSTEM, "code": role}]}]);
+    }
+    let own =
+        r.ty.as_ref()
+            .zip(r.id.as_ref())
+            .map(|(t, i)| format!("{t}/{i}"));
+    let mut entities = Vec::new();
+    match (&own, &r.ty) {
+        (Some(what), _) => entities.push(json!({"what": {"reference": what}})),
+        (None, Some(ty)) => entities
+            .push(json!({"type": {"system": "http://hl7.org/fhir/resource-types", "code": ty}})),
+        _ => {}
+    }
+    if let Some(p) = &r.patient
+        && Some(p) != own.as_ref()
+    {
+        entities.push(json!({"what": {"reference": p}}));
+    }
+    let mut ev = json!({
+        "resourceType": "AuditEvent",
+        "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-event-type", "code": "rest"},
+        "subtype": [{"system": "http://hl7.org/fhir/restful-interaction", "code": subtype}],
+        "action": action,
+        "recorded": store::instant(r.at),
+        "outcome": outcome,
+        "outcomeDesc": r.status.to_string(),
+        "agent": [agent],
+        "source": {"observer": {"display": "chartty portal"}},
+    });
+    if !entities.is_empty() {
+        ev["entity"] = Value::Array(entities);
+    }
+    ev
 }

@@ -153,8 +153,11 @@ pub enum Route {
 
 impl Route {
     fn parse(segments: &[&str]) -> Result<Route, FhirError> {
+        // Any well-formed type name routes, so that imported resources of
+        // types without search support can still be read back; searching or
+        // writing an unsupported type is refused in `interaction`.
         let known = |t: &str| -> Result<String, FhirError> {
-            if params::type_params(t).is_some() {
+            if params::is_type_name(t) {
                 Ok(t.to_string())
             } else {
                 Err(FhirError::not_found(format!("unknown resource type {t:?}")))
@@ -252,10 +255,30 @@ pub async fn dispatch(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    match handle(&app, method, uri, headers, body).await {
+    let started = std::time::Instant::now();
+    // Only the method, the resource type and the outcome are logged: paths
+    // and queries can carry ids and names.
+    let ty = uri
+        .path()
+        .trim_start_matches("/fhir/")
+        .split('/')
+        .next()
+        .filter(|t| params::is_type_name(t))
+        .unwrap_or("-")
+        .to_string();
+    let m = method.clone();
+    let response = match handle(&app, method, uri, headers, body).await {
         Ok(r) => r,
         Err(e) => error_response(&e),
-    }
+    };
+    tracing::debug!(
+        method = %m,
+        resource_type = %ty,
+        status = response.status().as_u16(),
+        micros = started.elapsed().as_micros() as u64,
+        "request"
+    );
+    response
 }
 
 fn authenticate(app: &App, headers: &HeaderMap) -> Result<Caller, FhirError> {
@@ -356,6 +379,7 @@ async fn run_one(app: &Arc<App>, caller: &Caller, req: Req) -> Result<Resp, Fhir
     let action = action_name(&req);
     let ty = req.route.ty().map(str::to_string);
     let id = req.route.id().map(str::to_string);
+    let patient = patient_of(&req);
     let writes = req.route.writes(&req.method);
     let base = app.base_url.clone();
     let c = caller.clone();
@@ -370,9 +394,46 @@ async fn run_one(app: &Arc<App>, caller: &Caller, req: Req) -> Result<Resp, Fhir
         Ok(r) => r.status,
         Err(e) => e.status.as_u16(),
     };
-    app.audit
-        .record(caller, action, ty.as_deref(), id.as_deref(), status);
+    app.audit.record(
+        caller,
+        action,
+        ty.as_deref(),
+        id.as_deref(),
+        patient,
+        status,
+    );
     result
+}
+
+/// The patient an interaction concerns, for the audit trail: the resource
+/// itself, a patient search parameter, or the subject of a written resource.
+fn patient_of(req: &Req) -> Option<String> {
+    if let Route::Instance(ty, id) | Route::Version(ty, id, _) | Route::History(ty, id) = &req.route
+        && ty == "Patient"
+    {
+        return Some(format!("Patient/{id}"));
+    }
+    for (k, v) in &req.query {
+        if matches!(k.as_str(), "patient" | "subject" | "for") {
+            let v = v.split(',').next().unwrap_or(v);
+            let r = if v.contains('/') {
+                params::normalize_reference(v)
+            } else {
+                Some(format!("Patient/{v}"))
+            };
+            if let Some(r) = r.filter(|r| r.starts_with("Patient/")) {
+                return Some(r);
+            }
+        }
+    }
+    let body = req.body.as_ref()?;
+    ["subject", "patient", "for"].iter().find_map(|k| {
+        body.get(*k)?
+            .get("reference")?
+            .as_str()
+            .and_then(params::normalize_reference)
+            .filter(|r| r.starts_with("Patient/"))
+    })
 }
 
 fn action_name(req: &Req) -> &'static str {
@@ -458,6 +519,15 @@ pub fn interaction(
     assigned_id: Option<&str>,
 ) -> Result<Resp, FhirError> {
     let now = store::now_ms();
+    let reads = req.method == Method::GET && !matches!(req.route, Route::Type(_));
+    if let Some(ty) = req.route.ty()
+        && !reads
+        && params::type_params(ty).is_none()
+    {
+        return Err(FhirError::not_found(format!(
+            "resource type {ty:?} is not supported here"
+        )));
+    }
     match (&req.route, &req.method) {
         (Route::Type(ty) | Route::Search(ty), m)
             if *m == Method::GET || matches!(req.route, Route::Search(_)) =>
@@ -770,7 +840,7 @@ async fn bundle_interaction(app: &Arc<App>, caller: &Caller, req: Req) -> Result
                 };
                 out.push(response_entry(result));
             }
-            app.audit.record(caller, "batch", None, None, 200);
+            app.audit.record(caller, "batch", None, None, None, 200);
             Ok(Resp {
                 status: 200,
                 body: Some(
@@ -788,6 +858,7 @@ async fn bundle_interaction(app: &Arc<App>, caller: &Caller, req: Req) -> Result
             app.audit.record(
                 caller,
                 "transaction",
+                None,
                 None,
                 None,
                 result.as_ref().map_or_else(|e| e.status.as_u16(), |_| 200),

@@ -267,6 +267,28 @@ pub fn is_core(ty: &str) -> bool {
     CORE_TYPES.iter().any(|(name, _)| *name == ty)
 }
 
+/// The parameter whose index rows hold `param`'s data. Parameters reading
+/// the same elements share rows: `patient` (references to Patients in
+/// `subject`) is answered from `subject`'s rows, `performer` from
+/// `performer-type`'s, so each reference is indexed once.
+pub fn storage_name(ty: &str, param: &'static Param) -> &'static str {
+    let Some(params) = type_params(ty) else {
+        return param.name;
+    };
+    let same = |q: &&Param| q.kind == param.kind && q.paths == param.paths;
+    params
+        .iter()
+        .filter(same)
+        .find(|q| q.target.is_none())
+        .or_else(|| {
+            params
+                .iter()
+                .filter(same)
+                .find(|q| q.target == param.target)
+        })
+        .map_or(param.name, |q| q.name)
+}
+
 pub fn find_param(ty: &str, name: &str) -> Option<&'static Param> {
     type_params(ty)?.iter().find(|p| p.name == name)
 }
@@ -294,6 +316,9 @@ pub fn extract(ty: &str, resource: &Value) -> IndexRows {
         return rows;
     };
     for param in params {
+        if storage_name(ty, param) != param.name {
+            continue;
+        }
         for path in param.paths {
             let mut found = Vec::new();
             collect(resource, path, &mut found);
@@ -546,10 +571,46 @@ mod tests {
     fn references_are_normalised_and_filtered_by_target() {
         let obs = json!({"resourceType":"Observation","subject":{"reference":"http://x/fhir/Patient/7/_history/2"}});
         let rows = extract("Observation", &obs);
-        assert!(rows.refs.contains(&("patient", "Patient/7".into())));
+        assert_eq!(rows.refs, vec![("subject", "Patient/7".to_string())]);
+        let allergy =
+            json!({"resourceType":"AllergyIntolerance","patient":{"reference":"Patient/7"}});
+        let rows = extract("AllergyIntolerance", &allergy);
+        assert_eq!(rows.refs, vec![("patient", "Patient/7".to_string())]);
         let grp = json!({"resourceType":"Observation","subject":{"reference":"Group/7"}});
         let rows = extract("Observation", &grp);
         assert_eq!(rows.refs, vec![("subject", "Group/7".to_string())]);
         assert_eq!(normalize_reference("urn:uuid:1"), None);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn date_ranges_are_ordered(s in "\\PC{0,30}") {
+            if let Some((lo, hi)) = parse_date_range(&s) {
+                proptest::prop_assert!(lo <= hi);
+            }
+        }
+
+        #[test]
+        fn generated_dates_parse(y in 1i32..3000, m in 1u32..=12, d in 1u32..=28, h in 0u32..24) {
+            let (ylo, yhi) = parse_date_range(&format!("{y:04}")).unwrap();
+            let (dlo, dhi) = parse_date_range(&format!("{y:04}-{m:02}-{d:02}")).unwrap();
+            let (t, _) = parse_date_range(&format!("{y:04}-{m:02}-{d:02}T{h:02}:00:00Z")).unwrap();
+            proptest::prop_assert!(ylo <= dlo && dhi <= yhi && dlo <= t && t <= dhi);
+        }
+
+        #[test]
+        fn normalising_is_idempotent(s in "\\PC{0,30}") {
+            let once = normalize(&s);
+            proptest::prop_assert_eq!(normalize(&once), once.clone());
+            proptest::prop_assert!(!once.chars().any(is_combining_mark));
+        }
+
+        #[test]
+        fn references_never_panic(s in "\\PC{0,40}") {
+            if let Some(r) = normalize_reference(&s) {
+                let (ty, id) = r.split_once('/').unwrap();
+                proptest::prop_assert!(is_type_name(ty) && is_valid_id(id));
+            }
+        }
     }
 }

@@ -53,7 +53,7 @@ pub struct Query {
     elements: Option<Vec<String>>,
     pub summary: Summary,
     total: bool,
-    includes: Vec<&'static str>,
+    includes: Vec<&'static Param>,
     cursor: Option<(Sql, i64)>,
     pub unknown: Vec<String>,
     /// Parameters echoed in `self`/`next` links (the request's own, minus the cursor).
@@ -92,15 +92,16 @@ enum Form {
 fn index_cond(
     table: &str,
     ty: &str,
-    param: &Param,
+    param: &'static Param,
     alts: &[String],
     args: Vec<Sql>,
     negate: bool,
 ) -> Cond {
     let alts = alts.join(" OR ");
-    let mut driver_args = vec![Sql::Text(ty.to_string()), Sql::Text(param.name.to_string())];
+    let stored = params::storage_name(ty, param);
+    let mut driver_args = vec![Sql::Text(ty.to_string()), Sql::Text(stored.to_string())];
     driver_args.extend(args.iter().cloned());
-    let mut filter_args = vec![Sql::Text(param.name.to_string())];
+    let mut filter_args = vec![Sql::Text(stored.to_string())];
     filter_args.extend(args);
     let not = if negate { "NOT " } else { "" };
     let rank = match (negate, param.kind) {
@@ -252,6 +253,14 @@ fn condition(
                             param.name
                         )));
                     };
+                    if param
+                        .target
+                        .is_some_and(|t| !r.starts_with(&format!("{t}/")))
+                    {
+                        // e.g. patient=Group/1: never a match.
+                        alts.push("0".to_string());
+                        continue;
+                    }
                     alts.push("ref = ?".to_string());
                     args.push(Sql::Text(r));
                 } else if let Some(target) = param.target {
@@ -315,7 +324,7 @@ fn sort_key(ty: &str, name: &str, descending: bool) -> Option<SortKey> {
         sql: format!(
             "COALESCE((SELECT {agg}({col}) FROM {table} x WHERE x.rid = r.rid AND x.param = ?), {null})"
         ),
-        param: Some(param.name.to_string()),
+        param: Some(params::storage_name(ty, param).to_string()),
     })
 }
 
@@ -368,6 +377,10 @@ pub fn parse(
         }
     }
     for (name, value) in request.iter().chain(forced.iter()) {
+        // An empty search box sends `name=`: an empty value constrains nothing.
+        if value.trim().is_empty() {
+            continue;
+        }
         let (base, modifier) = match name.split_once(':') {
             Some((b, m)) => (b, Some(m)),
             None => (name.as_str(), None),
@@ -422,7 +435,7 @@ pub fn parse(
                     .and_then(|(_, p)| params::find_param(ty, p.split(':').next().unwrap_or(p)))
                     .filter(|p| p.kind == Kind::Reference);
                 match param {
-                    Some(p) => q.includes.push(p.name),
+                    Some(p) => q.includes.push(p),
                     None => q.unknown.push(format!("_include={value}")),
                 }
             }
@@ -475,6 +488,18 @@ pub fn parse(
                     _ => false,
                 };
                 match params::find_param(ty, base).filter(|p| known_modifier(p)) {
+                    // "fons agus" in a search box: every word must match
+                    // the start of some name part.
+                    Some(param)
+                        if param.kind == Kind::String
+                            && modifier.is_none()
+                            && !value.contains(',')
+                            && value.trim().contains(char::is_whitespace) =>
+                    {
+                        for word in value.split_whitespace() {
+                            q.conds.push(condition(ty, param, modifier, word)?);
+                        }
+                    }
                     Some(param) => q.conds.push(condition(ty, param, modifier, value)?),
                     None => q.unknown.push(name.clone()),
                 }
@@ -617,11 +642,13 @@ impl Query {
             conn.prepare_cached("SELECT ref FROM idx_ref WHERE rid = ?1 AND param = ?2")?;
         for m in matches {
             for inc in &self.includes {
+                let stored = params::storage_name(&self.ty, inc);
                 let rows =
-                    stmt.query_map(rusqlite::params![m.rid, inc], |r| r.get::<_, String>(0))?;
+                    stmt.query_map(rusqlite::params![m.rid, stored], |r| r.get::<_, String>(0))?;
                 for r in rows {
                     let r = r?;
-                    if !refs.contains(&r) {
+                    let wanted = inc.target.is_none_or(|t| r.split('/').next() == Some(t));
+                    if wanted && !refs.contains(&r) {
                         refs.push(r);
                     }
                 }
@@ -693,8 +720,11 @@ pub fn bundle(
             bundle["total"] = json!(q.count_matches(conn)?);
         }
         let (matches, next) = q.page(conn)?;
-        if let Some(c) = next {
-            links.push(json!({"relation": "next", "url": q.link(base, Some(&c))}));
+        match next {
+            Some(c) => links.push(json!({"relation": "next", "url": q.link(base, Some(&c))})),
+            // Everything fits on this first page: the total costs nothing.
+            None if q.cursor.is_none() => bundle["total"] = json!(matches.len()),
+            None => {}
         }
         let refs = q.include_refs(conn, &matches)?;
         for m in &matches {
@@ -786,4 +816,76 @@ pub fn resolve_conditional(conn: &Connection, reference: &str) -> anyhow::Result
         [one] => Some(one.reference()),
         _ => None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
+        items
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn unknown_parameters_are_collected_not_fatal() {
+        let q = parse(
+            "Patient",
+            &pairs(&[("name", "ab"), ("shoe", "1"), ("name:fuzzy", "x")]),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            q.unknown,
+            vec!["shoe".to_string(), "name:fuzzy".to_string()]
+        );
+    }
+
+    #[test]
+    fn count_is_capped_and_zero_means_count_only() {
+        let q = parse("Patient", &pairs(&[("_count", "100000")]), &[]).unwrap();
+        assert_eq!(q.count, MAX_COUNT);
+        let q = parse("Patient", &pairs(&[("_count", "0")]), &[]).unwrap();
+        assert_eq!(q.summary, Summary::Count);
+        assert!(parse("Patient", &pairs(&[("_count", "x")]), &[]).is_err());
+    }
+
+    #[test]
+    fn empty_values_constrain_nothing() {
+        let q = parse("Patient", &pairs(&[("name", ""), ("birthdate", " ")]), &[]).unwrap();
+        assert!(q.conds.is_empty() && q.unknown.is_empty());
+    }
+
+    #[test]
+    fn cursor_round_trips() {
+        for key in [Sql::Integer(-5), Sql::Text("ordóñez".into()), Sql::Null] {
+            let c = encode_cursor(&key, 42);
+            let (k, rid) = decode_cursor(&c).unwrap();
+            assert_eq!((k, rid), (key, 42));
+        }
+    }
+
+    #[test]
+    fn prefixes_only_before_digits() {
+        assert_eq!(split_prefix("ge1984"), ("ge", "1984"));
+        assert_eq!(split_prefix("1984"), ("eq", "1984"));
+        assert_eq!(split_prefix("gender"), ("eq", "gender"));
+    }
+
+    proptest! {
+        #[test]
+        fn parsing_never_panics(name in "[a-z_:-]{1,16}", value in "\\PC{0,24}") {
+            for ty in ["Patient", "Observation", "Task"] {
+                let _ = parse(ty, &[(name.clone(), value.clone())], &[]);
+            }
+        }
+
+        #[test]
+        fn cursors_from_clients_never_panic(raw in "\\PC{0,40}") {
+            let _ = decode_cursor(&raw);
+        }
+    }
 }

@@ -79,6 +79,8 @@ pub fn connect(path: &Path) -> anyhow::Result<Connection> {
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", "OFF")?;
     conn.pragma_update(None, "cache_size", -16_000)?;
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
+    conn.pragma_update(None, "mmap_size", 256i64 * 1024 * 1024)?;
     Ok(conn)
 }
 
@@ -219,24 +221,52 @@ pub fn write(
     resource: Option<Value>,
     now: i64,
 ) -> rusqlite::Result<Stored> {
-    let prev: Option<(i64, i64, String)> = conn
-        .prepare_cached("SELECT rid, version, json FROM resources WHERE type = ?1 AND id = ?2")?
-        .query_row(params![ty, id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .optional()?;
+    let prev = previous(conn, ty, id)?;
+    write_after(conn, ty, id, resource, now, prev, None)
+}
+
+/// What is stored for `ty/id` now: (rid, version, content hash, deleted).
+type Prev = (i64, i64, i64, bool);
+
+fn previous(conn: &Connection, ty: &str, id: &str) -> rusqlite::Result<Option<Prev>> {
+    conn.prepare_cached(
+        "SELECT rid, version, hash, deleted FROM resources WHERE type = ?1 AND id = ?2",
+    )?
+    .query_row(params![ty, id], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get::<_, i64>(3)? != 0))
+    })
+    .optional()
+}
+
+fn write_after(
+    conn: &Connection,
+    ty: &str,
+    id: &str,
+    resource: Option<Value>,
+    now: i64,
+    prev: Option<Prev>,
+    hash: Option<i64>,
+) -> rusqlite::Result<Stored> {
     let version = prev.as_ref().map_or(1, |p| p.1 + 1);
     let deleted = resource.is_none();
     let (json, hash, rows) = match resource {
         Some(mut res) => {
-            let hash = content_hash(&res);
+            let hash = hash.unwrap_or_else(|| content_hash(&res));
             stamp(&mut res, id, version, now);
             let rows = params::extract(ty, &res);
             (res.to_string(), hash, rows)
         }
-        None => (
-            prev.as_ref().map(|p| p.2.clone()).unwrap_or_default(),
-            0,
-            IndexRows::default(),
-        ),
+        None => {
+            // A deletion keeps the last content for history readers.
+            let last: Option<String> = match &prev {
+                Some((rid, ..)) => conn
+                    .prepare_cached("SELECT json FROM resources WHERE rid = ?1")?
+                    .query_row(params![rid], |r| r.get(0))
+                    .optional()?,
+                None => None,
+            };
+            (last.unwrap_or_default(), 0, IndexRows::default())
+        }
     };
     let rid = match &prev {
         Some((rid, ..)) => {
@@ -416,16 +446,11 @@ pub fn upsert_one(conn: &Connection, resource: Value, now: i64) -> anyhow::Resul
         .map(str::to_string)
         .unwrap_or_else(new_id);
     let hash = content_hash(&resource);
-    let same: Option<i64> = conn
-        .prepare_cached(
-            "SELECT 1 FROM resources WHERE type = ?1 AND id = ?2 AND hash = ?3 AND deleted = 0",
-        )?
-        .query_row(params![ty, id, hash], |r| r.get(0))
-        .optional()?;
-    if same.is_some() {
+    let prev = previous(conn, &ty, &id)?;
+    if prev.is_some_and(|p| p.2 == hash && !p.3) {
         return Ok(false);
     }
-    write(conn, &ty, &id, Some(resource), now)?;
+    write_after(conn, &ty, &id, Some(resource), now, prev, Some(hash))?;
     Ok(true)
 }
 

@@ -388,6 +388,18 @@ pub(crate) fn heart_rate_for(age: i64) -> Measure {
     }
 }
 
+/// Children run lower pressures than adults.
+pub(crate) fn blood_pressure_for(age: i64) -> (Measure, Measure) {
+    if age < 13 {
+        (
+            SYSTOLIC.with_limits(65.0, 85.0, 120.0, 160.0),
+            DIASTOLIC.with_limits(35.0, 45.0, 80.0, 100.0),
+        )
+    } else {
+        (SYSTOLIC, DIASTOLIC)
+    }
+}
+
 pub(crate) fn resp_rate_for(age: i64) -> Measure {
     match age {
         0 => RESP_RATE.with_limits(20.0, 30.0, 60.0, 70.0),

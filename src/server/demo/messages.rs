@@ -116,10 +116,12 @@ pub(crate) fn write(chart: &Chart, rng: &mut Rng, out: &mut Vec<Value>) {
             let variant = (chart.index / 50) % HOSTILE.len();
             message.text = format!("{}{}", HOSTILE[variant], message.text);
         }
-        let minutes_ago = if message.category == "urgent" {
-            rng.range(5, 240)
+        // About a quarter of the queue is past due when the clinic opens.
+        let sla = sla_hours(message.category, message.priority) * 60;
+        let minutes_ago = if rng.chance(0.25) {
+            sla + rng.range(10, sla.max(60))
         } else {
-            rng.range(10, 6 * 24 * 60)
+            rng.range(5, (sla - 5).max(6))
         };
         let sent = chart.anchor - Duration::minutes(minutes_ago);
         n += 1;

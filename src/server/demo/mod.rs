@@ -76,6 +76,13 @@ pub fn patient_resources(opts: &DemoOptions, index: usize) -> Vec<Value> {
     patient::build(opts, index)
 }
 
+/// The `Patient` resource of patient `index` alone, exactly as it opens
+/// [`patient_resources`], without building the rest of the chart (for
+/// populations where only demographics are needed, such as search at scale).
+pub fn patient(opts: &DemoOptions, index: usize) -> Value {
+    patient::build_patient(opts, index)
+}
+
 /// The whole population: shared resources, then each patient in order.
 pub fn generate(opts: DemoOptions) -> impl Iterator<Item = Value> {
     shared_resources(&opts)

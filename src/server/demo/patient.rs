@@ -156,6 +156,16 @@ pub(crate) fn build(opts: &DemoOptions, index: usize) -> Vec<Value> {
     out
 }
 
+pub(crate) fn build_patient(opts: &DemoOptions, index: usize) -> Value {
+    let chart = plan(opts, index);
+    patient_resource(&chart, &mut write_rng(opts, &chart))
+}
+
+/// The stream `write` draws from; the Patient resource takes its first values.
+fn write_rng(opts: &DemoOptions, chart: &Chart) -> Rng {
+    Rng::new(opts.seed, STREAM_CHART ^ 0xA5A5, chart.index as u64)
+}
+
 fn plan(opts: &DemoOptions, index: usize) -> Chart {
     let seed = opts.seed;
     let anchor = opts.anchor;
@@ -533,7 +543,7 @@ fn baseline(chart: &Chart, rng: &mut Rng) -> Baseline {
         0 => 130.0,
         1..=5 => 105.0,
         6..=12 => 88.0,
-        _ => rng.uniform(62.0, 82.0),
+        _ => rng.uniform(66.0, 84.0),
     } + if chart.has(Problem::AtrialFibrillation) {
         8.0
     } else {
@@ -580,7 +590,7 @@ fn child_weight(age_days: i64) -> f64 {
 }
 
 fn write(chart: &mut Chart, opts: &DemoOptions, out: &mut Vec<Value>) {
-    let mut rng = Rng::new(opts.seed, STREAM_CHART ^ 0xA5A5, chart.index as u64);
+    let mut rng = write_rng(opts, chart);
     out.push(patient_resource(chart, &mut rng));
     for visit in &chart.visits {
         out.push(encounter(chart, visit));
@@ -1002,16 +1012,17 @@ fn vital_signs(
         let diastolic = systolic * 0.62 + rng.normal(0.0, 5.0);
         let sys = round_to(systolic, 0);
         let dia = round_to(diastolic, 0);
-        let sys_flag = catalog::SYSTOLIC.interpret(sys);
-        let dia_flag = catalog::DIASTOLIC.interpret(dia);
+        let (systolic_measure, diastolic_measure) = catalog::blood_pressure_for(age);
+        let sys_flag = systolic_measure.interpret(sys);
+        let dia_flag = diastolic_measure.interpret(dia);
         let worst = worst_flag(sys_flag, dia_flag);
         let mut o = rec.observation(json!({
             "coding": [coding(codes::LOINC, catalog::BP_PANEL.0, catalog::BP_PANEL.1)],
             "text": "Blood pressure",
         }));
         o["component"] = json!([
-            component(&catalog::SYSTOLIC, sys, sys_flag),
-            component(&catalog::DIASTOLIC, dia, dia_flag),
+            component(&systolic_measure, sys, sys_flag),
+            component(&diastolic_measure, dia, dia_flag),
         ]);
         o["interpretation"] = interpretation(worst);
         rec.keep(
@@ -1142,8 +1153,8 @@ fn laboratory(
                 } else {
                     base.egfr + rng.normal(0.0, 3.0)
                 };
-                let sex = if chart.female() { 0.8 } else { 1.0 };
-                let creatinine = sex * 72.0 / egfr + rng.normal(0.0, 0.04);
+                let sex = if chart.female() { 0.85 } else { 1.0 };
+                let creatinine = sex * 80.0 / egfr + rng.normal(0.0, 0.04);
                 rec.panel_measure(&catalog::CREATININE, creatinine);
                 rec.panel_measure(&catalog::EGFR, egfr);
                 let ace = chart

@@ -108,6 +108,14 @@ fn a_patient_is_rebuilt_alone_exactly_as_in_the_population() {
 }
 
 #[test]
+fn the_patient_alone_is_the_first_resource_of_the_chart() {
+    let opts = options(50, 9);
+    for index in [0, 13, 49] {
+        assert_eq!(patient(&opts, index), patient_resources(&opts, index)[0]);
+    }
+}
+
+#[test]
 fn every_resource_has_a_type_and_a_unique_valid_id() {
     let mut seen = HashSet::new();
     for r in clinic() {
@@ -656,5 +664,43 @@ fn nothing_happens_after_the_anchor_except_due_times() {
                 );
             }
         }
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+
+    /// Any seed and any index give a self-contained, well-formed chart.
+    #[test]
+    fn any_patient_is_well_formed(seed in proptest::prelude::any::<u64>(), index in 0usize..2_000_000) {
+        let opts = options(index + 1, seed);
+        let resources = patient_resources(&opts, index);
+        let patient = format!("p{index:06}");
+        proptest::prop_assert_eq!(&resources[0]["resourceType"], "Patient");
+        proptest::prop_assert_eq!(&resources[0]["id"], patient.as_str());
+        let mut known: HashSet<String> = shared_resources(&opts)
+            .iter()
+            .map(|r| format!("{}/{}", str_at(r, "/resourceType"), str_at(r, "/id")))
+            .collect();
+        for r in &resources {
+            let id = str_at(r, "/id");
+            proptest::prop_assert!(id == patient || id.starts_with(&format!("{patient}-")), "{}", id);
+            let mut references = Vec::new();
+            collect_references(r, &mut references);
+            for reference in references {
+                proptest::prop_assert!(known.contains(reference), "{} before it exists", reference);
+            }
+            known.insert(format!("{}/{}", str_at(r, "/resourceType"), id));
+            if r["resourceType"] == "Observation" {
+                check_interpretation(r);
+                for component in r["component"].as_array().into_iter().flatten() {
+                    check_interpretation(component);
+                }
+            }
+        }
+        proptest::prop_assert_eq!(
+            serde_json::to_string(&resources).ok(),
+            serde_json::to_string(&patient_resources(&opts, index)).ok()
+        );
     }
 }
