@@ -433,3 +433,63 @@ async fn no_server_at_all_is_explained_not_a_crash() {
     let text = screen(&mut h, 80, 24);
     assert!(text.contains("No role is known"), "{text}");
 }
+
+/// `../shared/data` beside the crate (looked up through the ancestors).
+fn shared_data() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .skip(1)
+        .map(|a| a.join("shared/data"))
+        .find(|d| d.is_dir())
+        .expect("shared/data next to the crate")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plain_fhir_server_with_synthea_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("plain.db");
+    let (db2, data) = (db.clone(), shared_data());
+    tokio::task::spawn_blocking(move || chartty::server::import_paths(&db2, &[data], false))
+        .await
+        .unwrap()
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    // No users: open access, no `$whoami`, no queues, like a plain FHIR store.
+    let server =
+        chartty::server::start_with_staff(ServerConfig { db, demo: None }, listener, Vec::new())
+            .await
+            .unwrap();
+    let mut h = app_at(&server.base_url, None, None, Keymap::defaults()).await;
+    assert_eq!(h.app.session().role, None);
+    assert_eq!(h.app.tasks.state, QueueState::NoRole);
+    assert_eq!(h.app.link(), LinkState::Online);
+
+    // Accents: typed plainly, found anyway.
+    h.keys("/agustin").unwrap();
+    h.settle().await;
+    let first = h
+        .app
+        .search
+        .listed()
+        .first()
+        .map(|r| (*r).clone())
+        .expect("a match");
+    assert!(first.name.contains("Agustín"), "{first:?}");
+    assert!(!first.mrn.is_empty(), "Synthea's MR identifier is the MRN");
+    h.keys("<enter>").unwrap();
+    h.settle().await;
+    let chart = h.app.chart().expect("the chart opened");
+    assert_eq!(chart.patient.id.as_deref(), Some(first.id.as_str()));
+    assert!(chart.allergies.is_ok() && chart.conditions.is_ok() && chart.labs.is_ok());
+    let text = screen(&mut h, 80, 24);
+    assert!(text.contains(&format!("MRN {}", first.mrn)), "{text}");
+    assert!(text.contains("role unknown"), "{text}");
+    h.keys("5").unwrap();
+    let text = screen(&mut h, 80, 24);
+    assert!(text.contains("No role is known"), "{text}");
+    h.keys("3").unwrap();
+    let _ = screen(&mut h, 120, 40);
+    h.keys("4<enter>").unwrap();
+    let _ = screen(&mut h, 120, 40);
+    server.stop().await;
+}

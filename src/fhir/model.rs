@@ -393,7 +393,24 @@ pub struct Observation {
     pub extra: Extra,
 }
 
+/// LOINC systolic and diastolic blood pressure: written in that order
+/// (120/80) whatever order the server stored the components in.
+const SYSTOLIC: &str = "8480-6";
+const DIASTOLIC: &str = "8462-4";
+
 impl Observation {
+    /// Components in reading order: systolic before diastolic.
+    fn ordered_components(&self) -> Vec<&ObservationComponent> {
+        let rank = |c: &ObservationComponent| match c.code.as_ref() {
+            Some(code) if code.has_code(SYSTOLIC) => 0,
+            Some(code) if code.has_code(DIASTOLIC) => 1,
+            _ => 2,
+        };
+        let mut v: Vec<&ObservationComponent> = self.component.iter().collect();
+        v.sort_by_key(|c| rank(c));
+        v
+    }
+
     pub fn is_category(&self, code: &str) -> bool {
         self.category.iter().any(|c| c.has_code(code))
     }
@@ -410,7 +427,7 @@ impl Observation {
             .as_ref()
             .and_then(|q| q.value)
             .or_else(|| {
-                self.component
+                self.ordered_components()
                     .first()
                     .and_then(|c| c.value_quantity.as_ref())
                     .and_then(|q| q.value)
@@ -441,8 +458,8 @@ impl Observation {
             return c.to_string();
         }
         let parts: Vec<String> = self
-            .component
-            .iter()
+            .ordered_components()
+            .into_iter()
             .filter_map(|c| c.value_quantity.as_ref()?.value.map(fmt_number))
             .collect();
         parts.join("/")
@@ -759,6 +776,21 @@ mod tests {
         assert_eq!(o.interpretation_code().as_deref(), Some("HH"));
         assert_eq!(fmt_number(5.25), "5.25");
         assert_eq!(fmt_number(7.10), "7.1");
+    }
+
+    #[test]
+    fn blood_pressure_reads_systolic_first() {
+        let o: Observation = serde_json::from_value(json!({
+            "component": [
+                {"code": {"coding": [{"system": codes::LOINC, "code": "8462-4"}]},
+                 "valueQuantity": {"value": 78.0}},
+                {"code": {"coding": [{"system": codes::LOINC, "code": "8480-6"}]},
+                 "valueQuantity": {"value": 135.0}}
+            ]
+        }))
+        .unwrap();
+        assert_eq!(o.value_label(), "135/78");
+        assert_eq!(o.numeric_value(), Some(135.0));
     }
 
     #[test]

@@ -25,6 +25,16 @@ use crate::tui::panes::summary::SummaryPane;
 use crate::tui::panes::tasks::{QueueState, TasksPane};
 use crate::tui::panes::{Pane, PaneId, View, age};
 use crate::tui::popups::{HelpPopup, Palette, PopupOutcome, which_key};
+
+/// Cut to `max` characters, marking the cut.
+fn truncate(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_string();
+    }
+    let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
 use crate::tui::theme::Theme;
 
 /// Quiet time after the last keystroke before a server-side search goes out.
@@ -640,13 +650,23 @@ impl App {
             .and_then(|d| age(d, self.now))
             .unwrap_or_else(|| "age ?".into());
         let sex = sex_label(p.gender.as_deref().unwrap_or(""));
+        // Sex, age, birth date and MRN always show in full; the name gives way.
+        let facts = format!("  {sex}  {age}  DOB {dob}  ");
+        let mrn = format!("MRN {}", p.mrn().unwrap_or("none"));
+        let loading = if self.opening.is_some() {
+            "  (loading…)"
+        } else {
+            ""
+        };
+        let fixed = facts.chars().count() + mrn.chars().count() + loading.chars().count();
+        let room = (l1.width as usize).saturating_sub(fixed).max(8);
         let mut spans = vec![
-            Span::styled(p.display_name().to_uppercase(), t.title),
-            Span::raw(format!("  {sex}  {age}  DOB {dob}  ")),
-            Span::styled(format!("MRN {}", p.mrn().unwrap_or("none")), t.header),
+            Span::styled(truncate(&p.display_name().to_uppercase(), room), t.title),
+            Span::raw(facts),
+            Span::styled(mrn, t.header),
         ];
-        if self.opening.is_some() {
-            spans.push(Span::styled("  (loading…)", t.dim));
+        if !loading.is_empty() {
+            spans.push(Span::styled(loading, t.dim));
         }
         frame.render_widget(Paragraph::new(Line::from(spans)), l1);
         let allergy_line = match &chart.allergies {

@@ -1,9 +1,11 @@
 //! The working set of patients and fuzzy matching over it.
 //!
-//! Each patient is one haystack, `name  birth date  MRN`, so `garc 1984`,
-//! `00012345` and `smi jo` all work, every word having to match somewhere.
-//! Typing one more character only narrows the previous matches (plus any
-//! patients added since), which keeps a keystroke cheap at 100k patients.
+//! A query is words, each of which must match: words with a digit (an MRN,
+//! a birth year or date, an identifier) match the birth date or the MRN as
+//! typed (a substring); other words match the name fuzzily (nucleo), so
+//! `garc 1984`, `00012345` and `smi jo` all work. Typing one more character
+//! only narrows the previous matches (plus any patients added since), which
+//! keeps a keystroke cheap at 100k patients.
 
 use std::collections::HashMap;
 
@@ -16,7 +18,7 @@ use crate::fhir::model::Patient;
 /// Most rows a result list keeps ranked; more is never useful on a screen.
 pub const MAX_RANKED: usize = 500;
 /// Below this many candidates one thread scores faster than several.
-const PARALLEL_FROM: usize = 8_192;
+const PARALLEL_FROM: usize = 16_384;
 /// Threads used to score a large candidate set.
 const MAX_THREADS: usize = 4;
 
@@ -52,43 +54,53 @@ impl PatientRow {
             mrn: p.mrn().unwrap_or("").to_string(),
         })
     }
-
-    fn haystack(&self) -> String {
-        // The trailing space: nucleo-matcher 0.3 misses a substring that ends
-        // at the last character of a non-ASCII haystack (an MRN after "García").
-        format!("{}  {}  {} ", self.name, self.birth_date, self.mrn)
-    }
 }
 
-/// Numbers (MRNs, birth dates) are typed whole: their words match as
-/// substrings. Other words match fuzzily.
+/// Words with a digit are numbers: matched as typed against birth date and MRN.
 fn is_number_word(word: &str) -> bool {
     word.chars().any(|c| c.is_ascii_digit())
-        && word
-            .chars()
-            .all(|c| c.is_ascii_digit() || c == '-' || c == '/')
 }
 
-fn pattern(query: &str) -> Pattern {
-    let atoms = query
-        .split_whitespace()
-        .map(|w| {
-            let kind = if is_number_word(w) {
-                AtomKind::Substring
-            } else {
-                AtomKind::Fuzzy
-            };
-            Atom::new(w, CaseMatching::Ignore, Normalization::Smart, kind, false)
-        })
-        .collect();
-    let mut pattern = Pattern::new(
-        "",
-        CaseMatching::Ignore,
-        Normalization::Smart,
-        AtomKind::Fuzzy,
-    );
-    pattern.atoms = atoms;
-    pattern
+/// A query split the way rows are matched.
+struct Query {
+    /// Fuzzy pattern of the name words; `None` when there are none.
+    name: Option<Pattern>,
+    name_mask: u64,
+    /// Number words, lower-cased.
+    numbers: Vec<String>,
+}
+
+impl Query {
+    fn parse(query: &str) -> Query {
+        let (numbers, names): (Vec<&str>, Vec<&str>) =
+            query.split_whitespace().partition(|w| is_number_word(w));
+        let name = (!names.is_empty()).then(|| {
+            let mut p = Pattern::new(
+                "",
+                CaseMatching::Ignore,
+                Normalization::Smart,
+                AtomKind::Fuzzy,
+            );
+            p.atoms = names
+                .iter()
+                .map(|w| {
+                    Atom::new(
+                        w,
+                        CaseMatching::Ignore,
+                        Normalization::Smart,
+                        AtomKind::Fuzzy,
+                        false,
+                    )
+                })
+                .collect();
+            p
+        });
+        Query {
+            name,
+            name_mask: names.iter().fold(0, |m, w| m | char_mask(w)),
+            numbers: numbers.iter().map(|w| w.to_lowercase()).collect(),
+        }
+    }
 }
 
 /// Whether every row matching `new` also matches `old`, so matching `new`
@@ -101,11 +113,70 @@ fn narrows(old: &str, new: &str) -> bool {
             .all(|(a, b)| is_number_word(a) == is_number_word(b))
 }
 
+/// What a matched number word adds to the score: the MRN itself, then the
+/// start of the MRN or birth date, then anywhere.
+fn number_score(mrn: &str, birth_date: &str, word: &str) -> u32 {
+    if mrn == word {
+        400
+    } else if mrn.starts_with(word) {
+        200
+    } else if birth_date.starts_with(word) {
+        150
+    } else {
+        50
+    }
+}
+
+/// Fields of the rows, laid out for matching.
+#[derive(Default)]
+struct Fields {
+    name: Vec<Utf32String>,
+    name_mask: Vec<u64>,
+    /// Lower-cased MRN and birth date.
+    mrn: Vec<String>,
+    birth_date: Vec<String>,
+}
+
+impl Fields {
+    fn set(&mut self, i: usize, row: &PatientRow) {
+        let (name, mask) = (Utf32String::from(row.name.as_str()), char_mask(&row.name));
+        let (mrn, dob) = (row.mrn.to_lowercase(), row.birth_date.clone());
+        if i == self.name.len() {
+            self.name.push(name);
+            self.name_mask.push(mask);
+            self.mrn.push(mrn);
+            self.birth_date.push(dob);
+        } else {
+            self.name[i] = name;
+            self.name_mask[i] = mask;
+            self.mrn[i] = mrn;
+            self.birth_date[i] = dob;
+        }
+    }
+
+    fn score(&self, q: &Query, i: usize, matcher: &mut Matcher) -> Option<u32> {
+        let mut total = 0;
+        for w in &q.numbers {
+            let (mrn, dob) = (&self.mrn[i], &self.birth_date[i]);
+            if !(mrn.contains(w.as_str()) || dob.contains(w.as_str())) {
+                return None;
+            }
+            total += number_score(mrn, dob, w);
+        }
+        if let Some(p) = &q.name {
+            if self.name_mask[i] & q.name_mask != q.name_mask {
+                return None;
+            }
+            total += p.score(self.name[i].slice(..), matcher)?;
+        }
+        Some(total)
+    }
+}
+
 #[derive(Default)]
 pub struct PatientIndex {
     rows: Vec<PatientRow>,
-    hay: Vec<Utf32String>,
-    masks: Vec<u64>,
+    fields: Fields,
     by_id: HashMap<String, usize>,
     /// One matcher per scoring thread (they keep scratch memory).
     matchers: Vec<Matcher>,
@@ -117,7 +188,7 @@ pub struct PatientIndex {
     sorted_len: usize,
     /// Query of the last match, and how many rows existed then.
     last: Option<(String, usize)>,
-    /// Every row matching the last query (unordered): the candidates when the query grows.
+    /// Every row matching the last query, in index order: the candidates when the query grows.
     filtered: Vec<usize>,
     /// The best matches of the last query, best first.
     ranked: Vec<usize>,
@@ -144,19 +215,17 @@ impl PatientIndex {
     pub fn upsert(&mut self, row: PatientRow) -> bool {
         if let Some(&i) = self.by_id.get(&row.id) {
             if self.rows[i] != row {
-                let hay = row.haystack();
-                self.masks[i] = char_mask(&hay);
-                self.hay[i] = Utf32String::from(hay);
+                self.fields.set(i, &row);
                 self.rows[i] = row;
-                // Changed text: the old match set may no longer hold.
+                // Changed text: the old match set and order may no longer hold.
                 self.last = None;
+                self.sorted_len = 0;
             }
             false
         } else {
-            self.by_id.insert(row.id.clone(), self.rows.len());
-            let hay = row.haystack();
-            self.masks.push(char_mask(&hay));
-            self.hay.push(Utf32String::from(hay));
+            let i = self.rows.len();
+            self.by_id.insert(row.id.clone(), i);
+            self.fields.set(i, &row);
             self.rows.push(row);
             true
         }
@@ -168,18 +237,14 @@ impl PatientIndex {
     }
 
     fn sort_rows(&mut self) {
-        if self.sorted_len == self.rows.len() && self.last.is_some() {
+        if self.sorted_len == self.rows.len() && self.sorted.len() == self.rows.len() {
             return;
         }
         let rows = &self.rows;
         let mut sorted: Vec<usize> = (0..rows.len()).collect();
-        sorted.sort_by(|&a, &b| {
-            let (x, y) = (&rows[a], &rows[b]);
-            x.name
-                .to_lowercase()
-                .cmp(&y.name.to_lowercase())
-                .then_with(|| x.birth_date.cmp(&y.birth_date))
-                .then_with(|| x.id.cmp(&y.id))
+        sorted.sort_by_cached_key(|&i| {
+            let r = &rows[i];
+            (r.name.to_lowercase(), r.birth_date.clone(), r.id.clone())
         });
         self.place = vec![0; rows.len()];
         for (pos, &i) in sorted.iter().enumerate() {
@@ -190,8 +255,8 @@ impl PatientIndex {
     }
 
     /// Score candidates (in index order), on several threads when there are many.
-    fn score(&mut self, pattern: &Pattern, candidates: &[usize]) -> Vec<(u32, usize)> {
-        let threads = if candidates.len() >= PARALLEL_FROM {
+    fn score(&mut self, q: &Query, candidates: &[usize]) -> Vec<(u32, usize)> {
+        let threads = if candidates.len() >= PARALLEL_FROM && q.name.is_some() {
             std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(1)
@@ -202,10 +267,10 @@ impl PatientIndex {
         while self.matchers.len() < threads {
             self.matchers.push(Matcher::new(Config::DEFAULT));
         }
-        let hay = &self.hay;
+        let fields = &self.fields;
         let run = |matcher: &mut Matcher, part: &[usize]| -> Vec<(u32, usize)> {
             part.iter()
-                .filter_map(|&i| Some((pattern.score(hay[i].slice(..), matcher)?, i)))
+                .filter_map(|&i| Some((fields.score(q, i, matcher)?, i)))
                 .collect()
         };
         if threads == 1 {
@@ -237,26 +302,17 @@ impl PatientIndex {
             self.last = Some((String::new(), self.rows.len()));
             return &self.ranked;
         }
-        let pattern = pattern(query);
-        let narrowing = match &self.last {
-            Some((q, n)) if !q.is_empty() && narrows(q, query) => Some(*n),
-            _ => None,
-        };
-        let need = char_mask(query);
-        let masks = &self.masks;
-        let candidates: Vec<usize> = match narrowing {
-            Some(n) => self
+        let q = Query::parse(query);
+        let candidates: Vec<usize> = match &self.last {
+            Some((old, n)) if !old.trim().is_empty() && narrows(old, query) => self
                 .filtered
                 .iter()
                 .copied()
-                .chain(n..self.rows.len())
-                .filter(|&i| masks[i] & need == need)
+                .chain(*n..self.rows.len())
                 .collect(),
-            None => (0..self.rows.len())
-                .filter(|&i| masks[i] & need == need)
-                .collect(),
+            _ => (0..self.rows.len()).collect(),
         };
-        let mut scored = self.score(&pattern, &candidates);
+        let mut scored = self.score(&q, &candidates);
         // Candidates were in index order, so the matches are too.
         self.filtered = scored.iter().map(|&(_, i)| i).collect();
         // Best score first; equal scores in list order.
@@ -318,6 +374,16 @@ mod tests {
     }
 
     #[test]
+    fn identifiers_with_letters_match_as_typed() {
+        let mut ix = index();
+        ix.upsert(row("9", "Fonseca, Agustín", "1994-02-01", "cb5696d9-a0de"));
+        ix.search("CB5696");
+        assert_eq!(ids(&ix), vec!["9"]);
+        ix.search("agustin 1994");
+        assert_eq!(ids(&ix), vec!["9"]);
+    }
+
+    #[test]
     fn an_mrn_at_the_end_of_an_accented_name_matches() {
         let mut ix = index();
         ix.search("12345");
@@ -335,7 +401,8 @@ mod tests {
         got.sort();
         assert_eq!(got, vec!["1", "4"]);
         // A word turning from a number into a name is matched afresh.
-        assert!(!narrows("19", "19a"));
+        assert!(!narrows("ab", "ab1"));
+        assert!(narrows("19", "19a"));
         assert!(narrows("garc 19", "garc 198"));
         assert!(!narrows("garc 19", "gar"));
     }

@@ -221,3 +221,35 @@ impl Pane for NotesPane {
         frame.render_stateful_widget(table, inner, &mut state);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine;
+    use serde_json::json;
+
+    fn doc(text: &[u8], content_type: &str) -> DocumentReference {
+        let data = base64::engine::general_purpose::STANDARD.encode(text);
+        serde_json::from_value(json!({
+            "content": [{"attachment": {"contentType": content_type, "data": data}}]
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn decoded_text_keeps_lines_and_shows_hidden_characters() {
+        let text = decode_note(&doc(b"S: well\r\nP: \x1b[2Jplan", "text/plain"));
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[0], "S: well");
+        assert!(!text.contains('\x1b'), "{text:?}");
+        assert!(lines[1].starts_with("P: ") && lines[1].ends_with("[2Jplan"));
+        assert!(lines[1].chars().count() > "P: [2Jplan".chars().count());
+    }
+
+    #[test]
+    fn binary_attachments_are_not_shown_as_text() {
+        let text = decode_note(&doc(b"%PDF-1.4", "application/pdf"));
+        assert!(text.contains("application/pdf"));
+    }
+}

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Utc};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
 use ratatui::text::{Line, Span};
@@ -172,10 +172,16 @@ impl Pane for TasksPane {
             .take(visible)
             .map(|r| {
                 let overdue = r.due.is_some_and(|d| d < view.now);
+                // This year's dates without the year: the column stays narrow.
+                let when = match r.due {
+                    Some(d) if d.year() == view.now.year() => d.format("%b %d %H:%M").to_string(),
+                    Some(d) => d.format("%Y-%m-%d %H:%M").to_string(),
+                    None => r.due_text.clone(),
+                };
                 let due = if overdue {
-                    Span::styled(format!("{} !late", r.due_text), theme.overdue)
+                    Span::styled(format!("{when} !late"), theme.overdue)
                 } else {
-                    Span::raw(r.due_text.clone())
+                    Span::raw(when)
                 };
                 let pri = if priority_rank(&r.priority) < 3 {
                     Span::styled(r.priority.to_uppercase(), theme.alert_critical)
@@ -195,7 +201,7 @@ impl Pane for TasksPane {
             rows,
             [
                 Constraint::Length(8),
-                Constraint::Length(22),
+                Constraint::Length(18),
                 Constraint::Fill(2),
                 Constraint::Length(10),
                 Constraint::Fill(3),
