@@ -155,6 +155,13 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 fn bench_search(n: usize) {
     let mut app = app_with(population(n));
+    if let Some(kb) = resident_kb() {
+        // Includes the freed decoded page the allocator may keep.
+        println!(
+            "resident with {n} patients in the working set: {} MB",
+            kb / 1024
+        );
+    }
     let queries = [
         "garc 1984",
         "smi jo",
@@ -203,6 +210,13 @@ fn bench_search(n: usize) {
             cpu.as_secs_f64() * 1e3 / times.len().max(1) as f64
         );
     }
+}
+
+/// Resident set size of this process (Linux `/proc`), if known.
+fn resident_kb() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// User + system CPU time of this process so far (Linux `/proc`), if known.
