@@ -553,8 +553,14 @@ impl App {
                             .chart
                             .as_ref()
                             .is_some_and(|c| c.patient.id.as_deref() == Some(patient_id.as_str()));
+                        let ignored = chart.other_patients_ignored;
                         self.chart = Some(*chart);
                         self.reload_chart_panes();
+                        if ignored > 0 {
+                            self.warn(format!(
+                                "ignored {ignored} resources of other patients: the server did not filter by patient"
+                            ));
+                        }
                         if !reopened && matches!(self.focus, PaneId::Search | PaneId::Tasks) {
                             self.focus = PaneId::Summary;
                         }

@@ -70,6 +70,9 @@ pub struct ChartData {
     pub encounters: Section<Encounter>,
     pub notes: Section<DocumentReference>,
     pub tasks: Section<Task>,
+    /// Resources in the replies that belonged to other patients (a server
+    /// that ignored `patient=`): left out of the chart, counted to say so.
+    pub other_patients_ignored: usize,
 }
 
 #[derive(Debug, Clone, PartialEq)]
