@@ -493,3 +493,95 @@ async fn a_plain_fhir_server_with_synthea_data() {
     let _ = screen(&mut h, 120, 40);
     server.stop().await;
 }
+
+/// A FHIR server that ignores every search parameter (like some test stores):
+/// each search returns every resource of its type, both patients mixed.
+async fn filter_ignoring_server() -> (String, tokio::task::JoinHandle<()>) {
+    use axum::http::{Method, StatusCode, Uri};
+    use serde_json::{Value, json};
+
+    fn patient(id: &str, family: &str, given: &str) -> Value {
+        json!({"resourceType": "Patient", "id": id,
+            "name": [{"family": family, "given": [given]}],
+            "gender": "female", "birthDate": "1970-01-01"})
+    }
+    fn all_of(kind: &str) -> Vec<Value> {
+        let mut out = Vec::new();
+        for (p, allergy) in [("p1", "Penicillin"), ("p2", "Peanut")] {
+            let r = json!({"reference": format!("Patient/{p}")});
+            out.extend([
+                patient("p1", "Alpha", "Ann"),
+                patient("p2", "Beta", "Bob"),
+                json!({"resourceType": "AllergyIntolerance", "id": format!("a-{p}"),
+                    "patient": r, "code": {"text": allergy}}),
+                json!({"resourceType": "Condition", "id": format!("c-{p}"), "subject": r,
+                    "clinicalStatus": {"coding": [{"code": "active"}]},
+                    "code": {"text": format!("Problem of {p}")}}),
+                json!({"resourceType": "Encounter", "id": format!("e-{p}"), "subject": r}),
+            ]);
+        }
+        let mut seen = std::collections::HashSet::new();
+        out.into_iter()
+            .filter(|v| v["resourceType"] == kind)
+            .filter(|v| seen.insert(v["id"].to_string()))
+            .collect()
+    }
+    async fn handle(method: Method, uri: Uri) -> (StatusCode, axum::Json<Value>) {
+        let path = uri.path().trim_start_matches("/fhir").trim_matches('/');
+        let not_found = json!({"resourceType": "OperationOutcome",
+            "issue": [{"severity": "error", "code": "not-supported"}]});
+        if method != Method::GET {
+            return (StatusCode::METHOD_NOT_ALLOWED, axum::Json(not_found));
+        }
+        match path.split_once('/') {
+            Some(("Patient", id)) => match all_of("Patient").into_iter().find(|p| p["id"] == id) {
+                Some(p) => (StatusCode::OK, axum::Json(p)),
+                None => (StatusCode::NOT_FOUND, axum::Json(not_found)),
+            },
+            Some(_) => (StatusCode::NOT_FOUND, axum::Json(not_found)),
+            None if path.starts_with('$') => (StatusCode::NOT_FOUND, axum::Json(not_found)),
+            None => {
+                let entry: Vec<Value> = all_of(path)
+                    .into_iter()
+                    .map(|r| json!({"resource": r}))
+                    .collect();
+                let bundle = json!({"resourceType": "Bundle", "type": "searchset", "entry": entry});
+                (StatusCode::OK, axum::Json(bundle))
+            }
+        }
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}/fhir", listener.local_addr().unwrap());
+    let app = axum::Router::new().fallback(handle);
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (base, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_ignores_patient_never_shows_another_patients_data() {
+    let (base, server) = filter_ignoring_server().await;
+    let mut h = app_at(&base, None, None, Keymap::defaults()).await;
+    h.keys("/alpha").unwrap();
+    h.settle().await;
+    assert_eq!(h.app.search.listed()[0].id, "p1");
+    h.keys("<enter>").unwrap();
+    h.settle().await;
+    let chart = h.app.chart().expect("the chart opened");
+    assert_eq!(chart.patient.id.as_deref(), Some("p1"));
+    assert_eq!(chart.allergies.as_ref().map(Vec::len), Ok(1));
+    assert_eq!(chart.other_patients_ignored, 3);
+    let text = screen(&mut h, 100, 30);
+    assert!(text.contains("Penicillin"), "{text}");
+    assert!(
+        !text.contains("Peanut"),
+        "another patient's allergy: {text}"
+    );
+    assert!(!text.contains("Problem of p2"), "{text}");
+    assert!(
+        text.contains("ignored 3 resources of other patients"),
+        "{text}"
+    );
+    server.abort();
+}
