@@ -189,7 +189,7 @@ async fn fuzzy_search_opens_a_chart_in_one_batch_request() {
     assert!(text.contains(&format!("MRN {}", target.mrn)), "{text}");
     assert!(text.contains(&target.birth_date));
     assert!(
-        text.contains("ALLERGIES:") || text.contains("No known allergies"),
+        text.contains("ALLERGIES:") || text.contains("No allergies recorded"),
         "{text}"
     );
 
@@ -395,7 +395,7 @@ async fn refusals_and_failures_show_a_message_and_lose_nothing() {
     assert!(chart.allergies.is_err());
     let text = screen(&mut h, 120, 40);
     assert!(text.contains("ALLERGIES NOT AVAILABLE"), "{text}");
-    assert!(!text.contains("No known allergies"));
+    assert!(!text.contains("No known allergies") && !text.contains("No allergies recorded"));
     h.keys("3").unwrap();
     let text = screen(&mut h, 120, 40);
     assert!(text.contains("Labs not available: HTTP 403"), "{text}");

@@ -234,7 +234,34 @@ pub struct AllergyIntolerance {
     pub extra: Extra,
 }
 
+/// SNOMED CT codes that record the absence of allergies, with the words a
+/// chart uses for them. Only these mean "no known allergies": an empty list
+/// means none were recorded.
+pub const NO_KNOWN_ALLERGY_CODES: [(&str, &str); 4] = [
+    ("716186003", "No known allergies"),
+    ("409137002", "No known drug allergies"),
+    ("429625007", "No known food allergies"),
+    ("428607008", "No known environmental allergies"),
+];
+
 impl AllergyIntolerance {
+    /// The wording of a recorded "no known allergy" statement, if this is one.
+    pub fn no_known_allergy(&self) -> Option<&'static str> {
+        let code = self.code.as_ref()?;
+        if self.is_inactive() {
+            return None;
+        }
+        NO_KNOWN_ALLERGY_CODES.iter().find_map(|(c, label)| {
+            code.coding
+                .iter()
+                .any(|x| {
+                    x.code.as_deref() == Some(*c)
+                        && x.system.as_deref().is_none_or(|s| s == codes::SNOMED)
+                })
+                .then_some(*label)
+        })
+    }
+
     pub fn is_inactive(&self) -> bool {
         self.clinical_status
             .as_ref()

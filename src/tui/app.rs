@@ -23,7 +23,9 @@ use crate::tui::panes::results::ResultsPane;
 use crate::tui::panes::search::{SearchPane, sex_label};
 use crate::tui::panes::summary::SummaryPane;
 use crate::tui::panes::tasks::{QueueState, TasksPane};
-use crate::tui::panes::{Pane, PaneId, View, age};
+use crate::tui::panes::{
+    AllergyStatus, NO_ALLERGIES_RECORDED, Pane, PaneId, View, age, allergy_status,
+};
 use crate::tui::popups::{HelpPopup, Palette, PopupOutcome, which_key};
 
 /// Cut to `max` characters, marking the cut.
@@ -676,29 +678,34 @@ impl App {
         }
         frame.render_widget(Paragraph::new(Line::from(spans)), l1);
         let allergy_line = match &chart.allergies {
-            Ok(list) if list.is_empty() => Line::from(Span::styled("No known allergies", t.base)),
-            Ok(list) => {
-                let names: Vec<String> = list
-                    .iter()
-                    .map(|a| {
-                        let n = a
-                            .code
-                            .as_ref()
-                            .and_then(|c| c.label())
-                            .unwrap_or("(unnamed)")
-                            .to_string();
-                        if a.criticality.as_deref() == Some("high") {
-                            format!("{n} (high)")
-                        } else {
-                            n
-                        }
-                    })
-                    .collect();
-                Line::from(vec![
-                    Span::styled("ALLERGIES: ", t.allergy),
-                    Span::styled(names.join(", "), t.allergy),
-                ])
-            }
+            Ok(list) => match allergy_status(list) {
+                AllergyStatus::NoneRecorded => {
+                    Line::from(Span::styled(NO_ALLERGIES_RECORDED, t.base))
+                }
+                AllergyStatus::NoKnown(words) => Line::from(Span::styled(words.join("; "), t.base)),
+                AllergyStatus::Listed(list) => {
+                    let names: Vec<String> = list
+                        .iter()
+                        .map(|a| {
+                            let n = a
+                                .code
+                                .as_ref()
+                                .and_then(|c| c.label())
+                                .unwrap_or("(unnamed)")
+                                .to_string();
+                            if a.criticality.as_deref() == Some("high") {
+                                format!("{n} (high)")
+                            } else {
+                                n
+                            }
+                        })
+                        .collect();
+                    Line::from(vec![
+                        Span::styled("ALLERGIES: ", t.allergy),
+                        Span::styled(names.join(", "), t.allergy),
+                    ])
+                }
+            },
             Err(e) => Line::from(Span::styled(
                 format!("ALLERGIES NOT AVAILABLE ({e}) — ask the patient"),
                 t.alert_critical,

@@ -15,6 +15,7 @@ use ratatui::style::Style;
 use ratatui::text::Span;
 use ratatui::widgets::{Block, BorderType, Borders};
 
+use crate::fhir::model::AllergyIntolerance;
 use crate::tui::action::Action;
 use crate::tui::command::{ChartData, Command};
 use crate::tui::keymap::Context;
@@ -175,6 +176,37 @@ pub fn age(birth_date: &str, now: DateTime<Utc>) -> Option<String> {
     }
 }
 
+/// How a patient's allergy list reads on a chart.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AllergyStatus<'a> {
+    /// Nothing recorded at all: not the same as "no known allergies".
+    NoneRecorded,
+    /// Only statements that there are no known allergies (their wording).
+    NoKnown(Vec<&'static str>),
+    /// Allergies to show; "no known" statements beside real ones are left out.
+    Listed(Vec<&'a AllergyIntolerance>),
+}
+
+pub fn allergy_status(list: &[AllergyIntolerance]) -> AllergyStatus<'_> {
+    let listed: Vec<&AllergyIntolerance> = list
+        .iter()
+        .filter(|a| a.no_known_allergy().is_none())
+        .collect();
+    if !listed.is_empty() {
+        return AllergyStatus::Listed(listed);
+    }
+    let mut none: Vec<&'static str> = list.iter().filter_map(|a| a.no_known_allergy()).collect();
+    none.dedup();
+    if none.is_empty() {
+        AllergyStatus::NoneRecorded
+    } else {
+        AllergyStatus::NoKnown(none)
+    }
+}
+
+/// Wording for an empty allergy list.
+pub const NO_ALLERGIES_RECORDED: &str = "No allergies recorded";
+
 /// Keep a selection inside `len` rows.
 pub fn clamp_selection(selected: usize, len: usize) -> usize {
     if len == 0 { 0 } else { selected.min(len - 1) }
@@ -214,6 +246,44 @@ mod tests {
         assert_eq!(age("2026-02-10", now).as_deref(), Some("9mo"));
         assert_eq!(age("2026-11-20", now).as_deref(), Some("3d"));
         assert_eq!(age("2030-01-01", now), None);
+    }
+
+    fn allergy(system: &str, code: &str, text: &str) -> AllergyIntolerance {
+        serde_json::from_value(serde_json::json!({
+            "resourceType": "AllergyIntolerance",
+            "code": {"coding": [{"system": system, "code": code}], "text": text}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn an_empty_allergy_list_is_not_no_known_allergies() {
+        use crate::fhir::codes::SNOMED;
+        assert_eq!(allergy_status(&[]), AllergyStatus::NoneRecorded);
+        let nka = allergy(SNOMED, "716186003", "No known allergy");
+        assert_eq!(
+            allergy_status(std::slice::from_ref(&nka)),
+            AllergyStatus::NoKnown(vec!["No known allergies"])
+        );
+        let nkda = allergy(SNOMED, "409137002", "NKDA");
+        assert_eq!(
+            allergy_status(std::slice::from_ref(&nkda)),
+            AllergyStatus::NoKnown(vec!["No known drug allergies"])
+        );
+        // The same code in another system is not a "no known allergy" statement.
+        let other = allergy("urn:local", "716186003", "Something");
+        assert!(matches!(
+            allergy_status(std::slice::from_ref(&other)),
+            AllergyStatus::Listed(l) if l.len() == 1
+        ));
+        let peanut = allergy(SNOMED, "91935009", "Peanut");
+        match allergy_status(&[nkda, peanut]) {
+            AllergyStatus::Listed(l) => {
+                assert_eq!(l.len(), 1);
+                assert_eq!(l[0].code.as_ref().and_then(|c| c.label()), Some("Peanut"));
+            }
+            s => panic!("a real allergy is listed: {s:?}"),
+        }
     }
 
     #[test]

@@ -15,7 +15,8 @@ use crate::tui::action::Action;
 use crate::tui::command::{ChartData, Command, Section};
 use crate::tui::panes::results::{flag_for, flag_style};
 use crate::tui::panes::{
-    Pane, PaneId, View, pane_block, parse_fhir_date, placeholder, short_datetime,
+    AllergyStatus, NO_ALLERGIES_RECORDED, Pane, PaneId, View, allergy_status, pane_block,
+    parse_fhir_date, placeholder, short_datetime,
 };
 use crate::tui::theme::Theme;
 
@@ -120,11 +121,18 @@ pub fn recent_abnormal(chart: &ChartData, now: DateTime<Utc>) -> Vec<&Observatio
 
 fn left_column(chart: &ChartData, theme: &Theme) -> Vec<Line<'static>> {
     let mut lines = vec![heading("ALLERGIES", theme)];
-    lines.extend(section_lines(
-        &chart.allergies,
-        "No known allergies",
-        theme,
-        |a| {
+    let status = chart.allergies.as_ref().map(|l| allergy_status(l));
+    match status {
+        Ok(AllergyStatus::NoneRecorded) => lines.push(Line::from(Span::styled(
+            format!("  {NO_ALLERGIES_RECORDED}"),
+            theme.dim,
+        ))),
+        Ok(AllergyStatus::NoKnown(words)) => lines.extend(
+            words
+                .into_iter()
+                .map(|w| Line::from(Span::styled(format!("  {w}"), theme.base))),
+        ),
+        Ok(AllergyStatus::Listed(list)) => lines.extend(list.into_iter().map(|a| {
             let name = a
                 .code
                 .as_ref()
@@ -146,8 +154,12 @@ fn left_column(chart: &ChartData, theme: &Theme) -> Vec<Line<'static>> {
                 text.push_str(" (inactive)");
             }
             Line::from(Span::styled(text, theme.allergy))
-        },
-    ));
+        })),
+        Err(e) => lines.push(Line::from(Span::styled(
+            format!("  not available: {e}"),
+            theme.link_warn,
+        ))),
+    }
     lines.push(Line::default());
     lines.push(heading("ACTIVE PROBLEMS", theme));
     lines.extend(section_lines(
