@@ -491,6 +491,20 @@ async fn a_plain_fhir_server_with_synthea_data() {
     let _ = screen(&mut h, 120, 40);
     h.keys("4<enter>").unwrap();
     let _ = screen(&mut h, 120, 40);
+
+    // Someone who died in 1989 is marked so in the list and the banner,
+    // with the age at death rather than a living age.
+    h.keys("1/<c-u>barney abbott").unwrap();
+    h.settle().await;
+    let dead = h.app.search.listed()[0].clone();
+    assert!(dead.name.contains("Abbott"), "{dead:?}");
+    assert!(dead.deceased.is_some(), "{dead:?}");
+    let text = screen(&mut h, 120, 40);
+    assert!(text.contains("(† 1989-02-15)"), "{text}");
+    h.keys("<enter>").unwrap();
+    h.settle().await;
+    let text = screen(&mut h, 120, 40);
+    assert!(text.contains("† died 1989-02-15 at"), "{text}");
     server.stop().await;
 }
 

@@ -23,7 +23,7 @@ use crate::tui::command::{
 };
 
 /// Fields a patient list needs; keeps search pages small over a slow link.
-pub const PATIENT_ELEMENTS: &str = "identifier,name,gender,birthDate";
+pub const PATIENT_ELEMENTS: &str = "identifier,name,gender,birthDate,deceased";
 /// Rows of each chart section asked for when a chart opens.
 const CHART_LAB_COUNT: u32 = 200;
 const CHART_VITAL_COUNT: u32 = 100;

@@ -158,11 +158,32 @@ pub struct Patient {
     pub gender: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub birth_date: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deceased_boolean: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deceased_date_time: Option<String>,
     #[serde(flatten)]
     pub extra: Extra,
 }
 
+/// Whether a patient has died, and when if known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Deceased {
+    /// `deceasedDateTime` as given.
+    On(String),
+    /// `deceasedBoolean: true`, no date.
+    Yes,
+}
+
 impl Patient {
+    pub fn deceased(&self) -> Option<Deceased> {
+        match (&self.deceased_date_time, self.deceased_boolean) {
+            (Some(d), _) => Some(Deceased::On(d.clone())),
+            (None, Some(true)) => Some(Deceased::Yes),
+            _ => None,
+        }
+    }
+
     fn best_name(&self) -> Option<&HumanName> {
         self.name
             .iter()

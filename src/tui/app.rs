@@ -24,7 +24,7 @@ use crate::tui::panes::search::{SearchPane, sex_label};
 use crate::tui::panes::summary::SummaryPane;
 use crate::tui::panes::tasks::{QueueState, TasksPane};
 use crate::tui::panes::{
-    AllergyStatus, NO_ALLERGIES_RECORDED, Pane, PaneId, View, age, allergy_status,
+    AllergyStatus, NO_ALLERGIES_RECORDED, Pane, PaneId, View, allergy_status, life_label,
 };
 use crate::tui::popups::{HelpPopup, Palette, PopupOutcome, which_key};
 
@@ -652,11 +652,7 @@ impl App {
         };
         let p = &chart.patient;
         let dob = p.birth_date.as_deref().unwrap_or("unknown");
-        let age = p
-            .birth_date
-            .as_deref()
-            .and_then(|d| age(d, self.now))
-            .unwrap_or_else(|| "age ?".into());
+        let age = life_label(p.birth_date.as_deref(), p.deceased().as_ref(), self.now);
         let sex = sex_label(p.gender.as_deref().unwrap_or(""));
         // Sex, age, birth date and MRN always show in full; the name gives way.
         let facts = format!("  {sex}  {age}  DOB {dob}  ");

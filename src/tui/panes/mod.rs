@@ -15,7 +15,7 @@ use ratatui::style::Style;
 use ratatui::text::Span;
 use ratatui::widgets::{Block, BorderType, Borders};
 
-use crate::fhir::model::AllergyIntolerance;
+use crate::fhir::model::{AllergyIntolerance, Deceased};
 use crate::tui::action::Action;
 use crate::tui::command::{ChartData, Command};
 use crate::tui::keymap::Context;
@@ -207,6 +207,43 @@ pub fn allergy_status(list: &[AllergyIntolerance]) -> AllergyStatus<'_> {
 /// Wording for an empty allergy list.
 pub const NO_ALLERGIES_RECORDED: &str = "No allergies recorded";
 
+/// Age as a chart shows it: the living age, or for a patient who died the
+/// death date and the age at death (`† died 1989-05-09 at 63y`).
+pub fn life_label(
+    birth_date: Option<&str>,
+    deceased: Option<&Deceased>,
+    now: DateTime<Utc>,
+) -> String {
+    match deceased {
+        None => birth_date
+            .and_then(|b| age(b, now))
+            .unwrap_or_else(|| "age ?".into()),
+        Some(Deceased::Yes) => "† deceased".into(),
+        Some(Deceased::On(d)) => {
+            let at = parse_fhir_date(d)
+                .zip(birth_date)
+                .and_then(|(died, b)| age(b, died))
+                .map(|a| format!(" at {a}"))
+                .unwrap_or_default();
+            format!("† died {}{at}", short_date(d))
+        }
+    }
+}
+
+/// The short age column of a list: `63y`, or `†63y` (age at death).
+pub fn age_cell(birth_date: &str, deceased: Option<&Deceased>, now: DateTime<Utc>) -> String {
+    match deceased {
+        None => age(birth_date, now).unwrap_or_default(),
+        Some(Deceased::Yes) => "†".into(),
+        Some(Deceased::On(d)) => {
+            let at = parse_fhir_date(d)
+                .and_then(|died| age(birth_date, died))
+                .unwrap_or_default();
+            format!("†{at}")
+        }
+    }
+}
+
 /// Keep a selection inside `len` rows.
 pub fn clamp_selection(selected: usize, len: usize) -> usize {
     if len == 0 { 0 } else { selected.min(len - 1) }
@@ -284,6 +321,23 @@ mod tests {
             }
             s => panic!("a real allergy is listed: {s:?}"),
         }
+    }
+
+    #[test]
+    fn the_dead_are_not_given_a_living_age() {
+        let now = Utc.with_ymd_and_hms(2026, 11, 23, 12, 0, 0).unwrap();
+        let died = Deceased::On("1989-05-09T10:00:00Z".into());
+        assert_eq!(life_label(Some("1926-01-01"), None, now), "100y");
+        assert_eq!(
+            life_label(Some("1926-01-01"), Some(&died), now),
+            "† died 1989-05-09 at 63y"
+        );
+        assert_eq!(
+            life_label(Some("1926-01-01"), Some(&Deceased::Yes), now),
+            "† deceased"
+        );
+        assert_eq!(age_cell("1926-01-01", Some(&died), now), "†63y");
+        assert_eq!(age_cell("1926-01-01", None, now), "100y");
     }
 
     #[test]

@@ -7,10 +7,12 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Row, Table, TableState};
 
-use crate::fhir::model::Patient;
+use crate::fhir::model::{Deceased, Patient};
 use crate::tui::action::Action;
 use crate::tui::command::{Command, RequestId};
-use crate::tui::panes::{Pane, PaneId, View, age, navigate, pane_block, placeholder};
+use crate::tui::panes::{
+    Pane, PaneId, View, age_cell, navigate, pane_block, placeholder, short_date,
+};
 use crate::tui::patient_index::{PatientIndex, PatientRow};
 
 #[derive(Default)]
@@ -239,11 +241,16 @@ impl Pane for SearchPane {
             .take(visible)
             .filter_map(|&i| self.index.row(i))
             .map(|r| {
+                let name = match &r.deceased {
+                    Some(Deceased::On(d)) => format!("{} († {})", r.name, short_date(d)),
+                    Some(Deceased::Yes) => format!("{} (†)", r.name),
+                    None => r.name.clone(),
+                };
                 Row::new(vec![
-                    r.name.clone(),
+                    name,
                     sex_label(&r.gender).to_string(),
                     r.birth_date.clone(),
-                    age(&r.birth_date, view.now).unwrap_or_default(),
+                    age_cell(&r.birth_date, r.deceased.as_ref(), view.now),
                     r.mrn.clone(),
                 ])
             })
