@@ -599,3 +599,92 @@ async fn a_server_that_ignores_patient_never_shows_another_patients_data() {
     );
     server.abort();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_link_recovers_by_itself_and_old_failures_are_cleared() {
+    // Nobody listens yet.
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = free.local_addr().unwrap();
+    drop(free);
+    let base = format!("http://{addr}/fhir");
+    let mut h = app_at(&base, None, None, Keymap::defaults()).await;
+    assert_eq!(h.app.link(), LinkState::Down);
+    assert!(h.app.notice().is_some_and(|n| n.error));
+
+    // A probe goes out once its wait is over, fails, and waits longer.
+    let probes = |h: &Headless| {
+        h.sent()
+            .iter()
+            .filter(|s| s.path_and_query == "/fhir/metadata")
+            .count()
+    };
+    h.tick(std::time::Instant::now());
+    assert_eq!(probes(&h), 0, "not before the first wait");
+    h.tick(std::time::Instant::now() + Duration::from_secs(3));
+    h.settle().await;
+    assert_eq!(probes(&h), 1);
+    assert_eq!(h.app.link(), LinkState::Down);
+    h.tick(std::time::Instant::now() + Duration::from_secs(3));
+    assert_eq!(probes(&h), 1, "the second wait is longer than the first");
+
+    // The server comes up: the next probe finds it, no key pressed.
+    let dir = tempfile::tempdir().unwrap();
+    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+    let server = chartty::server::start_with_staff(
+        ServerConfig {
+            db: dir.path().join("late.db"),
+            demo: None,
+        },
+        listener,
+        Vec::new(),
+    )
+    .await
+    .unwrap();
+    h.tick(std::time::Instant::now() + Duration::from_secs(31));
+    h.settle().await;
+    assert_eq!(probes(&h), 2);
+    assert_eq!(h.app.link(), LinkState::Online);
+    assert!(
+        h.app.notice().is_none(),
+        "the old failure is gone: {:?}",
+        h.app.notice()
+    );
+    let text = screen(&mut h, 80, 24);
+    assert!(
+        text.contains("online") && !text.contains("Could not"),
+        "{text}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offline_the_banner_says_which_chart_is_on_screen() {
+    let portal = portal().await;
+    let mut h = signed_in(&portal, Role::Attending).await;
+    let first = open_some_patient(&mut h, 0).await;
+    let shown = h.app.search.row(&first).unwrap().name.clone();
+    portal.server.stop().await;
+
+    // Ask for another patient from the list: until it answers, the banner says so.
+    h.keys("/<c-u><esc>").unwrap();
+    let listed = h.app.search.listed();
+    let pos = listed.iter().position(|r| r.id != first).unwrap();
+    let other = listed[pos].name.clone();
+    for _ in 0..pos {
+        h.keys("<down>").unwrap();
+    }
+    h.keys("<enter>").unwrap();
+    let text = screen(&mut h, 120, 40);
+    assert!(text.contains("(opening "), "{text}");
+    h.settle().await;
+    let notice = h.app.notice().expect("a message").text.clone();
+    assert!(
+        notice.contains(&format!("Could not open the chart of {other}")),
+        "{notice}"
+    );
+    assert!(
+        notice.contains(&format!("still showing {shown}")),
+        "{notice}"
+    );
+    assert_eq!(h.app.link(), LinkState::Down);
+}

@@ -197,6 +197,14 @@ impl ApiClient {
                 .open_chart(&patient_id)
                 .await
                 .map(|c| ApiReply::Chart(Box::new(c))),
+            ApiRequest::Probe => match self.get_json(&self.url("metadata")).await {
+                // Any HTTP answer means the server is reachable again.
+                Ok(_)
+                | Err(ApiError {
+                    status: Some(_), ..
+                }) => Ok(ApiReply::Reachable),
+                Err(e) => Err(e),
+            },
             ApiRequest::RoleQueue { role, count } => {
                 let bundle = self
                     .get_bundle(&self.url(&queue_query(role, count)))
@@ -658,6 +666,7 @@ fn request_kind(r: &ApiRequest) -> &'static str {
         ApiRequest::NextPage { .. } => "next-page",
         ApiRequest::OpenChart { .. } => "open-chart",
         ApiRequest::RoleQueue { .. } => "role-queue",
+        ApiRequest::Probe => "probe",
     }
 }
 

@@ -45,6 +45,8 @@ pub enum ApiRequest {
     OpenChart { patient_id: String },
     /// Open tasks in a role's queue.
     RoleQueue { role: Role, count: u32 },
+    /// `GET [base]/metadata` while the link is down: is the server back?
+    Probe,
 }
 
 /// Who the server says we are (portal `$whoami`).
@@ -91,6 +93,8 @@ pub enum ApiReply {
         patients: Vec<Patient>,
         next: Option<String>,
     },
+    /// The server answered a probe (with any HTTP status).
+    Reachable,
 }
 
 /// A failed request, with a message fit to show (already sanitised).

@@ -53,6 +53,11 @@ impl SearchPane {
             .and_then(|&i| self.index.row(i))
     }
 
+    /// A known patient by id.
+    pub fn row(&self, id: &str) -> Option<&PatientRow> {
+        self.index.get(id)
+    }
+
     /// The rows listed now, best first.
     pub fn listed(&self) -> Vec<&PatientRow> {
         self.index
