@@ -24,19 +24,10 @@ use crate::tui::panes::search::{SearchPane, sex_label};
 use crate::tui::panes::summary::SummaryPane;
 use crate::tui::panes::tasks::{QueueState, TasksPane};
 use crate::tui::panes::{
-    AllergyStatus, NO_ALLERGIES_RECORDED, Pane, PaneId, View, allergy_status, life_label,
+    AllergyStatus, NO_ALLERGIES_RECORDED, Pane, PaneId, View, allergy_status, fit, life_label,
 };
 use crate::tui::popups::{HelpPopup, Palette, PopupOutcome, which_key};
 
-/// Cut to `max` characters, marking the cut.
-fn truncate(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        return s.to_string();
-    }
-    let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
-    out.push('…');
-    out
-}
 use crate::tui::theme::Theme;
 
 /// Quiet time after the last keystroke before a server-side search goes out.
@@ -728,7 +719,7 @@ impl App {
         // taken for the one asked for.
         let loading = match &self.opening {
             Some(id) if p.id.as_deref() != Some(id.as_str()) => {
-                format!("  (opening {}…)", truncate(&self.patient_name(id), 24))
+                format!("  (opening {}…)", fit(&self.patient_name(id), 24))
             }
             Some(_) => "  (loading…)".to_string(),
             None => String::new(),
@@ -736,7 +727,7 @@ impl App {
         let fixed = facts.chars().count() + mrn.chars().count() + loading.chars().count();
         let room = (l1.width as usize).saturating_sub(fixed).max(8);
         let mut spans = vec![
-            Span::styled(truncate(&p.display_name().to_uppercase(), room), t.title),
+            Span::styled(fit(&p.display_name().to_uppercase(), room), t.title),
             Span::raw(facts),
             Span::styled(mrn, t.header),
         ];

@@ -10,7 +10,7 @@ pub mod tasks;
 use chrono::{DateTime, NaiveDate, Utc};
 use ratatui::Frame;
 use ratatui::crossterm::event::KeyEvent;
-use ratatui::layout::Rect;
+use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Style;
 use ratatui::text::Span;
 use ratatui::widgets::{Block, BorderType, Borders};
@@ -244,6 +244,48 @@ pub fn age_cell(birth_date: &str, deceased: Option<&Deceased>, now: DateTime<Utc
     }
 }
 
+/// Display width of a character in terminal cells (ratatui's unicode-width).
+fn char_width(c: char) -> usize {
+    let mut buf = [0u8; 4];
+    Span::raw(&*c.encode_utf8(&mut buf)).width()
+}
+
+/// Cut `s` to `width` terminal cells, ending in "…" when anything was cut,
+/// so a truncated value never passes for a whole one.
+pub fn fit(s: &str, width: usize) -> String {
+    if Span::raw(s).width() <= width {
+        return s.to_string();
+    }
+    if width == 0 {
+        return String::new();
+    }
+    let mut out = String::new();
+    let mut used = 0;
+    for c in s.chars() {
+        let w = char_width(c);
+        if used + w + 1 > width {
+            break;
+        }
+        out.push(c);
+        used += w;
+    }
+    out.push('…');
+    out
+}
+
+/// The widths a [`ratatui::widgets::Table`] gives its columns (default
+/// flex and one cell of spacing), so cells can be cut visibly beforehand.
+pub fn table_column_widths(width: u16, selection: u16, widths: &[Constraint]) -> Vec<usize> {
+    let columns = Rect::new(0, 0, width.saturating_sub(selection), 1);
+    Layout::horizontal(widths.iter().copied())
+        .flex(ratatui::layout::Flex::Start)
+        .spacing(1)
+        .split(columns)
+        .iter()
+        .map(|r| r.width as usize)
+        .collect()
+}
+
 /// Keep a selection inside `len` rows.
 pub fn clamp_selection(selected: usize, len: usize) -> usize {
     if len == 0 { 0 } else { selected.min(len - 1) }
@@ -338,6 +380,31 @@ mod tests {
         );
         assert_eq!(age_cell("1926-01-01", Some(&died), now), "†63y");
         assert_eq!(age_cell("1926-01-01", None, now), "100y");
+    }
+
+    #[test]
+    fn a_cut_is_marked() {
+        assert_eq!(fit("0123456789", 10), "0123456789");
+        assert_eq!(fit("0123456789", 6), "01234…");
+        assert_eq!(fit("(7070224 Smith", 8), "(707022…");
+        assert_eq!(fit("abc", 0), "");
+        // Wide characters count two cells.
+        assert_eq!(fit("日本語テキスト", 7), "日本語…");
+        assert_eq!(Span::raw(fit("日本語テキスト", 6)).width(), 5);
+    }
+
+    #[test]
+    fn column_widths_follow_the_table() {
+        let w = table_column_widths(
+            80,
+            2,
+            &[
+                Constraint::Fill(1),
+                Constraint::Length(3),
+                Constraint::Length(14),
+            ],
+        );
+        assert_eq!(w, vec![59, 3, 14]);
     }
 
     #[test]
