@@ -12,7 +12,7 @@ use ratatui::Frame;
 use ratatui::crossterm::event::KeyEvent;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Style;
-use ratatui::text::Span;
+use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, BorderType, Borders};
 
 use crate::fhir::model::{AllergyIntolerance, Deceased};
@@ -273,6 +273,89 @@ pub fn fit(s: &str, width: usize) -> String {
     out
 }
 
+/// [`fit`] for a line of styled spans: the span that overflows is cut and
+/// marked, the rest dropped.
+pub fn fit_line(line: Line<'static>, width: usize) -> Line<'static> {
+    if line.width() <= width {
+        return line;
+    }
+    let mut used = 0;
+    let mut spans = Vec::new();
+    for span in line.spans {
+        let w = span.width();
+        if used + w < width {
+            used += w;
+            spans.push(span);
+        } else {
+            let cut = fit(&span.content, width - used);
+            spans.push(Span::styled(cut, span.style));
+            break;
+        }
+    }
+    Line::from(spans).style(line.style)
+}
+
+/// Break a line of styled spans into rows of at most `width` cells, at a
+/// space where there is one; continuation rows are indented by `indent`.
+/// Wrapping here (rather than in the Paragraph) lets a pane count its rows.
+pub fn wrap_line(line: Line<'static>, width: usize, indent: usize) -> Vec<Line<'static>> {
+    if line.width() <= width || width <= indent + 1 {
+        return vec![line];
+    }
+    let cells: Vec<(char, Style)> = line
+        .spans
+        .iter()
+        .flat_map(|s| s.content.chars().map(move |c| (c, s.style)))
+        .collect();
+    let mut rows = Vec::new();
+    let mut start = 0;
+    let mut first = true;
+    while start < cells.len() {
+        let room = if first { width } else { width - indent };
+        // Furthest end that fits.
+        let mut end = start;
+        let mut used = 0;
+        while end < cells.len() && used + char_width(cells[end].0) <= room {
+            used += char_width(cells[end].0);
+            end += 1;
+        }
+        if end < cells.len()
+            && cells[end].0 != ' '
+            && let Some(space) = (start + 1..end).rev().find(|&i| cells[i].0 == ' ')
+        {
+            end = space + 1;
+        }
+        if end == start {
+            end = start + 1;
+        }
+        let mut stop = end;
+        while stop > start && cells[stop - 1].0 == ' ' {
+            stop -= 1;
+        }
+        let mut spans: Vec<Span<'static>> = Vec::new();
+        if !first {
+            spans.push(Span::raw(" ".repeat(indent)));
+        }
+        // The indent is a span of its own; text never merges into it.
+        let fixed = spans.len();
+        for &(c, style) in &cells[start..stop] {
+            let len = spans.len();
+            match spans.last_mut() {
+                Some(last) if len > fixed && last.style == style => last.content.to_mut().push(c),
+                _ => spans.push(Span::styled(c.to_string(), style)),
+            }
+        }
+        rows.push(Line::from(spans).style(line.style));
+        start = end;
+        first = false;
+        // A break at a space: the next row does not start with it.
+        while start < cells.len() && cells[start].0 == ' ' {
+            start += 1;
+        }
+    }
+    rows
+}
+
 /// The widths a [`ratatui::widgets::Table`] gives its columns (default
 /// flex and one cell of spacing), so cells can be cut visibly beforehand.
 pub fn table_column_widths(width: u16, selection: u16, widths: &[Constraint]) -> Vec<usize> {
@@ -391,6 +474,48 @@ mod tests {
         // Wide characters count two cells.
         assert_eq!(fit("日本語テキスト", 7), "日本語…");
         assert_eq!(Span::raw(fit("日本語テキスト", 6)).width(), 5);
+    }
+
+    #[test]
+    fn a_cut_line_keeps_its_styles_and_is_marked() {
+        let line = Line::from(vec![
+            Span::raw("  Lisinopril 10 MG"),
+            Span::styled(" — one tablet by mouth daily", Style::default()),
+        ]);
+        let cut = fit_line(line.clone(), 30);
+        assert_eq!(cut.width(), 30);
+        assert_eq!(cut.spans.len(), 2);
+        assert!(cut.spans[1].content.ends_with('…'));
+        assert_eq!(fit_line(line.clone(), 80), line);
+    }
+
+    #[test]
+    fn long_lines_wrap_at_spaces_with_an_indent() {
+        let line = Line::from(vec![
+            Span::raw("  INR in plasma: "),
+            Span::styled("2.4 INR H", Style::default().fg(ratatui::style::Color::Red)),
+            Span::raw("  2026-11-06"),
+        ]);
+        let rows = wrap_line(line, 20, 4);
+        let text: Vec<String> = rows
+            .iter()
+            .map(|l| l.spans.iter().map(|s| s.content.as_ref()).collect())
+            .collect();
+        assert_eq!(
+            text,
+            ["  INR in plasma: 2.4", "    INR H", "    2026-11-06"]
+        );
+        assert!(rows.iter().all(|l| l.width() <= 20));
+        // The flag keeps its colour on the next row.
+        assert!(
+            rows[1]
+                .spans
+                .iter()
+                .any(|s| s.content.contains('H') && s.style.fg.is_some())
+        );
+        let word = wrap_line(Line::from("abcdefghijklmnopqrstuvwxyz"), 10, 2);
+        assert_eq!(word.len(), 3);
+        assert!(word.iter().all(|l| l.width() <= 10));
     }
 
     #[test]
