@@ -13,6 +13,7 @@ use chartty::fhir::model::Patient;
 use chartty::tui::command::{ApiReply, Completed};
 use chartty::tui::keymap::Keymap;
 use chartty::tui::keys::parse_keys;
+use chartty::tui::patient_index::PatientRow;
 use chartty::tui::theme::Theme;
 use chartty::tui::{App, Session};
 use chrono::{TimeZone, Utc};
@@ -79,8 +80,9 @@ const GIVEN: &[&str] = &[
     "Miguel", "Elena", "Hugo", "Clara", "Felix", "Ines", "Tomás", "Nora", "Leo",
 ];
 
-/// A deterministic population (xorshift), so runs compare.
-fn population(n: usize) -> Vec<Patient> {
+/// A deterministic population (xorshift), so runs compare; as the api hands
+/// pages over: list entries, each decoded from its resource one at a time.
+fn population(n: usize) -> Vec<PatientRow> {
     let mut s: u64 = 0x9E37_79B9_7F4A_7C15;
     let mut next = move || {
         s ^= s << 13;
@@ -89,13 +91,13 @@ fn population(n: usize) -> Vec<Patient> {
         s
     };
     (0..n)
-        .map(|i| {
+        .filter_map(|i| {
             let family = FAMILY[(next() % FAMILY.len() as u64) as usize];
             let given = GIVEN[(next() % GIVEN.len() as u64) as usize];
             let year = 1930 + next() % 90;
             let month = 1 + next() % 12;
             let day = 1 + next() % 28;
-            serde_json::from_value(json!({
+            serde_json::from_value::<Patient>(json!({
                 "resourceType": "Patient",
                 "id": format!("p{i}"),
                 "identifier": [{"type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "MR"}]}, "value": format!("{:08}", 10_000 + i)}],
@@ -103,12 +105,13 @@ fn population(n: usize) -> Vec<Patient> {
                 "gender": if i % 2 == 0 { "female" } else { "male" },
                 "birthDate": format!("{year}-{month:02}-{day:02}"),
             }))
-            .unwrap_or_default()
+            .ok()
+            .and_then(|p| PatientRow::from_patient(&p))
         })
         .collect()
 }
 
-fn app_with(patients: Vec<Patient>) -> App {
+fn app_with(patients: Vec<PatientRow>) -> App {
     let session = Session {
         base_url: "http://127.0.0.1:8080/fhir".into(),
         token: None,

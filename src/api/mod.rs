@@ -10,6 +10,7 @@ pub mod search_query;
 use std::sync::{Arc, Mutex, Once};
 use std::time::{Duration, Instant};
 
+use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
@@ -21,6 +22,7 @@ use crate::roles::Role;
 use crate::tui::command::{
     ApiError, ApiReply, ApiRequest, ChartData, Completed, RequestId, Section, WhoAmI,
 };
+use crate::tui::patient_index::PatientRow;
 
 /// Fields a patient list needs; keeps search pages small over a slow link.
 pub const PATIENT_ELEMENTS: &str = "identifier,name,gender,birthDate,deceased";
@@ -188,7 +190,7 @@ impl ApiClient {
                     Ok(queue_reply(&bundle))
                 } else {
                     Ok(ApiReply::Patients {
-                        patients: bundle.resources("Patient"),
+                        patients: patient_rows(&bundle),
                         next: bundle.next_url().map(str::to_string),
                     })
                 }
@@ -217,7 +219,7 @@ impl ApiClient {
     async fn patients(&self, url: &str) -> Result<ApiReply, ApiError> {
         let bundle = self.get_bundle(url).await?;
         Ok(ApiReply::Patients {
-            patients: bundle.resources("Patient"),
+            patients: patient_rows(&bundle),
             next: bundle.next_url().map(str::to_string),
         })
     }
@@ -310,6 +312,19 @@ impl ApiClient {
         }
         out
     }
+}
+
+/// The list entries of a page of Patients, decoded one at a time so a page
+/// never exists twice (as JSON and as decoded resources) beside the entries.
+pub fn patient_rows(bundle: &Bundle) -> Vec<PatientRow> {
+    bundle
+        .entry
+        .iter()
+        .filter_map(|e| e.resource.as_ref())
+        .filter(|r| resource_type(Some(r)) == Some("Patient"))
+        .filter_map(|r| Patient::deserialize(r).ok())
+        .filter_map(|p| PatientRow::from_patient(&p))
+        .collect()
 }
 
 fn resource_type(v: Option<&Value>) -> Option<&str> {
@@ -858,5 +873,25 @@ mod tests {
         };
         let ids: Vec<_> = tasks.iter().filter_map(|t| t.id.as_deref()).collect();
         assert_eq!(ids, ["open"]);
+    }
+
+    #[test]
+    fn a_page_of_patients_becomes_compact_entries() {
+        let bundle: Bundle = serde_json::from_value(json!({"resourceType": "Bundle", "entry": [
+            {"resource": {"resourceType": "Patient", "id": "p1",
+                "name": [{"family": "Abbott", "given": ["Barney"]}],
+                "birthDate": "1926-01-01", "deceasedDateTime": "1989-02-15T08:54:18+00:00",
+                "identifier": [{"system": codes::MRN_SYSTEM, "value": "00012345"}],
+                "address": [{"city": "not kept"}]}},
+            {"resource": {"resourceType": "OperationOutcome"}},
+            {"resource": {"resourceType": "Patient"}}
+        ]}))
+        .unwrap();
+        let rows = patient_rows(&bundle);
+        assert_eq!(rows.len(), 1, "entries without an id are not listed");
+        assert_eq!(rows[0].id, "p1");
+        assert_eq!(rows[0].name, "Abbott, Barney");
+        assert_eq!(rows[0].mrn, "00012345");
+        assert!(rows[0].deceased.is_some());
     }
 }

@@ -559,7 +559,7 @@ impl App {
                 self.warn_failure(format!("Could not ask the server who you are: {e}"));
             }
             (Origin::WorkingSet { page }, Ok(ApiReply::Patients { patients, next })) => {
-                self.search.add_patients(&patients);
+                self.search.add_rows(patients);
                 if let Some(url) = next.filter(|_| page < WORKING_SET_PAGES) {
                     self.submit(
                         ApiRequest::NextPage { url },
@@ -577,7 +577,7 @@ impl App {
                 }
                 match result {
                     Ok(ApiReply::Patients { patients, .. }) => {
-                        self.search.apply_server_results(done.id, &patients)
+                        self.search.apply_server_results(done.id, patients)
                     }
                     Ok(_) => {}
                     Err(e) => self.search.server_failed(&e.to_string()),

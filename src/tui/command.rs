@@ -10,6 +10,7 @@ use crate::fhir::model::{
 };
 use crate::roles::Role;
 use crate::tui::panes::PaneId;
+use crate::tui::patient_index::PatientRow;
 
 /// Identifies a request so its reply can be matched, and a stale one dropped.
 pub type RequestId = u64;
@@ -81,9 +82,10 @@ pub struct ChartData {
 pub enum ApiReply {
     /// `None`: the server does not offer `$whoami` (a plain FHIR server).
     WhoAmI(Option<WhoAmI>),
-    /// A page of patients (working set, search, or a next page of either).
+    /// A page of patients (working set, search, or a next page of either),
+    /// as compact list entries: the working set never holds whole resources.
     Patients {
-        patients: Vec<Patient>,
+        patients: Vec<PatientRow>,
         next: Option<String>,
     },
     Chart(Box<ChartData>),

@@ -68,24 +68,32 @@ impl SearchPane {
             .collect()
     }
 
-    /// Patients from anywhere (first pages, the queue, server searches).
+    /// Patients from anywhere (an open chart, the queue).
     pub fn add_patients(&mut self, patients: &[Patient]) {
-        let mut added = false;
-        for p in patients {
-            if let Some(row) = PatientRow::from_patient(p) {
-                added |= self.index.upsert(row);
-            }
+        self.add_rows(
+            patients
+                .iter()
+                .filter_map(PatientRow::from_patient)
+                .collect(),
+        );
+    }
+
+    /// List entries (pages of the working set, server searches).
+    pub fn add_rows(&mut self, rows: Vec<PatientRow>) {
+        let any = !rows.is_empty();
+        for row in rows {
+            self.index.upsert(row);
         }
-        if added || !patients.is_empty() {
+        if any {
             self.rematch_keep_selection();
         }
     }
 
     /// A server search reply; `id` is known to be the newest.
-    pub fn apply_server_results(&mut self, id: RequestId, patients: &[Patient]) {
+    pub fn apply_server_results(&mut self, id: RequestId, rows: Vec<PatientRow>) {
         self.applied_search = Some(id);
-        self.server_note = Some(format!("server: {} found", patients.len()));
-        self.add_patients(patients);
+        self.server_note = Some(format!("server: {} found", rows.len()));
+        self.add_rows(rows);
     }
 
     pub fn server_failed(&mut self, message: &str) {
