@@ -39,7 +39,9 @@ fn char_mask(s: &str) -> u64 {
 pub struct PatientRow {
     pub id: String,
     pub name: String,
-    pub gender: String,
+    /// FHIR administrative gender (`male`, `female`, `other`, `unknown`, or
+    /// empty when not given): a static string, no allocation per patient.
+    pub gender: &'static str,
     pub birth_date: String,
     pub mrn: String,
     pub deceased: Option<Deceased>,
@@ -50,7 +52,13 @@ impl PatientRow {
         Some(PatientRow {
             id: p.id.clone()?,
             name: p.display_name(),
-            gender: p.gender.clone().unwrap_or_default(),
+            gender: match p.gender.as_deref() {
+                Some("female") => "female",
+                Some("male") => "male",
+                Some("other") => "other",
+                Some(_) => "unknown",
+                None => "",
+            },
             birth_date: p.birth_date.clone().unwrap_or_default(),
             mrn: p.mrn().unwrap_or("").to_string(),
             deceased: p.deceased(),
@@ -129,37 +137,44 @@ fn number_score(mrn: &str, birth_date: &str, word: &str) -> u32 {
     }
 }
 
-/// Fields of the rows, laid out for matching.
+/// Fields of the rows, laid out for matching. Only what the rows do not
+/// already hold in matchable form is kept here (memory at 100k patients).
 #[derive(Default)]
 struct Fields {
     name: Vec<Utf32String>,
     name_mask: Vec<u64>,
-    /// Lower-cased MRN and birth date.
-    mrn: Vec<String>,
-    birth_date: Vec<String>,
+    /// The MRN lower-cased, where that differs from the row's MRN.
+    mrn_lower: Vec<Option<Box<str>>>,
 }
 
 impl Fields {
     fn set(&mut self, i: usize, row: &PatientRow) {
         let (name, mask) = (Utf32String::from(row.name.as_str()), char_mask(&row.name));
-        let (mrn, dob) = (row.mrn.to_lowercase(), row.birth_date.clone());
+        let lower = row.mrn.to_lowercase();
+        let mrn = (lower != row.mrn).then(|| lower.into_boxed_str());
         if i == self.name.len() {
             self.name.push(name);
             self.name_mask.push(mask);
-            self.mrn.push(mrn);
-            self.birth_date.push(dob);
+            self.mrn_lower.push(mrn);
         } else {
             self.name[i] = name;
             self.name_mask[i] = mask;
-            self.mrn[i] = mrn;
-            self.birth_date[i] = dob;
+            self.mrn_lower[i] = mrn;
         }
     }
 
-    fn score(&self, q: &Query, i: usize, matcher: &mut Matcher) -> Option<u32> {
+    fn score(
+        &self,
+        rows: &[PatientRow],
+        q: &Query,
+        i: usize,
+        matcher: &mut Matcher,
+    ) -> Option<u32> {
         let mut total = 0;
         for w in &q.numbers {
-            let (mrn, dob) = (&self.mrn[i], &self.birth_date[i]);
+            let row = &rows[i];
+            let mrn = self.mrn_lower[i].as_deref().unwrap_or(row.mrn.as_str());
+            let dob = row.birth_date.as_str();
             if !(mrn.contains(w.as_str()) || dob.contains(w.as_str())) {
                 return None;
             }
@@ -179,7 +194,7 @@ impl Fields {
 pub struct PatientIndex {
     rows: Vec<PatientRow>,
     fields: Fields,
-    by_id: HashMap<String, usize>,
+    by_id: HashMap<Box<str>, u32>,
     /// One matcher per scoring thread (they keep scratch memory).
     matchers: Vec<Matcher>,
     /// Rows in list order (name, birth date, id), and each row's place in it:
@@ -210,12 +225,12 @@ impl PatientIndex {
     }
 
     pub fn get(&self, id: &str) -> Option<&PatientRow> {
-        self.by_id.get(id).and_then(|i| self.rows.get(*i))
+        self.by_id.get(id).and_then(|&i| self.rows.get(i as usize))
     }
 
     /// Add or refresh a patient; returns whether it was new.
     pub fn upsert(&mut self, row: PatientRow) -> bool {
-        if let Some(&i) = self.by_id.get(&row.id) {
+        if let Some(i) = self.by_id.get(row.id.as_str()).map(|&i| i as usize) {
             if self.rows[i] != row {
                 self.fields.set(i, &row);
                 self.rows[i] = row;
@@ -226,7 +241,7 @@ impl PatientIndex {
             false
         } else {
             let i = self.rows.len();
-            self.by_id.insert(row.id.clone(), i);
+            self.by_id.insert(row.id.as_str().into(), i as u32);
             self.fields.set(i, &row);
             self.rows.push(row);
             true
@@ -269,10 +284,10 @@ impl PatientIndex {
         while self.matchers.len() < threads {
             self.matchers.push(Matcher::new(Config::DEFAULT));
         }
-        let fields = &self.fields;
+        let (fields, rows) = (&self.fields, &self.rows);
         let run = |matcher: &mut Matcher, part: &[usize]| -> Vec<(u32, usize)> {
             part.iter()
-                .filter_map(|&i| Some((fields.score(q, i, matcher)?, i)))
+                .filter_map(|&i| Some((fields.score(rows, q, i, matcher)?, i)))
                 .collect()
         };
         if threads == 1 {
@@ -340,7 +355,7 @@ mod tests {
         PatientRow {
             id: id.into(),
             name: name.into(),
-            gender: "female".into(),
+            gender: "female",
             birth_date: dob.into(),
             mrn: mrn.into(),
             deceased: None,
@@ -374,6 +389,22 @@ mod tests {
         let mut got = ids(&ix);
         got.sort();
         assert_eq!(got, vec!["2", "4"]);
+    }
+
+    #[test]
+    fn upper_case_mrns_match_lower_case_typing_and_rows_refresh() {
+        let mut ix = index();
+        ix.upsert(row("8", "Okafor, Chidi", "1970-01-01", "CB56-96D9"));
+        ix.search("cb56");
+        assert_eq!(ids(&ix), vec!["8"]);
+        // The same patient again with a changed MRN: found by the new one only.
+        assert!(!ix.upsert(row("8", "Okafor, Chidi", "1970-01-01", "XY99")));
+        ix.search("cb56");
+        assert!(ids(&ix).is_empty());
+        ix.search("xy99");
+        assert_eq!(ids(&ix), vec!["8"]);
+        assert_eq!(ix.get("8").map(|r| r.mrn.as_str()), Some("XY99"));
+        assert_eq!(ix.len(), 5);
     }
 
     #[test]

@@ -271,7 +271,7 @@ impl Pane for SearchPane {
                 };
                 Row::new(vec![
                     fit(&name, col(0)),
-                    sex_label(&r.gender).to_string(),
+                    sex_label(r.gender).to_string(),
                     r.birth_date.clone(),
                     age_cell(&r.birth_date, r.deceased.as_ref(), view.now),
                     fit(&r.mrn, col(4)),
