@@ -189,7 +189,7 @@ async fn fuzzy_search_opens_a_chart_in_one_batch_request() {
     assert!(text.contains(&format!("MRN {}", target.mrn)), "{text}");
     assert!(text.contains(&target.birth_date));
     assert!(
-        text.contains("ALLERGIES:") || text.contains("No known allergies"),
+        text.contains("ALLERGIES:") || text.contains("No allergies recorded"),
         "{text}"
     );
 
@@ -395,7 +395,7 @@ async fn refusals_and_failures_show_a_message_and_lose_nothing() {
     assert!(chart.allergies.is_err());
     let text = screen(&mut h, 120, 40);
     assert!(text.contains("ALLERGIES NOT AVAILABLE"), "{text}");
-    assert!(!text.contains("No known allergies"));
+    assert!(!text.contains("No known allergies") && !text.contains("No allergies recorded"));
     h.keys("3").unwrap();
     let text = screen(&mut h, 120, 40);
     assert!(text.contains("Labs not available: HTTP 403"), "{text}");
@@ -491,5 +491,211 @@ async fn a_plain_fhir_server_with_synthea_data() {
     let _ = screen(&mut h, 120, 40);
     h.keys("4<enter>").unwrap();
     let _ = screen(&mut h, 120, 40);
+
+    // Someone who died in 1989 is marked so in the list and the banner,
+    // with the age at death rather than a living age.
+    h.keys("1/<c-u>barney abbott").unwrap();
+    h.settle().await;
+    let dead = h.app.search.listed()[0].clone();
+    assert!(dead.name.contains("Abbott"), "{dead:?}");
+    assert!(dead.deceased.is_some(), "{dead:?}");
+    let text = screen(&mut h, 120, 40);
+    assert!(text.contains("(† 1989-02-15)"), "{text}");
+    h.keys("<enter>").unwrap();
+    h.settle().await;
+    let text = screen(&mut h, 120, 40);
+    assert!(text.contains("† died 1989-02-15 at"), "{text}");
     server.stop().await;
+}
+
+/// A FHIR server that ignores every search parameter (like some test stores):
+/// each search returns every resource of its type, both patients mixed.
+async fn filter_ignoring_server() -> (String, tokio::task::JoinHandle<()>) {
+    use axum::http::{Method, StatusCode, Uri};
+    use serde_json::{Value, json};
+
+    fn patient(id: &str, family: &str, given: &str) -> Value {
+        json!({"resourceType": "Patient", "id": id,
+            "name": [{"family": family, "given": [given]}],
+            "gender": "female", "birthDate": "1970-01-01"})
+    }
+    fn all_of(kind: &str) -> Vec<Value> {
+        let mut out = Vec::new();
+        for (p, allergy) in [("p1", "Penicillin"), ("p2", "Peanut")] {
+            let r = json!({"reference": format!("Patient/{p}")});
+            out.extend([
+                patient("p1", "Alpha", "Ann"),
+                patient("p2", "Beta", "Bob"),
+                json!({"resourceType": "AllergyIntolerance", "id": format!("a-{p}"),
+                    "patient": r, "code": {"text": allergy}}),
+                json!({"resourceType": "Condition", "id": format!("c-{p}"), "subject": r,
+                    "clinicalStatus": {"coding": [{"code": "active"}]},
+                    "code": {"text": format!("Problem of {p}")}}),
+                json!({"resourceType": "Encounter", "id": format!("e-{p}"), "subject": r}),
+            ]);
+        }
+        let mut seen = std::collections::HashSet::new();
+        out.into_iter()
+            .filter(|v| v["resourceType"] == kind)
+            .filter(|v| seen.insert(v["id"].to_string()))
+            .collect()
+    }
+    async fn handle(method: Method, uri: Uri) -> (StatusCode, axum::Json<Value>) {
+        let path = uri.path().trim_start_matches("/fhir").trim_matches('/');
+        let not_found = json!({"resourceType": "OperationOutcome",
+            "issue": [{"severity": "error", "code": "not-supported"}]});
+        if method != Method::GET {
+            return (StatusCode::METHOD_NOT_ALLOWED, axum::Json(not_found));
+        }
+        match path.split_once('/') {
+            Some(("Patient", id)) => match all_of("Patient").into_iter().find(|p| p["id"] == id) {
+                Some(p) => (StatusCode::OK, axum::Json(p)),
+                None => (StatusCode::NOT_FOUND, axum::Json(not_found)),
+            },
+            Some(_) => (StatusCode::NOT_FOUND, axum::Json(not_found)),
+            None if path.starts_with('$') => (StatusCode::NOT_FOUND, axum::Json(not_found)),
+            None => {
+                let entry: Vec<Value> = all_of(path)
+                    .into_iter()
+                    .map(|r| json!({"resource": r}))
+                    .collect();
+                let bundle = json!({"resourceType": "Bundle", "type": "searchset", "entry": entry});
+                (StatusCode::OK, axum::Json(bundle))
+            }
+        }
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}/fhir", listener.local_addr().unwrap());
+    let app = axum::Router::new().fallback(handle);
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (base, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_ignores_patient_never_shows_another_patients_data() {
+    let (base, server) = filter_ignoring_server().await;
+    let mut h = app_at(&base, None, None, Keymap::defaults()).await;
+    h.keys("/alpha").unwrap();
+    h.settle().await;
+    assert_eq!(h.app.search.listed()[0].id, "p1");
+    h.keys("<enter>").unwrap();
+    h.settle().await;
+    let chart = h.app.chart().expect("the chart opened");
+    assert_eq!(chart.patient.id.as_deref(), Some("p1"));
+    assert_eq!(chart.allergies.as_ref().map(Vec::len), Ok(1));
+    assert_eq!(chart.other_patients_ignored, 3);
+    let text = screen(&mut h, 100, 30);
+    assert!(text.contains("Penicillin"), "{text}");
+    assert!(
+        !text.contains("Peanut"),
+        "another patient's allergy: {text}"
+    );
+    assert!(!text.contains("Problem of p2"), "{text}");
+    assert!(
+        text.contains("ignored 3 resources of other patients"),
+        "{text}"
+    );
+    server.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_link_recovers_by_itself_and_old_failures_are_cleared() {
+    // Nobody listens yet.
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = free.local_addr().unwrap();
+    drop(free);
+    let base = format!("http://{addr}/fhir");
+    let mut h = app_at(&base, None, None, Keymap::defaults()).await;
+    assert_eq!(h.app.link(), LinkState::Down);
+    assert!(h.app.notice().is_some_and(|n| n.error));
+
+    // A probe goes out once its wait is over, fails, and waits longer.
+    let probes = |h: &Headless| {
+        h.sent()
+            .iter()
+            .filter(|s| s.path_and_query == "/fhir/metadata")
+            .count()
+    };
+    h.tick(std::time::Instant::now());
+    assert_eq!(probes(&h), 0, "not before the first wait");
+    h.tick(std::time::Instant::now() + Duration::from_secs(3));
+    h.settle().await;
+    assert_eq!(probes(&h), 1);
+    assert_eq!(h.app.link(), LinkState::Down);
+    h.tick(std::time::Instant::now() + Duration::from_secs(3));
+    assert_eq!(probes(&h), 1, "the second wait is longer than the first");
+
+    // The server comes up: the next probe finds it, no key pressed.
+    let dir = tempfile::tempdir().unwrap();
+    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+    let server = chartty::server::start_with_staff(
+        ServerConfig {
+            db: dir.path().join("late.db"),
+            demo: None,
+        },
+        listener,
+        Vec::new(),
+    )
+    .await
+    .unwrap();
+    h.tick(std::time::Instant::now() + Duration::from_secs(31));
+    h.settle().await;
+    assert_eq!(probes(&h), 2);
+    assert_eq!(h.app.link(), LinkState::Online);
+    assert!(
+        h.app.notice().is_none(),
+        "the old failure is gone: {:?}",
+        h.app.notice()
+    );
+    let text = screen(&mut h, 80, 24);
+    assert!(
+        text.contains("online") && !text.contains("Could not"),
+        "{text}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offline_the_banner_says_which_chart_is_on_screen() {
+    let portal = portal().await;
+    let mut h = signed_in(&portal, Role::Attending).await;
+    let first = open_some_patient(&mut h, 0).await;
+    let shown = h.app.search.row(&first).unwrap().name.clone();
+    portal.server.stop().await;
+
+    // Ask for another patient from the list: until it answers, the banner says so.
+    h.keys("/<c-u><esc>").unwrap();
+    let listed = h.app.search.listed();
+    let pos = listed.iter().position(|r| r.id != first).unwrap();
+    let other = listed[pos].name.clone();
+    for _ in 0..pos {
+        h.keys("<down>").unwrap();
+    }
+    h.keys("<enter>").unwrap();
+    let text = screen(&mut h, 120, 40);
+    assert!(text.contains("(opening "), "{text}");
+    h.settle().await;
+    let notice = h.app.notice().expect("a message").text.clone();
+    assert!(
+        notice.contains(&format!("Could not open the chart of {other}")),
+        "{notice}"
+    );
+    assert!(
+        notice.contains(&format!("still showing {shown}")),
+        "{notice}"
+    );
+    assert_eq!(h.app.link(), LinkState::Down);
+}
+
+#[test]
+fn the_summary_binds_no_key_it_ignores() {
+    // The cover sheet has no selection, so "open" would do nothing there.
+    let keymap = Keymap::defaults();
+    assert!(
+        keymap
+            .bindings(Context::Summary)
+            .all(|b| b.action != Action::Open)
+    );
 }

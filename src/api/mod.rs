@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use crate::fhir::codes;
-use crate::fhir::model::{Bundle, OperationOutcome, Patient};
+use crate::fhir::model::{Bundle, Condition, OperationOutcome, Patient};
 use crate::fhir::sanitize::{sanitize, sanitize_json};
 use crate::roles::Role;
 use crate::tui::command::{
@@ -23,7 +23,7 @@ use crate::tui::command::{
 };
 
 /// Fields a patient list needs; keeps search pages small over a slow link.
-pub const PATIENT_ELEMENTS: &str = "identifier,name,gender,birthDate";
+pub const PATIENT_ELEMENTS: &str = "identifier,name,gender,birthDate,deceased";
 /// Rows of each chart section asked for when a chart opens.
 const CHART_LAB_COUNT: u32 = 200;
 const CHART_VITAL_COUNT: u32 = 100;
@@ -197,6 +197,14 @@ impl ApiClient {
                 .open_chart(&patient_id)
                 .await
                 .map(|c| ApiReply::Chart(Box::new(c))),
+            ApiRequest::Probe => match self.get_json(&self.url("metadata")).await {
+                // Any HTTP answer means the server is reachable again.
+                Ok(_)
+                | Err(ApiError {
+                    status: Some(_), ..
+                }) => Ok(ApiReply::Reachable),
+                Err(e) => Err(e),
+            },
             ApiRequest::RoleQueue { role, count } => {
                 let bundle = self
                     .get_bundle(&self.url(&queue_query(role, count)))
@@ -277,7 +285,7 @@ impl ApiClient {
             }) => self.parallel(&urls).await,
             Err(e) => return Err(e),
         };
-        chart_from_parts(parts)
+        chart_from_parts(patient_id, parts)
     }
 
     async fn parallel(&self, urls: &[String]) -> Vec<Result<Value, ApiError>> {
@@ -332,17 +340,109 @@ pub fn chart_queries(patient_id: &str) -> Vec<String> {
     ]
 }
 
-fn section<T: DeserializeOwned>(part: Result<Value, ApiError>, kind: &str) -> Section<T> {
-    match part {
-        Ok(v) => {
-            let bundle: Bundle = decode(v).map_err(|e| e.to_string())?;
-            Ok(bundle.resources(kind))
-        }
-        Err(e) => Err(e.to_string()),
+/// Whether a reference string points at `Patient/<id>`, relative or absolute.
+pub fn refers_to_patient(reference: &str, patient_id: &str) -> bool {
+    let Some(id) = reference.strip_prefix("Patient/").or_else(|| {
+        reference
+            .rfind("/Patient/")
+            .map(|i| &reference[i + "/Patient/".len()..])
+    }) else {
+        return false;
+    };
+    // An absolute URL must really end in `/Patient/<id>`, and a relative one
+    // must be exactly `Patient/<id>`.
+    id == patient_id && (reference.starts_with("Patient/") || reference.contains("://"))
+}
+
+/// Whether a resource's `patient`, `subject` or `for` reference is the patient.
+pub fn belongs_to_patient(resource: &Value, patient_id: &str) -> bool {
+    ["patient", "subject", "for"].iter().any(|field| {
+        resource
+            .get(*field)
+            .and_then(|r| r.get("reference"))
+            .and_then(Value::as_str)
+            .is_some_and(|r| refers_to_patient(r, patient_id))
+    })
+}
+
+/// One section of a chart: resources of `kind` in the reply that belong to
+/// the patient; the second value counts those that belonged to someone else
+/// (a server that ignored `patient=`).
+fn section<T: DeserializeOwned>(
+    part: Result<Value, ApiError>,
+    kind: &str,
+    patient_id: &str,
+) -> (Section<T>, usize) {
+    let mut bundle: Bundle = match part.and_then(decode) {
+        Ok(b) => b,
+        Err(e) => return (Err(e.to_string()), 0),
+    };
+    let before = bundle.entry.len();
+    bundle.entry.retain(|e| match e.resource.as_ref() {
+        Some(r) if resource_type(Some(r)) == Some(kind) => belongs_to_patient(r, patient_id),
+        // `_include`d resources and outcomes are not the patient's data.
+        _ => true,
+    });
+    (Ok(bundle.resources(kind)), before - bundle.entry.len())
+}
+
+fn when_key(s: Option<&str>) -> Option<chrono::DateTime<chrono::Utc>> {
+    s.and_then(crate::tui::panes::parse_fhir_date)
+}
+
+/// Task statuses of an open piece of work, as the role queue asks for them.
+pub const OPEN_TASK_STATUSES: [&str; 6] = [
+    "requested",
+    "received",
+    "accepted",
+    "ready",
+    "in-progress",
+    "on-hold",
+];
+
+fn condition_is_active(c: &Condition) -> bool {
+    c.clinical_status
+        .as_ref()
+        .is_some_and(|s| s.has_code("active") || s.has_code("recurrence") || s.has_code("relapse"))
+}
+
+/// Apply on the client what the chart's searches asked the server for
+/// (status and category filters, newest first), since a server may ignore
+/// any search parameter or `_sort`.
+pub fn enforce_chart_filters(chart: &mut ChartData) {
+    if let Ok(c) = &mut chart.conditions {
+        c.retain(condition_is_active);
+    }
+    if let Ok(m) = &mut chart.medications {
+        m.retain(|m| m.status.as_deref() == Some("active"));
+    }
+    if let Ok(v) = &mut chart.vitals {
+        v.retain(|o| o.is_category(codes::CATEGORY_VITAL_SIGNS));
+        v.sort_by_key(|o| std::cmp::Reverse(when_key(o.when())));
+    }
+    if let Ok(l) = &mut chart.labs {
+        l.retain(|o| o.is_category(codes::CATEGORY_LABORATORY));
+        l.sort_by_key(|o| std::cmp::Reverse(when_key(o.when())));
+    }
+    if let Ok(e) = &mut chart.encounters {
+        e.sort_by_key(|e| {
+            std::cmp::Reverse(when_key(e.period.as_ref().and_then(|p| p.start.as_deref())))
+        });
+    }
+    if let Ok(n) = &mut chart.notes {
+        n.sort_by_key(|n| std::cmp::Reverse(when_key(n.date.as_deref())));
+    }
+    if let Ok(t) = &mut chart.tasks {
+        t.sort_by_key(|t| std::cmp::Reverse(when_key(t.authored_on.as_deref())));
     }
 }
 
-fn chart_from_parts(parts: Vec<Result<Value, ApiError>>) -> Result<ChartData, ApiError> {
+/// The chart from the replies to [`chart_queries`], in that order: only the
+/// open patient's resources, filtered and sorted on the client.
+pub fn chart_from_parts(
+    patient_id: &str,
+    parts: Vec<Result<Value, ApiError>>,
+) -> Result<ChartData, ApiError> {
     let mut it = parts.into_iter();
     let mut next = || {
         it.next().unwrap_or(Err(ApiError {
@@ -351,30 +451,63 @@ fn chart_from_parts(parts: Vec<Result<Value, ApiError>>) -> Result<ChartData, Ap
         }))
     };
     let patient: Patient = decode(next()?)?;
-    Ok(ChartData {
+    if patient.id.as_deref() != Some(patient_id) {
+        return Err(ApiError {
+            status: None,
+            message: "the server returned a different patient".into(),
+        });
+    }
+    let mut dropped = 0;
+    macro_rules! take {
+        ($kind:literal) => {{
+            let (s, n) = section(next(), $kind, patient_id);
+            dropped += n;
+            s
+        }};
+    }
+    let allergies = take!("AllergyIntolerance");
+    let conditions = take!("Condition");
+    let medications = take!("MedicationRequest");
+    let vitals = take!("Observation");
+    let labs = take!("Observation");
+    let encounters = take!("Encounter");
+    let notes = take!("DocumentReference");
+    let tasks = take!("Task");
+    let mut chart = ChartData {
         patient,
-        allergies: section(next(), "AllergyIntolerance"),
-        conditions: section(next(), "Condition"),
-        medications: section(next(), "MedicationRequest"),
-        vitals: section(next(), "Observation"),
-        labs: section(next(), "Observation"),
-        encounters: section(next(), "Encounter"),
-        notes: section(next(), "DocumentReference"),
-        tasks: section(next(), "Task"),
-    })
+        allergies,
+        conditions,
+        medications,
+        vitals,
+        labs,
+        encounters,
+        notes,
+        tasks,
+        other_patients_ignored: dropped,
+    };
+    enforce_chart_filters(&mut chart);
+    Ok(chart)
 }
 
 fn queue_query(role: Role, count: u32) -> String {
     format!(
-        "Task?performer-type={}%7C{}&status=requested,received,accepted,ready,in-progress,on-hold&_count={count}&_include=Task:patient",
+        "Task?performer-type={}%7C{}&status={}&_count={count}&_include=Task:patient",
         codes::ROLE_SYSTEM,
-        role.code()
+        role.code(),
+        OPEN_TASK_STATUSES.join(",")
     )
 }
 
 fn queue_reply(bundle: &Bundle) -> ApiReply {
+    let mut tasks: Vec<crate::fhir::model::Task> = bundle.resources("Task");
+    // The queue asked for open tasks only; a server may have ignored that.
+    tasks.retain(|t| {
+        t.status
+            .as_deref()
+            .is_some_and(|s| OPEN_TASK_STATUSES.contains(&s))
+    });
     ApiReply::Queue {
-        tasks: bundle.resources("Task"),
+        tasks,
         patients: bundle.resources("Patient"),
         next: bundle.next_url().map(str::to_string),
     }
@@ -533,6 +666,7 @@ fn request_kind(r: &ApiRequest) -> &'static str {
         ApiRequest::NextPage { .. } => "next-page",
         ApiRequest::OpenChart { .. } => "open-chart",
         ApiRequest::RoleQueue { .. } => "role-queue",
+        ApiRequest::Probe => "probe",
     }
 }
 
@@ -564,5 +698,165 @@ mod tests {
     fn queue_query_names_the_role_queue() {
         let q = queue_query(Role::Nurse, 20);
         assert!(q.starts_with("Task?performer-type=urn:chartty:role%7Cnurse&"));
+    }
+
+    fn searchset(resources: Vec<Value>) -> Result<Value, ApiError> {
+        Ok(json!({
+            "resourceType": "Bundle", "type": "searchset",
+            "entry": resources.into_iter().map(|r| json!({"resource": r})).collect::<Vec<_>>(),
+        }))
+    }
+
+    fn vital(id: &str, patient: &str, category: &str, when: &str) -> Value {
+        json!({"resourceType": "Observation", "id": id, "status": "final",
+            "subject": {"reference": patient},
+            "category": [{"coding": [{"system": codes::OBSERVATION_CATEGORY, "code": category}]}],
+            "code": {"text": id}, "effectiveDateTime": when,
+            "valueQuantity": {"value": 1.0}})
+    }
+
+    /// What a server that ignores every search parameter answers to each of
+    /// the chart's searches: everything of that type, both patients mixed.
+    fn unfiltered_replies() -> Vec<Result<Value, ApiError>> {
+        let allergies = vec![
+            json!({"resourceType": "AllergyIntolerance", "id": "a1",
+                "patient": {"reference": "Patient/p1"}, "code": {"text": "Penicillin"}}),
+            json!({"resourceType": "AllergyIntolerance", "id": "a2",
+                "patient": {"reference": "Patient/p2"}, "code": {"text": "Peanut"}}),
+            json!({"resourceType": "AllergyIntolerance", "id": "a3",
+                "patient": {"reference": "http://other.example/fhir/Patient/p1"},
+                "code": {"text": "Latex"}}),
+            json!({"resourceType": "AllergyIntolerance", "id": "a4",
+                "patient": {"reference": "http://other.example/fhir/Patient/p11"},
+                "code": {"text": "Shellfish"}}),
+        ];
+        let conditions = vec![
+            json!({"resourceType": "Condition", "id": "c1", "subject": {"reference": "Patient/p1"},
+                "clinicalStatus": {"coding": [{"code": "active"}]}, "code": {"text": "Asthma"}}),
+            json!({"resourceType": "Condition", "id": "c2", "subject": {"reference": "Patient/p1"},
+                "clinicalStatus": {"coding": [{"code": "resolved"}]}, "code": {"text": "Otitis"}}),
+            json!({"resourceType": "Condition", "id": "c3", "subject": {"reference": "Patient/p2"},
+                "clinicalStatus": {"coding": [{"code": "active"}]}, "code": {"text": "Diabetes"}}),
+        ];
+        let meds = vec![
+            json!({"resourceType": "MedicationRequest", "id": "m1", "status": "active",
+                "subject": {"reference": "Patient/p1"}}),
+            json!({"resourceType": "MedicationRequest", "id": "m2", "status": "stopped",
+                "subject": {"reference": "Patient/p1"}}),
+            json!({"resourceType": "MedicationRequest", "id": "m3", "status": "active",
+                "subject": {"reference": "Patient/p2"}}),
+        ];
+        let observations = vec![
+            vital("v-old", "Patient/p1", "vital-signs", "2026-01-01T08:00:00Z"),
+            vital("lab", "Patient/p1", "laboratory", "2026-06-01T08:00:00Z"),
+            vital("v-new", "Patient/p1", "vital-signs", "2026-11-01T08:00:00Z"),
+            vital(
+                "v-other",
+                "Patient/p2",
+                "vital-signs",
+                "2026-11-20T08:00:00Z",
+            ),
+        ];
+        let encounters = vec![
+            json!({"resourceType": "Encounter", "id": "e-old", "subject": {"reference": "Patient/p1"},
+                "period": {"start": "2020-01-01"}}),
+            json!({"resourceType": "Encounter", "id": "e-new", "subject": {"reference": "Patient/p1"},
+                "period": {"start": "2026-02-01T10:00:00+01:00"}}),
+            json!({"resourceType": "Encounter", "id": "e-other", "subject": {"reference": "Patient/p2"}}),
+        ];
+        let notes = vec![
+            json!({"resourceType": "DocumentReference", "id": "n-old",
+                "subject": {"reference": "Patient/p1"}, "date": "2025-01-01T00:00:00Z"}),
+            json!({"resourceType": "DocumentReference", "id": "n-new",
+                "subject": {"reference": "Patient/p1"}, "date": "2026-01-01T00:00:00Z"}),
+            json!({"resourceType": "DocumentReference", "id": "n-none"}),
+        ];
+        let tasks = vec![
+            json!({"resourceType": "Task", "id": "t1", "status": "requested",
+                "for": {"reference": "Patient/p1"}}),
+            json!({"resourceType": "Task", "id": "t2", "status": "requested",
+                "for": {"reference": "Patient/p2"}}),
+        ];
+        vec![
+            Ok(json!({"resourceType": "Patient", "id": "p1"})),
+            searchset(allergies),
+            searchset(conditions),
+            searchset(meds),
+            searchset(observations.clone()),
+            searchset(observations),
+            searchset(encounters),
+            searchset(notes),
+            searchset(tasks),
+        ]
+    }
+
+    fn ids<T>(section: &Section<T>, id: impl Fn(&T) -> Option<&str>) -> Vec<String> {
+        section
+            .as_ref()
+            .map(|v| v.iter().filter_map(|x| id(x).map(str::to_string)).collect())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn chart_keeps_only_the_open_patients_resources() {
+        let chart = chart_from_parts("p1", unfiltered_replies()).unwrap();
+        assert_eq!(
+            ids(&chart.allergies, |a| a.id.as_deref()),
+            ["a1", "a3"],
+            "relative and absolute references to the patient are kept, others dropped"
+        );
+        assert_eq!(ids(&chart.tasks, |t| t.id.as_deref()), ["t1"]);
+        assert_eq!(ids(&chart.notes, |n| n.id.as_deref()), ["n-new", "n-old"]);
+        // a2, a4, c3, m3, v-other twice, e-other, n-none, t2.
+        assert_eq!(chart.other_patients_ignored, 9);
+    }
+
+    #[test]
+    fn a_reply_for_another_patient_is_refused() {
+        let mut parts = unfiltered_replies();
+        parts[0] = Ok(json!({"resourceType": "Patient", "id": "p2"}));
+        assert!(chart_from_parts("p1", parts).is_err());
+    }
+
+    #[test]
+    fn patient_references_match_exactly() {
+        assert!(refers_to_patient("Patient/p1", "p1"));
+        assert!(refers_to_patient("https://x.example/fhir/Patient/p1", "p1"));
+        assert!(!refers_to_patient("Patient/p11", "p1"));
+        assert!(!refers_to_patient("Group/p1", "p1"));
+        assert!(!refers_to_patient("Other/Patient/p1", "p1"));
+        assert!(!refers_to_patient("p1", "p1"));
+    }
+
+    #[test]
+    fn filters_and_sort_are_applied_on_the_client() {
+        let chart = chart_from_parts("p1", unfiltered_replies()).unwrap();
+        assert_eq!(ids(&chart.conditions, |c| c.id.as_deref()), ["c1"]);
+        assert_eq!(ids(&chart.medications, |m| m.id.as_deref()), ["m1"]);
+        assert_eq!(
+            ids(&chart.vitals, |o| o.id.as_deref()),
+            ["v-new", "v-old"],
+            "a lab is never listed under vitals; newest first"
+        );
+        assert_eq!(ids(&chart.labs, |o| o.id.as_deref()), ["lab"]);
+        assert_eq!(
+            ids(&chart.encounters, |e| e.id.as_deref()),
+            ["e-new", "e-old"]
+        );
+    }
+
+    #[test]
+    fn the_queue_keeps_open_tasks_only() {
+        let bundle: Bundle = serde_json::from_value(json!({"resourceType": "Bundle", "entry": [
+            {"resource": {"resourceType": "Task", "id": "open", "status": "ready"}},
+            {"resource": {"resourceType": "Task", "id": "done", "status": "completed"}},
+            {"resource": {"resourceType": "Task", "id": "draft", "status": "draft"}}
+        ]}))
+        .unwrap();
+        let ApiReply::Queue { tasks, .. } = queue_reply(&bundle) else {
+            panic!("a queue reply");
+        };
+        let ids: Vec<_> = tasks.iter().filter_map(|t| t.id.as_deref()).collect();
+        assert_eq!(ids, ["open"]);
     }
 }

@@ -158,11 +158,32 @@ pub struct Patient {
     pub gender: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub birth_date: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deceased_boolean: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deceased_date_time: Option<String>,
     #[serde(flatten)]
     pub extra: Extra,
 }
 
+/// Whether a patient has died, and when if known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Deceased {
+    /// `deceasedDateTime` as given.
+    On(String),
+    /// `deceasedBoolean: true`, no date.
+    Yes,
+}
+
 impl Patient {
+    pub fn deceased(&self) -> Option<Deceased> {
+        match (&self.deceased_date_time, self.deceased_boolean) {
+            (Some(d), _) => Some(Deceased::On(d.clone())),
+            (None, Some(true)) => Some(Deceased::Yes),
+            _ => None,
+        }
+    }
+
     fn best_name(&self) -> Option<&HumanName> {
         self.name
             .iter()
@@ -234,7 +255,34 @@ pub struct AllergyIntolerance {
     pub extra: Extra,
 }
 
+/// SNOMED CT codes that record the absence of allergies, with the words a
+/// chart uses for them. Only these mean "no known allergies": an empty list
+/// means none were recorded.
+pub const NO_KNOWN_ALLERGY_CODES: [(&str, &str); 4] = [
+    ("716186003", "No known allergies"),
+    ("409137002", "No known drug allergies"),
+    ("429625007", "No known food allergies"),
+    ("428607008", "No known environmental allergies"),
+];
+
 impl AllergyIntolerance {
+    /// The wording of a recorded "no known allergy" statement, if this is one.
+    pub fn no_known_allergy(&self) -> Option<&'static str> {
+        let code = self.code.as_ref()?;
+        if self.is_inactive() {
+            return None;
+        }
+        NO_KNOWN_ALLERGY_CODES.iter().find_map(|(c, label)| {
+            code.coding
+                .iter()
+                .any(|x| {
+                    x.code.as_deref() == Some(*c)
+                        && x.system.as_deref().is_none_or(|s| s == codes::SNOMED)
+                })
+                .then_some(*label)
+        })
+    }
+
     pub fn is_inactive(&self) -> bool {
         self.clinical_status
             .as_ref()

@@ -680,7 +680,16 @@ impl Query {
 fn subset(mut res: Value, elements: &[String]) -> Value {
     if let Some(obj) = res.as_object_mut() {
         obj.retain(|k, _| {
-            k == "resourceType" || k == "id" || k == "meta" || elements.iter().any(|e| e == k)
+            k == "resourceType"
+                || k == "id"
+                || k == "meta"
+                || elements.iter().any(|e| {
+                    // A choice element is named without its type: `deceased`
+                    // keeps `deceasedDateTime`.
+                    e == k
+                        || k.strip_prefix(e.as_str())
+                            .is_some_and(|t| t.starts_with(|c: char| c.is_ascii_uppercase()))
+                })
         });
         mark_subsetted(obj);
     }

@@ -23,18 +23,11 @@ use crate::tui::panes::results::ResultsPane;
 use crate::tui::panes::search::{SearchPane, sex_label};
 use crate::tui::panes::summary::SummaryPane;
 use crate::tui::panes::tasks::{QueueState, TasksPane};
-use crate::tui::panes::{Pane, PaneId, View, age};
+use crate::tui::panes::{
+    AllergyStatus, NO_ALLERGIES_RECORDED, Pane, PaneId, View, allergy_status, fit, life_label,
+};
 use crate::tui::popups::{HelpPopup, Palette, PopupOutcome, which_key};
 
-/// Cut to `max` characters, marking the cut.
-fn truncate(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        return s.to_string();
-    }
-    let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
-    out.push('…');
-    out
-}
 use crate::tui::theme::Theme;
 
 /// Quiet time after the last keystroke before a server-side search goes out.
@@ -43,6 +36,10 @@ pub const SEARCH_DEBOUNCE: Duration = Duration::from_millis(150);
 const WORKING_SET_PAGES: u32 = 4;
 /// Pages of the role queue followed.
 const QUEUE_PAGES: u32 = 10;
+/// Wait before the first probe of a server that could not be reached; it
+/// doubles after each failed probe up to [`PROBE_MAX`].
+pub const PROBE_FIRST: Duration = Duration::from_secs(2);
+pub const PROBE_MAX: Duration = Duration::from_secs(30);
 
 /// Who is signed in where; built by the command line.
 #[derive(Debug, Clone)]
@@ -84,6 +81,7 @@ enum Origin {
     Search,
     Chart { patient_id: String },
     Queue { page: u32 },
+    Probe,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -110,7 +108,13 @@ pub struct App {
     popup: Option<Popup>,
     pending_keys: Vec<Key>,
     notice: Option<Notice>,
+    /// The notice reports a failed request: the next success clears it.
+    notice_from_failure: bool,
     link: LinkState,
+    /// When to probe the server next while the link is down, and the wait
+    /// after that; `None` while the link is up.
+    probe: Option<(Instant, Duration)>,
+    probe_in_flight: bool,
     latency: Option<Duration>,
     whoami_offered: Option<bool>,
     next_id: RequestId,
@@ -173,7 +177,10 @@ impl App {
             popup: None,
             pending_keys: Vec::new(),
             notice: None,
+            notice_from_failure: false,
             link: LinkState::Unknown,
+            probe: None,
+            probe_in_flight: false,
             latency: None,
             whoami_offered: None,
             next_id: 1,
@@ -264,7 +271,19 @@ impl App {
     /// Shown once, e.g. problems in the user's keymap file.
     pub fn warn(&mut self, text: String) {
         self.notice = Some(Notice { text, error: true });
+        self.notice_from_failure = false;
         self.dirty = true;
+    }
+
+    /// A failed request's message; the next request that succeeds clears it,
+    /// so an old failure never sits beside "online".
+    fn warn_failure(&mut self, text: String) {
+        self.warn(text);
+        self.notice_from_failure = true;
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        self.now
     }
 
     /// Work that quitting would lose.
@@ -282,6 +301,13 @@ impl App {
             && instant.duration_since(*at) >= SEARCH_DEBOUNCE
         {
             self.flush_search();
+        }
+        if let Some((at, _)) = self.probe
+            && instant >= at
+            && !self.probe_in_flight
+        {
+            self.probe_in_flight = true;
+            self.submit(ApiRequest::Probe, Origin::Probe);
         }
         if now.timestamp() / 60 != self.now.timestamp() / 60 {
             self.dirty = true;
@@ -487,6 +513,24 @@ impl App {
             Err(e) if e.status.is_some() => LinkState::Degraded,
             Err(_) => LinkState::Down,
         };
+        if origin == Origin::Probe {
+            self.probe_in_flight = false;
+        }
+        match (self.link, self.probe) {
+            (LinkState::Down, None) => {
+                self.probe = Some((Instant::now() + PROBE_FIRST, PROBE_FIRST))
+            }
+            (LinkState::Down, Some((_, wait))) if origin == Origin::Probe => {
+                let wait = (wait * 2).min(PROBE_MAX);
+                self.probe = Some((Instant::now() + wait, wait));
+            }
+            (LinkState::Down, Some(_)) => {}
+            _ => self.probe = None,
+        }
+        if done.result.is_ok() && self.notice_from_failure {
+            self.notice = None;
+            self.notice_from_failure = false;
+        }
         match (origin, done.result) {
             (Origin::WhoAmI, Ok(ApiReply::WhoAmI(Some(who)))) => {
                 self.whoami_offered = Some(true);
@@ -512,7 +556,7 @@ impl App {
                 if self.session.role.is_none() {
                     self.tasks.state = QueueState::NoRole;
                 }
-                self.warn(format!("Could not ask the server who you are: {e}"));
+                self.warn_failure(format!("Could not ask the server who you are: {e}"));
             }
             (Origin::WorkingSet { page }, Ok(ApiReply::Patients { patients, next })) => {
                 self.search.add_patients(&patients);
@@ -524,7 +568,7 @@ impl App {
                 }
             }
             (Origin::WorkingSet { .. }, Err(e)) => {
-                self.warn(format!("Could not load the patient list: {e}"));
+                self.warn_failure(format!("Could not load the patient list: {e}"));
             }
             (Origin::Search, result) => {
                 if self.search.applied_search().is_some_and(|a| a > done.id) {
@@ -553,14 +597,34 @@ impl App {
                             .chart
                             .as_ref()
                             .is_some_and(|c| c.patient.id.as_deref() == Some(patient_id.as_str()));
+                        let ignored = chart.other_patients_ignored;
                         self.chart = Some(*chart);
                         self.reload_chart_panes();
+                        if ignored > 0 {
+                            self.warn(format!(
+                                "ignored {ignored} resources of other patients: the server did not filter by patient"
+                            ));
+                        }
                         if !reopened && matches!(self.focus, PaneId::Search | PaneId::Tasks) {
                             self.focus = PaneId::Summary;
                         }
                     }
                     Ok(_) => {}
-                    Err(e) => self.warn(format!("Could not open the chart: {e}")),
+                    Err(e) => {
+                        let shown = self
+                            .chart
+                            .as_ref()
+                            .filter(|c| c.patient.id.as_deref() != Some(patient_id.as_str()));
+                        let text = match shown {
+                            Some(c) => format!(
+                                "Could not open the chart of {}: {e} — still showing {}",
+                                self.patient_name(&patient_id),
+                                c.patient.display_name()
+                            ),
+                            None => format!("Could not open the chart: {e}"),
+                        };
+                        self.warn_failure(text);
+                    }
                 }
             }
             (Origin::Queue { page }, result) => {
@@ -595,6 +659,8 @@ impl App {
                     }
                 }
             }
+            // A failed probe only sets the next one back (above).
+            (Origin::Probe, Err(_)) => {}
             (_, Ok(_)) => {}
         }
     }
@@ -644,24 +710,24 @@ impl App {
         };
         let p = &chart.patient;
         let dob = p.birth_date.as_deref().unwrap_or("unknown");
-        let age = p
-            .birth_date
-            .as_deref()
-            .and_then(|d| age(d, self.now))
-            .unwrap_or_else(|| "age ?".into());
+        let age = life_label(p.birth_date.as_deref(), p.deceased().as_ref(), self.now);
         let sex = sex_label(p.gender.as_deref().unwrap_or(""));
         // Sex, age, birth date and MRN always show in full; the name gives way.
         let facts = format!("  {sex}  {age}  DOB {dob}  ");
         let mrn = format!("MRN {}", p.mrn().unwrap_or("none"));
-        let loading = if self.opening.is_some() {
-            "  (loading…)"
-        } else {
-            ""
+        // Opening someone else: say so, so the chart on screen is never
+        // taken for the one asked for.
+        let loading = match &self.opening {
+            Some(id) if p.id.as_deref() != Some(id.as_str()) => {
+                format!("  (opening {}…)", fit(&self.patient_name(id), 24))
+            }
+            Some(_) => "  (loading…)".to_string(),
+            None => String::new(),
         };
         let fixed = facts.chars().count() + mrn.chars().count() + loading.chars().count();
         let room = (l1.width as usize).saturating_sub(fixed).max(8);
         let mut spans = vec![
-            Span::styled(truncate(&p.display_name().to_uppercase(), room), t.title),
+            Span::styled(fit(&p.display_name().to_uppercase(), room), t.title),
             Span::raw(facts),
             Span::styled(mrn, t.header),
         ];
@@ -670,35 +736,48 @@ impl App {
         }
         frame.render_widget(Paragraph::new(Line::from(spans)), l1);
         let allergy_line = match &chart.allergies {
-            Ok(list) if list.is_empty() => Line::from(Span::styled("No known allergies", t.base)),
-            Ok(list) => {
-                let names: Vec<String> = list
-                    .iter()
-                    .map(|a| {
-                        let n = a
-                            .code
-                            .as_ref()
-                            .and_then(|c| c.label())
-                            .unwrap_or("(unnamed)")
-                            .to_string();
-                        if a.criticality.as_deref() == Some("high") {
-                            format!("{n} (high)")
-                        } else {
-                            n
-                        }
-                    })
-                    .collect();
-                Line::from(vec![
-                    Span::styled("ALLERGIES: ", t.allergy),
-                    Span::styled(names.join(", "), t.allergy),
-                ])
-            }
+            Ok(list) => match allergy_status(list) {
+                AllergyStatus::NoneRecorded => {
+                    Line::from(Span::styled(NO_ALLERGIES_RECORDED, t.base))
+                }
+                AllergyStatus::NoKnown(words) => Line::from(Span::styled(words.join("; "), t.base)),
+                AllergyStatus::Listed(list) => {
+                    let names: Vec<String> = list
+                        .iter()
+                        .map(|a| {
+                            let n = a
+                                .code
+                                .as_ref()
+                                .and_then(|c| c.label())
+                                .unwrap_or("(unnamed)")
+                                .to_string();
+                            if a.criticality.as_deref() == Some("high") {
+                                format!("{n} (high)")
+                            } else {
+                                n
+                            }
+                        })
+                        .collect();
+                    Line::from(vec![
+                        Span::styled("ALLERGIES: ", t.allergy),
+                        Span::styled(names.join(", "), t.allergy),
+                    ])
+                }
+            },
             Err(e) => Line::from(Span::styled(
                 format!("ALLERGIES NOT AVAILABLE ({e}) — ask the patient"),
                 t.alert_critical,
             )),
         };
         frame.render_widget(Paragraph::new(allergy_line), l2);
+    }
+
+    /// A patient's name as listed, or a neutral word when not known.
+    fn patient_name(&self, id: &str) -> String {
+        self.search
+            .row(id)
+            .map(|r| r.name.clone())
+            .unwrap_or_else(|| "another patient".into())
     }
 
     fn render_tabs(&self, frame: &mut Frame, area: Rect) {

@@ -45,6 +45,8 @@ pub enum ApiRequest {
     OpenChart { patient_id: String },
     /// Open tasks in a role's queue.
     RoleQueue { role: Role, count: u32 },
+    /// `GET [base]/metadata` while the link is down: is the server back?
+    Probe,
 }
 
 /// Who the server says we are (portal `$whoami`).
@@ -70,6 +72,9 @@ pub struct ChartData {
     pub encounters: Section<Encounter>,
     pub notes: Section<DocumentReference>,
     pub tasks: Section<Task>,
+    /// Resources in the replies that belonged to other patients (a server
+    /// that ignored `patient=`): left out of the chart, counted to say so.
+    pub other_patients_ignored: usize,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -88,6 +93,8 @@ pub enum ApiReply {
         patients: Vec<Patient>,
         next: Option<String>,
     },
+    /// The server answered a probe (with any HTTP status).
+    Reachable,
 }
 
 /// A failed request, with a message fit to show (already sanitised).

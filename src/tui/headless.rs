@@ -54,6 +54,13 @@ impl Headless {
         Ok(())
     }
 
+    /// Time passes as far as `instant` (probes of a server that is down).
+    pub fn tick(&mut self, instant: std::time::Instant) {
+        let now = self.app.now();
+        self.app.tick(instant, now);
+        self.submit();
+    }
+
     /// As if the debounce time had passed: send the pending search.
     pub fn flush(&mut self) {
         self.app.flush_search();

@@ -13,7 +13,7 @@ use nucleo_matcher::chars::{normalize, to_lower_case};
 use nucleo_matcher::pattern::{Atom, AtomKind, CaseMatching, Normalization, Pattern};
 use nucleo_matcher::{Config, Matcher, Utf32String};
 
-use crate::fhir::model::Patient;
+use crate::fhir::model::{Deceased, Patient};
 
 /// Most rows a result list keeps ranked; more is never useful on a screen.
 pub const MAX_RANKED: usize = 500;
@@ -42,6 +42,7 @@ pub struct PatientRow {
     pub gender: String,
     pub birth_date: String,
     pub mrn: String,
+    pub deceased: Option<Deceased>,
 }
 
 impl PatientRow {
@@ -52,6 +53,7 @@ impl PatientRow {
             gender: p.gender.clone().unwrap_or_default(),
             birth_date: p.birth_date.clone().unwrap_or_default(),
             mrn: p.mrn().unwrap_or("").to_string(),
+            deceased: p.deceased(),
         })
     }
 }
@@ -341,6 +343,7 @@ mod tests {
             gender: "female".into(),
             birth_date: dob.into(),
             mrn: mrn.into(),
+            deceased: None,
         }
     }
 

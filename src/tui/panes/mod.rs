@@ -10,11 +10,12 @@ pub mod tasks;
 use chrono::{DateTime, NaiveDate, Utc};
 use ratatui::Frame;
 use ratatui::crossterm::event::KeyEvent;
-use ratatui::layout::Rect;
+use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Style;
-use ratatui::text::Span;
+use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, BorderType, Borders};
 
+use crate::fhir::model::{AllergyIntolerance, Deceased};
 use crate::tui::action::Action;
 use crate::tui::command::{ChartData, Command};
 use crate::tui::keymap::Context;
@@ -175,6 +176,199 @@ pub fn age(birth_date: &str, now: DateTime<Utc>) -> Option<String> {
     }
 }
 
+/// How a patient's allergy list reads on a chart.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AllergyStatus<'a> {
+    /// Nothing recorded at all: not the same as "no known allergies".
+    NoneRecorded,
+    /// Only statements that there are no known allergies (their wording).
+    NoKnown(Vec<&'static str>),
+    /// Allergies to show; "no known" statements beside real ones are left out.
+    Listed(Vec<&'a AllergyIntolerance>),
+}
+
+pub fn allergy_status(list: &[AllergyIntolerance]) -> AllergyStatus<'_> {
+    let listed: Vec<&AllergyIntolerance> = list
+        .iter()
+        .filter(|a| a.no_known_allergy().is_none())
+        .collect();
+    if !listed.is_empty() {
+        return AllergyStatus::Listed(listed);
+    }
+    let mut none: Vec<&'static str> = list.iter().filter_map(|a| a.no_known_allergy()).collect();
+    none.dedup();
+    if none.is_empty() {
+        AllergyStatus::NoneRecorded
+    } else {
+        AllergyStatus::NoKnown(none)
+    }
+}
+
+/// Wording for an empty allergy list.
+pub const NO_ALLERGIES_RECORDED: &str = "No allergies recorded";
+
+/// Age as a chart shows it: the living age, or for a patient who died the
+/// death date and the age at death (`† died 1989-05-09 at 63y`).
+pub fn life_label(
+    birth_date: Option<&str>,
+    deceased: Option<&Deceased>,
+    now: DateTime<Utc>,
+) -> String {
+    match deceased {
+        None => birth_date
+            .and_then(|b| age(b, now))
+            .unwrap_or_else(|| "age ?".into()),
+        Some(Deceased::Yes) => "† deceased".into(),
+        Some(Deceased::On(d)) => {
+            let at = parse_fhir_date(d)
+                .zip(birth_date)
+                .and_then(|(died, b)| age(b, died))
+                .map(|a| format!(" at {a}"))
+                .unwrap_or_default();
+            format!("† died {}{at}", short_date(d))
+        }
+    }
+}
+
+/// The short age column of a list: `63y`, or `†63y` (age at death).
+pub fn age_cell(birth_date: &str, deceased: Option<&Deceased>, now: DateTime<Utc>) -> String {
+    match deceased {
+        None => age(birth_date, now).unwrap_or_default(),
+        Some(Deceased::Yes) => "†".into(),
+        Some(Deceased::On(d)) => {
+            let at = parse_fhir_date(d)
+                .and_then(|died| age(birth_date, died))
+                .unwrap_or_default();
+            format!("†{at}")
+        }
+    }
+}
+
+/// Display width of a character in terminal cells (ratatui's unicode-width).
+fn char_width(c: char) -> usize {
+    let mut buf = [0u8; 4];
+    Span::raw(&*c.encode_utf8(&mut buf)).width()
+}
+
+/// Cut `s` to `width` terminal cells, ending in "…" when anything was cut,
+/// so a truncated value never passes for a whole one.
+pub fn fit(s: &str, width: usize) -> String {
+    if Span::raw(s).width() <= width {
+        return s.to_string();
+    }
+    if width == 0 {
+        return String::new();
+    }
+    let mut out = String::new();
+    let mut used = 0;
+    for c in s.chars() {
+        let w = char_width(c);
+        if used + w + 1 > width {
+            break;
+        }
+        out.push(c);
+        used += w;
+    }
+    out.push('…');
+    out
+}
+
+/// [`fit`] for a line of styled spans: the span that overflows is cut and
+/// marked, the rest dropped.
+pub fn fit_line(line: Line<'static>, width: usize) -> Line<'static> {
+    if line.width() <= width {
+        return line;
+    }
+    let mut used = 0;
+    let mut spans = Vec::new();
+    for span in line.spans {
+        let w = span.width();
+        if used + w < width {
+            used += w;
+            spans.push(span);
+        } else {
+            let cut = fit(&span.content, width - used);
+            spans.push(Span::styled(cut, span.style));
+            break;
+        }
+    }
+    Line::from(spans).style(line.style)
+}
+
+/// Break a line of styled spans into rows of at most `width` cells, at a
+/// space where there is one; continuation rows are indented by `indent`.
+/// Wrapping here (rather than in the Paragraph) lets a pane count its rows.
+pub fn wrap_line(line: Line<'static>, width: usize, indent: usize) -> Vec<Line<'static>> {
+    if line.width() <= width || width <= indent + 1 {
+        return vec![line];
+    }
+    let cells: Vec<(char, Style)> = line
+        .spans
+        .iter()
+        .flat_map(|s| s.content.chars().map(move |c| (c, s.style)))
+        .collect();
+    let mut rows = Vec::new();
+    let mut start = 0;
+    let mut first = true;
+    while start < cells.len() {
+        let room = if first { width } else { width - indent };
+        // Furthest end that fits.
+        let mut end = start;
+        let mut used = 0;
+        while end < cells.len() && used + char_width(cells[end].0) <= room {
+            used += char_width(cells[end].0);
+            end += 1;
+        }
+        if end < cells.len()
+            && cells[end].0 != ' '
+            && let Some(space) = (start + 1..end).rev().find(|&i| cells[i].0 == ' ')
+        {
+            end = space + 1;
+        }
+        if end == start {
+            end = start + 1;
+        }
+        let mut stop = end;
+        while stop > start && cells[stop - 1].0 == ' ' {
+            stop -= 1;
+        }
+        let mut spans: Vec<Span<'static>> = Vec::new();
+        if !first {
+            spans.push(Span::raw(" ".repeat(indent)));
+        }
+        // The indent is a span of its own; text never merges into it.
+        let fixed = spans.len();
+        for &(c, style) in &cells[start..stop] {
+            let len = spans.len();
+            match spans.last_mut() {
+                Some(last) if len > fixed && last.style == style => last.content.to_mut().push(c),
+                _ => spans.push(Span::styled(c.to_string(), style)),
+            }
+        }
+        rows.push(Line::from(spans).style(line.style));
+        start = end;
+        first = false;
+        // A break at a space: the next row does not start with it.
+        while start < cells.len() && cells[start].0 == ' ' {
+            start += 1;
+        }
+    }
+    rows
+}
+
+/// The widths a [`ratatui::widgets::Table`] gives its columns (default
+/// flex and one cell of spacing), so cells can be cut visibly beforehand.
+pub fn table_column_widths(width: u16, selection: u16, widths: &[Constraint]) -> Vec<usize> {
+    let columns = Rect::new(0, 0, width.saturating_sub(selection), 1);
+    Layout::horizontal(widths.iter().copied())
+        .flex(ratatui::layout::Flex::Start)
+        .spacing(1)
+        .split(columns)
+        .iter()
+        .map(|r| r.width as usize)
+        .collect()
+}
+
 /// Keep a selection inside `len` rows.
 pub fn clamp_selection(selected: usize, len: usize) -> usize {
     if len == 0 { 0 } else { selected.min(len - 1) }
@@ -214,6 +408,128 @@ mod tests {
         assert_eq!(age("2026-02-10", now).as_deref(), Some("9mo"));
         assert_eq!(age("2026-11-20", now).as_deref(), Some("3d"));
         assert_eq!(age("2030-01-01", now), None);
+    }
+
+    fn allergy(system: &str, code: &str, text: &str) -> AllergyIntolerance {
+        serde_json::from_value(serde_json::json!({
+            "resourceType": "AllergyIntolerance",
+            "code": {"coding": [{"system": system, "code": code}], "text": text}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn an_empty_allergy_list_is_not_no_known_allergies() {
+        use crate::fhir::codes::SNOMED;
+        assert_eq!(allergy_status(&[]), AllergyStatus::NoneRecorded);
+        let nka = allergy(SNOMED, "716186003", "No known allergy");
+        assert_eq!(
+            allergy_status(std::slice::from_ref(&nka)),
+            AllergyStatus::NoKnown(vec!["No known allergies"])
+        );
+        let nkda = allergy(SNOMED, "409137002", "NKDA");
+        assert_eq!(
+            allergy_status(std::slice::from_ref(&nkda)),
+            AllergyStatus::NoKnown(vec!["No known drug allergies"])
+        );
+        // The same code in another system is not a "no known allergy" statement.
+        let other = allergy("urn:local", "716186003", "Something");
+        assert!(matches!(
+            allergy_status(std::slice::from_ref(&other)),
+            AllergyStatus::Listed(l) if l.len() == 1
+        ));
+        let peanut = allergy(SNOMED, "91935009", "Peanut");
+        match allergy_status(&[nkda, peanut]) {
+            AllergyStatus::Listed(l) => {
+                assert_eq!(l.len(), 1);
+                assert_eq!(l[0].code.as_ref().and_then(|c| c.label()), Some("Peanut"));
+            }
+            s => panic!("a real allergy is listed: {s:?}"),
+        }
+    }
+
+    #[test]
+    fn the_dead_are_not_given_a_living_age() {
+        let now = Utc.with_ymd_and_hms(2026, 11, 23, 12, 0, 0).unwrap();
+        let died = Deceased::On("1989-05-09T10:00:00Z".into());
+        assert_eq!(life_label(Some("1926-01-01"), None, now), "100y");
+        assert_eq!(
+            life_label(Some("1926-01-01"), Some(&died), now),
+            "† died 1989-05-09 at 63y"
+        );
+        assert_eq!(
+            life_label(Some("1926-01-01"), Some(&Deceased::Yes), now),
+            "† deceased"
+        );
+        assert_eq!(age_cell("1926-01-01", Some(&died), now), "†63y");
+        assert_eq!(age_cell("1926-01-01", None, now), "100y");
+    }
+
+    #[test]
+    fn a_cut_is_marked() {
+        assert_eq!(fit("0123456789", 10), "0123456789");
+        assert_eq!(fit("0123456789", 6), "01234…");
+        assert_eq!(fit("(7070224 Smith", 8), "(707022…");
+        assert_eq!(fit("abc", 0), "");
+        // Wide characters count two cells.
+        assert_eq!(fit("日本語テキスト", 7), "日本語…");
+        assert_eq!(Span::raw(fit("日本語テキスト", 6)).width(), 5);
+    }
+
+    #[test]
+    fn a_cut_line_keeps_its_styles_and_is_marked() {
+        let line = Line::from(vec![
+            Span::raw("  Lisinopril 10 MG"),
+            Span::styled(" — one tablet by mouth daily", Style::default()),
+        ]);
+        let cut = fit_line(line.clone(), 30);
+        assert_eq!(cut.width(), 30);
+        assert_eq!(cut.spans.len(), 2);
+        assert!(cut.spans[1].content.ends_with('…'));
+        assert_eq!(fit_line(line.clone(), 80), line);
+    }
+
+    #[test]
+    fn long_lines_wrap_at_spaces_with_an_indent() {
+        let line = Line::from(vec![
+            Span::raw("  INR in plasma: "),
+            Span::styled("2.4 INR H", Style::default().fg(ratatui::style::Color::Red)),
+            Span::raw("  2026-11-06"),
+        ]);
+        let rows = wrap_line(line, 20, 4);
+        let text: Vec<String> = rows
+            .iter()
+            .map(|l| l.spans.iter().map(|s| s.content.as_ref()).collect())
+            .collect();
+        assert_eq!(
+            text,
+            ["  INR in plasma: 2.4", "    INR H", "    2026-11-06"]
+        );
+        assert!(rows.iter().all(|l| l.width() <= 20));
+        // The flag keeps its colour on the next row.
+        assert!(
+            rows[1]
+                .spans
+                .iter()
+                .any(|s| s.content.contains('H') && s.style.fg.is_some())
+        );
+        let word = wrap_line(Line::from("abcdefghijklmnopqrstuvwxyz"), 10, 2);
+        assert_eq!(word.len(), 3);
+        assert!(word.iter().all(|l| l.width() <= 10));
+    }
+
+    #[test]
+    fn column_widths_follow_the_table() {
+        let w = table_column_widths(
+            80,
+            2,
+            &[
+                Constraint::Fill(1),
+                Constraint::Length(3),
+                Constraint::Length(14),
+            ],
+        );
+        assert_eq!(w, vec![59, 3, 14]);
     }
 
     #[test]

@@ -14,12 +14,89 @@ use crate::tui::action::Action;
 use crate::tui::command::{ChartData, Command};
 use crate::tui::panes::search::window_offset;
 use crate::tui::panes::{
-    Pane, PaneId, View, navigate, pane_block, parse_fhir_date, placeholder, short_datetime,
+    Pane, PaneId, View, fit, navigate, pane_block, parse_fhir_date, placeholder, short_datetime,
+    table_column_widths,
 };
 use crate::tui::theme::Theme;
 
 /// Values a trend sparkline shows.
 const TREND_POINTS: usize = 10;
+/// The test name keeps at least this many cells before a column is dropped.
+pub const MIN_TEST_WIDTH: usize = 24;
+
+/// Columns of the results list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Column {
+    Kind,
+    Test,
+    Latest,
+    Unit,
+    Range,
+    Flag,
+    When,
+    Trend,
+}
+
+impl Column {
+    /// Cells of a fixed column; `None` for the test name, which takes the rest.
+    fn width(self) -> Option<u16> {
+        Some(match self {
+            Column::Kind => 5,
+            Column::Test => return None,
+            Column::Latest => 9,
+            Column::Unit => 12,
+            Column::Range => 11,
+            Column::Flag => 4,
+            Column::When => 16,
+            Column::Trend => TREND_POINTS as u16,
+        })
+    }
+
+    fn constraint(self) -> Constraint {
+        self.width().map_or(Constraint::Fill(1), Constraint::Length)
+    }
+
+    fn header(self) -> &'static str {
+        match self {
+            Column::Kind => "Kind",
+            Column::Test => "Test",
+            Column::Latest => "Latest",
+            Column::Unit => "Unit",
+            Column::Range => "Range",
+            Column::Flag => "Flag",
+            Column::When => "When",
+            Column::Trend => "Trend",
+        }
+    }
+}
+
+/// The columns that fit `width`: the trend, then the date, then the range go
+/// before the test name is cut below [`MIN_TEST_WIDTH`] (two tests that
+/// share a prefix must stay told apart).
+pub fn list_columns(width: u16) -> Vec<Column> {
+    let mut columns = vec![
+        Column::Kind,
+        Column::Test,
+        Column::Latest,
+        Column::Unit,
+        Column::Range,
+        Column::Flag,
+        Column::When,
+        Column::Trend,
+    ];
+    let test_width = |cols: &[Column]| {
+        let fixed: usize = cols.iter().filter_map(|c| c.width()).map(usize::from).sum();
+        let spacing = cols.len().saturating_sub(1);
+        usize::from(width).saturating_sub(fixed + spacing)
+    };
+    for drop in [Column::Trend, Column::When, Column::Range] {
+        if test_width(&columns) >= MIN_TEST_WIDTH {
+            break;
+        }
+        columns.retain(|c| *c != drop);
+    }
+    columns
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -202,61 +279,57 @@ impl ResultsPane {
         let visible = area.height.saturating_sub(1) as usize;
         self.page_rows = visible.max(1);
         self.offset = window_offset(self.selected, self.offset, visible);
+        let columns = list_columns(area.width);
+        let widths: Vec<Constraint> = columns.iter().map(|c| c.constraint()).collect();
+        let cut = table_column_widths(area.width, 0, &widths);
+        let test_width = columns
+            .iter()
+            .position(|c| *c == Column::Test)
+            .and_then(|i| cut.get(i).copied())
+            .unwrap_or(0);
         let rows: Vec<Row> = self.groups[self.offset..]
             .iter()
             .take(visible)
             .map(|g| {
                 let Some(o) = g.latest() else {
-                    return Row::new(vec![g.name.clone()]);
+                    return Row::new(vec![fit(&g.name, test_width)]);
                 };
                 let flag = flag_for(o).unwrap_or_default();
-                let trend: Vec<f64> = g
-                    .values
-                    .iter()
-                    .take(TREND_POINTS)
-                    .rev()
-                    .filter_map(|o| o.numeric_value())
-                    .collect();
-                Row::new(vec![
-                    Line::from(match g.kind {
+                let cells = columns.iter().map(|c| match c {
+                    Column::Kind => Line::from(match g.kind {
                         Kind::Lab => "Lab",
                         Kind::Vital => "Vital",
                     }),
-                    Line::from(g.name.clone()),
-                    Line::from(o.value_label()),
-                    Line::from(o.unit().to_string()),
-                    Line::from(
+                    Column::Test => Line::from(fit(&g.name, test_width)),
+                    Column::Latest => Line::from(o.value_label()),
+                    Column::Unit => Line::from(o.unit().to_string()),
+                    Column::Range => Line::from(
                         o.reference_range
                             .first()
                             .map(|r| r.label())
                             .unwrap_or_default(),
                     ),
-                    Line::from(Span::styled(flag.clone(), flag_style(&flag, theme))),
-                    Line::from(o.when().map(short_datetime).unwrap_or_default()),
-                    Line::from(sparkline(&trend)),
-                ])
+                    Column::Flag => {
+                        Line::from(Span::styled(flag.clone(), flag_style(&flag, theme)))
+                    }
+                    Column::When => Line::from(o.when().map(short_datetime).unwrap_or_default()),
+                    Column::Trend => {
+                        let trend: Vec<f64> = g
+                            .values
+                            .iter()
+                            .take(TREND_POINTS)
+                            .rev()
+                            .filter_map(|o| o.numeric_value())
+                            .collect();
+                        Line::from(sparkline(&trend))
+                    }
+                });
+                Row::new(cells.collect::<Vec<_>>())
             })
             .collect();
-        let table = Table::new(
-            rows,
-            [
-                Constraint::Length(5),
-                Constraint::Fill(1),
-                Constraint::Length(9),
-                Constraint::Length(12),
-                Constraint::Length(11),
-                Constraint::Length(4),
-                Constraint::Length(16),
-                Constraint::Length(TREND_POINTS as u16),
-            ],
-        )
-        .header(
-            Row::new(vec![
-                "Kind", "Test", "Latest", "Unit", "Range", "Flag", "When", "Trend",
-            ])
-            .style(theme.header),
-        )
-        .row_highlight_style(theme.selection);
+        let table = Table::new(rows, widths)
+            .header(Row::new(columns.iter().map(|c| c.header())).style(theme.header))
+            .row_highlight_style(theme.selection);
         let mut state = TableState::default().with_selected(Some(self.selected - self.offset));
         frame.render_stateful_widget(table, area, &mut state);
     }
@@ -428,6 +501,18 @@ impl Pane for ResultsPane {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn narrow_screens_keep_the_test_name_readable() {
+        // 80 columns less the border.
+        let narrow = list_columns(78);
+        assert!(!narrow.contains(&Column::Trend) && !narrow.contains(&Column::When));
+        assert!(narrow.contains(&Column::Range));
+        let widths: Vec<Constraint> = narrow.iter().map(|c| c.constraint()).collect();
+        let test = narrow.iter().position(|c| *c == Column::Test).unwrap();
+        assert!(table_column_widths(78, 0, &widths)[test] >= MIN_TEST_WIDTH);
+        assert_eq!(list_columns(118).len(), 8, "a wide screen shows everything");
+    }
 
     #[test]
     fn flags_read_in_monochrome() {

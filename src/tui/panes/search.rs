@@ -7,10 +7,13 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Row, Table, TableState};
 
-use crate::fhir::model::Patient;
+use crate::fhir::model::{Deceased, Patient};
 use crate::tui::action::Action;
 use crate::tui::command::{Command, RequestId};
-use crate::tui::panes::{Pane, PaneId, View, age, navigate, pane_block, placeholder};
+use crate::tui::panes::{
+    Pane, PaneId, View, age_cell, fit, navigate, pane_block, placeholder, short_date,
+    table_column_widths,
+};
 use crate::tui::patient_index::{PatientIndex, PatientRow};
 
 #[derive(Default)]
@@ -49,6 +52,11 @@ impl SearchPane {
             .ranked()
             .get(self.selected)
             .and_then(|&i| self.index.row(i))
+    }
+
+    /// A known patient by id.
+    pub fn row(&self, id: &str) -> Option<&PatientRow> {
+        self.index.get(id)
     }
 
     /// The rows listed now, best first.
@@ -234,37 +242,45 @@ impl Pane for SearchPane {
         let visible = list.height.saturating_sub(1) as usize;
         self.page_rows = visible.max(1);
         self.offset = window_offset(self.selected, self.offset, visible);
+        let widths = [
+            Constraint::Fill(1),
+            Constraint::Length(3),
+            Constraint::Length(10),
+            Constraint::Length(5),
+            Constraint::Length(14),
+        ];
+        let cols = table_column_widths(list.width, HIGHLIGHT_WIDTH, &widths);
+        let col = |i: usize| cols.get(i).copied().unwrap_or(0);
         let rows: Vec<Row> = self.index.ranked()[self.offset..]
             .iter()
             .take(visible)
             .filter_map(|&i| self.index.row(i))
             .map(|r| {
+                let name = match &r.deceased {
+                    Some(Deceased::On(d)) => format!("{} († {})", r.name, short_date(d)),
+                    Some(Deceased::Yes) => format!("{} (†)", r.name),
+                    None => r.name.clone(),
+                };
                 Row::new(vec![
-                    r.name.clone(),
+                    fit(&name, col(0)),
                     sex_label(&r.gender).to_string(),
                     r.birth_date.clone(),
-                    age(&r.birth_date, view.now).unwrap_or_default(),
-                    r.mrn.clone(),
+                    age_cell(&r.birth_date, r.deceased.as_ref(), view.now),
+                    fit(&r.mrn, col(4)),
                 ])
             })
             .collect();
-        let table = Table::new(
-            rows,
-            [
-                Constraint::Fill(1),
-                Constraint::Length(3),
-                Constraint::Length(10),
-                Constraint::Length(5),
-                Constraint::Length(14),
-            ],
-        )
-        .header(Row::new(vec!["Name", "Sex", "Born", "Age", "MRN"]).style(theme.header))
-        .row_highlight_style(theme.selection)
-        .highlight_symbol("▶ ");
+        let table = Table::new(rows, widths)
+            .header(Row::new(vec!["Name", "Sex", "Born", "Age", "MRN"]).style(theme.header))
+            .row_highlight_style(theme.selection)
+            .highlight_symbol(HIGHLIGHT);
         let mut state = TableState::default().with_selected(Some(self.selected - self.offset));
         frame.render_stateful_widget(table, list, &mut state);
     }
 }
+
+const HIGHLIGHT: &str = "▶ ";
+const HIGHLIGHT_WIDTH: u16 = 2;
 
 /// Keep `selected` inside a window of `height` rows starting at `offset`.
 pub fn window_offset(selected: usize, offset: usize, height: usize) -> usize {

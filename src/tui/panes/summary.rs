@@ -8,14 +8,15 @@ use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Paragraph, Wrap};
+use ratatui::widgets::Paragraph;
 
 use crate::fhir::model::Observation;
 use crate::tui::action::Action;
 use crate::tui::command::{ChartData, Command, Section};
 use crate::tui::panes::results::{flag_for, flag_style};
 use crate::tui::panes::{
-    Pane, PaneId, View, pane_block, parse_fhir_date, placeholder, short_datetime,
+    AllergyStatus, NO_ALLERGIES_RECORDED, Pane, PaneId, View, allergy_status, pane_block,
+    parse_fhir_date, placeholder, short_datetime, wrap_line,
 };
 use crate::tui::theme::Theme;
 
@@ -25,6 +26,8 @@ pub const ABNORMAL_WINDOW_DAYS: i64 = 30;
 #[derive(Default)]
 pub struct SummaryPane {
     scroll: u16,
+    /// Furthest scroll that still shows something, as of the last draw.
+    max_scroll: u16,
 }
 
 impl SummaryPane {
@@ -120,11 +123,18 @@ pub fn recent_abnormal(chart: &ChartData, now: DateTime<Utc>) -> Vec<&Observatio
 
 fn left_column(chart: &ChartData, theme: &Theme) -> Vec<Line<'static>> {
     let mut lines = vec![heading("ALLERGIES", theme)];
-    lines.extend(section_lines(
-        &chart.allergies,
-        "No known allergies",
-        theme,
-        |a| {
+    let status = chart.allergies.as_ref().map(|l| allergy_status(l));
+    match status {
+        Ok(AllergyStatus::NoneRecorded) => lines.push(Line::from(Span::styled(
+            format!("  {NO_ALLERGIES_RECORDED}"),
+            theme.dim,
+        ))),
+        Ok(AllergyStatus::NoKnown(words)) => lines.extend(
+            words
+                .into_iter()
+                .map(|w| Line::from(Span::styled(format!("  {w}"), theme.base))),
+        ),
+        Ok(AllergyStatus::Listed(list)) => lines.extend(list.into_iter().map(|a| {
             let name = a
                 .code
                 .as_ref()
@@ -146,8 +156,12 @@ fn left_column(chart: &ChartData, theme: &Theme) -> Vec<Line<'static>> {
                 text.push_str(" (inactive)");
             }
             Line::from(Span::styled(text, theme.allergy))
-        },
-    ));
+        })),
+        Err(e) => lines.push(Line::from(Span::styled(
+            format!("  not available: {e}"),
+            theme.link_warn,
+        ))),
+    }
     lines.push(Line::default());
     lines.push(heading("ACTIVE PROBLEMS", theme));
     lines.extend(section_lines(
@@ -282,6 +296,43 @@ fn right_column(chart: &ChartData, now: DateTime<Utc>, theme: &Theme) -> Vec<Lin
     lines
 }
 
+/// How far a list of `lines` can scroll in `height` rows.
+fn scroll_room(lines: usize, height: u16) -> u16 {
+    u16::try_from(lines.saturating_sub(usize::from(height))).unwrap_or(u16::MAX)
+}
+
+/// Rows of `lines` as drawn `width` cells wide (long lines wrapped).
+fn wrapped_rows(lines: Vec<Line<'static>>, width: u16) -> Vec<Line<'static>> {
+    lines
+        .into_iter()
+        .flat_map(|l| wrap_line(l, usize::from(width), 4))
+        .collect()
+}
+
+/// The rows from `scroll` on (already wrapped to the width), the last saying how
+/// many more lie below, so nothing falls off the bottom unannounced.
+pub fn scrolled(
+    lines: Vec<Line<'static>>,
+    area: Rect,
+    scroll: u16,
+    theme: &Theme,
+) -> Paragraph<'static> {
+    let height = usize::from(area.height);
+    let rest: Vec<Line<'static>> = lines.into_iter().skip(usize::from(scroll)).collect();
+    let shown: Vec<Line<'static>> = if rest.len() > height {
+        let below = rest.len() + 1 - height;
+        let mut v: Vec<Line<'static>> = rest.into_iter().take(height.saturating_sub(1)).collect();
+        v.push(Line::from(Span::styled(
+            format!("… {below} more lines (j to scroll)"),
+            theme.key_hint,
+        )));
+        v
+    } else {
+        rest
+    };
+    Paragraph::new(shown)
+}
+
 impl Pane for SummaryPane {
     fn id(&self) -> PaneId {
         PaneId::Summary
@@ -289,11 +340,12 @@ impl Pane for SummaryPane {
 
     fn update(&mut self, action: Action, _view: &View) -> Vec<Command> {
         match action {
-            Action::MoveDown => self.scroll = self.scroll.saturating_add(1),
+            Action::MoveDown => self.scroll = self.scroll.saturating_add(1).min(self.max_scroll),
             Action::MoveUp => self.scroll = self.scroll.saturating_sub(1),
-            Action::PageDown => self.scroll = self.scroll.saturating_add(10),
+            Action::PageDown => self.scroll = self.scroll.saturating_add(10).min(self.max_scroll),
             Action::PageUp => self.scroll = self.scroll.saturating_sub(10),
             Action::GoTop => self.scroll = 0,
+            Action::GoBottom => self.scroll = self.max_scroll,
             Action::Refresh => return vec![Command::ReloadChart],
             _ => {}
         }
@@ -320,33 +372,95 @@ impl Pane for SummaryPane {
         };
         let left = left_column(chart, view.theme);
         let right = right_column(chart, view.now, view.theme);
+        let theme = view.theme;
+        // Rows are counted after wrapping so the scroll and the "more" line are exact.
         if inner.width >= 100 {
             let [l, r] =
                 Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)])
                     .spacing(1)
                     .areas(inner);
-            frame.render_widget(
-                Paragraph::new(left)
-                    .wrap(Wrap { trim: false })
-                    .scroll((self.scroll, 0)),
-                l,
+            let (left, right) = (wrapped_rows(left, l.width), wrapped_rows(right, r.width));
+            let (lmax, rmax) = (
+                scroll_room(left.len(), l.height),
+                scroll_room(right.len(), r.height),
             );
-            frame.render_widget(
-                Paragraph::new(right)
-                    .wrap(Wrap { trim: false })
-                    .scroll((self.scroll, 0)),
-                r,
-            );
+            self.max_scroll = lmax.max(rmax);
+            self.scroll = self.scroll.min(self.max_scroll);
+            frame.render_widget(scrolled(left, l, self.scroll, theme), l);
+            frame.render_widget(scrolled(right, r, self.scroll, theme), r);
         } else {
             let mut all = left;
             all.push(Line::default());
             all.extend(right);
-            frame.render_widget(
-                Paragraph::new(all)
-                    .wrap(Wrap { trim: false })
-                    .scroll((self.scroll, 0)),
-                inner,
-            );
+            let all = wrapped_rows(all, inner.width);
+            self.max_scroll = scroll_room(all.len(), inner.height);
+            self.scroll = self.scroll.min(self.max_scroll);
+            frame.render_widget(scrolled(all, inner, self.scroll, theme), inner);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ratatui::buffer::Buffer;
+    use ratatui::widgets::Widget;
+
+    fn rendered(p: Paragraph<'static>, area: Rect) -> Vec<String> {
+        let mut buf = Buffer::empty(area);
+        p.render(area, &mut buf);
+        (0..area.height)
+            .map(|y| {
+                (0..area.width)
+                    .map(|x| buf[(x, y)].symbol().to_string())
+                    .collect::<String>()
+                    .trim_end()
+                    .to_string()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn what_does_not_fit_is_announced() {
+        let theme = Theme::default();
+        let lines: Vec<Line<'static>> = (1..=10).map(|i| Line::from(format!("line {i}"))).collect();
+        let area = Rect::new(0, 0, 30, 4);
+        let rows = rendered(scrolled(lines.clone(), area, 0, &theme), area);
+        assert_eq!(
+            rows,
+            ["line 1", "line 2", "line 3", "… 7 more lines (j to scroll)"]
+        );
+        // Scrolled to the end: the last lines, no announcement.
+        let rows = rendered(
+            scrolled(lines.clone(), area, scroll_room(10, 4), &theme),
+            area,
+        );
+        assert_eq!(rows, ["line 7", "line 8", "line 9", "line 10"]);
+        // Long lines wrap into counted rows, so nothing is lost off the edge.
+        let long = vec![Line::from(
+            "  Amoxicillin 250 MG Oral Capsule — 1 three times daily",
+        )];
+        let wrapped = wrapped_rows(long, 30);
+        assert_eq!(wrapped.len(), 3);
+        assert!(wrapped.iter().all(|l| l.width() <= 30));
+    }
+
+    #[test]
+    fn scrolling_stops_at_the_end() {
+        let mut pane = SummaryPane {
+            scroll: 0,
+            max_scroll: 3,
+        };
+        let theme = Theme::default();
+        let view = View {
+            chart: None,
+            now: Utc::now(),
+            theme: &theme,
+            focused: true,
+        };
+        for _ in 0..10 {
+            pane.update(Action::MoveDown, &view);
+        }
+        assert_eq!(pane.scroll, 3);
     }
 }

@@ -14,7 +14,8 @@ use crate::tui::action::Action;
 use crate::tui::command::Command;
 use crate::tui::panes::search::window_offset;
 use crate::tui::panes::{
-    Pane, PaneId, View, navigate, pane_block, parse_fhir_date, placeholder, short_datetime,
+    Pane, PaneId, View, fit, navigate, pane_block, parse_fhir_date, placeholder, short_datetime,
+    table_column_widths,
 };
 
 /// Why the queue is what it is.
@@ -167,6 +168,15 @@ impl Pane for TasksPane {
         let visible = inner.height.saturating_sub(1) as usize;
         self.page_rows = visible.max(1);
         self.offset = window_offset(self.selected, self.offset, visible);
+        let widths = [
+            Constraint::Length(8),
+            Constraint::Length(18),
+            Constraint::Fill(2),
+            Constraint::Length(10),
+            Constraint::Fill(3),
+        ];
+        let cols = table_column_widths(inner.width, 0, &widths);
+        let col = |i: usize| cols.get(i).copied().unwrap_or(0);
         let rows: Vec<Row> = self.rows[self.offset..]
             .iter()
             .take(visible)
@@ -191,26 +201,18 @@ impl Pane for TasksPane {
                 Row::new(vec![
                     Line::from(pri),
                     Line::from(due),
-                    Line::from(r.patient.clone()),
-                    Line::from(r.category.clone()),
-                    Line::from(r.summary.clone()),
+                    Line::from(fit(&r.patient, col(2))),
+                    Line::from(fit(&r.category, col(3))),
+                    Line::from(fit(&r.summary, col(4))),
                 ])
             })
             .collect();
-        let table = Table::new(
-            rows,
-            [
-                Constraint::Length(8),
-                Constraint::Length(18),
-                Constraint::Fill(2),
-                Constraint::Length(10),
-                Constraint::Fill(3),
-            ],
-        )
-        .header(
-            Row::new(vec!["Priority", "Due", "Patient", "Category", "Summary"]).style(theme.header),
-        )
-        .row_highlight_style(theme.selection);
+        let table = Table::new(rows, widths)
+            .header(
+                Row::new(vec!["Priority", "Due", "Patient", "Category", "Summary"])
+                    .style(theme.header),
+            )
+            .row_highlight_style(theme.selection);
         let mut state = TableState::default().with_selected(Some(self.selected - self.offset));
         frame.render_stateful_widget(table, inner, &mut state);
     }
