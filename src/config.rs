@@ -211,6 +211,17 @@ pub fn load_from(overrides: &CliOverrides, sources: &Sources) -> anyhow::Result<
     })
 }
 
+/// 1-based line of a byte offset, for errors in the files users write
+/// (settings, keymaps, themes).
+pub fn line_of(src: &str, offset: usize) -> usize {
+    let end = offset.min(src.len());
+    src.as_bytes()[..end]
+        .iter()
+        .filter(|b| **b == b'\n')
+        .count()
+        + 1
+}
+
 /// A layer's text after checking it alone, so errors name the file and line.
 fn read_layer(path: &Path, required: bool) -> anyhow::Result<Option<String>> {
     let text = match std::fs::read_to_string(path) {
@@ -219,13 +230,7 @@ fn read_layer(path: &Path, required: bool) -> anyhow::Result<Option<String>> {
         Err(e) => bail!("cannot read settings file {}: {e}", path.display()),
     };
     if let Err(e) = toml::from_str::<RawSettings>(&text) {
-        let line = e.span().map_or(1, |s| {
-            text.as_bytes()[..s.start.min(text.len())]
-                .iter()
-                .filter(|b| **b == b'\n')
-                .count()
-                + 1
-        });
+        let line = e.span().map_or(1, |s| line_of(&text, s.start));
         bail!(
             "{}:{line}: {} (see docs/configuration.md)",
             path.display(),

@@ -4,6 +4,7 @@
 //! themes set every slot; a user's file may set only some of them over the
 //! default theme (or over another built-in one named by `extends`).
 
+use crate::config::line_of;
 use std::path::Path;
 use std::str::FromStr;
 
@@ -249,15 +250,6 @@ fn built_in_names() -> String {
         .map(|(n, _)| *n)
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-fn line_of(src: &str, offset: usize) -> usize {
-    let end = offset.min(src.len());
-    src.as_bytes()[..end]
-        .iter()
-        .filter(|b| **b == b'\n')
-        .count()
-        + 1
 }
 
 fn parse_style(value: &toml::Value) -> Result<Style, String> {

@@ -1,5 +1,6 @@
 //! Reading keymap files and merging them over what is already bound.
 
+use crate::config::line_of;
 use std::collections::{BTreeMap, HashMap};
 
 use serde::Deserialize;
@@ -25,16 +26,6 @@ struct Entry {
     action: Action,
     desc: Option<String>,
     line: usize,
-}
-
-/// 1-based line of a byte offset.
-fn line_of(src: &str, offset: usize) -> usize {
-    let end = offset.min(src.len());
-    src.as_bytes()[..end]
-        .iter()
-        .filter(|b| **b == b'\n')
-        .count()
-        + 1
 }
 
 /// Merge `src` into `keymap`; returns the warnings, each naming `origin` and a line.
