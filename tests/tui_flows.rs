@@ -644,6 +644,15 @@ async fn the_link_recovers_by_itself_and_old_failures_are_cleared() {
     h.settle().await;
     assert_eq!(probes(&h), 2);
     assert_eq!(h.app.link(), LinkState::Online);
+    let sent = h.sent();
+    assert!(
+        sent.iter()
+            .skip_while(|s| s.path_and_query != "/fhir/metadata")
+            .skip(1)
+            .skip_while(|s| s.path_and_query != "/fhir/metadata")
+            .any(|s| s.path_and_query.starts_with("/fhir/Patient?")),
+        "the patient list that never arrived is asked for again: {sent:?}"
+    );
     assert!(
         h.app.notice().is_none(),
         "the old failure is gone: {:?}",

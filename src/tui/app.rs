@@ -661,6 +661,17 @@ impl App {
             }
             // A failed probe only sets the next one back (above).
             (Origin::Probe, Err(_)) => {}
+            // Back online: fetch the patient list if it never arrived.
+            (Origin::Probe, Ok(_)) => {
+                if self.search.index.is_empty() {
+                    self.submit(
+                        ApiRequest::PatientPage {
+                            count: self.page_size,
+                        },
+                        Origin::WorkingSet { page: 1 },
+                    );
+                }
+            }
             (_, Ok(_)) => {}
         }
     }
