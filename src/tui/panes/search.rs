@@ -250,12 +250,19 @@ impl Pane for SearchPane {
         let visible = list.height.saturating_sub(1) as usize;
         self.page_rows = visible.max(1);
         self.offset = window_offset(self.selected, self.offset, visible);
+        let longest_mrn = self.index.ranked()[self.offset..]
+            .iter()
+            .take(visible)
+            .filter_map(|&i| self.index.row(i))
+            .map(|r| Span::raw(r.mrn.as_str()).width())
+            .max()
+            .unwrap_or(0);
         let widths = [
             Constraint::Fill(1),
             Constraint::Length(3),
             Constraint::Length(10),
             Constraint::Length(5),
-            Constraint::Length(14),
+            Constraint::Length(mrn_column_width(list.width, longest_mrn)),
         ];
         let cols = table_column_widths(list.width, HIGHLIGHT_WIDTH, &widths);
         let col = |i: usize| cols.get(i).copied().unwrap_or(0);
@@ -287,6 +294,21 @@ impl Pane for SearchPane {
     }
 }
 
+/// The MRN column: 14 cells, wider for long MRNs (Synthea's are UUIDs) as
+/// long as the name keeps [`MIN_NAME_WIDTH`] cells; what still does not fit
+/// is cut with a mark.
+pub fn mrn_column_width(list_width: u16, longest_mrn: usize) -> u16 {
+    // Selection mark, sex, born, age and four column gaps.
+    let fixed = usize::from(HIGHLIGHT_WIDTH) + 3 + 10 + 5 + 4;
+    let room = usize::from(list_width).saturating_sub(fixed + MIN_NAME_WIDTH);
+    let wanted = longest_mrn.clamp(MRN_WIDTH, MAX_MRN_WIDTH);
+    u16::try_from(wanted.min(room.max(MRN_WIDTH))).unwrap_or(14)
+}
+
+const MRN_WIDTH: usize = 14;
+const MAX_MRN_WIDTH: usize = 40;
+const MIN_NAME_WIDTH: usize = 24;
+
 const HIGHLIGHT: &str = "▶ ";
 const HIGHLIGHT_WIDTH: u16 = 2;
 
@@ -311,5 +333,32 @@ pub fn sex_label(gender: &str) -> &'static str {
         "other" => "X",
         "unknown" | "" => "?",
         _ => "?",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_mrns_widen_their_column_while_the_name_keeps_room() {
+        assert_eq!(mrn_column_width(78, 8), 14);
+        // A UUID at 120 columns: shown whole.
+        assert_eq!(mrn_column_width(118, 36), 36);
+        // At 80 columns the name keeps 24 cells; the MRN gets the rest.
+        let w = mrn_column_width(78, 36);
+        assert!((15..36).contains(&w), "{w}");
+        let name = table_column_widths(
+            78,
+            HIGHLIGHT_WIDTH,
+            &[
+                Constraint::Fill(1),
+                Constraint::Length(3),
+                Constraint::Length(10),
+                Constraint::Length(5),
+                Constraint::Length(w),
+            ],
+        )[0];
+        assert!(name >= MIN_NAME_WIDTH, "{name}");
     }
 }
