@@ -505,6 +505,14 @@ async fn a_plain_fhir_server_with_synthea_data() {
     h.settle().await;
     let text = screen(&mut h, 120, 40);
     assert!(text.contains("† died 1989-02-15 at"), "{text}");
+    // At 80 columns the UUID MRN does not fit beside the death date: the
+    // banner marks the cut instead of losing it at the edge.
+    let banner = screen(&mut h, 80, 24)
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_string();
+    assert!(banner.trim_end().ends_with('…'), "{banner}");
     server.stop().await;
 }
 

@@ -24,7 +24,8 @@ use crate::tui::panes::search::{SearchPane, sex_label};
 use crate::tui::panes::summary::SummaryPane;
 use crate::tui::panes::tasks::{QueueState, TasksPane};
 use crate::tui::panes::{
-    AllergyStatus, NO_ALLERGIES_RECORDED, Pane, PaneId, View, allergy_status, fit, life_label,
+    AllergyStatus, NO_ALLERGIES_RECORDED, Pane, PaneId, View, allergy_status, fit, fit_line,
+    life_label,
 };
 use crate::tui::popups::{HelpPopup, Palette, PopupOutcome, which_key};
 
@@ -745,7 +746,12 @@ impl App {
         if !loading.is_empty() {
             spans.push(Span::styled(loading, t.dim));
         }
-        frame.render_widget(Paragraph::new(Line::from(spans)), l1);
+        // A long MRN (a UUID) beside a death date may still not fit: the
+        // cut is then marked rather than lost at the edge.
+        frame.render_widget(
+            Paragraph::new(fit_line(Line::from(spans), l1.width.into())),
+            l1,
+        );
         let allergy_line = match &chart.allergies {
             Ok(list) => match allergy_status(list) {
                 AllergyStatus::NoneRecorded => {
