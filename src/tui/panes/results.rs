@@ -14,8 +14,8 @@ use crate::tui::action::Action;
 use crate::tui::command::{ChartData, Command};
 use crate::tui::panes::search::window_offset;
 use crate::tui::panes::{
-    Pane, PaneId, View, fit, navigate, pane_block, parse_fhir_date, placeholder, short_datetime,
-    table_column_widths,
+    Pane, PaneId, View, fit, fit_line, navigate, pane_block, parse_fhir_date, placeholder,
+    short_datetime, table_column_widths,
 };
 use crate::tui::theme::Theme;
 
@@ -43,8 +43,8 @@ impl Column {
         Some(match self {
             Column::Kind => 5,
             Column::Test => return None,
-            Column::Latest => 9,
-            Column::Unit => 12,
+            Column::Latest => 11,
+            Column::Unit => 13,
             Column::Range => 11,
             Column::Flag => 4,
             Column::When => 16,
@@ -324,6 +324,12 @@ impl ResultsPane {
                         Line::from(sparkline(&trend))
                     }
                 });
+                // A value, unit or range cut without a mark would read as a
+                // different, plausible one (134.63/77.89 as "134.63/77").
+                let cells = cells.zip(columns.iter()).map(|(line, c)| match c.width() {
+                    Some(w) => fit_line(line, usize::from(w)),
+                    None => line,
+                });
                 Row::new(cells.collect::<Vec<_>>())
             })
             .collect();
@@ -362,8 +368,8 @@ impl ResultsPane {
                 let flag = flag_for(o).unwrap_or_default();
                 Row::new(vec![
                     Line::from(o.when().map(short_datetime).unwrap_or_default()),
-                    Line::from(o.value_label()),
-                    Line::from(o.unit().to_string()),
+                    Line::from(fit(&o.value_label(), 12)),
+                    Line::from(fit(o.unit(), 13)),
                     Line::from(Span::styled(flag.clone(), flag_style(&flag, theme))),
                     Line::from(
                         o.reference_range
@@ -379,8 +385,8 @@ impl ResultsPane {
                 rows,
                 [
                     Constraint::Length(16),
-                    Constraint::Length(10),
-                    Constraint::Length(10),
+                    Constraint::Length(12),
+                    Constraint::Length(13),
                     Constraint::Length(4),
                     Constraint::Fill(1),
                 ],
@@ -532,6 +538,74 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(flag_for(&o), None);
+    }
+
+    #[test]
+    fn a_value_or_unit_too_wide_for_its_column_is_cut_visibly() {
+        use ratatui::{Terminal, backend::TestBackend};
+        let bp: Observation = serde_json::from_value(json!({
+            "resourceType": "Observation",
+            "category": [{"coding": [{"code": "vital-signs"}]}],
+            "code": {"text": "Blood pressure"},
+            "effectiveDateTime": "2026-01-02T10:00:00Z",
+            "component": [
+                {"code": {"coding": [{"system": "http://loinc.org", "code": "8462-4"}]},
+                 "valueQuantity": {"value": 77.8912, "unit": "mm[Hg]"}},
+                {"code": {"coding": [{"system": "http://loinc.org", "code": "8480-6"}]},
+                 "valueQuantity": {"value": 134.6321, "unit": "mm[Hg]"}}
+            ]
+        }))
+        .unwrap();
+        let egfr: Observation = serde_json::from_value(json!({
+            "resourceType": "Observation",
+            "category": [{"coding": [{"code": "laboratory"}]}],
+            "code": {"text": "eGFR"},
+            "effectiveDateTime": "2026-01-02T10:00:00Z",
+            "valueQuantity": {"value": 48.0, "unit": "mL/min/{1.73_m2}"}
+        }))
+        .unwrap();
+        let chart = ChartData {
+            patient: Default::default(),
+            allergies: Ok(vec![]),
+            conditions: Ok(vec![]),
+            medications: Ok(vec![]),
+            vitals: Ok(vec![bp.clone()]),
+            labs: Ok(vec![egfr.clone()]),
+            encounters: Ok(vec![]),
+            notes: Ok(vec![]),
+            tasks: Ok(vec![]),
+            other_patients_ignored: 0,
+        };
+        let theme = Theme::default();
+        let view = View {
+            chart: Some(&chart),
+            now: chrono::Utc::now(),
+            theme: &theme,
+            focused: true,
+        };
+        let mut pane = ResultsPane::default();
+        pane.load(Some(&chart));
+        let mut terminal = Terminal::new(TestBackend::new(80, 12)).unwrap();
+        terminal.draw(|f| pane.render(f, f.area(), &view)).unwrap();
+        let screen: String = terminal
+            .backend()
+            .buffer()
+            .content()
+            .iter()
+            .map(|c| c.symbol())
+            .collect();
+        for whole in [bp.value_label(), egfr.unit().to_string()] {
+            let shown = whole.chars().take(6).collect::<String>();
+            assert!(screen.contains(&shown), "{whole} is on screen");
+            if !screen.contains(&whole) {
+                let at = screen.find(&shown).unwrap();
+                let rest: String = screen[at..]
+                    .chars()
+                    .take(whole.chars().count() + 1)
+                    .collect();
+                assert!(rest.contains('…'), "a cut {whole} is marked: {rest:?}");
+            }
+        }
     }
 
     #[test]
