@@ -168,13 +168,25 @@ impl Pane for TasksPane {
         let visible = inner.height.saturating_sub(1) as usize;
         self.page_rows = visible.max(1);
         self.offset = window_offset(self.selected, self.offset, visible);
-        let widths = [
-            Constraint::Length(8),
-            Constraint::Length(18),
-            Constraint::Fill(2),
-            Constraint::Length(10),
-            Constraint::Fill(3),
-        ];
+        // Narrow screens drop the category (the summary line names it) so the
+        // patient's name keeps room.
+        let narrow = inner.width < 100;
+        let widths: Vec<Constraint> = if narrow {
+            vec![
+                Constraint::Length(8),
+                Constraint::Length(18),
+                Constraint::Fill(1),
+                Constraint::Fill(1),
+            ]
+        } else {
+            vec![
+                Constraint::Length(8),
+                Constraint::Length(18),
+                Constraint::Fill(2),
+                Constraint::Length(10),
+                Constraint::Fill(3),
+            ]
+        };
         let cols = table_column_widths(inner.width, 0, &widths);
         let col = |i: usize| cols.get(i).copied().unwrap_or(0);
         let rows: Vec<Row> = self.rows[self.offset..]
@@ -198,20 +210,25 @@ impl Pane for TasksPane {
                 } else {
                     Span::raw(r.priority.clone())
                 };
-                Row::new(vec![
+                let mut cells = vec![
                     Line::from(pri),
                     Line::from(due),
                     Line::from(fit(&r.patient, col(2))),
-                    Line::from(fit(&r.category, col(3))),
-                    Line::from(fit(&r.summary, col(4))),
-                ])
+                ];
+                if !narrow {
+                    cells.push(Line::from(fit(&r.category, col(3))));
+                }
+                cells.push(Line::from(fit(&r.summary, col(cols.len() - 1))));
+                Row::new(cells)
             })
             .collect();
+        let header: &[&str] = if narrow {
+            &["Priority", "Due", "Patient", "Summary"]
+        } else {
+            &["Priority", "Due", "Patient", "Category", "Summary"]
+        };
         let table = Table::new(rows, widths)
-            .header(
-                Row::new(vec!["Priority", "Due", "Patient", "Category", "Summary"])
-                    .style(theme.header),
-            )
+            .header(Row::new(header.to_vec()).style(theme.header))
             .row_highlight_style(theme.selection);
         let mut state = TableState::default().with_selected(Some(self.selected - self.offset));
         frame.render_stateful_widget(table, inner, &mut state);
