@@ -953,6 +953,31 @@ async fn bearer_tokens_roles_and_whoami() {
         .await
         .unwrap();
     assert_eq!(matches(&nurse).len(), 2);
+    // Nor can it read another queue's task by id, current or old version.
+    let task_id = nurse["entry"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| &e["resource"])
+        .find(|t| t["performerType"][0]["coding"][0]["code"] == "nurse")
+        .and_then(|t| t["id"].as_str())
+        .expect("a task in the nurse queue")
+        .to_string();
+    for path in [
+        format!("Task/{task_id}"),
+        format!("Task/{task_id}/_history/1"),
+    ] {
+        assert_eq!(
+            status(Role::Frontdesk, path.clone()).await,
+            StatusCode::FORBIDDEN,
+            "{path}"
+        );
+        assert_eq!(
+            status(Role::Nurse, path.clone()).await,
+            StatusCode::OK,
+            "{path}"
+        );
+    }
 
     // Writes follow the table.
     let write = |r: Role, body: Value| {

@@ -500,6 +500,30 @@ fn validate(ty: &str, body: &Value) -> Result<(), FhirError> {
 }
 
 /// Checks that a single resource lies within the caller's scope.
+/// A read or vread of one stored version: gone when it is a deletion,
+/// forbidden outside the caller's queue, else the resource with its headers.
+fn read_answer(
+    conn: &Connection,
+    scope: &access::Scope,
+    s: &Stored,
+    base: &str,
+    deleted: impl FnOnce() -> String,
+) -> Result<Resp, FhirError> {
+    if s.deleted {
+        return Err(FhirError::gone(deleted()));
+    }
+    if !in_scope(conn, scope, s)? {
+        return Err(FhirError::forbidden(format!(
+            "{}/{} is outside your queue",
+            s.ty, s.id
+        )));
+    }
+    Ok(Resp {
+        location: None,
+        ..Resp::stored(200, s, base, true)
+    })
+}
+
 fn in_scope(conn: &Connection, scope: &access::Scope, s: &Stored) -> Result<bool, FhirError> {
     if scope.filter.is_empty() {
         return Ok(true);
@@ -580,18 +604,7 @@ pub fn interaction(
             let scope = access::decide(caller, Op::Read, ty)?;
             let s = store::current(conn, ty, id)?
                 .ok_or_else(|| FhirError::not_found(format!("{ty}/{id} is not known")))?;
-            if s.deleted {
-                return Err(FhirError::gone(format!("{ty}/{id} was deleted")));
-            }
-            if !in_scope(conn, &scope, &s)? {
-                return Err(FhirError::forbidden(format!(
-                    "{ty}/{id} is outside your queue"
-                )));
-            }
-            Ok(Resp {
-                location: None,
-                ..Resp::stored(200, &s, base, true)
-            })
+            read_answer(conn, &scope, &s, base, || format!("{ty}/{id} was deleted"))
         }
         (Route::Instance(ty, id), &Method::PUT) => {
             access::decide(caller, Op::Write, ty)?;
@@ -663,19 +676,8 @@ pub fn interaction(
                 .map_err(|_| FhirError::not_found(format!("{ty}/{id} has no version {vid}")))?;
             let s = store::version(conn, ty, id, v)?
                 .ok_or_else(|| FhirError::not_found(format!("{ty}/{id} has no version {vid}")))?;
-            if s.deleted {
-                return Err(FhirError::gone(format!(
-                    "{ty}/{id} version {vid} is a deletion"
-                )));
-            }
-            if !in_scope(conn, &scope, &s)? {
-                return Err(FhirError::forbidden(format!(
-                    "{ty}/{id} is outside your queue"
-                )));
-            }
-            Ok(Resp {
-                location: None,
-                ..Resp::stored(200, &s, base, true)
+            read_answer(conn, &scope, &s, base, || {
+                format!("{ty}/{id} version {vid} is a deletion")
             })
         }
         (Route::History(ty, id), _) => {
