@@ -390,6 +390,32 @@ pub fn navigate(action: Action, selected: usize, len: usize, page: usize) -> Opt
 }
 
 /// A message row for a pane with nothing to show.
+/// Draw a chart pane's frame; the inner area and the open chart, or `None`
+/// once it has said that no chart is open.
+pub fn chart_frame<'v>(
+    frame: &mut Frame,
+    area: Rect,
+    title: &str,
+    view: &View<'v>,
+) -> Option<(Rect, &'v ChartData)> {
+    let block = pane_block(title, view);
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    match view.chart {
+        Some(chart) => Some((inner, chart)),
+        None => {
+            frame.render_widget(
+                placeholder(
+                    view.theme.dim,
+                    "No chart open. Find a patient with / and Enter.",
+                ),
+                inner,
+            );
+            None
+        }
+    }
+}
+
 pub fn placeholder(style: Style, text: &str) -> ratatui::widgets::Paragraph<'_> {
     ratatui::widgets::Paragraph::new(Span::styled(text, style))
         .wrap(ratatui::widgets::Wrap { trim: true })

@@ -12,7 +12,7 @@ use crate::fhir::sanitize::sanitize;
 use crate::tui::action::Action;
 use crate::tui::command::{ChartData, Command};
 use crate::tui::panes::search::window_offset;
-use crate::tui::panes::{Pane, PaneId, View, navigate, pane_block, placeholder, short_datetime};
+use crate::tui::panes::{Pane, PaneId, View, chart_frame, navigate, placeholder, short_datetime};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct NoteRow {
@@ -151,17 +151,10 @@ impl Pane for NotesPane {
     }
 
     fn render(&mut self, frame: &mut Frame, area: Rect, view: &View) {
-        let block = pane_block("4 Notes", view);
-        let inner = block.inner(area);
-        frame.render_widget(block, area);
-        let theme = view.theme;
-        if view.chart.is_none() {
-            frame.render_widget(
-                placeholder(theme.dim, "No chart open. Find a patient with / and Enter."),
-                inner,
-            );
+        let Some((inner, _)) = chart_frame(frame, area, "4 Notes", view) else {
             return;
-        }
+        };
+        let theme = view.theme;
         if let Some(m) = &self.missing {
             frame.render_widget(placeholder(theme.link_warn, m), inner);
             return;

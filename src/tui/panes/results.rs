@@ -14,7 +14,7 @@ use crate::tui::action::Action;
 use crate::tui::command::{ChartData, Command};
 use crate::tui::panes::search::window_offset;
 use crate::tui::panes::{
-    Pane, PaneId, View, fit, fit_line, navigate, pane_block, parse_fhir_date, placeholder,
+    Pane, PaneId, View, chart_frame, fit, fit_line, navigate, parse_fhir_date, placeholder,
     short_datetime, table_column_widths,
 };
 use crate::tui::theme::Theme;
@@ -482,19 +482,9 @@ impl Pane for ResultsPane {
     }
 
     fn render(&mut self, frame: &mut Frame, area: Rect, view: &View) {
-        let block = pane_block("3 Results", view);
-        let inner = block.inner(area);
-        frame.render_widget(block, area);
-        if view.chart.is_none() {
-            frame.render_widget(
-                placeholder(
-                    view.theme.dim,
-                    "No chart open. Find a patient with / and Enter.",
-                ),
-                inner,
-            );
+        let Some((inner, _)) = chart_frame(frame, area, "3 Results", view) else {
             return;
-        }
+        };
         if self.detail {
             self.render_history(frame, inner, view);
         } else {

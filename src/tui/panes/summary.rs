@@ -15,8 +15,8 @@ use crate::tui::action::Action;
 use crate::tui::command::{ChartData, Command, Section};
 use crate::tui::panes::results::{flag_for, flag_style};
 use crate::tui::panes::{
-    AllergyStatus, NO_ALLERGIES_RECORDED, Pane, PaneId, View, allergy_status, pane_block,
-    parse_fhir_date, placeholder, short_datetime, wrap_line,
+    AllergyStatus, NO_ALLERGIES_RECORDED, Pane, PaneId, View, allergy_status, chart_frame,
+    parse_fhir_date, short_datetime, wrap_line,
 };
 use crate::tui::theme::Theme;
 
@@ -357,17 +357,7 @@ impl Pane for SummaryPane {
     }
 
     fn render(&mut self, frame: &mut Frame, area: Rect, view: &View) {
-        let block = pane_block("2 Summary", view);
-        let inner = block.inner(area);
-        frame.render_widget(block, area);
-        let Some(chart) = view.chart else {
-            frame.render_widget(
-                placeholder(
-                    view.theme.dim,
-                    "No chart open. Find a patient with / and Enter.",
-                ),
-                inner,
-            );
+        let Some((inner, chart)) = chart_frame(frame, area, "2 Summary", view) else {
             return;
         };
         let left = left_column(chart, view.theme);
