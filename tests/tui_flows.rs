@@ -399,6 +399,18 @@ async fn refusals_and_failures_show_a_message_and_lose_nothing() {
     h.keys("3").unwrap();
     let text = screen(&mut h, 120, 40);
     assert!(text.contains("Labs not available: HTTP 403"), "{text}");
+    // A refused category is unknown, not empty.
+    assert!(!text.contains("No results on file"), "{text}");
+    // At 80 columns what to do comes first, and a cut is marked.
+    let narrow = screen(&mut h, 80, 24);
+    assert!(
+        narrow.contains("ALLERGIES NOT AVAILABLE — ask the patient"),
+        "{narrow}"
+    );
+    assert!(
+        narrow.lines().nth(1).is_some_and(|l| l.contains('…')),
+        "{narrow}"
+    );
 
     // The server goes away: a reload fails with a message, the chart stays.
     let query = h.app.search.query().to_string();

@@ -782,10 +782,12 @@ impl App {
                 }
             },
             Err(e) => Line::from(Span::styled(
-                format!("ALLERGIES NOT AVAILABLE ({e}) — ask the patient"),
+                format!("ALLERGIES NOT AVAILABLE — ask the patient ({e})"),
                 t.alert_critical,
             )),
         };
+        // A cut allergy list must show it was cut: a hidden allergy is worse than a short line.
+        let allergy_line = crate::tui::panes::fit_line(allergy_line, usize::from(l2.width));
         frame.render_widget(Paragraph::new(allergy_line), l2);
     }
 

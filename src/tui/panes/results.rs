@@ -266,14 +266,20 @@ impl ResultsPane {
                 let [line, rest] =
                     Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(area);
                 frame.render_widget(
-                    Paragraph::new(Span::styled(m.as_str(), theme.link_warn)),
+                    Paragraph::new(Span::styled(
+                        fit(m, usize::from(line.width)),
+                        theme.link_warn,
+                    )),
                     line,
                 );
                 area = rest;
             }
         }
         if self.groups.is_empty() {
-            frame.render_widget(placeholder(theme.dim, "No results on file."), area);
+            // "None on file" only when every category was read: a refused one is unknown, not empty.
+            if self.missing.is_empty() {
+                frame.render_widget(placeholder(theme.dim, "No results on file."), area);
+            }
             return;
         }
         let visible = area.height.saturating_sub(1) as usize;
