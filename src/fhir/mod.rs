@@ -6,5 +6,7 @@
 //! into the typed structs of [`model`], keeping the rest in `extra`.
 
 pub mod codes;
+pub mod fold;
 pub mod model;
 pub mod sanitize;
+pub mod time;
