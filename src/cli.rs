@@ -231,7 +231,7 @@ fn demo(overrides: &CliOverrides, role: Role, opts: DemoOptions) -> anyhow::Resu
     rt.block_on(running.stop());
     drop(rt);
     data.close().context("removing the demo database")?;
-    outcome
+    outcome.map(|_| ())
 }
 
 /// The server logs to stderr (it is a service); request logs carry no bodies.

@@ -13,7 +13,7 @@ use anyhow::{Context as _, anyhow, bail};
 use config::{Config, File, FileFormat};
 use serde::Deserialize;
 
-use crate::tui::theme;
+use crate::chart::query::DateOrder;
 
 /// What the command line can override.
 #[derive(Debug, Clone, Default)]
@@ -39,6 +39,17 @@ pub struct Settings {
     pub page_size: u32,
     /// Per-request timeout.
     pub request_timeout_secs: u64,
+    /// The clinician's time zone: times are shown and due times counted in it.
+    pub time_zone: chrono_tz::Tz,
+    /// How a birth date typed with slashes is read.
+    pub date_order: DateOrder,
+    /// The identifier system of the local MRN, for servers whose MRNs are
+    /// not typed `MR`.
+    pub mrn_system: Option<String>,
+    /// A latest vital sign older than this is marked with its age.
+    pub stale_vitals_days: u32,
+    /// A latest result older than this is marked with its age.
+    pub stale_results_days: u32,
 }
 
 impl Default for Settings {
@@ -51,6 +62,11 @@ impl Default for Settings {
             log_file: None,
             page_size: 50,
             request_timeout_secs: 15,
+            time_zone: chrono_tz::Tz::UTC,
+            date_order: DateOrder::Mdy,
+            mrn_system: None,
+            stale_vitals_days: 30,
+            stale_results_days: 90,
         }
     }
 }
@@ -59,6 +75,9 @@ impl Default for Settings {
 pub const DEFAULT_CONFIG: &str = "\
 page_size = 50
 request_timeout_secs = 15
+date_order = \"mdy\"
+stale_vitals_days = 30
+stale_results_days = 90
 ";
 
 /// The system-wide file.
@@ -73,6 +92,11 @@ pub const KEYS: &[(&str, &str)] = &[
     ("log_file", "CHARTTY_LOG_FILE"),
     ("page_size", "CHARTTY_PAGE_SIZE"),
     ("request_timeout_secs", "CHARTTY_REQUEST_TIMEOUT_SECS"),
+    ("time_zone", "CHARTTY_TIME_ZONE"),
+    ("date_order", "CHARTTY_DATE_ORDER"),
+    ("mrn_system", "CHARTTY_MRN_SYSTEM"),
+    ("stale_vitals_days", "CHARTTY_STALE_VITALS_DAYS"),
+    ("stale_results_days", "CHARTTY_STALE_RESULTS_DAYS"),
 ];
 
 pub const PAGE_SIZE_RANGE: std::ops::RangeInclusive<u32> = 1..=1000;
@@ -89,6 +113,11 @@ struct RawSettings {
     log_file: Option<PathBuf>,
     page_size: Option<u32>,
     request_timeout_secs: Option<u64>,
+    time_zone: Option<String>,
+    date_order: Option<DateOrder>,
+    mrn_system: Option<String>,
+    stale_vitals_days: Option<u32>,
+    stale_results_days: Option<u32>,
 }
 
 /// Where the layers come from.
@@ -106,6 +135,8 @@ pub struct Sources {
     pub config_dir: Option<PathBuf>,
     /// For `~/` in paths.
     pub home_dir: Option<PathBuf>,
+    /// The zone used when no layer sets `time_zone` (UTC when unknown).
+    pub system_zone: Option<chrono_tz::Tz>,
 }
 
 impl Sources {
@@ -130,6 +161,9 @@ impl Sources {
                 .collect(),
             config_dir,
             home_dir: dirs::home_dir(),
+            system_zone: iana_time_zone::get_timezone()
+                .ok()
+                .and_then(|name| name.parse().ok()),
         }
     }
 }
@@ -191,11 +225,19 @@ pub fn load_from(overrides: &CliOverrides, sources: &Sources) -> anyhow::Result<
     if let Some(url) = &server {
         validate_server_url(url)?;
     }
+    let time_zone = match raw.time_zone.as_deref().filter(|z| !z.trim().is_empty()) {
+        Some(name) => name.trim().parse::<chrono_tz::Tz>().map_err(|_| {
+            anyhow!(
+                "time_zone {name:?} is not a time zone name (e.g. Europe/Oslo, America/Chicago)"
+            )
+        })?,
+        None => sources.system_zone.unwrap_or(chrono_tz::Tz::UTC),
+    };
     let home = sources.home_dir.as_deref();
     Ok(Settings {
         server,
         token: raw.token.filter(|t| !t.is_empty()),
-        theme: theme::select_name(
+        theme: theme_name(
             raw.theme.as_deref(),
             sources.env.get("NO_COLOR").map(String::as_str),
         ),
@@ -208,7 +250,22 @@ pub fn load_from(overrides: &CliOverrides, sources: &Sources) -> anyhow::Result<
         log_file: raw.log_file.map(|p| expand_home(p, home)),
         page_size,
         request_timeout_secs,
+        time_zone,
+        date_order: raw.date_order.unwrap_or_default(),
+        mrn_system: raw.mrn_system.filter(|s| !s.trim().is_empty()),
+        stale_vitals_days: raw.stale_vitals_days.unwrap_or(30),
+        stale_results_days: raw.stale_results_days.unwrap_or(90),
     })
+}
+
+/// The theme to load: the configured one, else `monochrome` under
+/// `NO_COLOR` (https://no-color.org), else `default`.
+pub fn theme_name(configured: Option<&str>, no_color: Option<&str>) -> String {
+    match configured {
+        Some(name) if !name.trim().is_empty() => name.to_string(),
+        _ if no_color.is_some_and(|v| !v.is_empty()) => "monochrome".into(),
+        _ => "default".into(),
+    }
 }
 
 /// 1-based line of a byte offset, for errors in the files users write
@@ -241,7 +298,10 @@ fn read_layer(path: &Path, required: bool) -> anyhow::Result<Option<String>> {
 }
 
 fn check_env_value(key: &str, var: &str, value: &str) -> anyhow::Result<()> {
-    let numeric = matches!(key, "page_size" | "request_timeout_secs");
+    let numeric = matches!(
+        key,
+        "page_size" | "request_timeout_secs" | "stale_vitals_days" | "stale_results_days"
+    );
     if numeric && value.trim().parse::<u64>().is_err() {
         // The value is not echoed back: some variables hold secrets.
         bail!("{var} must be a whole number");
@@ -341,6 +401,7 @@ mod tests {
                     .collect(),
                 config_dir: Some(self.dir.path().join("cfg")),
                 home_dir: Some(PathBuf::from("/home/clin")),
+                system_zone: None,
             }
         }
     }
@@ -546,6 +607,50 @@ mod tests {
         assert!(!err.to_string().contains("secret"));
         let err = validate_server_url("http://fhir.example.org/").unwrap_err();
         assert!(err.to_string().contains("fhir.example.org"));
+    }
+
+    #[test]
+    fn no_color_selects_monochrome_unless_a_theme_is_given() {
+        assert_eq!(theme_name(None, Some("1")), "monochrome");
+        assert_eq!(theme_name(None, Some("")), "default");
+        assert_eq!(theme_name(None, None), "default");
+        assert_eq!(
+            theme_name(Some("high-contrast"), Some("1")),
+            "high-contrast"
+        );
+    }
+
+    #[test]
+    fn chart_reading_settings() {
+        let fx = Fixture::new();
+        let s = load_from(&CliOverrides::default(), &fx.sources(None, None, &[])).unwrap();
+        assert_eq!(s.time_zone, chrono_tz::Tz::UTC, "no system zone known: UTC");
+        assert_eq!(s.date_order, DateOrder::Mdy);
+        assert_eq!((s.stale_vitals_days, s.stale_results_days), (30, 90));
+        let user =
+            "time_zone = \"Europe/Oslo\"\ndate_order = \"dmy\"\nmrn_system = \"urn:oid:1.2.3\"\n";
+        let s = load_from(&CliOverrides::default(), &fx.sources(None, Some(user), &[])).unwrap();
+        assert_eq!(s.time_zone, chrono_tz::Europe::Oslo);
+        assert_eq!(s.date_order, DateOrder::Dmy);
+        assert_eq!(s.mrn_system.as_deref(), Some("urn:oid:1.2.3"));
+        let env = [("CHARTTY_TIME_ZONE", "America/Chicago")];
+        let s = load_from(
+            &CliOverrides::default(),
+            &fx.sources(None, Some(user), &env),
+        )
+        .unwrap();
+        assert_eq!(s.time_zone, chrono_tz::America::Chicago);
+        let bad = load_from(
+            &CliOverrides::default(),
+            &fx.sources(None, Some("time_zone = \"Mars/Olympus\"\n"), &[]),
+        )
+        .unwrap_err();
+        assert!(bad.to_string().contains("Mars/Olympus"), "{bad}");
+        let bad = load_from(
+            &CliOverrides::default(),
+            &fx.sources(None, Some("date_order = \"ymd\"\n"), &[]),
+        );
+        assert!(bad.is_err());
     }
 
     #[test]

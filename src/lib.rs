@@ -1,11 +1,21 @@
 //! chartty: a keyboard-driven clinical charting TUI over HL7 FHIR R4, and the
 //! portal server it ships with.
 //!
-//! The two halves share only `fhir` (the R4 model, codes and the sanitiser)
-//! and `roles`. The server never imports the TUI, the TUI never imports the
-//! server; `cli` wires them together for `chartty demo`.
+//! Layers, each importing only those below it:
+//!
+//! - `fhir`, `roles`: the R4 model, codes, status rules, units, dates and the
+//!   sanitiser; shared by both halves.
+//! - `server`: the portal server (never imports the client).
+//! - `chart`: a patient's chart as the client loaded it and how it reads.
+//! - `api`: the client's only door to the network; fills `chart`.
+//! - `config`: the client's settings.
+//! - `tui`: the terminal app; its panes never import `api`.
+//! - `cli`: wires the halves together for `chartty demo`.
+//!
+//! A test (`tests/layers.rs`) fails when a module imports from a layer above it.
 
 pub mod api;
+pub mod chart;
 pub mod cli;
 pub mod config;
 pub mod fhir;

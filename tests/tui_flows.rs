@@ -9,11 +9,12 @@ use chartty::roles::Role;
 use chartty::server::demo::DemoOptions;
 use chartty::server::{RunningServer, ServerConfig};
 use chartty::tui::action::Action;
-use chartty::tui::app::{LinkState, Popup};
+use chartty::tui::app::LinkState;
 use chartty::tui::headless::Headless;
 use chartty::tui::keymap::{Context, Keymap, display_sequence};
 use chartty::tui::panes::PaneId;
 use chartty::tui::panes::tasks::QueueState;
+use chartty::tui::popups::Popup;
 use chartty::tui::theme::Theme;
 use chartty::tui::{App, Session};
 use chrono::{DateTime, TimeZone, Utc};
@@ -58,7 +59,9 @@ async fn app_at(base: &str, token: Option<String>, role: Option<Role>, keymap: K
         role,
         user: None,
     };
-    let client = ApiClient::new(base, token, Duration::from_secs(30)).unwrap();
+    let client = ApiClient::new(base, token, Duration::from_secs(30))
+        .unwrap()
+        .with_request_log();
     let mut app = App::new(
         &Settings::default(),
         session,
@@ -100,7 +103,7 @@ fn screen(h: &mut Headless, w: u16, ht: u16) -> String {
 
 /// Open a patient through the search box; returns its id.
 async fn open_some_patient(h: &mut Headless, nth: usize) -> String {
-    let target = h.app.search.listed()[nth].clone();
+    let target = h.app.panes.search.listed()[nth].clone();
     let family: String = target
         .name
         .split(',')
@@ -115,6 +118,7 @@ async fn open_some_patient(h: &mut Headless, nth: usize) -> String {
     h.settle().await;
     let pos = h
         .app
+        .panes
         .search
         .listed()
         .iter()
@@ -134,9 +138,12 @@ async fn fuzzy_search_opens_a_chart_in_one_batch_request() {
     let mut h = signed_in(&portal, Role::Attending).await;
     assert_eq!(h.app.session().role, Some(Role::Attending));
     assert!(h.app.session().user.is_some(), "$whoami named the user");
-    assert!(!h.app.search.listed().is_empty(), "the working set loaded");
+    assert!(
+        !h.app.panes.search.listed().is_empty(),
+        "the working set loaded"
+    );
 
-    let target = h.app.search.listed()[5].clone();
+    let target = h.app.panes.search.listed()[5].clone();
     let family: String = target
         .name
         .split(',')
@@ -152,7 +159,7 @@ async fn fuzzy_search_opens_a_chart_in_one_batch_request() {
     ))
     .unwrap();
     h.settle().await;
-    let listed = h.app.search.listed();
+    let listed = h.app.panes.search.listed();
     assert!(listed.iter().any(|r| r.id == target.id));
     // Every row matches every word somewhere (name, birth date or MRN).
     assert!(
@@ -183,7 +190,11 @@ async fn fuzzy_search_opens_a_chart_in_one_batch_request() {
     assert_eq!(opened.len(), 1, "one round trip: {opened:?}");
     assert_eq!(opened[0].method, "POST");
     assert_eq!(opened[0].path_and_query, "/fhir");
-    assert!(chart.allergies.is_ok() && chart.labs.is_ok() && chart.vitals.is_ok());
+    assert!(
+        chart.allergies.failed.is_none()
+            && chart.labs.failed.is_none()
+            && chart.vitals.failed.is_none()
+    );
 
     let text = screen(&mut h, 120, 40);
     assert!(text.contains(&format!("MRN {}", target.mrn)), "{text}");
@@ -196,7 +207,7 @@ async fn fuzzy_search_opens_a_chart_in_one_batch_request() {
     // The MRN alone finds the same patient first.
     h.keys(&format!("/<c-u>{}", target.mrn)).unwrap();
     h.settle().await;
-    assert_eq!(h.app.search.listed()[0].id, target.id);
+    assert_eq!(h.app.panes.search.listed()[0].id, target.id);
     assert!(h.sent().iter().any(|s| {
         s.path_and_query
             .contains(&format!("identifier={}", target.mrn))
@@ -211,7 +222,13 @@ async fn panes_sequences_and_result_history() {
     let mut found = false;
     for nth in 0..10 {
         open_some_patient(&mut h, nth).await;
-        if h.app.results.groups().iter().any(|g| g.values.len() >= 2) {
+        if h.app
+            .panes
+            .results
+            .groups()
+            .iter()
+            .any(|g| g.values.len() >= 2)
+        {
             found = true;
             break;
         }
@@ -223,6 +240,7 @@ async fn panes_sequences_and_result_history() {
     assert_eq!(h.app.focus(), PaneId::Results);
     let idx = h
         .app
+        .panes
         .results
         .groups()
         .iter()
@@ -230,14 +248,15 @@ async fn panes_sequences_and_result_history() {
         .unwrap();
     h.keys(&"j".repeat(idx)).unwrap();
     h.keys("<enter>").unwrap();
-    assert!(h.app.results.showing_history());
-    assert_eq!(h.app.results.selected_group().unwrap().values.len(), {
-        h.app.results.groups()[idx].values.len()
-    });
+    assert!(h.app.panes.results.showing_history());
+    assert_eq!(
+        h.app.panes.results.selected_group().unwrap().values.len(),
+        { h.app.panes.results.groups()[idx].values.len() }
+    );
     let text = screen(&mut h, 120, 40);
     assert!(text.contains("values"), "{text}");
     h.keys("<esc>").unwrap();
-    assert!(!h.app.results.showing_history());
+    assert!(!h.app.panes.results.showing_history());
 
     h.keys("<tab>").unwrap();
     assert_eq!(h.app.focus(), PaneId::Notes);
@@ -259,11 +278,11 @@ async fn panes_sequences_and_result_history() {
     assert_eq!(h.app.focus(), PaneId::Tasks);
     h.keys("4").unwrap();
     assert_eq!(h.app.focus(), PaneId::Notes);
-    if !h.app.notes.notes().is_empty() {
+    if !h.app.panes.notes.notes().is_empty() {
         h.keys("<enter>").unwrap();
-        assert!(h.app.notes.reading().is_some());
+        assert!(h.app.panes.notes.reading().is_some());
         h.keys("<esc>").unwrap();
-        assert!(h.app.notes.reading().is_none());
+        assert!(h.app.panes.notes.reading().is_none());
     }
 }
 
@@ -323,10 +342,10 @@ async fn a_key_unbound_in_the_user_keymap_does_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stale_search_reply_is_dropped() {
+async fn a_superseded_search_is_cancelled_and_never_applied() {
     let portal = portal().await;
     let mut h = signed_in(&portal, Role::Attending).await;
-    let family: String = h.app.search.listed()[0]
+    let family: String = h.app.panes.search.listed()[0]
         .name
         .split(',')
         .next()
@@ -337,24 +356,34 @@ async fn a_stale_search_reply_is_dropped() {
 
     h.keys(&format!("/{short}")).unwrap();
     h.flush();
+    assert_eq!(h.app.in_flight(), 1, "the first search is out");
     h.keys(&longer[short.len()..]).unwrap();
-    let mut replies = h.collect().await;
-    assert_eq!(replies.len(), 2, "two searches in flight");
-    replies.sort_by_key(|r| std::cmp::Reverse(r.id));
-    let newest = replies[0].id;
-    // The newer answer arrives first, the older one after it.
-    for r in replies {
-        h.deliver(r);
-    }
-    assert_eq!(h.app.search.applied_search(), Some(newest));
+    h.flush();
+    // The newer search supersedes the older one: one in flight, one dropped.
+    assert_eq!(h.app.in_flight(), 1);
     assert_eq!(h.app.stats().stale_dropped, 1);
-    assert_eq!(h.app.search.query(), longer);
+    h.settle().await;
+    assert_eq!(h.app.panes.search.query(), longer);
     let sent = h.sent();
     let searches: Vec<_> = sent
         .iter()
         .filter(|s| s.path_and_query.contains("name="))
         .collect();
-    assert_eq!(searches.len(), 2);
+    assert!(
+        (1..=2).contains(&searches.len()),
+        "the older one may have left before it was cancelled: {searches:?}"
+    );
+    // Whatever the older search found is not listed unless it matches.
+    assert!(
+        h.app
+            .panes
+            .search
+            .listed()
+            .iter()
+            .all(|r| chartty::fhir::fold::fold(&r.name).contains(&longer[..2])),
+        "{:?}",
+        h.app.panes.search.listed()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -362,8 +391,8 @@ async fn the_tasks_pane_lists_the_role_queue_and_opens_the_patient() {
     let portal = portal().await;
     for role in [Role::Nurse, Role::Frontdesk] {
         let mut h = signed_in(&portal, role).await;
-        assert_eq!(h.app.tasks.state, QueueState::Loaded);
-        let rows = h.app.tasks.rows().to_vec();
+        assert_eq!(h.app.panes.tasks.state, QueueState::Loaded);
+        let rows = h.app.panes.tasks.rows().to_vec();
         assert!(!rows.is_empty(), "the demo {role} queue has tasks");
         let queue = format!("performer-type=urn:chartty:role%7C{}", role.code());
         assert!(h.sent().iter().any(|s| s.path_and_query.contains(&queue)));
@@ -390,9 +419,9 @@ async fn refusals_and_failures_show_a_message_and_lose_nothing() {
     let id = open_some_patient(&mut h, 0).await;
     let chart = h.app.chart().expect("demographics open");
     assert_eq!(chart.patient.id.as_deref(), Some(id.as_str()));
-    let labs = chart.labs.as_ref().expect_err("labs are refused");
+    let labs = chart.labs.failed.as_ref().expect("labs are refused");
     assert!(labs.contains("403"), "{labs}");
-    assert!(chart.allergies.is_err());
+    assert!(chart.allergies.failed.is_some());
     let text = screen(&mut h, 120, 40);
     assert!(text.contains("ALLERGIES NOT AVAILABLE"), "{text}");
     assert!(!text.contains("No known allergies") && !text.contains("No allergies recorded"));
@@ -413,7 +442,7 @@ async fn refusals_and_failures_show_a_message_and_lose_nothing() {
     );
 
     // The server goes away: a reload fails with a message, the chart stays.
-    let query = h.app.search.query().to_string();
+    let query = h.app.panes.search.query().to_string();
     portal.server.stop().await;
     h.keys("r").unwrap();
     h.settle().await;
@@ -424,7 +453,7 @@ async fn refusals_and_failures_show_a_message_and_lose_nothing() {
         h.app.chart().and_then(|c| c.patient.id.clone()),
         Some(id.clone())
     );
-    assert_eq!(h.app.search.query(), query);
+    assert_eq!(h.app.panes.search.query(), query);
     let text = screen(&mut h, 80, 24);
     assert!(text.contains("offline"), "{text}");
 }
@@ -438,7 +467,7 @@ async fn no_server_at_all_is_explained_not_a_crash() {
     let mut h = app_at(&base, None, None, Keymap::defaults()).await;
     assert_eq!(h.app.link(), LinkState::Down);
     assert!(h.app.notice().is_some());
-    assert_eq!(h.app.tasks.state, QueueState::NoRole);
+    assert_eq!(h.app.panes.tasks.state, QueueState::NoRole);
     h.keys("/garc<esc>").unwrap();
     h.settle().await;
     h.keys("5").unwrap();
@@ -473,7 +502,7 @@ async fn a_plain_fhir_server_with_synthea_data() {
             .unwrap();
     let mut h = app_at(&server.base_url, None, None, Keymap::defaults()).await;
     assert_eq!(h.app.session().role, None);
-    assert_eq!(h.app.tasks.state, QueueState::NoRole);
+    assert_eq!(h.app.panes.tasks.state, QueueState::NoRole);
     assert_eq!(h.app.link(), LinkState::Online);
 
     // Accents: typed plainly, found anyway.
@@ -481,6 +510,7 @@ async fn a_plain_fhir_server_with_synthea_data() {
     h.settle().await;
     let first = h
         .app
+        .panes
         .search
         .listed()
         .first()
@@ -492,7 +522,11 @@ async fn a_plain_fhir_server_with_synthea_data() {
     h.settle().await;
     let chart = h.app.chart().expect("the chart opened");
     assert_eq!(chart.patient.id.as_deref(), Some(first.id.as_str()));
-    assert!(chart.allergies.is_ok() && chart.conditions.is_ok() && chart.labs.is_ok());
+    assert!(
+        chart.allergies.failed.is_none()
+            && chart.conditions.failed.is_none()
+            && chart.labs.failed.is_none()
+    );
     let text = screen(&mut h, 80, 24);
     assert!(text.contains(&format!("MRN {}", first.mrn)), "{text}");
     assert!(text.contains("role unknown"), "{text}");
@@ -508,7 +542,7 @@ async fn a_plain_fhir_server_with_synthea_data() {
     // with the age at death rather than a living age.
     h.keys("1/<c-u>barney abbott").unwrap();
     h.settle().await;
-    let dead = h.app.search.listed()[0].clone();
+    let dead = h.app.panes.search.listed()[0].clone();
     assert!(dead.name.contains("Abbott"), "{dead:?}");
     assert!(dead.deceased.is_some(), "{dead:?}");
     let text = screen(&mut h, 120, 40);
@@ -599,12 +633,13 @@ async fn a_server_that_ignores_patient_never_shows_another_patients_data() {
     let mut h = app_at(&base, None, None, Keymap::defaults()).await;
     h.keys("/alpha").unwrap();
     h.settle().await;
-    assert_eq!(h.app.search.listed()[0].id, "p1");
+    assert_eq!(h.app.panes.search.listed()[0].id, "p1");
     h.keys("<enter>").unwrap();
     h.settle().await;
     let chart = h.app.chart().expect("the chart opened");
     assert_eq!(chart.patient.id.as_deref(), Some("p1"));
-    assert_eq!(chart.allergies.as_ref().map(Vec::len), Ok(1));
+    assert_eq!(chart.allergies.items.len(), 1);
+    assert!(chart.allergies.failed.is_none());
     assert_eq!(chart.other_patients_ignored, 3);
     let text = screen(&mut h, 100, 30);
     assert!(text.contains("Penicillin"), "{text}");
@@ -632,12 +667,16 @@ async fn the_link_recovers_by_itself_and_old_failures_are_cleared() {
     assert!(h.app.notice().is_some_and(|n| n.error));
 
     // A probe goes out once its wait is over, fails, and waits longer.
-    let probes = |h: &Headless| {
+    // (The capability statement was asked for at start: not a probe.)
+    let metadata = |h: &Headless| {
         h.sent()
             .iter()
             .filter(|s| s.path_and_query == "/fhir/metadata")
             .count()
     };
+    let at_start = metadata(&h);
+    assert!(at_start >= 1, "the capability statement was asked for");
+    let probes = |h: &Headless| metadata(h) - at_start;
     h.tick(std::time::Instant::now());
     assert_eq!(probes(&h), 0, "not before the first wait");
     h.tick(std::time::Instant::now() + Duration::from_secs(3));
@@ -665,11 +704,13 @@ async fn the_link_recovers_by_itself_and_old_failures_are_cleared() {
     assert_eq!(probes(&h), 2);
     assert_eq!(h.app.link(), LinkState::Online);
     let sent = h.sent();
+    let last_probe = sent
+        .iter()
+        .rposition(|s| s.path_and_query == "/fhir/metadata")
+        .unwrap();
     assert!(
-        sent.iter()
-            .skip_while(|s| s.path_and_query != "/fhir/metadata")
-            .skip(1)
-            .skip_while(|s| s.path_and_query != "/fhir/metadata")
+        sent[last_probe..]
+            .iter()
             .any(|s| s.path_and_query.starts_with("/fhir/Patient?")),
         "the patient list that never arrived is asked for again: {sent:?}"
     );
@@ -691,12 +732,13 @@ async fn offline_the_banner_says_which_chart_is_on_screen() {
     let portal = portal().await;
     let mut h = signed_in(&portal, Role::Attending).await;
     let first = open_some_patient(&mut h, 0).await;
-    let shown = h.app.search.row(&first).unwrap().name.clone();
+    let shown = h.app.chart().unwrap().patient.display_name();
     portal.server.stop().await;
 
     // Ask for another patient from the list: until it answers, the banner says so.
     h.keys("/<c-u><esc>").unwrap();
-    let listed = h.app.search.listed();
+    h.settle().await;
+    let listed = h.app.panes.search.listed();
     let pos = listed.iter().position(|r| r.id != first).unwrap();
     let other = listed[pos].name.clone();
     for _ in 0..pos {

@@ -94,7 +94,7 @@ async fn every_pane_at_two_sizes() {
 
     s.snap("start");
 
-    let family: String = s.h.app.search.listed()[0]
+    let family: String = s.h.app.panes.search.listed()[0]
         .name
         .chars()
         .take(3)
@@ -113,6 +113,7 @@ async fn every_pane_at_two_sizes() {
     s.snap("results");
     if let Some(i) =
         s.h.app
+            .panes
             .results
             .groups()
             .iter()
@@ -126,7 +127,7 @@ async fn every_pane_at_two_sizes() {
 
     s.h.keys("4").unwrap();
     s.snap("notes");
-    if !s.h.app.notes.notes().is_empty() {
+    if !s.h.app.panes.notes.notes().is_empty() {
         s.h.keys("<enter>").unwrap();
         s.snap("note_reader");
         s.h.keys("<esc>").unwrap();

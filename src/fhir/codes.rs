@@ -39,3 +39,7 @@ pub const CONDITION_CLINICAL: &str = "http://terminology.hl7.org/CodeSystem/cond
 /// LOINC document types for `DocumentReference.type`.
 pub const LOINC_PROGRESS_NOTE: &str = "11506-3";
 pub const LOINC_NOTE: &str = "34109-9";
+
+/// `identifier.system` of the id a client gives a resource it creates, so a
+/// retried create is recognised (`If-None-Exist: identifier=<system>|<id>`).
+pub const CLIENT_ID_SYSTEM: &str = "urn:chartty:client-id";

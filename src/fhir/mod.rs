@@ -9,4 +9,6 @@ pub mod codes;
 pub mod fold;
 pub mod model;
 pub mod sanitize;
+pub mod status;
 pub mod time;
+pub mod units;

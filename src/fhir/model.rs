@@ -1,12 +1,93 @@
 //! Typed R4 structs for what the client reads. Every field optional; unknown
 //! fields kept in `extra` so a read-modify-write never drops another system's data.
+//!
+//! Decoding is lenient only where the meaning is unambiguous: a single element
+//! where the specification has an array is read as an array of one
+//! ([`one_or_many`]). Anything else of the wrong shape (a string where a
+//! CodeableConcept belongs, a number sent as text) fails the record, which the
+//! chart then counts and shows as unreadable rather than guessing.
 
+use serde::de::{DeserializeOwned, Deserializer};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::{Map, Number, Value};
 
 use crate::fhir::codes;
 
 type Extra = Map<String, Value>;
+
+/// An array field that also accepts one bare element (a common slip of
+/// hand-written FHIR, and of some servers' `_elements` output).
+pub fn one_or_many<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: DeserializeOwned,
+{
+    use serde::de::Error;
+    match Value::deserialize(d)? {
+        Value::Null => Ok(Vec::new()),
+        Value::Array(items) => items
+            .into_iter()
+            .map(|v| serde_json::from_value(v).map_err(D::Error::custom))
+            .collect(),
+        one => Ok(vec![serde_json::from_value(one).map_err(D::Error::custom)?]),
+    }
+}
+
+/// A FHIR decimal exactly as sent: `5.0` stays `5.0` and `2.50` stays
+/// `2.50` (trailing zeros carry the precision a lab reported).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Decimal(pub Number);
+
+impl Decimal {
+    pub fn value(&self) -> f64 {
+        self.0.as_f64().unwrap_or(f64::NAN)
+    }
+
+    /// A computed value (a converted unit), at most `decimals` places.
+    pub fn computed(v: f64, decimals: usize) -> Option<Decimal> {
+        let text = format!("{v:.decimals$}");
+        let text = if text.contains('.') {
+            text.trim_end_matches('0').trim_end_matches('.').to_string()
+        } else {
+            text
+        };
+        serde_json::from_str(&text).ok().map(Decimal)
+    }
+
+    /// Digits after the decimal point as sent (`2.50` → 2).
+    pub fn decimals(&self) -> usize {
+        let t = self.0.to_string();
+        match t.split_once('.') {
+            Some((_, frac)) => frac.chars().take_while(char::is_ascii_digit).count(),
+            None => 0,
+        }
+    }
+}
+
+impl std::fmt::Display for Decimal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl From<f64> for Decimal {
+    fn from(v: f64) -> Decimal {
+        Decimal(Number::from_f64(v).unwrap_or_else(|| Number::from(0)))
+    }
+}
+
+/// `meta` as servers keep it: the version read is what an update must quote.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Meta {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_updated: Option<String>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -24,7 +105,11 @@ pub struct Coding {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CodeableConcept {
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "one_or_many",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub coding: Vec<Coding>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
@@ -102,9 +187,14 @@ pub struct Period {
 #[serde(rename_all = "camelCase")]
 pub struct Quantity {
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub value: Option<f64>,
+    pub value: Option<Decimal>,
+    /// `<`, `<=`, `>=`, `>`: the true value lies beyond the number (`<0.3`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub comparator: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unit: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub system: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub code: Option<String>,
     #[serde(flatten)]
@@ -112,8 +202,24 @@ pub struct Quantity {
 }
 
 impl Quantity {
-    pub fn unit_label(&self) -> &str {
-        self.unit.as_deref().or(self.code.as_deref()).unwrap_or("")
+    /// The unit as a clinician reads it (`°C`, not `Cel`).
+    pub fn unit_label(&self) -> String {
+        crate::fhir::units::human(self.unit.as_deref().or(self.code.as_deref()).unwrap_or(""))
+    }
+
+    /// The UCUM code where given (else the display unit), for conversions.
+    pub fn unit_code(&self) -> &str {
+        self.code.as_deref().or(self.unit.as_deref()).unwrap_or("")
+    }
+
+    /// The number as sent, with its comparator: `5.0`, `<0.3`.
+    pub fn value_text(&self) -> Option<String> {
+        let v = self.value.as_ref()?;
+        Some(format!("{}{v}", self.comparator.as_deref().unwrap_or("")))
+    }
+
+    pub fn number(&self) -> Option<f64> {
+        self.value.as_ref().map(Decimal::value)
     }
 }
 
@@ -126,7 +232,11 @@ pub struct HumanName {
     pub text: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub family: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "one_or_many",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub given: Vec<String>,
     #[serde(flatten)]
     pub extra: Extra,
@@ -150,9 +260,19 @@ pub struct Identifier {
 pub struct Patient {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub meta: Option<Meta>,
+    #[serde(
+        default,
+        deserialize_with = "one_or_many",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub identifier: Vec<Identifier>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "one_or_many",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub name: Vec<HumanName>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gender: Option<String>,
@@ -203,34 +323,16 @@ impl Patient {
             (None, true) => n.text.clone().unwrap_or_else(|| "(no name)".into()),
         }
     }
-
-    /// The medical record number: identifier typed v2-0203 `MR`, else one in the demo MRN system.
-    pub fn mrn(&self) -> Option<&str> {
-        self.identifier
-            .iter()
-            .find(|i| {
-                i.r#type.as_ref().is_some_and(|t| {
-                    t.coding.iter().any(|c| {
-                        c.code.as_deref() == Some(codes::IDENTIFIER_TYPE_MRN)
-                            && c.system
-                                .as_deref()
-                                .is_none_or(|s| s == codes::IDENTIFIER_TYPE)
-                    })
-                })
-            })
-            .or_else(|| {
-                self.identifier
-                    .iter()
-                    .find(|i| i.system.as_deref() == Some(codes::MRN_SYSTEM))
-            })
-            .and_then(|i| i.value.as_deref())
-    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Reaction {
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "one_or_many",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub manifestation: Vec<CodeableConcept>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub severity: Option<String>,
@@ -244,50 +346,23 @@ pub struct AllergyIntolerance {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub meta: Option<Meta>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub clinical_status: Option<CodeableConcept>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verification_status: Option<CodeableConcept>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub criticality: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub code: Option<CodeableConcept>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "one_or_many",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub reaction: Vec<Reaction>,
     #[serde(flatten)]
     pub extra: Extra,
-}
-
-/// SNOMED CT codes that record the absence of allergies, with the words a
-/// chart uses for them. Only these mean "no known allergies": an empty list
-/// means none were recorded.
-pub const NO_KNOWN_ALLERGY_CODES: [(&str, &str); 4] = [
-    ("716186003", "No known allergies"),
-    ("409137002", "No known drug allergies"),
-    ("429625007", "No known food allergies"),
-    ("428607008", "No known environmental allergies"),
-];
-
-impl AllergyIntolerance {
-    /// The wording of a recorded "no known allergy" statement, if this is one.
-    pub fn no_known_allergy(&self) -> Option<&'static str> {
-        let code = self.code.as_ref()?;
-        if self.is_inactive() {
-            return None;
-        }
-        NO_KNOWN_ALLERGY_CODES.iter().find_map(|(c, label)| {
-            code.coding
-                .iter()
-                .any(|x| {
-                    x.code.as_deref() == Some(*c)
-                        && x.system.as_deref().is_none_or(|s| s == codes::SNOMED)
-                })
-                .then_some(*label)
-        })
-    }
-
-    pub fn is_inactive(&self) -> bool {
-        self.clinical_status
-            .as_ref()
-            .is_some_and(|s| s.has_code("inactive") || s.has_code("resolved"))
-    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -296,7 +371,11 @@ pub struct Condition {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub meta: Option<Meta>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub clinical_status: Option<CodeableConcept>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verification_status: Option<CodeableConcept>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub code: Option<CodeableConcept>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -321,7 +400,11 @@ pub struct DoseAndRate {
 pub struct Dosage {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "one_or_many",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub dose_and_rate: Vec<DoseAndRate>,
     #[serde(flatten)]
     pub extra: Extra,
@@ -333,6 +416,8 @@ pub struct MedicationRequest {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub meta: Option<Meta>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub medication_codeable_concept: Option<CodeableConcept>,
@@ -340,7 +425,11 @@ pub struct MedicationRequest {
     pub medication_reference: Option<Reference>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub authored_on: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "one_or_many",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub dosage_instruction: Vec<Dosage>,
     #[serde(flatten)]
     pub extra: Extra,
@@ -366,7 +455,7 @@ impl MedicationRequest {
             return Some(t.clone());
         }
         let q = d.dose_and_rate.first()?.dose_quantity.as_ref()?;
-        Some(format!("{} {}", fmt_number(q.value?), q.unit_label()))
+        Some(format!("{} {}", q.value_text()?, q.unit_label()))
     }
 }
 
@@ -388,12 +477,12 @@ impl ReferenceRange {
         if let Some(t) = &self.text {
             return t.clone();
         }
-        let lo = self.low.as_ref().and_then(|q| q.value);
-        let hi = self.high.as_ref().and_then(|q| q.value);
+        let lo = self.low.as_ref().and_then(|q| q.value.as_ref());
+        let hi = self.high.as_ref().and_then(|q| q.value.as_ref());
         match (lo, hi) {
-            (Some(l), Some(h)) => format!("{}-{}", fmt_number(l), fmt_number(h)),
-            (Some(l), None) => format!(">={}", fmt_number(l)),
-            (None, Some(h)) => format!("<={}", fmt_number(h)),
+            (Some(l), Some(h)) => format!("{l}-{h}"),
+            (Some(l), None) => format!(">={l}"),
+            (None, Some(h)) => format!("<={h}"),
             (None, None) => String::new(),
         }
     }
@@ -416,8 +505,14 @@ pub struct Observation {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub meta: Option<Meta>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "one_or_many",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub category: Vec<CodeableConcept>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub code: Option<CodeableConcept>,
@@ -431,11 +526,23 @@ pub struct Observation {
     pub value_string: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub value_codeable_concept: Option<CodeableConcept>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "one_or_many",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub interpretation: Vec<CodeableConcept>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "one_or_many",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub reference_range: Vec<ReferenceRange>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "one_or_many",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub component: Vec<ObservationComponent>,
     #[serde(flatten)]
     pub extra: Extra,
@@ -471,33 +578,31 @@ impl Observation {
 
     /// The number to chart: the value, or the first component's (blood pressure: systolic).
     pub fn numeric_value(&self) -> Option<f64> {
-        self.value_quantity
-            .as_ref()
-            .and_then(|q| q.value)
-            .or_else(|| {
-                self.ordered_components()
-                    .first()
-                    .and_then(|c| c.value_quantity.as_ref())
-                    .and_then(|q| q.value)
-            })
+        self.quantity().and_then(Quantity::number)
     }
 
-    pub fn unit(&self) -> &str {
-        self.value_quantity
-            .as_ref()
-            .or_else(|| {
-                self.component
-                    .first()
-                    .and_then(|c| c.value_quantity.as_ref())
-            })
-            .map(|q| q.unit_label())
-            .unwrap_or("")
+    /// The quantity charted: the value's, else the first component's in
+    /// reading order (blood pressure: systolic).
+    pub fn quantity(&self) -> Option<&Quantity> {
+        self.value_quantity.as_ref().or_else(|| {
+            self.ordered_components()
+                .into_iter()
+                .find_map(|c| c.value_quantity.as_ref())
+        })
     }
 
-    /// The value as read on a chart; components joined with `/` (120/80).
+    /// The unit as a clinician reads it.
+    pub fn unit(&self) -> String {
+        self.quantity()
+            .map(Quantity::unit_label)
+            .unwrap_or_default()
+    }
+
+    /// The value as read on a chart, as sent (`5.0`, `<0.3`); components
+    /// joined with `/` (120/80).
     pub fn value_label(&self) -> String {
-        if let Some(v) = self.value_quantity.as_ref().and_then(|q| q.value) {
-            return fmt_number(v);
+        if let Some(v) = self.value_quantity.as_ref().and_then(Quantity::value_text) {
+            return v;
         }
         if let Some(s) = &self.value_string {
             return s.clone();
@@ -508,7 +613,7 @@ impl Observation {
         let parts: Vec<String> = self
             .ordered_components()
             .into_iter()
-            .filter_map(|c| c.value_quantity.as_ref()?.value.map(fmt_number))
+            .filter_map(|c| c.value_quantity.as_ref()?.value_text())
             .collect();
         parts.join("/")
     }
@@ -529,12 +634,22 @@ pub struct Encounter {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub meta: Option<Meta>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub class: Option<Coding>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "one_or_many",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub r#type: Vec<CodeableConcept>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "one_or_many",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub reason_code: Vec<CodeableConcept>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub period: Option<Period>,
@@ -564,11 +679,25 @@ pub struct DocumentContent {
     pub extra: Extra,
 }
 
+/// A note's link to another: `replaces`, `appends` (an addendum), ...
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RelatesTo {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<Reference>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DocumentReference {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub meta: Option<Meta>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -577,12 +706,26 @@ pub struct DocumentReference {
     pub r#type: Option<CodeableConcept>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub date: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "one_or_many",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub author: Vec<Reference>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "one_or_many",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub content: Vec<DocumentContent>,
+    #[serde(
+        default,
+        deserialize_with = "one_or_many",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub relates_to: Vec<RelatesTo>,
     #[serde(flatten)]
     pub extra: Extra,
 }
@@ -602,6 +745,8 @@ pub struct Task {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub meta: Option<Meta>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub business_status: Option<CodeableConcept>,
@@ -615,7 +760,11 @@ pub struct Task {
     pub r#for: Option<Reference>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub owner: Option<Reference>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "one_or_many",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub performer_type: Vec<CodeableConcept>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub restriction: Option<TaskRestriction>,
@@ -665,7 +814,11 @@ pub struct OperationOutcomeIssue {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OperationOutcome {
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "one_or_many",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub issue: Vec<OperationOutcomeIssue>,
     #[serde(flatten)]
     pub extra: Extra,
@@ -745,9 +898,17 @@ pub struct Bundle {
     pub r#type: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub total: Option<u64>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "one_or_many",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub link: Vec<BundleLink>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "one_or_many",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub entry: Vec<BundleEntry>,
     #[serde(flatten)]
     pub extra: Extra,
@@ -802,7 +963,6 @@ mod tests {
             "maritalStatus": {"text": "M"}
         });
         let p: Patient = serde_json::from_value(v.clone()).unwrap();
-        assert_eq!(p.mrn(), Some("00012345"));
         assert_eq!(p.display_name(), "García, Ana Maria");
         let back = serde_json::to_value(&p).unwrap();
         assert_eq!(back, v);
@@ -813,8 +973,8 @@ mod tests {
         let o: Observation = serde_json::from_value(json!({
             "resourceType": "Observation",
             "component": [
-                {"valueQuantity": {"value": 120.0, "unit": "mm[Hg]"}},
-                {"valueQuantity": {"value": 80.0, "unit": "mm[Hg]"}}
+                {"valueQuantity": {"value": 120, "unit": "mm[Hg]"}},
+                {"valueQuantity": {"value": 80, "unit": "mm[Hg]"}}
             ],
             "interpretation": [{"coding": [{"system": codes::INTERPRETATION, "code": "hh"}]}]
         }))
@@ -831,14 +991,95 @@ mod tests {
         let o: Observation = serde_json::from_value(json!({
             "component": [
                 {"code": {"coding": [{"system": codes::LOINC, "code": "8462-4"}]},
-                 "valueQuantity": {"value": 78.0}},
+                 "valueQuantity": {"value": 78}},
                 {"code": {"coding": [{"system": codes::LOINC, "code": "8480-6"}]},
-                 "valueQuantity": {"value": 135.0}}
+                 "valueQuantity": {"value": 135}}
             ]
         }))
         .unwrap();
         assert_eq!(o.value_label(), "135/78");
         assert_eq!(o.numeric_value(), Some(135.0));
+    }
+
+    #[test]
+    fn decimals_keep_the_text_they_were_sent_with() {
+        // Parsed from text, as a server's reply is: trailing zeros are the
+        // precision the lab reported and stay.
+        let o: Observation = serde_json::from_str(
+            r#"{"valueQuantity": {"value": 5.0, "unit": "mmol/L"},
+                "referenceRange": [{"low": {"value": 3.50}, "high": {"value": 5.10}}]}"#,
+        )
+        .unwrap();
+        assert_eq!(o.value_label(), "5.0");
+        assert_eq!(o.reference_range[0].label(), "3.50-5.10");
+        assert_eq!(o.numeric_value(), Some(5.0));
+        let back = serde_json::to_string(&o).unwrap();
+        assert!(
+            back.contains("\"value\":5.0") && back.contains("3.50"),
+            "{back}"
+        );
+        let q: Quantity = serde_json::from_str(r#"{"value": 0.3, "comparator": "<"}"#).unwrap();
+        assert_eq!(q.value_text().as_deref(), Some("<0.3"));
+        assert_eq!(
+            Decimal::computed(4.99567, 2)
+                .map(|d| d.to_string())
+                .as_deref(),
+            Some("5")
+        );
+        assert_eq!(
+            Decimal::computed(4.96, 1).map(|d| d.to_string()).as_deref(),
+            Some("5")
+        );
+        assert_eq!(
+            Decimal::computed(4.949, 2)
+                .map(|d| d.to_string())
+                .as_deref(),
+            Some("4.95")
+        );
+        assert_eq!(
+            serde_json::from_str::<Decimal>("2.50").unwrap().decimals(),
+            2
+        );
+    }
+
+    #[test]
+    fn one_element_where_an_array_belongs_is_read_but_a_wrong_type_is_not() {
+        let lenient: Result<AllergyIntolerance, _> = serde_json::from_value(json!({
+            "code": {"coding": {"system": codes::SNOMED, "code": "91936005"}},
+            "reaction": {"manifestation": {"text": "Hives"}}
+        }));
+        let a = lenient.unwrap();
+        assert_eq!(a.code.unwrap().coding.len(), 1);
+        assert_eq!(a.reaction[0].manifestation[0].label(), Some("Hives"));
+        let strict: Result<AllergyIntolerance, _> =
+            serde_json::from_value(json!({"code": "penicillin"}));
+        assert!(strict.is_err(), "a string is not a CodeableConcept");
+        let number_as_text: Result<Quantity, _> = serde_json::from_value(json!({"value": "5.0"}));
+        assert!(
+            number_as_text.is_err(),
+            "a decimal sent as text is refused, not guessed"
+        );
+    }
+
+    #[test]
+    fn a_read_modify_write_keeps_what_the_model_does_not_know() {
+        let sent = r#"{"resourceType": "Task", "id": "t1",
+            "meta": {"versionId": "7", "lastUpdated": "2026-11-20T10:00:00.000Z", "tag": [{"code": "x"}]},
+            "status": "requested", "intent": "order",
+            "input": [{"type": {"text": "dose"}, "valueDecimal": 2.50}],
+            "extension": [{"url": "urn:x", "valueString": "kept"}],
+            "restriction": {"period": {"end": "2026-11-21T10:00:00Z"}, "repetitions": 1}}"#;
+        let mut t: Task = serde_json::from_str(sent).unwrap();
+        assert_eq!(
+            t.meta.as_ref().and_then(|m| m.version_id.as_deref()),
+            Some("7")
+        );
+        t.status = Some("in-progress".into());
+        let back: Value = serde_json::to_value(&t).unwrap();
+        let mut expected: Value = serde_json::from_str(sent).unwrap();
+        expected["status"] = json!("in-progress");
+        assert_eq!(back, expected);
+        assert!(back.to_string().contains("2.50"));
     }
 
     #[test]

@@ -55,4 +55,9 @@ actions! {
     Back => "back", "Close the detail view";
     Refresh => "refresh", "Reload from the server";
     ClosePatient => "close_patient", "Close the open chart";
+    RawView => "raw_view", "Show the selected record as the server sent it (sanitised FHIR JSON)";
+    DeleteBack => "delete_back", "Delete the character before the cursor";
+    DeleteWord => "delete_word", "Delete the word before the cursor";
+    ClearInput => "clear_input", "Clear the text input";
+    Confirm => "confirm", "Answer yes";
 }

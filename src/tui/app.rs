@@ -1,35 +1,41 @@
-//! The application state and its one update path: keys become actions through
-//! the keymap, actions become commands, commands become api requests with ids,
-//! replies come back through [`App::handle_completed`].
+//! The application state and its one update path: every [`Event`] (a key, a
+//! paste, a tick, a reply) comes in through [`App::update`] with the
+//! [`Clock`] read by its deliverer. Keys become actions through the keymap,
+//! actions go to the focused pane (or a popup), panes answer with commands,
+//! and the app turns commands into requests (for the api worker) and match
+//! jobs (for the matcher thread), which the runner takes with
+//! [`App::take_requests`] and [`App::take_match_jobs`].
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use ratatui::Frame;
-use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind};
+use ratatui::crossterm::event::{KeyEvent, KeyEventKind};
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
+use crate::api::{ApiError, ApiReply, ApiRequest, Completed, Features, RequestId, Slot};
+use crate::chart::allergies::{self, Headline, NO_ALLERGIES_RECORDED};
+use crate::chart::query::{DateOrder, server_params};
+use crate::chart::{ChartData, PatientRow, RecordNumber};
 use crate::config::Settings;
+use crate::fhir::model::Patient;
 use crate::roles::Role;
 use crate::tui::action::Action;
-use crate::tui::command::{ApiReply, ApiRequest, ChartData, Command, Completed, RequestId};
-use crate::tui::keymap::{Key, Keymap, Lookup, display_sequence};
-use crate::tui::overlay;
-use crate::tui::panes::notes::NotesPane;
-use crate::tui::panes::results::ResultsPane;
-use crate::tui::panes::search::{SearchPane, sex_label};
-use crate::tui::panes::summary::SummaryPane;
-use crate::tui::panes::tasks::{QueueState, TasksPane};
-use crate::tui::panes::{
-    AllergyStatus, NO_ALLERGIES_RECORDED, Pane, PaneId, View, allergy_status, fit, fit_line,
-    life_label,
+use crate::tui::command::{Command, PaneReply};
+use crate::tui::event::{Clock, Event};
+use crate::tui::keymap::{Context, Key, Keymap, LayerKey, Lookup, display_sequence};
+use crate::tui::matcher::{MatchJob, Matches};
+use crate::tui::panes::search::sex_label;
+use crate::tui::panes::tasks::QueueState;
+use crate::tui::panes::{PaneId, Panes, Prefs, View, fit, fit_line, life_label};
+use crate::tui::popups::{
+    ConfirmQuit, HelpPopup, LayerView, Palette, Popup, PopupOutcome, RawView, which_key,
 };
-use crate::tui::popups::{HelpPopup, Palette, PopupOutcome, which_key};
-
 use crate::tui::theme::Theme;
+use crate::tui::timefmt;
 
 /// Quiet time after the last keystroke before a server-side search goes out.
 pub const SEARCH_DEBOUNCE: Duration = Duration::from_millis(150);
@@ -68,19 +74,15 @@ pub struct Notice {
     pub error: bool,
 }
 
-#[derive(Debug)]
-pub enum Popup {
-    Help(HelpPopup),
-    Palette(Palette),
-    ConfirmQuit,
-}
-
+/// What a request in flight was for.
 #[derive(Debug, Clone, PartialEq)]
 enum Origin {
     WhoAmI,
+    Capabilities,
     WorkingSet { page: u32 },
-    Search,
+    Search { query: String },
     Chart { patient_id: String },
+    History { code: String },
     Queue { page: u32 },
     Probe,
 }
@@ -88,7 +90,8 @@ enum Origin {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Stats {
     pub requests: u64,
-    /// Replies dropped because a newer request of the same kind was answered first.
+    /// Replies dropped (or requests cancelled) because a newer request of
+    /// the same kind superseded them.
     pub stale_dropped: u64,
 }
 
@@ -97,15 +100,15 @@ pub struct App {
     theme: Theme,
     session: Session,
     page_size: u32,
-    now: DateTime<Utc>,
+    prefs: Prefs,
+    records: RecordNumber,
+    date_order: DateOrder,
+    clock: Clock,
     focus: PaneId,
-    pub search: SearchPane,
-    pub summary: SummaryPane,
-    pub results: ResultsPane,
-    pub notes: NotesPane,
-    pub tasks: TasksPane,
+    pub panes: Panes,
     chart: Option<ChartData>,
-    opening: Option<String>,
+    /// The chart being opened: id and name as listed.
+    opening: Option<(String, String)>,
     popup: Option<Popup>,
     pending_keys: Vec<Key>,
     notice: Option<Notice>,
@@ -117,40 +120,24 @@ pub struct App {
     probe: Option<(Instant, Duration)>,
     probe_in_flight: bool,
     latency: Option<Duration>,
-    whoami_offered: Option<bool>,
+    features: Features,
     next_id: RequestId,
     in_flight: HashMap<RequestId, Origin>,
-    outbox: Vec<(RequestId, ApiRequest)>,
+    /// The newest request of each slot; older ones are superseded.
+    latest: HashMap<Slot, RequestId>,
+    /// Requests for the api worker, not yet taken.
+    to_send: Vec<(RequestId, ApiRequest)>,
+    /// Jobs for the matcher, not yet taken.
+    match_jobs: Vec<MatchJob>,
+    match_sent: u64,
+    match_done: u64,
+    /// A server search waiting out the debounce: query and when typed.
     pending_search: Option<(String, Instant)>,
-    latest_chart: Option<RequestId>,
-    latest_queue: Option<RequestId>,
+    /// Ids the server found for a query (listed whatever local matching says).
+    server_found: (String, Vec<String>),
     stats: Stats,
     quit: bool,
     dirty: bool,
-}
-
-/// The focused pane as `&mut dyn Pane`, borrowing only that field.
-macro_rules! pane_mut {
-    ($self:ident, $id:expr) => {
-        match $id {
-            PaneId::Search => &mut $self.search as &mut dyn Pane,
-            PaneId::Summary => &mut $self.summary as &mut dyn Pane,
-            PaneId::Results => &mut $self.results as &mut dyn Pane,
-            PaneId::Notes => &mut $self.notes as &mut dyn Pane,
-            PaneId::Tasks => &mut $self.tasks as &mut dyn Pane,
-        }
-    };
-}
-
-macro_rules! view {
-    ($self:ident, $focused:expr) => {
-        View {
-            chart: $self.chart.as_ref(),
-            now: $self.now,
-            theme: &$self.theme,
-            focused: $focused,
-        }
-    };
 }
 
 impl App {
@@ -166,13 +153,21 @@ impl App {
             theme,
             session,
             page_size: settings.page_size.max(1),
-            now,
+            prefs: Prefs {
+                tz: settings.time_zone,
+                stale_vitals: chrono::Duration::days(settings.stale_vitals_days.into()),
+                stale_results: chrono::Duration::days(settings.stale_results_days.into()),
+            },
+            records: RecordNumber {
+                local_system: settings.mrn_system.clone(),
+            },
+            date_order: settings.date_order,
+            clock: Clock {
+                instant: Instant::now(),
+                now,
+            },
             focus: PaneId::Search,
-            search: SearchPane::default(),
-            summary: SummaryPane::default(),
-            results: ResultsPane::default(),
-            notes: NotesPane::default(),
-            tasks: TasksPane::default(),
+            panes: Panes::default(),
             chart: None,
             opening: None,
             popup: None,
@@ -183,22 +178,29 @@ impl App {
             probe: None,
             probe_in_flight: false,
             latency: None,
-            whoami_offered: None,
+            features: Features::default(),
             next_id: 1,
             in_flight: HashMap::new(),
-            outbox: Vec::new(),
+            latest: HashMap::new(),
+            to_send: Vec::new(),
+            match_jobs: Vec::new(),
+            match_sent: 0,
+            match_done: 0,
             pending_search: None,
-            latest_chart: None,
-            latest_queue: None,
+            server_found: (String::new(), Vec::new()),
             stats: Stats::default(),
             quit: false,
             dirty: true,
         }
     }
 
-    /// The first requests: who am I, the first patients, my queue.
+    /// The first requests: who am I, what the server offers, the first
+    /// patients, my queue.
     pub fn start(&mut self) {
+        self.match_jobs
+            .push(MatchJob::SetDateOrder(self.date_order));
         self.submit(ApiRequest::WhoAmI, Origin::WhoAmI);
+        self.submit(ApiRequest::Capabilities, Origin::Capabilities);
         self.submit(
             ApiRequest::PatientPage {
                 count: self.page_size,
@@ -233,6 +235,9 @@ impl App {
     pub fn stats(&self) -> Stats {
         self.stats
     }
+    pub fn features(&self) -> Features {
+        self.features
+    }
     pub fn pending_keys(&self) -> &[Key] {
         &self.pending_keys
     }
@@ -249,11 +254,19 @@ impl App {
     pub fn should_quit(&self) -> bool {
         self.quit
     }
+    /// Requests sent and not yet answered.
     pub fn in_flight(&self) -> usize {
         self.in_flight.len()
     }
+    /// A match job sent and not yet answered.
+    pub fn matching(&self) -> bool {
+        self.match_done < self.match_sent
+    }
     pub fn keymap(&self) -> &Keymap {
         &self.keymap
+    }
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now
     }
 
     /// Something changed since the last draw; clears the flag.
@@ -266,7 +279,12 @@ impl App {
 
     /// Requests to hand to the api worker.
     pub fn take_requests(&mut self) -> Vec<(RequestId, ApiRequest)> {
-        std::mem::take(&mut self.outbox)
+        std::mem::take(&mut self.to_send)
+    }
+
+    /// Jobs to hand to the matcher.
+    pub fn take_match_jobs(&mut self) -> Vec<MatchJob> {
+        std::mem::take(&mut self.match_jobs)
     }
 
     /// Shown once, e.g. problems in the user's keymap file.
@@ -276,6 +294,11 @@ impl App {
         self.dirty = true;
     }
 
+    fn inform(&mut self, text: String) {
+        self.notice = Some(Notice { text, error: false });
+        self.notice_from_failure = false;
+    }
+
     /// A failed request's message; the next request that succeeds clears it,
     /// so an old failure never sits beside "online".
     fn warn_failure(&mut self, text: String) {
@@ -283,63 +306,78 @@ impl App {
         self.notice_from_failure = true;
     }
 
-    pub fn now(&self) -> DateTime<Utc> {
-        self.now
-    }
-
     /// Work that quitting would lose.
     pub fn has_unsaved(&self) -> bool {
-        self.search.unsaved()
-            || self.summary.unsaved()
-            || self.results.unsaved()
-            || self.notes.unsaved()
-            || self.tasks.unsaved()
+        PaneId::ALL.iter().any(|p| self.panes.get(*p).unsaved())
     }
 
-    /// Time passes: send a debounced search, refresh clock-dependent text.
-    pub fn tick(&mut self, instant: Instant, now: DateTime<Utc>) {
+    // ----- the one way in -----
+
+    /// Apply one event at the time `clock` says.
+    pub fn update(&mut self, event: Event, clock: Clock) {
+        if clock.now.timestamp() / 60 != self.clock.now.timestamp() / 60 {
+            // The minute changed: ages and "late" on screen may have too.
+            self.dirty = true;
+        }
+        self.clock = clock;
+        match event {
+            Event::Key(key) => self.handle_key(key),
+            Event::Paste(text) => self.handle_paste(&text),
+            Event::Resize => self.dirty = true,
+            Event::Tick => self.tick(),
+            Event::Api(done) => self.handle_completed(done),
+            Event::Matched(m) => self.handle_matched(m),
+        }
+        self.panes.search.server_pending = self.pending_search.is_some()
+            || self
+                .in_flight
+                .values()
+                .any(|o| matches!(o, Origin::Search { .. }));
+    }
+
+    /// Time passes: send a debounced search, probe a server that is down.
+    fn tick(&mut self) {
         if let Some((_, at)) = &self.pending_search
-            && instant.duration_since(*at) >= SEARCH_DEBOUNCE
+            && self.clock.instant.duration_since(*at) >= SEARCH_DEBOUNCE
         {
             self.flush_search();
         }
         if let Some((at, _)) = self.probe
-            && instant >= at
+            && self.clock.instant >= at
             && !self.probe_in_flight
         {
             self.probe_in_flight = true;
             self.submit(ApiRequest::Probe, Origin::Probe);
         }
-        if now.timestamp() / 60 != self.now.timestamp() / 60 {
-            self.dirty = true;
-        }
-        self.now = now;
     }
 
     /// Send the debounced search now.
     pub fn flush_search(&mut self) {
         if let Some((query, _)) = self.pending_search.take() {
+            let params = server_params(&query, self.date_order);
             self.submit(
                 ApiRequest::SearchPatients {
-                    query,
+                    params,
                     count: self.page_size,
                 },
-                Origin::Search,
+                Origin::Search { query },
             );
         }
-    }
-
-    pub fn set_now(&mut self, now: DateTime<Utc>) {
-        self.now = now;
-        self.dirty = true;
     }
 
     fn submit(&mut self, request: ApiRequest, origin: Origin) -> RequestId {
         let id = self.next_id;
         self.next_id += 1;
         self.stats.requests += 1;
+        if let Some(slot) = request.slot()
+            && let Some(old) = self.latest.insert(slot, id)
+            && self.in_flight.remove(&old).is_some()
+        {
+            // The worker cancels it; no reply will be applied.
+            self.stats.stale_dropped += 1;
+        }
         self.in_flight.insert(id, origin);
-        self.outbox.push((id, request));
+        self.to_send.push((id, request));
         self.dirty = true;
         id
     }
@@ -347,107 +385,214 @@ impl App {
     fn load_queue(&mut self) {
         match self.session.role {
             Some(role) => {
-                self.tasks.state = QueueState::Loading;
-                let id = self.submit(
+                self.panes.tasks.state = QueueState::Loading;
+                self.submit(
                     ApiRequest::RoleQueue {
                         role,
                         count: self.page_size.max(50),
                     },
                     Origin::Queue { page: 1 },
                 );
-                self.latest_queue = Some(id);
             }
-            None => self.tasks.state = QueueState::NoRole,
+            None => self.panes.tasks.state = QueueState::NoRole,
         }
     }
 
-    fn open_patient(&mut self, id: String) {
-        self.opening = Some(id.clone());
-        let rid = self.submit(
+    fn open_patient(&mut self, id: String, name: String) {
+        self.opening = Some((id.clone(), name.clone()));
+        self.submit(
             ApiRequest::OpenChart {
                 patient_id: id.clone(),
+                name: Some(name),
+                features: self.features,
             },
             Origin::Chart { patient_id: id },
         );
-        self.latest_chart = Some(rid);
+    }
+
+    /// Ask the matcher for the current query again (rows were added, or
+    /// the server found some).
+    fn rematch(&mut self) {
+        let query = self.panes.search.query().to_string();
+        let found = if self.server_found.0 == query {
+            self.server_found.1.clone()
+        } else {
+            Vec::new()
+        };
+        self.match_sent += 1;
+        self.match_jobs.push(MatchJob::Search {
+            seq: self.match_sent,
+            query,
+            server_found: found,
+        });
+    }
+
+    fn add_rows(&mut self, rows: Vec<PatientRow>) {
+        if rows.is_empty() {
+            return;
+        }
+        self.match_jobs.push(MatchJob::Add(rows));
+        self.rematch();
+    }
+
+    fn add_patients(&mut self, patients: &[Patient]) {
+        let rows = patients
+            .iter()
+            .filter_map(|p| self.records.row(p))
+            .collect();
+        self.add_rows(rows);
     }
 
     fn run_commands(&mut self, commands: Vec<Command>) {
         for c in commands {
             match c {
                 Command::SearchPatients { query } => {
-                    if crate::api::search_query::server_params(&query).is_empty() {
+                    self.rematch();
+                    if server_params(&query, self.date_order).is_empty() {
                         self.pending_search = None;
                     } else {
-                        self.pending_search = Some((query, Instant::now()));
+                        self.pending_search = Some((query, self.clock.instant));
                     }
                 }
-                Command::OpenPatient { id } => self.open_patient(id),
+                Command::FlushSearch => self.flush_search(),
+                Command::OpenPatient { id, name } => self.open_patient(id, name),
                 Command::Focus(p) => self.focus = p,
                 Command::LoadQueue => self.load_queue(),
                 Command::ReloadChart => {
-                    if let Some(id) = self.chart.as_ref().and_then(|c| c.patient.id.clone()) {
-                        self.open_patient(id);
+                    if let Some(p) = self.chart.as_ref().map(|c| c.patient.clone())
+                        && let Some(id) = p.id.clone()
+                    {
+                        self.open_patient(id, p.display_name());
                     }
                 }
+                Command::LoadHistory { code } => {
+                    if let Some(pid) = self.chart.as_ref().and_then(|c| c.patient.id.clone()) {
+                        self.submit(
+                            ApiRequest::TestHistory {
+                                patient_id: pid,
+                                code: code.clone(),
+                            },
+                            Origin::History { code },
+                        );
+                    }
+                }
+                Command::ShowRaw { title, items } => {
+                    self.popup = Some(Popup::Raw(RawView::new(title, &items)));
+                }
+                Command::Notify(text) => self.inform(text),
             }
         }
     }
 
-    // ----- keys -----
+    /// Hand a reply to a pane and run what it asks.
+    fn reply_to(&mut self, pane: PaneId, reply: PaneReply) {
+        let view = View {
+            chart: self.chart.as_ref(),
+            now: self.clock.now,
+            theme: &self.theme,
+            prefs: &self.prefs,
+            focused: self.focus == pane,
+        };
+        let commands = self.panes.get_mut(pane).on_reply(reply, &view);
+        self.run_commands(commands);
+    }
 
-    pub fn handle_key(&mut self, key: KeyEvent) {
+    /// An action for the focused pane.
+    fn pane_action(&mut self, action: Action) {
+        let view = View {
+            chart: self.chart.as_ref(),
+            now: self.clock.now,
+            theme: &self.theme,
+            prefs: &self.prefs,
+            focused: true,
+        };
+        let commands = self.panes.get_mut(self.focus).update(action, &view);
+        self.run_commands(commands);
+    }
+
+    // ----- keys and pastes -----
+
+    fn handle_key(&mut self, key: KeyEvent) {
         if key.kind != KeyEventKind::Press {
             return;
         }
         self.dirty = true;
         if let Some(popup) = &mut self.popup {
-            let outcome = match popup {
-                Popup::Help(h) => h.handle_key(key),
-                Popup::Palette(p) => p.handle_key(key),
-                Popup::ConfirmQuit => match key.code {
-                    KeyCode::Char('y') | KeyCode::Char('Y') => {
-                        self.quit = true;
-                        PopupOutcome::Close
-                    }
-                    _ => PopupOutcome::Close,
-                },
+            let layer = popup.layer_mut();
+            let outcome = match self.keymap.layer_key(layer.context(), key) {
+                LayerKey::Action(a) => layer.update(a),
+                LayerKey::Text(c) => layer.insert_text(c.encode_utf8(&mut [0; 4])),
+                LayerKey::Nothing => PopupOutcome::Consumed,
             };
-            match outcome {
-                PopupOutcome::Consumed => {}
-                PopupOutcome::Close => self.popup = None,
-                PopupOutcome::Run(a) => {
-                    self.popup = None;
-                    self.dispatch(a);
-                }
+            self.popup_outcome(outcome);
+            return;
+        }
+        if self.pending_keys.is_empty() && self.panes.get(self.focus).editing() {
+            match self.keymap.layer_key(Context::Input, key) {
+                LayerKey::Action(a) => self.dispatch(a),
+                LayerKey::Text(c) => self.insert_text(c.encode_utf8(&mut [0; 4])),
+                LayerKey::Nothing => {}
             }
             return;
         }
-        if self.pending_keys.is_empty() {
-            let view = view!(self, true);
-            let pane = pane_mut!(self, self.focus);
-            if let Some(commands) = pane.handle_text(key, &view) {
-                self.run_commands(commands);
-                return;
-            }
-        }
         let k = Key::from(key);
         let context = self.focus.context();
-        let lookup = self.keymap.lookup(context, &self.pending_keys, k);
-        match lookup {
+        match self.keymap.lookup(context, &self.pending_keys, k) {
             Lookup::Action(a) => {
                 self.pending_keys.clear();
                 self.dispatch(a);
             }
             Lookup::Pending(_) => self.pending_keys.push(k),
-            Lookup::Unbound => {
-                let was_pending = !self.pending_keys.is_empty();
-                self.pending_keys.clear();
-                if !was_pending && key.code == KeyCode::Esc {
-                    self.dispatch(Action::Cancel);
-                }
+            Lookup::Unbound => self.pending_keys.clear(),
+        }
+    }
+
+    fn popup_outcome(&mut self, outcome: PopupOutcome) {
+        match outcome {
+            PopupOutcome::Consumed => {}
+            PopupOutcome::Close => self.popup = None,
+            PopupOutcome::Run(Action::Quit)
+                if matches!(self.popup, Some(Popup::ConfirmQuit(_))) =>
+            {
+                self.popup = None;
+                self.quit = true;
+            }
+            PopupOutcome::Run(a) => {
+                self.popup = None;
+                self.dispatch(a);
             }
         }
+    }
+
+    fn insert_text(&mut self, text: &str) {
+        let view = View {
+            chart: self.chart.as_ref(),
+            now: self.clock.now,
+            theme: &self.theme,
+            prefs: &self.prefs,
+            focused: true,
+        };
+        let commands = self.panes.get_mut(self.focus).insert_text(text, &view);
+        self.run_commands(commands);
+    }
+
+    /// A paste arrives in one piece and goes, whole, to the text input that
+    /// has focus; with none, to the search box if its pane is shown.
+    fn handle_paste(&mut self, text: &str) {
+        self.dirty = true;
+        if let Some(popup) = &mut self.popup {
+            let outcome = popup.layer_mut().insert_text(text);
+            self.popup_outcome(outcome);
+            return;
+        }
+        if !self.panes.get(self.focus).editing() {
+            if self.focus != PaneId::Search {
+                self.inform("Pasted text was not used: no text box has focus".into());
+                return;
+            }
+            self.panes.search.start_editing();
+        }
+        self.insert_text(text);
     }
 
     /// Run an action as if its key had been pressed.
@@ -457,7 +602,7 @@ impl App {
             Action::Noop => {}
             Action::Quit => {
                 if self.has_unsaved() {
-                    self.popup = Some(Popup::ConfirmQuit);
+                    self.popup = Some(Popup::ConfirmQuit(ConfirmQuit));
                 } else {
                     self.quit = true;
                 }
@@ -466,7 +611,7 @@ impl App {
             Action::CommandPalette => self.popup = Some(Popup::Palette(Palette::new())),
             Action::FocusSearch => {
                 self.focus = PaneId::Search;
-                self.search.start_editing();
+                self.panes.search.start_editing();
             }
             Action::PaneSearch => self.focus = PaneId::Search,
             Action::PaneSummary => self.focus = PaneId::Summary,
@@ -478,33 +623,41 @@ impl App {
             Action::ClosePatient => {
                 self.chart = None;
                 self.opening = None;
-                self.latest_chart = None;
+                if let Some(id) = self.latest.remove(&Slot::Chart)
+                    && self.in_flight.remove(&id).is_some()
+                {
+                    self.stats.stale_dropped += 1;
+                }
                 self.reload_chart_panes();
             }
             Action::Cancel | Action::Back if self.notice.is_some() => {
                 self.notice = None;
-                let view = view!(self, true);
-                let commands = pane_mut!(self, self.focus).update(action, &view);
-                self.run_commands(commands);
+                self.pane_action(action);
             }
-            _ => {
-                let view = view!(self, true);
-                let commands = pane_mut!(self, self.focus).update(action, &view);
-                self.run_commands(commands);
-            }
+            _ => self.pane_action(action),
         }
     }
 
     fn reload_chart_panes(&mut self) {
-        self.summary.reset();
-        self.results.load(self.chart.as_ref());
-        self.notes.load(self.chart.as_ref());
+        self.panes.summary.reset();
+        self.panes.results.load(self.chart.as_ref());
+        self.panes.notes.load(self.chart.as_ref());
     }
 
     // ----- replies -----
 
-    pub fn handle_completed(&mut self, done: Completed) {
+    fn handle_matched(&mut self, m: Matches) {
+        if m.seq <= self.match_done {
+            return;
+        }
+        self.match_done = m.seq;
+        self.dirty = true;
+        self.reply_to(PaneId::Search, PaneReply::Matched(m));
+    }
+
+    fn handle_completed(&mut self, done: Completed) {
         let Some(origin) = self.in_flight.remove(&done.id) else {
+            // Superseded (and cancelled), or answered twice.
             return;
         };
         self.dirty = true;
@@ -517,13 +670,12 @@ impl App {
         if origin == Origin::Probe {
             self.probe_in_flight = false;
         }
+        let now = self.clock.instant;
         match (self.link, self.probe) {
-            (LinkState::Down, None) => {
-                self.probe = Some((Instant::now() + PROBE_FIRST, PROBE_FIRST))
-            }
+            (LinkState::Down, None) => self.probe = Some((now + PROBE_FIRST, PROBE_FIRST)),
             (LinkState::Down, Some((_, wait))) if origin == Origin::Probe => {
                 let wait = (wait * 2).min(PROBE_MAX);
-                self.probe = Some((Instant::now() + wait, wait));
+                self.probe = Some((now + wait, wait));
             }
             (LinkState::Down, Some(_)) => {}
             _ => self.probe = None,
@@ -534,7 +686,6 @@ impl App {
         }
         match (origin, done.result) {
             (Origin::WhoAmI, Ok(ApiReply::WhoAmI(Some(who)))) => {
-                self.whoami_offered = Some(true);
                 let had_role = self.session.role;
                 if who.user.is_some() {
                     self.session.user = who.user;
@@ -547,20 +698,33 @@ impl App {
                 }
             }
             (Origin::WhoAmI, Ok(_)) => {
-                self.whoami_offered = Some(false);
                 if self.session.role.is_none() {
-                    self.tasks.state = QueueState::NoRole;
+                    self.panes.tasks.state = QueueState::NoRole;
                 }
             }
             (Origin::WhoAmI, Err(e)) => {
-                self.whoami_offered = Some(false);
                 if self.session.role.is_none() {
-                    self.tasks.state = QueueState::NoRole;
+                    self.panes.tasks.state = QueueState::NoRole;
                 }
                 self.warn_failure(format!("Could not ask the server who you are: {e}"));
             }
-            (Origin::WorkingSet { page }, Ok(ApiReply::Patients { patients, next })) => {
-                self.search.add_rows(patients);
+            (Origin::Capabilities, Ok(ApiReply::Capabilities(f))) => self.features = f,
+            // Without a CapabilityStatement the client uses only what every
+            // server offers.
+            (Origin::Capabilities, _) => {}
+            (
+                Origin::WorkingSet { page },
+                Ok(ApiReply::Patients {
+                    patients,
+                    next,
+                    total,
+                }),
+            ) => {
+                if page == 1 && total.is_some() {
+                    self.panes.search.clinic_total = total;
+                }
+                self.panes.search.more_on_server = next.is_some();
+                self.add_rows(patients);
                 if let Some(url) = next.filter(|_| page < WORKING_SET_PAGES) {
                     self.submit(
                         ApiRequest::NextPage { url },
@@ -568,103 +732,90 @@ impl App {
                     );
                 }
             }
+            (Origin::WorkingSet { .. }, Ok(_)) => {}
             (Origin::WorkingSet { .. }, Err(e)) => {
                 self.warn_failure(format!("Could not load the patient list: {e}"));
             }
-            (Origin::Search, result) => {
-                if self.search.applied_search().is_some_and(|a| a > done.id) {
-                    self.stats.stale_dropped += 1;
-                    return;
-                }
-                match result {
+            (Origin::Search { query }, result) => {
+                let result = match result {
                     Ok(ApiReply::Patients { patients, .. }) => {
-                        self.search.apply_server_results(done.id, patients)
+                        let n = patients.len();
+                        self.server_found = (
+                            query.clone(),
+                            patients.iter().map(|r| r.id.clone()).collect(),
+                        );
+                        self.add_rows(patients);
+                        self.rematch();
+                        Ok(n)
                     }
-                    Ok(_) => {}
-                    Err(e) => self.search.server_failed(&e.to_string()),
-                }
+                    Ok(_) => Ok(0),
+                    Err(e) => Err(e.to_string()),
+                };
+                self.reply_to(PaneId::Search, PaneReply::ServerSearch { query, result });
             }
             (Origin::Chart { patient_id }, result) => {
-                if self.latest_chart != Some(done.id) {
-                    self.stats.stale_dropped += 1;
-                    return;
-                }
-                self.opening = None;
+                let asked = self.opening.take().map(|(_, name)| name);
                 match result {
-                    Ok(ApiReply::Chart(chart)) => {
-                        self.search
-                            .add_patients(std::slice::from_ref(&chart.patient));
-                        let reopened = self
-                            .chart
-                            .as_ref()
-                            .is_some_and(|c| c.patient.id.as_deref() == Some(patient_id.as_str()));
-                        let ignored = chart.other_patients_ignored;
-                        self.chart = Some(*chart);
-                        self.reload_chart_panes();
-                        if ignored > 0 {
-                            self.warn(format!(
-                                "ignored {ignored} resources of other patients: the server did not filter by patient"
-                            ));
-                        }
-                        if !reopened && matches!(self.focus, PaneId::Search | PaneId::Tasks) {
-                            self.focus = PaneId::Summary;
-                        }
-                    }
+                    Ok(ApiReply::Chart(chart)) => self.chart_loaded(&patient_id, *chart),
                     Ok(_) => {}
-                    Err(e) => {
-                        let shown = self
-                            .chart
-                            .as_ref()
-                            .filter(|c| c.patient.id.as_deref() != Some(patient_id.as_str()));
-                        let text = match shown {
-                            Some(c) => format!(
-                                "Could not open the chart of {}: {e} — still showing {}",
-                                self.patient_name(&patient_id),
-                                c.patient.display_name()
-                            ),
-                            None => format!("Could not open the chart: {e}"),
-                        };
-                        self.warn_failure(text);
-                    }
+                    Err(e) => self.chart_failed(&patient_id, asked.as_deref(), &e),
                 }
             }
-            (Origin::Queue { page }, result) => {
-                if self.latest_queue != Some(done.id) && page == 1 {
-                    self.stats.stale_dropped += 1;
-                    return;
-                }
-                match result {
-                    Ok(ApiReply::Queue {
-                        tasks,
-                        patients,
-                        next,
-                    }) => {
-                        self.tasks.load(&tasks, &patients, page > 1);
-                        self.search.add_patients(&patients);
-                        if let Some(url) = next.filter(|_| page < QUEUE_PAGES) {
-                            self.submit(
-                                ApiRequest::NextPage { url },
-                                Origin::Queue { page: page + 1 },
-                            );
-                        }
-                    }
-                    Ok(_) => {}
-                    Err(e) => {
-                        let why = match e.status {
-                            Some(400 | 404 | 405 | 501) => {
-                                format!("this server does not offer role queues ({e})")
-                            }
-                            _ => e.to_string(),
-                        };
-                        self.tasks.state = QueueState::Failed(why);
-                    }
-                }
+            (Origin::History { code }, result) => {
+                let result = match result {
+                    Ok(ApiReply::History {
+                        values,
+                        more_on_server,
+                    }) => Ok((values, more_on_server)),
+                    Ok(_) => Err("unexpected reply".to_string()),
+                    Err(e) => Err(e.to_string()),
+                };
+                self.reply_to(PaneId::Results, PaneReply::History { code, result });
             }
+            (Origin::Queue { page }, result) => match result {
+                Ok(ApiReply::Queue {
+                    tasks,
+                    patients,
+                    next,
+                }) => {
+                    let rows: Vec<PatientRow> = patients
+                        .iter()
+                        .filter_map(|p| self.records.row(p))
+                        .collect();
+                    self.add_rows(rows.clone());
+                    self.reply_to(
+                        PaneId::Tasks,
+                        PaneReply::Queue {
+                            tasks,
+                            patients: rows,
+                            append: page > 1,
+                        },
+                    );
+                    if let Some(url) = next.filter(|_| page < QUEUE_PAGES) {
+                        let id = self.submit(
+                            ApiRequest::NextPage { url },
+                            Origin::Queue { page: page + 1 },
+                        );
+                        // Further pages belong to this load of the queue.
+                        self.latest.insert(Slot::Queue, id);
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    let why = match e.status {
+                        Some(400 | 404 | 405 | 501) => {
+                            format!("this server does not offer role queues ({e})")
+                        }
+                        _ => e.to_string(),
+                    };
+                    self.reply_to(PaneId::Tasks, PaneReply::QueueFailed(why));
+                }
+            },
             // A failed probe only sets the next one back (above).
             (Origin::Probe, Err(_)) => {}
             // Back online: fetch the patient list if it never arrived.
             (Origin::Probe, Ok(_)) => {
-                if self.search.index.is_empty() {
+                if self.panes.search.known == 0 {
                     self.submit(
                         ApiRequest::PatientPage {
                             count: self.page_size,
@@ -673,8 +824,57 @@ impl App {
                     );
                 }
             }
-            (_, Ok(_)) => {}
         }
+    }
+
+    fn chart_loaded(&mut self, patient_id: &str, chart: ChartData) {
+        self.add_patients(std::slice::from_ref(&chart.patient));
+        let reopened = self
+            .chart
+            .as_ref()
+            .is_some_and(|c| c.patient.id.as_deref() == Some(patient_id));
+        let ignored = chart.other_patients_ignored;
+        self.chart = Some(chart);
+        self.reload_chart_panes();
+        if ignored > 0 {
+            self.warn(format!(
+                "ignored {ignored} resources of other patients: the server did not filter by patient"
+            ));
+        }
+        if !reopened && matches!(self.focus, PaneId::Search | PaneId::Tasks) {
+            self.focus = PaneId::Summary;
+        }
+    }
+
+    fn chart_failed(&mut self, patient_id: &str, name: Option<&str>, e: &ApiError) {
+        let shown = self
+            .chart
+            .as_ref()
+            .filter(|c| c.patient.id.as_deref() != Some(patient_id));
+        let whose = name.unwrap_or("the patient you asked for");
+        let text = match shown {
+            Some(c) => format!(
+                "Could not open the chart of {whose}: {e} — still showing {}",
+                c.patient.display_name()
+            ),
+            None => format!("Could not open the chart of {whose}: {e}"),
+        };
+        self.warn_failure(text);
+    }
+
+    /// Other patients of the same name, as the server listed them with the
+    /// chart, else as the working set has them.
+    fn same_name(&self, chart: &ChartData) -> Vec<PatientRow> {
+        if !chart.same_name.is_empty() {
+            return chart.same_name.clone();
+        }
+        let id = chart.patient.id.as_deref().unwrap_or("");
+        self.panes
+            .search
+            .same_name_as(id, &chart.patient.display_name())
+            .into_iter()
+            .cloned()
+            .collect()
     }
 
     // ----- drawing -----
@@ -691,16 +891,24 @@ impl App {
         .areas(area);
         self.render_banner(frame, banner);
         self.render_tabs(frame, tabs);
-        let view = view!(self, true);
-        pane_mut!(self, self.focus).render(frame, body, &view);
+        let view = View {
+            chart: self.chart.as_ref(),
+            now: self.clock.now,
+            theme: &self.theme,
+            prefs: &self.prefs,
+            focused: true,
+        };
+        self.panes.get_mut(self.focus).render(frame, body, &view);
         self.render_hint_line(frame, hint);
         self.render_status(frame, status);
         let context = self.focus.context();
-        match &self.popup {
-            Some(Popup::Help(h)) => h.render(frame, body, &self.keymap, &self.theme, context),
-            Some(Popup::Palette(p)) => p.render(frame, body, &self.keymap, &self.theme, context),
-            Some(Popup::ConfirmQuit) => overlay::render_confirm_quit(frame, body, &self.theme),
-            None => {}
+        if let Some(p) = &self.popup {
+            let view = LayerView {
+                keymap: &self.keymap,
+                theme: &self.theme,
+                pane: context,
+            };
+            p.layer().render(frame, body, &view);
         }
         if let Some((last, before)) = self.pending_keys.split_last()
             && let Lookup::Pending(candidates) = self.keymap.lookup(context, before, *last)
@@ -714,35 +922,59 @@ impl App {
         let [l1, l2] = Layout::vertical([Constraint::Length(1), Constraint::Length(1)]).areas(area);
         let Some(chart) = &self.chart else {
             let text = match &self.opening {
-                Some(_) => "Opening chart…",
-                None => "No patient open — press / to find one",
+                Some((_, name)) => format!("Opening the chart of {}…", fit(name, 40)),
+                None => "No patient open — press / to find one".to_string(),
             };
             frame.render_widget(Paragraph::new(Span::styled(text, t.dim)), l1);
             return;
         };
         let p = &chart.patient;
         let dob = p.birth_date.as_deref().unwrap_or("unknown");
-        let age = life_label(p.birth_date.as_deref(), p.deceased().as_ref(), self.now);
+        let age = life_label(
+            p.birth_date.as_deref(),
+            p.deceased().as_ref(),
+            self.clock.now,
+        );
         let sex = sex_label(p.gender.as_deref().unwrap_or(""));
         // Sex, age, birth date and MRN always show in full; the name gives way.
         let facts = format!("  {sex}  {age}  DOB {dob}  ");
-        let mrn = format!("MRN {}", p.mrn().unwrap_or("none"));
+        let record = match self.records.label(p) {
+            Some((v, false)) => format!("MRN {v}"),
+            Some((v, true)) => format!("ID {v}"),
+            None => "no identifier".to_string(),
+        };
         // Opening someone else: say so, so the chart on screen is never
         // taken for the one asked for.
         let loading = match &self.opening {
-            Some(id) if p.id.as_deref() != Some(id.as_str()) => {
-                format!("  (opening {}…)", fit(&self.patient_name(id), 24))
+            Some((id, name)) if p.id.as_deref() != Some(id.as_str()) => {
+                format!("  (opening {}…)", fit(name, 24))
             }
             Some(_) => "  (loading…)".to_string(),
             None => String::new(),
         };
-        let fixed = facts.chars().count() + mrn.chars().count() + loading.chars().count();
+        let twins = self.same_name(chart);
+        let twin_note = match twins.as_slice() {
+            [] => String::new(),
+            [one] => format!(
+                "  ≡ SAME NAME AS {} ({})",
+                one.birth_date,
+                one.record_label()
+            ),
+            many => format!("  ≡ SAME NAME AS {} OTHERS", many.len()),
+        };
+        let fixed = facts.chars().count()
+            + record.chars().count()
+            + loading.chars().count()
+            + twin_note.chars().count();
         let room = (l1.width as usize).saturating_sub(fixed).max(8);
         let mut spans = vec![
             Span::styled(fit(&p.display_name().to_uppercase(), room), t.title),
             Span::raw(facts),
-            Span::styled(mrn, t.header),
+            Span::styled(record, t.header),
         ];
+        if !twin_note.is_empty() {
+            spans.push(Span::styled(twin_note, t.alert_critical));
+        }
         if !loading.is_empty() {
             spans.push(Span::styled(loading, t.dim));
         }
@@ -752,51 +984,8 @@ impl App {
             Paragraph::new(fit_line(Line::from(spans), l1.width.into())),
             l1,
         );
-        let allergy_line = match &chart.allergies {
-            Ok(list) => match allergy_status(list) {
-                AllergyStatus::NoneRecorded => {
-                    Line::from(Span::styled(NO_ALLERGIES_RECORDED, t.base))
-                }
-                AllergyStatus::NoKnown(words) => Line::from(Span::styled(words.join("; "), t.base)),
-                AllergyStatus::Listed(list) => {
-                    let names: Vec<String> = list
-                        .iter()
-                        .map(|a| {
-                            let n = a
-                                .code
-                                .as_ref()
-                                .and_then(|c| c.label())
-                                .unwrap_or("(unnamed)")
-                                .to_string();
-                            if a.criticality.as_deref() == Some("high") {
-                                format!("{n} (high)")
-                            } else {
-                                n
-                            }
-                        })
-                        .collect();
-                    Line::from(vec![
-                        Span::styled("ALLERGIES: ", t.allergy),
-                        Span::styled(names.join(", "), t.allergy),
-                    ])
-                }
-            },
-            Err(e) => Line::from(Span::styled(
-                format!("ALLERGIES NOT AVAILABLE — ask the patient ({e})"),
-                t.alert_critical,
-            )),
-        };
-        // A cut allergy list must show it was cut: a hidden allergy is worse than a short line.
-        let allergy_line = crate::tui::panes::fit_line(allergy_line, usize::from(l2.width));
-        frame.render_widget(Paragraph::new(allergy_line), l2);
-    }
-
-    /// A patient's name as listed, or a neutral word when not known.
-    fn patient_name(&self, id: &str) -> String {
-        self.search
-            .row(id)
-            .map(|r| r.name.clone())
-            .unwrap_or_else(|| "another patient".into())
+        let line = allergy_banner(chart, usize::from(l2.width), t);
+        frame.render_widget(Paragraph::new(line), l2);
     }
 
     fn render_tabs(&self, frame: &mut Frame, area: Rect) {
@@ -817,16 +1006,17 @@ impl App {
         let t = &self.theme;
         if let Some(n) = &self.notice {
             let style = if n.error { t.alert_critical } else { t.base };
-            frame.render_widget(Paragraph::new(Span::styled(n.text.as_str(), style)), area);
+            frame.render_widget(
+                Paragraph::new(Span::styled(fit(&n.text, usize::from(area.width)), style)),
+                area,
+            );
             return;
         }
-        let context = self.focus.context();
-        let pane: &dyn Pane = match self.focus {
-            PaneId::Search => &self.search,
-            PaneId::Summary => &self.summary,
-            PaneId::Results => &self.results,
-            PaneId::Notes => &self.notes,
-            PaneId::Tasks => &self.tasks,
+        let pane = self.panes.get(self.focus);
+        let context = if pane.editing() {
+            Context::Input
+        } else {
+            self.focus.context()
         };
         let mut spans = Vec::new();
         for a in pane
@@ -877,8 +1067,121 @@ impl App {
         if !self.in_flight.is_empty() {
             spans.push(Span::raw(format!(" · {} pending", self.in_flight.len())));
         }
-        frame.render_widget(Paragraph::new(Line::from(spans)).style(t.status_bar), area);
+        spans.push(Span::raw(format!(
+            " · times {}",
+            timefmt::zone_label(self.prefs.tz, self.clock.now)
+        )));
+        frame.render_widget(
+            Paragraph::new(fit_line(Line::from(spans), usize::from(area.width)))
+                .style(t.status_bar),
+            area,
+        );
     }
+}
+
+/// The allergy line of the banner. It never reads "No allergies recorded"
+/// or NKA unless every record was read; one too long for the width ends in
+/// "+N more", never in a bare cut.
+pub fn allergy_banner(chart: &ChartData, width: usize, t: &Theme) -> Line<'static> {
+    let view = allergies::view(&chart.allergies);
+    let unread = match view.unreadable {
+        0 => String::new(),
+        n => format!(" · {}", crate::chart::unreadable_line(n, "allergy")),
+    };
+    let line = match &view.headline {
+        Headline::NotAvailable(e) => Line::from(Span::styled(
+            format!("ALLERGIES NOT AVAILABLE — ask the patient ({e})"),
+            t.alert_critical,
+        )),
+        Headline::Unknown => Line::from(Span::styled(
+            format!(
+                "ALLERGIES UNKNOWN — ask the patient{}{}",
+                unread,
+                if view.cut {
+                    " · list cut by the server"
+                } else {
+                    ""
+                }
+            ),
+            t.alert_critical,
+        )),
+        Headline::NoneRecorded if view.left_out.is_empty() => {
+            Line::from(Span::styled(NO_ALLERGIES_RECORDED, t.base))
+        }
+        Headline::NoneRecorded => Line::from(vec![
+            Span::styled("No active allergies recorded", t.base),
+            Span::styled(
+                format!(
+                    " ({} resolved, refuted or entered in error)",
+                    view.left_out.len()
+                ),
+                t.dim,
+            ),
+        ]),
+        Headline::NoKnown(words) => Line::from(Span::styled(words.join("; "), t.base)),
+        Headline::Listed(list) => {
+            let names: Vec<String> = list.iter().map(|l| l.short()).collect();
+            let tail = format!(
+                "{unread}{}",
+                if view.cut {
+                    " · list cut by the server"
+                } else {
+                    ""
+                }
+            );
+            let tail_style = if view.unreadable > 0 {
+                t.alert_critical
+            } else {
+                t.dim
+            };
+            return listed_allergies(&names, &tail, width, t, tail_style);
+        }
+    };
+    fit_line(line, width)
+}
+
+/// `ALLERGIES: A, B, C +2 more`: as many names as fit whole, then how many
+/// did not.
+fn listed_allergies(
+    names: &[String],
+    tail: &str,
+    width: usize,
+    t: &Theme,
+    tail_style: ratatui::style::Style,
+) -> Line<'static> {
+    let head = "ALLERGIES: ";
+    let cells = |s: &str| Span::raw(s.to_string()).width();
+    let mut shown: Vec<&str> = Vec::new();
+    for (i, n) in names.iter().enumerate() {
+        let rest = names.len() - i - 1;
+        let more = if rest > 0 {
+            format!(" +{rest} more")
+        } else {
+            String::new()
+        };
+        let candidate = {
+            let mut v = shown.clone();
+            v.push(n);
+            format!("{head}{}{more}{tail}", v.join(", "))
+        };
+        if cells(&candidate) <= width || shown.is_empty() && cells(&format!("{head}{n}")) <= width {
+            shown.push(n);
+        } else {
+            break;
+        }
+    }
+    let hidden = names.len() - shown.len();
+    let mut spans = vec![
+        Span::styled(head, t.allergy),
+        Span::styled(shown.join(", "), t.allergy),
+    ];
+    if hidden > 0 {
+        spans.push(Span::styled(format!(" +{hidden} more"), t.alert_critical));
+    }
+    if !tail.is_empty() {
+        spans.push(Span::styled(tail.to_string(), tail_style));
+    }
+    fit_line(Line::from(spans), width)
 }
 
 /// Short verbs for the hint line.
@@ -893,6 +1196,93 @@ fn short_hint(a: Action) -> &'static str {
         Action::CommandPalette => "actions",
         Action::Quit => "quit",
         Action::PaneResults => "results",
+        Action::RawView => "raw",
         _ => a.name(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chart::Section;
+    use crate::fhir::model::AllergyIntolerance;
+    use serde_json::json;
+
+    fn text(line: &Line) -> String {
+        line.spans.iter().map(|s| s.content.as_ref()).collect()
+    }
+
+    fn chart_with(allergies: Vec<serde_json::Value>) -> ChartData {
+        let items: Vec<AllergyIntolerance> = allergies
+            .into_iter()
+            .map(|v| serde_json::from_value(v).unwrap())
+            .collect();
+        let mut c = ChartData::empty(Patient::default());
+        c.allergies = Section::loaded(items);
+        c
+    }
+
+    #[test]
+    fn a_banner_too_narrow_ends_in_how_many_more() {
+        let t = Theme::default();
+        let c = chart_with(
+            [
+                "Penicillin",
+                "Sulfonamides",
+                "Latex",
+                "Peanut",
+                "Shellfish",
+                "Codeine",
+            ]
+            .iter()
+            .map(|n| json!({"code": {"text": n}}))
+            .collect(),
+        );
+        let line = allergy_banner(&c, 50, &t);
+        let s = text(&line);
+        assert!(s.ends_with("more"), "{s}");
+        assert!(line.width() <= 50);
+        assert!(!s.contains('…'), "names are never cut in half: {s}");
+        let hidden: usize = s
+            .rsplit('+')
+            .next()
+            .and_then(|r| r.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap();
+        let shown = s.trim_start_matches("ALLERGIES: ").split(',').count();
+        assert_eq!(shown + hidden, 6, "{s}");
+        let wide = text(&allergy_banner(&c, 200, &t));
+        assert_eq!(
+            wide,
+            "ALLERGIES: Penicillin, Sulfonamides, Latex, Peanut, Shellfish, Codeine"
+        );
+    }
+
+    #[test]
+    fn the_banner_never_says_none_while_a_record_is_unreadable() {
+        let t = Theme::default();
+        let mut c = chart_with(vec![]);
+        assert_eq!(text(&allergy_banner(&c, 120, &t)), NO_ALLERGIES_RECORDED);
+        c.allergies.unreadable.push(crate::chart::Unreadable {
+            raw: json!({"resourceType": "AllergyIntolerance", "code": "penicillin"}),
+            why: "invalid type".into(),
+        });
+        let line = allergy_banner(&c, 120, &t);
+        let s = text(&line);
+        assert!(s.starts_with("ALLERGIES UNKNOWN"), "{s}");
+        assert!(
+            s.contains("1 allergy record could not be read — v shows it raw"),
+            "{s}"
+        );
+        assert_eq!(line.spans[0].style, t.alert_critical, "in the alert style");
+        c.allergies.items.push(
+            serde_json::from_value(json!({"code": {"text": "Latex"}, "criticality": "high"}))
+                .unwrap(),
+        );
+        let s = text(&allergy_banner(&c, 120, &t));
+        assert!(
+            s.starts_with("ALLERGIES: Latex (high) · 1 allergy record could not be read"),
+            "{s}"
+        );
     }
 }

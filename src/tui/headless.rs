@@ -1,17 +1,21 @@
 //! The app without a terminal, for tests and benchmarks: feed keys in the
-//! notation of [`crate::tui::keys`], let requests run against a real server,
-//! render into any ratatui backend.
+//! notation of [`crate::tui::keys`] (or any event), let requests run against
+//! a real server and matching on the real matcher thread, render into any
+//! ratatui backend. The wall clock stands still unless moved, so what is
+//! drawn does not depend on when the test runs.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use chrono::{DateTime, Utc};
 use ratatui::Terminal;
 use ratatui::backend::Backend;
 use tokio::sync::mpsc;
 
-use crate::api::{ApiClient, SentRequest, Worker};
+use crate::api::{ApiClient, Completed, SentRequest, Worker};
 use crate::tui::app::App;
-use crate::tui::command::Completed;
+use crate::tui::event::{Clock, Event};
 use crate::tui::keys::{KeyParseError, parse_keys};
+use crate::tui::matcher::{MatchWorker, Matches};
 
 /// Longest wait for one reply before `settle` gives up (a hung server).
 const REPLY_WAIT: Duration = Duration::from_secs(60);
@@ -20,44 +24,84 @@ pub struct Headless {
     pub app: App,
     worker: Worker,
     replies: mpsc::UnboundedReceiver<Completed>,
+    matcher: MatchWorker,
+    matches: mpsc::UnboundedReceiver<Matches>,
     /// Report this latency instead of the measured one (stable snapshots).
     pub fixed_latency: Option<Duration>,
+    instant: Instant,
 }
 
 impl Headless {
     /// Must be called inside a tokio runtime; requests run on it.
     pub fn new(app: App, client: ApiClient) -> Headless {
         let (worker, replies) = Worker::new(client, tokio::runtime::Handle::current());
+        let (tx, matches) = mpsc::unbounded_channel();
+        let matcher = MatchWorker::spawn(move |m| {
+            let _ = tx.send(m);
+        });
         let mut h = Headless {
             app,
             worker,
             replies,
+            matcher,
+            matches,
             fixed_latency: None,
+            instant: Instant::now(),
         };
         h.submit();
         h
+    }
+
+    fn clock(&self) -> Clock {
+        Clock {
+            instant: self.instant,
+            now: self.app.now(),
+        }
     }
 
     fn submit(&mut self) {
         for (id, req) in self.app.take_requests() {
             self.worker.submit(id, req);
         }
+        for job in self.app.take_match_jobs() {
+            self.matcher.send(job);
+        }
+    }
+
+    /// Deliver one event now.
+    pub fn event(&mut self, event: Event) {
+        let clock = self.clock();
+        self.app.update(event, clock);
+        self.submit();
     }
 
     /// Type keys; requests they cause go out at once (searches stay debounced
     /// until [`Headless::flush`] or [`Headless::settle`]).
     pub fn keys(&mut self, notation: &str) -> Result<(), KeyParseError> {
         for k in parse_keys(notation)? {
-            self.app.handle_key(k);
-            self.submit();
+            self.event(Event::Key(k));
         }
         Ok(())
     }
 
+    /// A bracketed paste.
+    pub fn paste(&mut self, text: &str) {
+        self.event(Event::Paste(text.to_string()));
+    }
+
     /// Time passes as far as `instant` (probes of a server that is down).
-    pub fn tick(&mut self, instant: std::time::Instant) {
-        let now = self.app.now();
-        self.app.tick(instant, now);
+    pub fn tick(&mut self, instant: Instant) {
+        self.instant = self.instant.max(instant);
+        self.event(Event::Tick);
+    }
+
+    /// Move the wall clock (what ages and due times are counted from).
+    pub fn set_now(&mut self, now: DateTime<Utc>) {
+        let clock = Clock {
+            instant: self.instant,
+            now,
+        };
+        self.app.update(Event::Tick, clock);
         self.submit();
     }
 
@@ -67,25 +111,44 @@ impl Headless {
         self.submit();
     }
 
-    /// Run until no request is in flight, applying every reply in arrival order.
+    /// Run until no request is in flight and no match is pending, applying
+    /// every reply in arrival order.
     pub async fn settle(&mut self) {
         self.flush();
-        while self.app.in_flight() > 0 {
-            match tokio::time::timeout(REPLY_WAIT, self.replies.recv()).await {
-                Ok(Some(done)) => self.deliver(done),
-                _ => panic!("no reply from the server within {REPLY_WAIT:?}"),
+        while self.app.in_flight() > 0 || self.app.matching() {
+            let next = tokio::time::timeout(REPLY_WAIT, async {
+                tokio::select! {
+                    Some(done) = self.replies.recv() => Event::Api(done),
+                    Some(m) = self.matches.recv() => Event::Matched(m),
+                }
+            })
+            .await;
+            match next {
+                Ok(Event::Api(done)) => self.deliver(done),
+                Ok(other) => self.event(other),
+                Err(_) => panic!("no reply within {REPLY_WAIT:?}"),
             }
+            self.flush();
         }
     }
 
-    /// Wait for every request in flight without applying the replies.
+    /// Wait for every request in flight without applying the replies
+    /// (matches are applied as they come).
     pub async fn collect(&mut self) -> Vec<Completed> {
         self.flush();
         let mut out = Vec::new();
         while out.len() < self.app.in_flight() {
-            match tokio::time::timeout(REPLY_WAIT, self.replies.recv()).await {
-                Ok(Some(done)) => out.push(done),
-                _ => panic!("no reply from the server within {REPLY_WAIT:?}"),
+            let next = tokio::time::timeout(REPLY_WAIT, async {
+                tokio::select! {
+                    Some(done) = self.replies.recv() => Event::Api(done),
+                    Some(m) = self.matches.recv() => Event::Matched(m),
+                }
+            })
+            .await;
+            match next {
+                Ok(Event::Api(done)) => out.push(done),
+                Ok(other) => self.event(other),
+                Err(_) => panic!("no reply within {REPLY_WAIT:?}"),
             }
         }
         out
@@ -96,8 +159,7 @@ impl Headless {
         if let Some(l) = self.fixed_latency {
             done.latency = l;
         }
-        self.app.handle_completed(done);
-        self.submit();
+        self.event(Event::Api(done));
     }
 
     pub fn sent(&self) -> Vec<SentRequest> {

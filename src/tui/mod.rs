@@ -4,15 +4,17 @@
 pub mod action;
 pub mod app;
 pub mod command;
+pub mod event;
 pub mod headless;
 pub mod keymap;
 pub mod keys;
-pub mod overlay;
+pub mod matcher;
 pub mod panes;
 pub mod patient_index;
 pub mod popups;
 pub mod terminal;
 pub mod theme;
+pub mod timefmt;
 
 pub use app::{App, Session};
 pub use terminal::run;

@@ -2,18 +2,21 @@
 //!
 //! A query is words, each of which must match: words with a digit (an MRN,
 //! a birth year or date, an identifier) match the birth date or the MRN as
-//! typed (a substring); other words match the name fuzzily (nucleo), so
+//! typed (a substring; a typed date such as `05/14/1971` is read as a
+//! date first); other words match the name fuzzily (nucleo), both folded the
+//! way the server folds them ("nguyen" finds Nguyễn, "lodz" Łódź), so
 //! `garc 1984`, `00012345` and `smi jo` all work. Typing one more character
 //! only narrows the previous matches (plus any patients added since), which
 //! keeps a keystroke cheap at 100k patients.
 
 use std::collections::HashMap;
 
-use nucleo_matcher::chars::{normalize, to_lower_case};
 use nucleo_matcher::pattern::{Atom, AtomKind, CaseMatching, Normalization, Pattern};
 use nucleo_matcher::{Config, Matcher, Utf32String};
 
-use crate::fhir::model::{Deceased, Patient};
+use crate::chart::PatientRow;
+use crate::chart::query::{DateOrder, birthdate};
+use crate::fhir::fold::fold;
 
 /// Most rows a result list keeps ranked; more is never useful on a screen.
 pub const MAX_RANKED: usize = 500;
@@ -22,48 +25,14 @@ const PARALLEL_FROM: usize = 16_384;
 /// Threads used to score a large candidate set.
 const MAX_THREADS: usize = 4;
 
-/// Letters and digits present (after the matcher's case folding and
-/// normalisation): a row lacking any of the query's cannot match it.
-fn char_mask(s: &str) -> u64 {
-    s.chars().fold(0, |m, c| {
-        let c = to_lower_case(normalize(c));
-        match c {
-            'a'..='z' => m | 1 << (c as u32 - 'a' as u32),
-            '0'..='9' => m | 1 << (26 + c as u32 - '0' as u32),
-            _ => m,
-        }
+/// Letters and digits present in folded text: a row lacking any of the
+/// query's cannot match it.
+fn char_mask(folded: &str) -> u64 {
+    folded.chars().fold(0, |m, c| match c {
+        'a'..='z' => m | 1 << (c as u32 - 'a' as u32),
+        '0'..='9' => m | 1 << (26 + c as u32 - '0' as u32),
+        _ => m,
     })
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct PatientRow {
-    pub id: String,
-    pub name: String,
-    /// FHIR administrative gender (`male`, `female`, `other`, `unknown`, or
-    /// empty when not given): a static string, no allocation per patient.
-    pub gender: &'static str,
-    pub birth_date: String,
-    pub mrn: String,
-    pub deceased: Option<Deceased>,
-}
-
-impl PatientRow {
-    pub fn from_patient(p: &Patient) -> Option<PatientRow> {
-        Some(PatientRow {
-            id: p.id.clone()?,
-            name: p.display_name(),
-            gender: match p.gender.as_deref() {
-                Some("female") => "female",
-                Some("male") => "male",
-                Some("other") => "other",
-                Some(_) => "unknown",
-                None => "",
-            },
-            birth_date: p.birth_date.clone().unwrap_or_default(),
-            mrn: p.mrn().unwrap_or("").to_string(),
-            deceased: p.deceased(),
-        })
-    }
 }
 
 /// Words with a digit are numbers: matched as typed against birth date and MRN.
@@ -81,9 +50,10 @@ struct Query {
 }
 
 impl Query {
-    fn parse(query: &str) -> Query {
+    fn parse(query: &str, order: DateOrder) -> Query {
+        let folded = fold(query);
         let (numbers, names): (Vec<&str>, Vec<&str>) =
-            query.split_whitespace().partition(|w| is_number_word(w));
+            folded.split_whitespace().partition(|w| is_number_word(w));
         let name = (!names.is_empty()).then(|| {
             let mut p = Pattern::new(
                 "",
@@ -97,7 +67,7 @@ impl Query {
                     Atom::new(
                         w,
                         CaseMatching::Ignore,
-                        Normalization::Smart,
+                        Normalization::Never,
                         AtomKind::Fuzzy,
                         false,
                     )
@@ -108,7 +78,11 @@ impl Query {
         Query {
             name,
             name_mask: names.iter().fold(0, |m, w| m | char_mask(w)),
-            numbers: numbers.iter().map(|w| w.to_lowercase()).collect(),
+            // A typed date matches the birth date as the server stores it.
+            numbers: numbers
+                .iter()
+                .map(|w| birthdate(w, order).unwrap_or_else(|| w.to_lowercase()))
+                .collect(),
         }
     }
 }
@@ -149,7 +123,8 @@ struct Fields {
 
 impl Fields {
     fn set(&mut self, i: usize, row: &PatientRow) {
-        let (name, mask) = (Utf32String::from(row.name.as_str()), char_mask(&row.name));
+        let folded = fold(&row.name);
+        let (name, mask) = (Utf32String::from(folded.as_str()), char_mask(&folded));
         let lower = row.mrn.to_lowercase();
         let mrn = (lower != row.mrn).then(|| lower.into_boxed_str());
         if i == self.name.len() {
@@ -209,9 +184,17 @@ pub struct PatientIndex {
     filtered: Vec<usize>,
     /// The best matches of the last query, best first.
     ranked: Vec<usize>,
+    date_order: DateOrder,
 }
 
 impl PatientIndex {
+    pub fn set_date_order(&mut self, order: DateOrder) {
+        if self.date_order != order {
+            self.date_order = order;
+            self.last = None;
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.rows.len()
     }
@@ -309,6 +292,22 @@ impl PatientIndex {
         })
     }
 
+    /// Rank the working set for `query`, then add the rows the server found
+    /// for it that local matching did not (an identifier the list does not
+    /// show, a name spelled another way): what the server answered is
+    /// never filtered away.
+    pub fn search_with(&mut self, query: &str, server_found: &[String]) -> &[usize] {
+        self.search(query);
+        for id in server_found {
+            if let Some(&i) = self.by_id.get(id.as_str())
+                && !self.ranked.contains(&(i as usize))
+            {
+                self.ranked.push(i as usize);
+            }
+        }
+        &self.ranked
+    }
+
     /// Rank the working set for `query`; an empty query lists it in order.
     pub fn search(&mut self, query: &str) -> &[usize] {
         let query = query.trim_start();
@@ -319,7 +318,7 @@ impl PatientIndex {
             self.last = Some((String::new(), self.rows.len()));
             return &self.ranked;
         }
-        let q = Query::parse(query);
+        let q = Query::parse(query, self.date_order);
         let candidates: Vec<usize> = match &self.last {
             Some((old, n)) if !old.trim().is_empty() && narrows(old, query) => self
                 .filtered
@@ -358,6 +357,7 @@ mod tests {
             gender: "female",
             birth_date: dob.into(),
             mrn: mrn.into(),
+            mrn_is_other_id: false,
             deceased: None,
         }
     }
@@ -439,6 +439,45 @@ mod tests {
         assert!(narrows("19", "19a"));
         assert!(narrows("garc 19", "garc 198"));
         assert!(!narrows("garc 19", "gar"));
+    }
+
+    #[test]
+    fn names_fold_the_way_they_are_typed_and_dates_in_any_order() {
+        let mut ix = index();
+        ix.upsert(row("10", "Nguyễn, Thị Lan", "1971-05-14", "00010000"));
+        ix.upsert(row("11", "Østergaard, Søren", "1960-01-02", "00010001"));
+        ix.upsert(row("12", "Yılmaz, Ayşe", "1980-02-03", "00010002"));
+        ix.upsert(row("13", "Wójcik, Łukasz", "1990-03-04", "00010003"));
+        for (typed, id) in [
+            ("nguyen", "10"),
+            ("nguyễn thi", "10"),
+            ("soren", "11"),
+            ("ostergaard", "11"),
+            ("yilmaz", "12"),
+            ("lukasz", "13"),
+            ("05/14/1971", "10"),
+            ("14.05.1971", "10"),
+            ("1971-05-14", "10"),
+            ("nguyen 05/14/1971", "10"),
+        ] {
+            ix.search(typed);
+            assert_eq!(ids(&ix), vec![id], "{typed}");
+        }
+        ix.set_date_order(DateOrder::Dmy);
+        ix.search("02/01/1960");
+        assert_eq!(ids(&ix), vec!["11"]);
+    }
+
+    #[test]
+    fn what_the_server_found_is_never_filtered_away() {
+        let mut ix = index();
+        // The server matched an identifier the list does not hold (an SSN).
+        ix.search_with("999-12-3456", &["2".to_string()]);
+        assert_eq!(ids(&ix), vec!["2"]);
+        ix.search_with("smith", &["2".to_string(), "unknown".to_string()]);
+        let mut got = ids(&ix);
+        got.sort();
+        assert_eq!(got, vec!["2", "4"], "no duplicate, unknown ids skipped");
     }
 
     #[test]

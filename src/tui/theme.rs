@@ -106,17 +106,6 @@ impl Default for Theme {
     }
 }
 
-/// The theme to use: the one configured (command line, `CHARTTY_THEME` or a
-/// config file) if any; otherwise monochrome when `NO_COLOR` is set and not
-/// empty (<https://no-color.org>); otherwise the default theme.
-pub fn select_name(configured: Option<&str>, no_color: Option<&str>) -> String {
-    match configured {
-        Some(name) if !name.trim().is_empty() => name.to_string(),
-        _ if no_color.is_some_and(|v| !v.is_empty()) => "monochrome".into(),
-        _ => "default".into(),
-    }
-}
-
 impl Theme {
     /// `default`, `high-contrast`, `monochrome`, or a path to a theme file.
     pub fn load(name_or_path: &str) -> anyhow::Result<Theme> {
@@ -377,17 +366,6 @@ mod tests {
         assert!(t.allergy.add_modifier.contains(Modifier::BOLD));
         assert!(t.selection.add_modifier.contains(Modifier::REVERSED));
         assert_ne!(t.alert_critical, t.base);
-    }
-
-    #[test]
-    fn no_color_selects_monochrome_unless_a_theme_is_given() {
-        assert_eq!(select_name(None, Some("1")), "monochrome");
-        assert_eq!(select_name(None, Some("")), "default");
-        assert_eq!(select_name(None, None), "default");
-        assert_eq!(
-            select_name(Some("high-contrast"), Some("1")),
-            "high-contrast"
-        );
     }
 
     #[test]

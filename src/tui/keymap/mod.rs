@@ -25,7 +25,8 @@ use trie::Trie;
 /// The embedded default keymap, as shipped in `keymaps/default.toml`.
 pub const DEFAULT_KEYMAP: &str = include_str!("../../../keymaps/default.toml");
 
-/// Keymap sections: `[global]` and one per pane.
+/// Keymap sections: `[global]`, one per pane, and one per layer that takes
+/// keys before the panes (a text input, the popups).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Context {
     Global,
@@ -34,17 +35,30 @@ pub enum Context {
     Results,
     Notes,
     Tasks,
+    /// A focused text input (the search box). A printable key bound to
+    /// nothing here is typed into it.
+    Input,
+    /// A popup that shows text to read and scroll (help, raw view).
+    Viewer,
+    /// The command palette (a text input with a list).
+    Palette,
+    /// A yes/no question.
+    Confirm,
 }
 
 impl Context {
     /// Every section, in the order the default file and the reference list them.
-    pub const ALL: [Context; 6] = [
+    pub const ALL: [Context; 10] = [
         Context::Global,
         Context::Search,
         Context::Summary,
         Context::Results,
         Context::Notes,
         Context::Tasks,
+        Context::Input,
+        Context::Viewer,
+        Context::Palette,
+        Context::Confirm,
     ];
 
     /// The section name in keymap files.
@@ -56,7 +70,20 @@ impl Context {
             Context::Results => "results",
             Context::Notes => "notes",
             Context::Tasks => "tasks",
+            Context::Input => "input",
+            Context::Viewer => "viewer",
+            Context::Palette => "palette",
+            Context::Confirm => "confirm",
         }
+    }
+
+    /// Panes fall back to `[global]`; layers do not: a letter typed into
+    /// the search box is a letter, not a command.
+    pub fn falls_back_to_global(self) -> bool {
+        matches!(
+            self,
+            Context::Search | Context::Summary | Context::Results | Context::Notes | Context::Tasks
+        )
     }
 
     pub fn from_name(name: &str) -> Option<Context> {
@@ -83,6 +110,15 @@ pub struct Binding {
     pub desc: String,
 }
 
+/// A key pressed in a layer (a text input or a popup).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LayerKey {
+    Action(Action),
+    /// A printable key bound to nothing: typed.
+    Text(char),
+    Nothing,
+}
+
 /// What a key press means, given the keys already pending.
 #[derive(Debug)]
 pub enum Lookup<'a> {
@@ -96,7 +132,7 @@ pub enum Lookup<'a> {
 pub struct Keymap {
     bindings: Vec<Binding>,
     /// One trie per section, indexed by `Context::index`; leaves hold indices into `bindings`.
-    tries: [Trie; 6],
+    tries: [Trie; Context::ALL.len()],
 }
 
 /// A keymap and what was wrong with the user's file, if anything.
@@ -149,7 +185,9 @@ impl Keymap {
         seq.extend_from_slice(pending);
         seq.push(key);
         let pane = (context != Context::Global).then(|| self.tries[context.index()].find(&seq));
-        let global = self.tries[Context::Global.index()].find(&seq);
+        let global = (context == Context::Global || context.falls_back_to_global())
+            .then(|| self.tries[Context::Global.index()].find(&seq))
+            .flatten();
 
         if let Some(Some(node)) = pane {
             if let Some(i) = node.binding {
@@ -181,6 +219,30 @@ impl Keymap {
         }
     }
 
+    /// A single key in a layer's section; an unbound printable key (no
+    /// ctrl or alt) is text. Layers have no multi-key sequences.
+    pub fn layer_key(
+        &self,
+        context: Context,
+        key: ratatui::crossterm::event::KeyEvent,
+    ) -> LayerKey {
+        use ratatui::crossterm::event::{KeyCode, KeyModifiers};
+        if let Lookup::Action(a) = self.lookup(context, &[], Key::from(key)) {
+            return LayerKey::Action(a);
+        }
+        match key.code {
+            KeyCode::Char(c)
+                if !key
+                    .modifiers
+                    .intersects(KeyModifiers::CONTROL | KeyModifiers::ALT)
+                    && !c.is_control() =>
+            {
+                LayerKey::Text(c)
+            }
+            _ => LayerKey::Nothing,
+        }
+    }
+
     /// What a complete sequence does in `context`, if anything.
     pub fn resolve(&self, context: Context, keys: &[Key]) -> Option<Action> {
         let (last, pending) = keys.split_last()?;
@@ -204,6 +266,9 @@ impl Keymap {
                     .filter(|b| b.action == action)
                     .map(|b| b.keys.as_slice()),
             );
+        }
+        if !(context == Context::Global || context.falls_back_to_global()) {
+            return out;
         }
         out.extend(
             self.bindings(Context::Global)

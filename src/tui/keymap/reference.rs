@@ -21,12 +21,33 @@ pub fn reference(keymap: &Keymap) -> String {
             }
         }
         let _ = writeln!(out, "## [{}]\n", context.name());
-        if context != Context::Global {
-            let _ = writeln!(
-                out,
-                "Looked up before [global] while the {} pane has the focus.\n",
-                context.name()
-            );
+        let note = match context {
+            Context::Global => None,
+            Context::Input => Some(
+                "While a text box (the search box) has the focus. Keys here never fall \
+                 through to [global]; a printable key bound to nothing is typed."
+                    .to_string(),
+            ),
+            Context::Viewer => Some(
+                "While a popup to read is open (help, the raw view). Nothing falls through \
+                 to [global]."
+                    .to_string(),
+            ),
+            Context::Palette => Some(
+                "While the command palette is open. A printable key bound to nothing is \
+                 typed into its query."
+                    .to_string(),
+            ),
+            Context::Confirm => {
+                Some("While a yes/no question is open; any other key answers no.".to_string())
+            }
+            pane => Some(format!(
+                "Looked up before [global] while the {} pane has the focus.",
+                pane.name()
+            )),
+        };
+        if let Some(note) = note {
+            let _ = writeln!(out, "{note}\n");
         }
         if rows.is_empty() {
             let _ = writeln!(out, "(no keys of its own)\n");
@@ -107,6 +128,10 @@ keymap = [
   other entries are added after the built-in ones; `run = "noop"` unbinds.
 - A pane's section is looked up before `[global]`, so a pane may give a global
   key another meaning while it has the focus.
+- `[input]`, `[viewer]`, `[palette]` and `[confirm]` are layers above the panes
+  (a text box with the focus, a popup): their keys never fall through to
+  `[global]`, and in `[input]` and `[palette]` a printable key bound to nothing
+  is typed. So editing keys can be rebound like any other.
 
 Key notation: a single character as typed (`j`, `G`, `?`, `/`, `:`); named keys
 `enter`, `esc`, `tab`, `shift-tab` (or `backtab`), `space`, `backspace`, `up`,

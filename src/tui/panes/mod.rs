@@ -1,5 +1,7 @@
 //! The panes. Each turns actions into [`Command`]s and draws itself; none does
-//! I/O. Shared data (the open chart, the clock) comes in through [`View`].
+//! I/O. Shared data (the open chart, the clock, the reading preferences)
+//! comes in through [`View`]; replies meant for a pane come in through
+//! [`Pane::on_reply`].
 
 pub mod notes;
 pub mod results;
@@ -7,58 +9,78 @@ pub mod search;
 pub mod summary;
 pub mod tasks;
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Duration, Utc};
+use chrono_tz::Tz;
 use ratatui::Frame;
-use ratatui::crossterm::event::KeyEvent;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, BorderType, Borders};
 
-use crate::fhir::model::{AllergyIntolerance, Deceased};
+use crate::chart::ChartData;
+use crate::fhir::model::Deceased;
+use crate::fhir::time;
 use crate::tui::action::Action;
-use crate::tui::command::{ChartData, Command};
+use crate::tui::command::{Command, PaneReply};
 use crate::tui::keymap::Context;
 use crate::tui::theme::Theme;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum PaneId {
-    Search,
-    Summary,
-    Results,
-    Notes,
-    Tasks,
+/// The panes, written once: their ids, titles, keymap sections and the
+/// struct that holds them all.
+macro_rules! panes {
+    ($($variant:ident($field:ident: $ty:ty) = $title:literal, $context:ident;)+) => {
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum PaneId {
+            $($variant,)+
+        }
+
+        impl PaneId {
+            pub const ALL: [PaneId; [$(PaneId::$variant),+].len()] = [$(PaneId::$variant),+];
+
+            pub fn title(self) -> &'static str {
+                match self {
+                    $(PaneId::$variant => $title,)+
+                }
+            }
+
+            pub fn context(self) -> Context {
+                match self {
+                    $(PaneId::$variant => Context::$context,)+
+                }
+            }
+        }
+
+        /// Every pane's state, owned by the app.
+        #[derive(Default)]
+        pub struct Panes {
+            $(pub $field: $ty,)+
+        }
+
+        impl Panes {
+            pub fn get(&self, id: PaneId) -> &dyn Pane {
+                match id {
+                    $(PaneId::$variant => &self.$field,)+
+                }
+            }
+
+            pub fn get_mut(&mut self, id: PaneId) -> &mut dyn Pane {
+                match id {
+                    $(PaneId::$variant => &mut self.$field,)+
+                }
+            }
+        }
+    };
+}
+
+panes! {
+    Search(search: search::SearchPane) = "Search", Search;
+    Summary(summary: summary::SummaryPane) = "Summary", Summary;
+    Results(results: results::ResultsPane) = "Results", Results;
+    Notes(notes: notes::NotesPane) = "Notes", Notes;
+    Tasks(tasks: tasks::TasksPane) = "Tasks", Tasks;
 }
 
 impl PaneId {
-    pub const ALL: [PaneId; 5] = [
-        PaneId::Search,
-        PaneId::Summary,
-        PaneId::Results,
-        PaneId::Notes,
-        PaneId::Tasks,
-    ];
-
-    pub fn title(self) -> &'static str {
-        match self {
-            PaneId::Search => "Search",
-            PaneId::Summary => "Summary",
-            PaneId::Results => "Results",
-            PaneId::Notes => "Notes",
-            PaneId::Tasks => "Tasks",
-        }
-    }
-
-    pub fn context(self) -> Context {
-        match self {
-            PaneId::Search => Context::Search,
-            PaneId::Summary => Context::Summary,
-            PaneId::Results => Context::Results,
-            PaneId::Notes => Context::Notes,
-            PaneId::Tasks => Context::Tasks,
-        }
-    }
-
     pub fn index(self) -> usize {
         PaneId::ALL.iter().position(|p| *p == self).unwrap_or(0)
     }
@@ -72,28 +94,77 @@ impl PaneId {
     }
 }
 
+/// How the clinician wants the chart read (from the settings).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Prefs {
+    pub tz: Tz,
+    /// A latest vital sign older than this is shown with its age.
+    pub stale_vitals: Duration,
+    /// A latest result older than this is shown with its age.
+    pub stale_results: Duration,
+}
+
+impl Default for Prefs {
+    fn default() -> Self {
+        Prefs {
+            tz: Tz::UTC,
+            stale_vitals: Duration::days(30),
+            stale_results: Duration::days(90),
+        }
+    }
+}
+
+impl Prefs {
+    /// After how long a latest value of this kind is shown with its age.
+    pub fn stale_after(&self, kind: crate::chart::results::Kind) -> Option<Duration> {
+        Some(match kind {
+            crate::chart::results::Kind::Vital => self.stale_vitals,
+            crate::chart::results::Kind::Lab => self.stale_results,
+        })
+    }
+}
+
 /// What a pane may read while it updates or draws.
 pub struct View<'a> {
     pub chart: Option<&'a ChartData>,
     pub now: DateTime<Utc>,
     pub theme: &'a Theme,
+    pub prefs: &'a Prefs,
     pub focused: bool,
 }
 
-/// One pane: keymap context, first refusal of raw text, actions, drawing.
+impl View<'_> {
+    /// A FHIR date or date-time as the clinician reads it.
+    pub fn when(&self, s: &str) -> String {
+        crate::tui::timefmt::when(s, self.prefs.tz)
+    }
+
+    pub fn date(&self, s: &str) -> String {
+        crate::tui::timefmt::date(s, self.prefs.tz)
+    }
+}
+
+/// One pane: keymap context, actions, text, replies, drawing.
 pub trait Pane {
     fn id(&self) -> PaneId;
 
-    fn context(&self) -> Context {
-        self.id().context()
+    /// A text input has focus: keys go through the `[input]` section and
+    /// unbound printable keys are typed.
+    fn editing(&self) -> bool {
+        false
     }
 
-    /// Raw key first refusal (a text box that has focus). `None`: not taken.
-    fn handle_text(&mut self, _key: KeyEvent, _view: &View) -> Option<Vec<Command>> {
-        None
+    /// Typed or pasted text for the focused text input.
+    fn insert_text(&mut self, _text: &str, _view: &View) -> Vec<Command> {
+        Vec::new()
     }
 
     fn update(&mut self, action: Action, view: &View) -> Vec<Command>;
+
+    /// A reply the app routed to this pane.
+    fn on_reply(&mut self, _reply: PaneReply, _view: &View) -> Vec<Command> {
+        Vec::new()
+    }
 
     fn render(&mut self, frame: &mut Frame, area: Rect, view: &View);
 
@@ -126,37 +197,9 @@ pub fn pane_block<'a>(title: &'a str, view: &View) -> Block<'a> {
         .title(Span::styled(format!(" {title} "), view.theme.title))
 }
 
-/// Parse a FHIR date or dateTime (partial dates allowed).
-pub fn parse_fhir_date(s: &str) -> Option<DateTime<Utc>> {
-    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-        return Some(t.with_timezone(&Utc));
-    }
-    let padded = match s.len() {
-        4 => format!("{s}-01-01"),
-        7 => format!("{s}-01"),
-        _ => s.get(0..10)?.to_string(),
-    };
-    NaiveDate::parse_from_str(&padded, "%Y-%m-%d")
-        .ok()?
-        .and_hms_opt(0, 0, 0)
-        .map(|d| d.and_utc())
-}
-
-/// `2026-11-23 14:05` for dateTimes, the date alone for dates.
-pub fn short_datetime(s: &str) -> String {
-    match DateTime::parse_from_rfc3339(s) {
-        Ok(t) => t.with_timezone(&Utc).format("%Y-%m-%d %H:%M").to_string(),
-        Err(_) => s.chars().take(10).collect(),
-    }
-}
-
-pub fn short_date(s: &str) -> String {
-    s.chars().take(10).collect()
-}
-
 /// Age as charts print it: years, or months / days for infants.
 pub fn age(birth_date: &str, now: DateTime<Utc>) -> Option<String> {
-    let born = parse_fhir_date(birth_date)?.date_naive();
+    let born = time::instant(birth_date)?.date_naive();
     let today = now.date_naive();
     if born > today {
         return None;
@@ -176,37 +219,6 @@ pub fn age(birth_date: &str, now: DateTime<Utc>) -> Option<String> {
     }
 }
 
-/// How a patient's allergy list reads on a chart.
-#[derive(Debug, Clone, PartialEq)]
-pub enum AllergyStatus<'a> {
-    /// Nothing recorded at all: not the same as "no known allergies".
-    NoneRecorded,
-    /// Only statements that there are no known allergies (their wording).
-    NoKnown(Vec<&'static str>),
-    /// Allergies to show; "no known" statements beside real ones are left out.
-    Listed(Vec<&'a AllergyIntolerance>),
-}
-
-pub fn allergy_status(list: &[AllergyIntolerance]) -> AllergyStatus<'_> {
-    let listed: Vec<&AllergyIntolerance> = list
-        .iter()
-        .filter(|a| a.no_known_allergy().is_none())
-        .collect();
-    if !listed.is_empty() {
-        return AllergyStatus::Listed(listed);
-    }
-    let mut none: Vec<&'static str> = list.iter().filter_map(|a| a.no_known_allergy()).collect();
-    none.dedup();
-    if none.is_empty() {
-        AllergyStatus::NoneRecorded
-    } else {
-        AllergyStatus::NoKnown(none)
-    }
-}
-
-/// Wording for an empty allergy list.
-pub const NO_ALLERGIES_RECORDED: &str = "No allergies recorded";
-
 /// Age as a chart shows it: the living age, or for a patient who died the
 /// death date and the age at death (`† died 1989-05-09 at 63y`).
 pub fn life_label(
@@ -220,12 +232,12 @@ pub fn life_label(
             .unwrap_or_else(|| "age ?".into()),
         Some(Deceased::Yes) => "† deceased".into(),
         Some(Deceased::On(d)) => {
-            let at = parse_fhir_date(d)
+            let at = time::instant(d)
                 .zip(birth_date)
                 .and_then(|(died, b)| age(b, died))
                 .map(|a| format!(" at {a}"))
                 .unwrap_or_default();
-            format!("† died {}{at}", short_date(d))
+            format!("† died {}{at}", d.chars().take(10).collect::<String>())
         }
     }
 }
@@ -236,7 +248,7 @@ pub fn age_cell(birth_date: &str, deceased: Option<&Deceased>, now: DateTime<Utc
         None => age(birth_date, now).unwrap_or_default(),
         Some(Deceased::Yes) => "†".into(),
         Some(Deceased::On(d)) => {
-            let at = parse_fhir_date(d)
+            let at = time::instant(d)
                 .and_then(|died| age(birth_date, died))
                 .unwrap_or_default();
             format!("†{at}")
@@ -434,44 +446,6 @@ mod tests {
         assert_eq!(age("2026-02-10", now).as_deref(), Some("9mo"));
         assert_eq!(age("2026-11-20", now).as_deref(), Some("3d"));
         assert_eq!(age("2030-01-01", now), None);
-    }
-
-    fn allergy(system: &str, code: &str, text: &str) -> AllergyIntolerance {
-        serde_json::from_value(serde_json::json!({
-            "resourceType": "AllergyIntolerance",
-            "code": {"coding": [{"system": system, "code": code}], "text": text}
-        }))
-        .unwrap()
-    }
-
-    #[test]
-    fn an_empty_allergy_list_is_not_no_known_allergies() {
-        use crate::fhir::codes::SNOMED;
-        assert_eq!(allergy_status(&[]), AllergyStatus::NoneRecorded);
-        let nka = allergy(SNOMED, "716186003", "No known allergy");
-        assert_eq!(
-            allergy_status(std::slice::from_ref(&nka)),
-            AllergyStatus::NoKnown(vec!["No known allergies"])
-        );
-        let nkda = allergy(SNOMED, "409137002", "NKDA");
-        assert_eq!(
-            allergy_status(std::slice::from_ref(&nkda)),
-            AllergyStatus::NoKnown(vec!["No known drug allergies"])
-        );
-        // The same code in another system is not a "no known allergy" statement.
-        let other = allergy("urn:local", "716186003", "Something");
-        assert!(matches!(
-            allergy_status(std::slice::from_ref(&other)),
-            AllergyStatus::Listed(l) if l.len() == 1
-        ));
-        let peanut = allergy(SNOMED, "91935009", "Peanut");
-        match allergy_status(&[nkda, peanut]) {
-            AllergyStatus::Listed(l) => {
-                assert_eq!(l.len(), 1);
-                assert_eq!(l[0].code.as_ref().and_then(|c| c.label()), Some("Peanut"));
-            }
-            s => panic!("a real allergy is listed: {s:?}"),
-        }
     }
 
     #[test]

@@ -1,33 +1,43 @@
 //! Notes: the chart's documents (type, author, date, status) and a reader.
-//! Writing notes will be a mode of this pane.
+//! A note entered in error is left out of the list (and counted); a
+//! superseded, unsigned or amended one is marked. Writing notes will be a
+//! mode of this pane.
 
-use base64::Engine;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Row, Table, TableState, Wrap};
 
+use crate::chart::note_text;
+use crate::chart::{ChartData, unreadable_line};
 use crate::fhir::model::DocumentReference;
-use crate::fhir::sanitize::sanitize;
+use crate::fhir::status::{self, Verdict};
 use crate::tui::action::Action;
-use crate::tui::command::{ChartData, Command};
+use crate::tui::command::Command;
 use crate::tui::panes::search::window_offset;
-use crate::tui::panes::{Pane, PaneId, View, chart_frame, navigate, placeholder, short_datetime};
+use crate::tui::panes::{Pane, PaneId, View, chart_frame, fit, navigate, placeholder};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct NoteRow {
     pub kind: String,
     pub author: String,
+    /// As written (FHIR date-time), shown in the clinician's zone.
     pub date: String,
     pub status: String,
-    /// Decoded and sanitised text, or why it cannot be shown.
+    /// `superseded`, `unsigned`, `amended`.
+    pub mark: Option<&'static str>,
+    /// Decoded, plain and sanitised text, or why it cannot be shown.
     pub text: String,
+    /// The resource, for the raw view.
+    pub raw: serde_json::Value,
 }
 
 #[derive(Default)]
 pub struct NotesPane {
     notes: Vec<NoteRow>,
-    missing: Option<String>,
+    /// Why the list is missing or incomplete, in the order shown.
+    notices: Vec<String>,
+    failed: bool,
     selected: usize,
     offset: usize,
     reading: bool,
@@ -35,32 +45,7 @@ pub struct NotesPane {
     page_rows: usize,
 }
 
-/// The note's text: base64 `attachment.data` of a text attachment.
-pub fn decode_note(doc: &DocumentReference) -> String {
-    let Some(att) = doc.content.iter().find_map(|c| c.attachment.as_ref()) else {
-        return "(no content)".into();
-    };
-    let ctype = att.content_type.as_deref().unwrap_or("text/plain");
-    let Some(data) = att.data.as_deref() else {
-        return "(the text is stored elsewhere and is not shown here)".into();
-    };
-    if !ctype.starts_with("text/") {
-        return format!("(an attachment of type {ctype}; it cannot be shown as text)");
-    }
-    let cleaned: String = data.chars().filter(|c| !c.is_whitespace()).collect();
-    match base64::engine::general_purpose::STANDARD.decode(cleaned.as_bytes()) {
-        // Decoded text never went through the JSON sanitiser: clean it here.
-        // Line breaks are the note's own; each line is cleaned on its own.
-        Ok(bytes) => String::from_utf8_lossy(&bytes)
-            .lines()
-            .map(|l| sanitize(l).into_owned())
-            .collect::<Vec<_>>()
-            .join("\n"),
-        Err(_) => "(the note's content is not valid base64)".into(),
-    }
-}
-
-fn note_row(doc: &DocumentReference) -> NoteRow {
+fn note_row(doc: &DocumentReference, mark: Option<&'static str>) -> NoteRow {
     NoteRow {
         kind: doc
             .r#type
@@ -73,24 +58,51 @@ fn note_row(doc: &DocumentReference) -> NoteRow {
             .first()
             .and_then(|a| a.display.clone().or_else(|| a.reference.clone()))
             .unwrap_or_default(),
-        date: doc.date.as_deref().map(short_datetime).unwrap_or_default(),
+        date: doc.date.clone().unwrap_or_default(),
         status: doc
             .doc_status
             .clone()
             .or_else(|| doc.status.clone())
             .unwrap_or_default(),
-        text: decode_note(doc),
+        mark,
+        text: note_text::decode(doc),
+        raw: serde_json::to_value(doc).unwrap_or_default(),
     }
 }
 
 impl NotesPane {
     pub fn load(&mut self, chart: Option<&ChartData>) {
         self.notes.clear();
-        self.missing = None;
+        self.notices.clear();
+        self.failed = false;
         if let Some(c) = chart {
-            match &c.notes {
-                Ok(docs) => self.notes = docs.iter().map(note_row).collect(),
-                Err(e) => self.missing = Some(format!("Notes not available: {e}")),
+            match &c.notes.failed {
+                Some(e) => {
+                    self.failed = true;
+                    self.notices.push(format!("Notes not available: {e}"));
+                }
+                None => {
+                    let mut hidden = 0;
+                    for d in &c.notes.items {
+                        match status::note(d) {
+                            Verdict::Hide(_) => hidden += 1,
+                            v => self.notes.push(note_row(d, v.mark())),
+                        }
+                    }
+                    if hidden > 0 {
+                        let s = if hidden == 1 { "" } else { "s" };
+                        self.notices
+                            .push(format!("{hidden} note{s} entered in error, not shown"));
+                    }
+                    if !c.notes.unreadable.is_empty() {
+                        self.notices
+                            .push(unreadable_line(c.notes.unreadable.len(), "note"));
+                    }
+                    if c.notes.more_on_server {
+                        self.notices
+                            .push("older notes are on the server and were not loaded".into());
+                    }
+                }
             }
         }
         self.selected = 0;
@@ -101,6 +113,10 @@ impl NotesPane {
 
     pub fn notes(&self) -> &[NoteRow] {
         &self.notes
+    }
+
+    pub fn notices(&self) -> &[String] {
+        &self.notices
     }
 
     pub fn reading(&self) -> Option<&NoteRow> {
@@ -115,7 +131,27 @@ impl Pane for NotesPane {
         PaneId::Notes
     }
 
-    fn update(&mut self, action: Action, _view: &View) -> Vec<Command> {
+    fn update(&mut self, action: Action, view: &View) -> Vec<Command> {
+        if action == Action::RawView {
+            let mut items: Vec<(String, serde_json::Value)> = self
+                .notes
+                .get(self.selected)
+                .map(|n| (format!("{} {}", n.kind, view.when(&n.date)), n.raw.clone()))
+                .into_iter()
+                .collect();
+            if let Some(c) = view.chart {
+                items.extend(c.notes.unreadable.iter().map(|u| {
+                    (
+                        format!("A note that could not be read: {}", u.why),
+                        u.raw.clone(),
+                    )
+                }));
+            }
+            return vec![Command::ShowRaw {
+                title: "Raw FHIR: notes".into(),
+                items,
+            }];
+        }
         if self.reading {
             match action {
                 Action::MoveDown => self.scroll = self.scroll.saturating_add(1),
@@ -155,12 +191,30 @@ impl Pane for NotesPane {
             return;
         };
         let theme = view.theme;
-        if let Some(m) = &self.missing {
-            frame.render_widget(placeholder(theme.link_warn, m), inner);
+        if self.failed {
+            frame.render_widget(
+                placeholder(theme.link_warn, &self.notices.join(" · ")),
+                inner,
+            );
             return;
         }
+        let mut inner = inner;
+        if !self.notices.is_empty() && !self.reading && inner.height > 2 {
+            let [line, rest] =
+                Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(inner);
+            frame.render_widget(
+                Paragraph::new(Span::styled(
+                    fit(&self.notices.join(" · "), usize::from(line.width)),
+                    theme.link_warn,
+                )),
+                line,
+            );
+            inner = rest;
+        }
         if self.notes.is_empty() {
-            frame.render_widget(placeholder(theme.dim, "No notes on file."), inner);
+            if self.notices.is_empty() {
+                frame.render_widget(placeholder(theme.dim, "No notes on file."), inner);
+            }
             return;
         }
         if let Some(n) = self.reading() {
@@ -169,10 +223,19 @@ impl Pane for NotesPane {
             frame.render_widget(
                 Paragraph::new(vec![
                     Line::from(Span::styled(n.kind.clone(), theme.title)),
-                    Line::from(Span::styled(
-                        format!("{} · {} · {}  (Esc: back)", n.date, n.author, n.status),
-                        theme.dim,
-                    )),
+                    Line::from(vec![
+                        Span::styled(
+                            format!("{} · {} · {}", view.when(&n.date), n.author, n.status),
+                            theme.dim,
+                        ),
+                        Span::styled(
+                            n.mark
+                                .map(|m| format!(" · {}", m.to_uppercase()))
+                                .unwrap_or_default(),
+                            theme.abnormal_result,
+                        ),
+                        Span::styled("  (Esc: back)", theme.dim),
+                    ]),
                 ]),
                 head,
             );
@@ -191,12 +254,19 @@ impl Pane for NotesPane {
             .iter()
             .take(visible)
             .map(|n| {
-                Row::new(vec![
-                    n.date.clone(),
+                let row = Row::new(vec![
+                    view.when(&n.date),
                     n.kind.clone(),
                     n.author.clone(),
-                    n.status.clone(),
-                ])
+                    n.mark
+                        .map(str::to_string)
+                        .unwrap_or_else(|| n.status.clone()),
+                ]);
+                if n.mark.is_some() {
+                    row.style(theme.abnormal_result)
+                } else {
+                    row
+                }
             })
             .collect();
         let table = Table::new(
@@ -231,7 +301,7 @@ mod tests {
 
     #[test]
     fn decoded_text_keeps_lines_and_shows_hidden_characters() {
-        let text = decode_note(&doc(b"S: well\r\nP: \x1b[2Jplan", "text/plain"));
+        let text = note_text::decode(&doc(b"S: well\r\nP: \x1b[2Jplan", "text/plain"));
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 2);
         assert_eq!(lines[0], "S: well");
@@ -242,7 +312,7 @@ mod tests {
 
     #[test]
     fn binary_attachments_are_not_shown_as_text() {
-        let text = decode_note(&doc(b"%PDF-1.4", "application/pdf"));
+        let text = note_text::decode(&doc(b"%PDF-1.4", "application/pdf"));
         assert!(text.contains("application/pdf"));
     }
 }

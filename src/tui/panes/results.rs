@@ -1,6 +1,6 @@
-//! Results: labs and vitals grouped by test with the newest value, unit,
-//! reference range, flag and a trend; `Enter` shows one test's history as a
-//! table and a chart.
+//! Results: labs and vitals grouped by test with the newest valid value,
+//! unit, reference range, flag and a trend; `Enter` shows one test's whole
+//! history (fetched for that test) as a table and a chart in one unit.
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -9,13 +9,15 @@ use ratatui::symbols::Marker;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Axis, Chart, Dataset, GraphType, Paragraph, Row, Table, TableState};
 
-use crate::fhir::model::{Observation, fmt_number};
+use crate::chart::results::{self as rules, Kind, ResultGroup, flag_for};
+use crate::chart::{ChartData, ResultsFetch, unreadable_line};
+use crate::fhir::model::fmt_number;
+use crate::fhir::{status, units};
 use crate::tui::action::Action;
-use crate::tui::command::{ChartData, Command};
+use crate::tui::command::{Command, PaneReply};
 use crate::tui::panes::search::window_offset;
 use crate::tui::panes::{
-    Pane, PaneId, View, chart_frame, fit, fit_line, navigate, parse_fhir_date, placeholder,
-    short_datetime, table_column_widths,
+    Pane, PaneId, View, chart_frame, fit, fit_line, navigate, placeholder, table_column_widths,
 };
 use crate::tui::theme::Theme;
 
@@ -98,62 +100,36 @@ pub fn list_columns(width: u16) -> Vec<Column> {
     columns
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    Lab,
-    Vital,
-}
-
-/// One test and its values, newest first.
-#[derive(Debug, Clone)]
-pub struct ResultGroup {
-    pub kind: Kind,
-    pub name: String,
-    pub values: Vec<Observation>,
-}
-
-impl ResultGroup {
-    pub fn latest(&self) -> Option<&Observation> {
-        self.values.first()
-    }
+/// What the history view shows for the selected test.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum History {
+    /// The values the chart holds (all of them, or the last few).
+    #[default]
+    FromChart,
+    Loading,
+    /// Every value the server holds (`more`: it had even more).
+    Full {
+        group: Box<ResultGroup>,
+        more: bool,
+    },
+    Failed(String),
 }
 
 #[derive(Default)]
 pub struct ResultsPane {
     groups: Vec<ResultGroup>,
-    /// Why a category is missing (the server refused or failed).
-    missing: Vec<String>,
+    /// Why a category is missing (the server refused or failed), and notes
+    /// on what could not be read or was cut.
+    notes: Vec<(String, bool)>,
     selected: usize,
     offset: usize,
     detail: bool,
+    history: History,
+    fetch: Option<ResultsFetch>,
     page_rows: usize,
 }
 
-/// The flag as it reads in monochrome: `H`, `L`, `HH!`, `LL!`, `A`, `AA!`.
-/// Taken from the interpretation, or from the reference range when there is none.
-pub fn flag_for(o: &Observation) -> Option<String> {
-    let code = o.interpretation_code().or_else(|| {
-        let v = o.value_quantity.as_ref()?.value?;
-        let range = o.reference_range.first()?;
-        let low = range.low.as_ref().and_then(|q| q.value);
-        let high = range.high.as_ref().and_then(|q| q.value);
-        if high.is_some_and(|h| v > h) {
-            Some("H".to_string())
-        } else if low.is_some_and(|l| v < l) {
-            Some("L".to_string())
-        } else {
-            None
-        }
-    })?;
-    match code.as_str() {
-        "H" | "L" | "A" | ">" | "<" => Some(code),
-        "HH" | "LL" | "AA" => Some(format!("{code}!")),
-        "HU" => Some("HH!".into()),
-        "LU" => Some("LL!".into()),
-        _ => None,
-    }
-}
-
+/// The flag's style: critical values stand out most.
 pub fn flag_style(flag: &str, theme: &Theme) -> Style {
     if flag.ends_with('!') {
         theme.alert_critical
@@ -183,67 +159,44 @@ pub fn sparkline(values: &[f64]) -> String {
         .collect()
 }
 
-pub fn group_results(chart: &ChartData) -> (Vec<ResultGroup>, Vec<String>) {
-    let mut groups: Vec<ResultGroup> = Vec::new();
-    let mut missing = Vec::new();
-    for (kind, section, label) in [
-        (Kind::Lab, &chart.labs, "Labs"),
-        (Kind::Vital, &chart.vitals, "Vitals"),
-    ] {
-        let obs = match section {
-            Ok(o) => o,
-            Err(e) => {
-                missing.push(format!("{label} not available: {e}"));
-                continue;
-            }
-        };
-        let start = groups.len();
-        for o in obs {
-            let key = o.code.as_ref().map(|c| c.key()).unwrap_or_default();
-            let name = o
-                .code
-                .as_ref()
-                .and_then(|c| c.label())
-                .unwrap_or("(unnamed)")
-                .to_string();
-            match groups[start..].iter_mut().find(|g| {
-                g.values[0]
-                    .code
-                    .as_ref()
-                    .map(|c| c.key())
-                    .unwrap_or_default()
-                    == key
-            }) {
-                Some(g) => g.values.push(o.clone()),
-                None => groups.push(ResultGroup {
-                    kind,
-                    name,
-                    values: vec![o.clone()],
-                }),
-            }
-        }
-        for g in &mut groups[start..] {
-            // Newest first, whatever order the server used.
-            g.values
-                .sort_by_key(|o| std::cmp::Reverse(o.when().and_then(parse_fhir_date)));
-        }
-        groups[start..].sort_by_key(|g| g.name.to_lowercase());
-    }
-    (groups, missing)
-}
-
 impl ResultsPane {
     pub fn load(&mut self, chart: Option<&ChartData>) {
-        match chart {
-            Some(c) => (self.groups, self.missing) = group_results(c),
-            None => {
-                self.groups.clear();
-                self.missing.clear();
+        self.groups.clear();
+        self.notes.clear();
+        self.fetch = chart.map(|c| c.results_fetch);
+        if let Some(c) = chart {
+            self.groups = rules::groups_of(&c.labs, &c.vitals);
+            for (section, label, what) in [
+                (&c.labs, "Labs", "lab result"),
+                (&c.vitals, "Vitals", "vital sign"),
+            ] {
+                if let Some(e) = &section.failed {
+                    self.notes
+                        .push((format!("{label} not available: {e}"), true));
+                    continue;
+                }
+                if !section.unreadable.is_empty() {
+                    self.notes
+                        .push((unreadable_line(section.unreadable.len(), what), true));
+                }
+                if section.more_on_server {
+                    self.notes.push((
+                        format!(
+                            "{label}: older results were not loaded; the latest of each key test was fetched on its own, Enter loads a test's whole history"
+                        ),
+                        false,
+                    ));
+                }
             }
         }
         self.selected = 0;
         self.offset = 0;
         self.detail = false;
+        self.history = History::FromChart;
+    }
+
+    pub fn history(&self) -> &History {
+        &self.history
     }
 
     pub fn groups(&self) -> &[ResultGroup] {
@@ -261,15 +214,17 @@ impl ResultsPane {
     fn render_list(&mut self, frame: &mut Frame, area: Rect, view: &View) {
         let theme = view.theme;
         let mut area = area;
-        for m in &self.missing {
+        for (m, alarm) in &self.notes {
             if area.height > 1 {
                 let [line, rest] =
                     Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(area);
+                let style = if *alarm {
+                    theme.alert_critical
+                } else {
+                    theme.link_warn
+                };
                 frame.render_widget(
-                    Paragraph::new(Span::styled(
-                        fit(m, usize::from(line.width)),
-                        theme.link_warn,
-                    )),
+                    Paragraph::new(Span::styled(fit(m, usize::from(line.width)), style)),
                     line,
                 );
                 area = rest;
@@ -277,7 +232,7 @@ impl ResultsPane {
         }
         if self.groups.is_empty() {
             // "None on file" only when every category was read: a refused one is unknown, not empty.
-            if self.missing.is_empty() {
+            if self.notes.is_empty() {
                 frame.render_widget(placeholder(theme.dim, "No results on file."), area);
             }
             return;
@@ -297,18 +252,37 @@ impl ResultsPane {
             .iter()
             .take(visible)
             .map(|g| {
+                let kind_cell = Line::from(match g.kind {
+                    Kind::Lab => "Lab",
+                    Kind::Vital => "Vital",
+                });
                 let Some(o) = g.latest() else {
-                    return Row::new(vec![fit(&g.name, test_width)]);
+                    // Every value of the test was left out by status: the
+                    // test shows, saying why, never with an old value.
+                    let why = g.left_out.first().copied().unwrap_or("no value");
+                    return Row::new(vec![
+                        kind_cell,
+                        Line::from(fit(&g.name, test_width)),
+                        Line::from(Span::styled(format!("({why})"), theme.dim)),
+                    ]);
                 };
                 let flag = flag_for(o).unwrap_or_default();
+                let stale = view
+                    .prefs
+                    .stale_after(g.kind)
+                    .and_then(|d| rules::stale_label(o, view.now, d));
+                let mark = status::observation(o).mark();
                 let cells = columns.iter().map(|c| match c {
-                    Column::Kind => Line::from(match g.kind {
-                        Kind::Lab => "Lab",
-                        Kind::Vital => "Vital",
-                    }),
+                    Column::Kind => kind_cell.clone(),
                     Column::Test => Line::from(fit(&g.name, test_width)),
-                    Column::Latest => Line::from(o.value_label()),
-                    Column::Unit => Line::from(o.unit().to_string()),
+                    Column::Latest => match mark {
+                        Some(m) => Line::from(vec![
+                            Span::raw(o.value_label()),
+                            Span::styled(format!(" {m}"), theme.abnormal_result),
+                        ]),
+                        None => Line::from(o.value_label()),
+                    },
+                    Column::Unit => Line::from(o.unit()),
                     Column::Range => Line::from(
                         o.reference_range
                             .first()
@@ -318,16 +292,15 @@ impl ResultsPane {
                     Column::Flag => {
                         Line::from(Span::styled(flag.clone(), flag_style(&flag, theme)))
                     }
-                    Column::When => Line::from(o.when().map(short_datetime).unwrap_or_default()),
+                    Column::When => match &stale {
+                        Some(age) => Line::from(Span::styled(age.clone(), theme.link_warn)),
+                        None => Line::from(o.when().map(|w| view.when(w)).unwrap_or_default()),
+                    },
                     Column::Trend => {
-                        let trend: Vec<f64> = g
-                            .values
-                            .iter()
-                            .take(TREND_POINTS)
-                            .rev()
-                            .filter_map(|o| o.numeric_value())
-                            .collect();
-                        Line::from(sparkline(&trend))
+                        // In the latest value's unit: a trend never mixes units.
+                        let trend: Vec<f64> = g.trend().into_iter().map(|p| p.1).collect();
+                        let start = trend.len().saturating_sub(TREND_POINTS);
+                        Line::from(sparkline(&trend[start..]))
                     }
                 });
                 // A value, unit or range cut without a mark would read as a
@@ -346,36 +319,83 @@ impl ResultsPane {
         frame.render_stateful_widget(table, area, &mut state);
     }
 
+    /// The test the history view shows: the whole history once loaded,
+    /// else what the chart holds.
+    fn history_group(&self) -> Option<&ResultGroup> {
+        match &self.history {
+            History::Full { group, .. } => Some(group),
+            _ => self.selected_group(),
+        }
+    }
+
     fn render_history(&self, frame: &mut Frame, area: Rect, view: &View) {
         let theme = view.theme;
-        let Some(g) = self.selected_group() else {
+        let Some(g) = self.history_group() else {
             return;
         };
-        let [title, table_area, chart_area] = Layout::vertical([
+        let [title, notes, table_area, chart_area] = Layout::vertical([
+            Constraint::Length(1),
             Constraint::Length(1),
             Constraint::Percentage(45),
             Constraint::Min(5),
         ])
         .areas(area);
+        let extent = match (&self.history, self.fetch) {
+            (History::Full { more: false, .. }, _) => "whole history".to_string(),
+            (History::Full { more: true, .. }, _) => {
+                "the newest values; the server holds more".to_string()
+            }
+            (History::Loading, _) => "loading the whole history…".to_string(),
+            (History::Failed(e), _) => format!("whole history not available: {e}"),
+            (History::FromChart, Some(ResultsFetch::LastN(n))) => format!("the last {n}"),
+            (History::FromChart, _) => "as loaded with the chart".to_string(),
+        };
         frame.render_widget(
             Paragraph::new(Line::from(vec![
                 Span::styled(g.name.clone(), theme.title),
                 Span::styled(
-                    format!("  {} values  (Esc: back)", g.values.len()),
+                    format!("  {} values, {extent}  (Esc: back)", g.values.len()),
                     theme.dim,
                 ),
             ])),
             title,
+        );
+        let mut said = Vec::new();
+        if g.converted() {
+            said.push(format!(
+                "chart in {}: values in other units converted",
+                units::human(g.unit_code())
+            ));
+        }
+        if g.split_from_other_units {
+            said.push("values in units that cannot be converted are listed as another test".into());
+        }
+        if !g.left_out.is_empty() {
+            said.push(format!(
+                "{} entered in error or cancelled, not shown",
+                g.left_out.len()
+            ));
+        }
+        frame.render_widget(
+            Paragraph::new(Span::styled(
+                fit(&said.join(" · "), usize::from(notes.width)),
+                theme.link_warn,
+            )),
+            notes,
         );
         let rows: Vec<Row> = g
             .values
             .iter()
             .map(|o| {
                 let flag = flag_for(o).unwrap_or_default();
+                let mark = status::observation(o)
+                    .mark()
+                    .map(|m| format!(" {m}"))
+                    .unwrap_or_default();
                 Row::new(vec![
-                    Line::from(o.when().map(short_datetime).unwrap_or_default()),
-                    Line::from(fit(&o.value_label(), 12)),
-                    Line::from(fit(o.unit(), 13)),
+                    Line::from(o.when().map(|w| view.when(w)).unwrap_or_default()),
+                    Line::from(fit(&format!("{}{mark}", o.value_label()), 16)),
+                    Line::from(fit(&o.unit(), 13)),
                     Line::from(Span::styled(flag.clone(), flag_style(&flag, theme))),
                     Line::from(
                         o.reference_range
@@ -391,7 +411,7 @@ impl ResultsPane {
                 rows,
                 [
                     Constraint::Length(16),
-                    Constraint::Length(12),
+                    Constraint::Length(16),
                     Constraint::Length(13),
                     Constraint::Length(4),
                     Constraint::Fill(1),
@@ -401,18 +421,14 @@ impl ResultsPane {
             table_area,
         );
 
-        // Oldest to newest, x in days before the newest value.
-        let points: Vec<(f64, f64)> = {
-            let newest = g.latest().and_then(|o| o.when()).and_then(parse_fhir_date);
-            g.values
+        // Oldest to newest, x in days before the newest value, y in one unit.
+        let trend = g.trend();
+        let points: Vec<(f64, f64)> = match trend.last() {
+            Some(&(newest, _)) => trend
                 .iter()
-                .rev()
-                .filter_map(|o| {
-                    let t = o.when().and_then(parse_fhir_date)?;
-                    let days = (t - newest?).num_minutes() as f64 / 1440.0;
-                    Some((days, o.numeric_value()?))
-                })
-                .collect()
+                .map(|(t, v)| ((*t - newest).num_minutes() as f64 / 1440.0, *v))
+                .collect(),
+            None => Vec::new(),
         };
         if points.len() < 2 {
             frame.render_widget(
@@ -450,6 +466,7 @@ impl ResultsPane {
             )
             .y_axis(
                 Axis::default()
+                    .title(units::human(g.unit_code()))
                     .style(theme.dim)
                     .bounds([ylo, yhi])
                     .labels([fmt_number(ylo.round()), fmt_number(yhi.round())]),
@@ -463,7 +480,7 @@ impl Pane for ResultsPane {
         PaneId::Results
     }
 
-    fn update(&mut self, action: Action, _view: &View) -> Vec<Command> {
+    fn update(&mut self, action: Action, view: &View) -> Vec<Command> {
         if !self.detail
             && let Some(s) = navigate(action, self.selected, self.groups.len(), self.page_rows)
         {
@@ -471,19 +488,97 @@ impl Pane for ResultsPane {
             return Vec::new();
         }
         match action {
-            Action::Open if !self.groups.is_empty() => self.detail = true,
-            Action::Back | Action::Cancel => self.detail = false,
+            Action::Open if !self.detail => {
+                let Some(g) = self.groups.get(self.selected) else {
+                    return Vec::new();
+                };
+                self.detail = true;
+                // The chart holds the latest few values of a test (or a
+                // window): the history view asks for all of them.
+                if g.key.contains('|') && view.chart.is_some() {
+                    self.history = History::Loading;
+                    return vec![Command::LoadHistory {
+                        code: g.key.clone(),
+                    }];
+                }
+            }
+            Action::Back | Action::Cancel => {
+                self.detail = false;
+                self.history = History::FromChart;
+            }
             Action::Refresh => return vec![Command::ReloadChart],
+            Action::RawView => {
+                let Some(g) = self.history_group().or(self.selected_group()) else {
+                    return Vec::new();
+                };
+                let items = g
+                    .values
+                    .iter()
+                    .take(if self.detail { usize::MAX } else { 1 })
+                    .map(|o| {
+                        (
+                            format!(
+                                "{} ({})",
+                                g.name,
+                                o.when().map(|w| view.when(w)).unwrap_or_default()
+                            ),
+                            serde_json::to_value(o).unwrap_or_default(),
+                        )
+                    })
+                    .collect();
+                return vec![Command::ShowRaw {
+                    title: format!("Raw FHIR: {}", g.name),
+                    items,
+                }];
+            }
             _ => {}
         }
         Vec::new()
     }
 
+    fn on_reply(&mut self, reply: PaneReply, _view: &View) -> Vec<Command> {
+        let PaneReply::History { code, result } = reply else {
+            return Vec::new();
+        };
+        let Some(selected) = self.selected_group() else {
+            return Vec::new();
+        };
+        // A reply for a test no longer on screen is dropped.
+        if !self.detail || selected.key != code {
+            return Vec::new();
+        }
+        self.history = match result {
+            Ok((values, more)) => {
+                let kind = selected.kind;
+                let unit = selected.unit_code().to_string();
+                let loinc = selected.loinc.clone();
+                // Only the values that belong on this test's axis: the same
+                // unit family as the group on screen.
+                let groups = rules::group(&values, kind);
+                let best = groups.into_iter().filter(|g| g.key == code).find(|g| {
+                    g.values.is_empty() || units::compatible(g.unit_code(), &unit, loinc.as_deref())
+                });
+                match best {
+                    Some(mut g) => {
+                        g.name = selected.name.clone();
+                        History::Full {
+                            group: Box::new(g),
+                            more,
+                        }
+                    }
+                    None => History::Failed("the server returned no values of this test".into()),
+                }
+            }
+            Err(e) => History::Failed(e),
+        };
+        Vec::new()
+    }
+
     fn hint_actions(&self) -> &'static [Action] {
         if self.detail {
-            &[Action::Back]
+            &[Action::Back, Action::RawView]
         } else {
-            &[Action::MoveDown, Action::Open]
+            &[Action::MoveDown, Action::Open, Action::RawView]
         }
     }
 
@@ -502,6 +597,7 @@ impl Pane for ResultsPane {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fhir::model::Observation;
     use serde_json::json;
 
     #[test]
@@ -560,23 +656,16 @@ mod tests {
             "valueQuantity": {"value": 48.0, "unit": "mL/min/{1.73_m2}"}
         }))
         .unwrap();
-        let chart = ChartData {
-            patient: Default::default(),
-            allergies: Ok(vec![]),
-            conditions: Ok(vec![]),
-            medications: Ok(vec![]),
-            vitals: Ok(vec![bp.clone()]),
-            labs: Ok(vec![egfr.clone()]),
-            encounters: Ok(vec![]),
-            notes: Ok(vec![]),
-            tasks: Ok(vec![]),
-            other_patients_ignored: 0,
-        };
+        let mut chart = ChartData::empty(Default::default());
+        chart.vitals = crate::chart::Section::loaded(vec![bp.clone()]);
+        chart.labs = crate::chart::Section::loaded(vec![egfr.clone()]);
         let theme = Theme::default();
+        let prefs = crate::tui::panes::Prefs::default();
         let view = View {
             chart: Some(&chart),
             now: chrono::Utc::now(),
             theme: &theme,
+            prefs: &prefs,
             focused: true,
         };
         let mut pane = ResultsPane::default();
@@ -590,7 +679,7 @@ mod tests {
             .iter()
             .map(|c| c.symbol())
             .collect();
-        for whole in [bp.value_label(), egfr.unit().to_string()] {
+        for whole in [bp.value_label(), egfr.unit()] {
             let shown = whole.chars().take(6).collect::<String>();
             assert!(screen.contains(&shown), "{whole} is on screen");
             if !screen.contains(&whole) {

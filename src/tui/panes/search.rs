@@ -1,30 +1,42 @@
 //! Patient search: type to filter the working set (fuzzy, on name, birth date
-//! and MRN together); server-side searches widen it as the query grows.
+//! and MRN together; matched off the UI task); server-side searches widen it
+//! as the query grows, and what the server finds is always listed.
 
 use ratatui::Frame;
-use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Row, Table, TableState};
 
-use crate::fhir::model::{Deceased, Patient};
+use crate::chart::PatientRow;
+use crate::fhir::fold::fold;
+use crate::fhir::model::Deceased;
 use crate::tui::action::Action;
-use crate::tui::command::{Command, RequestId};
+use crate::tui::command::{Command, PaneReply};
 use crate::tui::panes::{
-    Pane, PaneId, View, age_cell, fit, navigate, pane_block, placeholder, short_date,
-    table_column_widths,
+    Pane, PaneId, View, age_cell, fit, navigate, pane_block, placeholder, table_column_widths,
 };
-use crate::tui::patient_index::{PatientIndex, PatientRow};
+use crate::tui::popups::delete_word;
 
 #[derive(Default)]
 pub struct SearchPane {
-    pub index: PatientIndex,
     query: String,
     editing: bool,
+    /// The rows listed, best first, for the query `listed_for`.
+    listed: Vec<PatientRow>,
+    listed_for: String,
+    /// Patients in the working set.
+    pub known: usize,
+    /// Patients in the clinic, where the server said.
+    pub clinic_total: Option<u64>,
+    /// More patients exist on the server than were loaded.
+    pub more_on_server: bool,
+    /// A server search for the current query is waiting or running.
+    pub server_pending: bool,
+    /// Enter was pressed while the search was still running: open what is
+    /// selected once it has settled.
+    open_when_settled: bool,
     selected: usize,
     offset: usize,
-    /// The newest server search whose reply has been applied.
-    applied_search: Option<RequestId>,
     /// Shown under the box: server search state or error.
     server_note: Option<String>,
     page_rows: usize,
@@ -35,114 +47,110 @@ impl SearchPane {
         &self.query
     }
 
-    pub fn editing(&self) -> bool {
-        self.editing
-    }
-
     pub fn start_editing(&mut self) {
         self.editing = true;
     }
 
-    pub fn applied_search(&self) -> Option<RequestId> {
-        self.applied_search
-    }
-
     pub fn selected_row(&self) -> Option<&PatientRow> {
-        self.index
-            .ranked()
-            .get(self.selected)
-            .and_then(|&i| self.index.row(i))
-    }
-
-    /// A known patient by id.
-    pub fn row(&self, id: &str) -> Option<&PatientRow> {
-        self.index.get(id)
+        self.listed.get(self.selected)
     }
 
     /// The rows listed now, best first.
-    pub fn listed(&self) -> Vec<&PatientRow> {
-        self.index
-            .ranked()
-            .iter()
-            .filter_map(|&i| self.index.row(i))
-            .collect()
+    pub fn listed(&self) -> &[PatientRow] {
+        &self.listed
     }
 
-    /// Patients from anywhere (an open chart, the queue).
-    pub fn add_patients(&mut self, patients: &[Patient]) {
-        self.add_rows(
-            patients
-                .iter()
-                .filter_map(PatientRow::from_patient)
-                .collect(),
-        );
+    /// Whether an open must wait: the list is not yet the answer to what
+    /// was typed, or the server has not answered it.
+    fn unsettled(&self) -> bool {
+        self.listed_for != self.query || self.server_pending
     }
 
-    /// List entries (pages of the working set, server searches).
-    pub fn add_rows(&mut self, rows: Vec<PatientRow>) {
-        let any = !rows.is_empty();
-        for row in rows {
-            self.index.upsert(row);
-        }
-        if any {
-            self.rematch_keep_selection();
-        }
-    }
-
-    /// A server search reply; `id` is known to be the newest.
-    pub fn apply_server_results(&mut self, id: RequestId, rows: Vec<PatientRow>) {
-        self.applied_search = Some(id);
-        self.server_note = Some(format!("server: {} found", rows.len()));
-        self.add_rows(rows);
-    }
-
-    pub fn server_failed(&mut self, message: &str) {
-        self.server_note = Some(format!("server search failed: {message}"));
-    }
-
-    fn rematch_keep_selection(&mut self) {
-        // At the top the list stays at the top; a row the user moved to stays selected.
-        let keep = if self.selected == 0 {
-            None
-        } else {
-            self.selected_row().map(|r| r.id.clone())
-        };
-        self.index.search(&self.query);
-        if let Some(id) = &keep
-            && let Some(pos) = self
-                .index
-                .ranked()
-                .iter()
-                .position(|&i| self.index.row(i).is_some_and(|r| &r.id == id))
-        {
-            self.selected = pos;
-            return;
-        }
-        self.selected = if keep.is_some() {
-            self.selected
-                .min(self.index.ranked().len().saturating_sub(1))
-        } else {
-            0
-        };
+    pub fn waiting_to_open(&self) -> bool {
+        self.open_when_settled
     }
 
     fn edited(&mut self) -> Vec<Command> {
-        self.index.search(&self.query);
-        self.selected = 0;
-        self.offset = 0;
+        self.open_when_settled = false;
         vec![Command::SearchPatients {
             query: self.query.clone(),
         }]
     }
 
     fn open_selected(&mut self) -> Vec<Command> {
+        if self.unsettled() {
+            // The list on screen may still change under the cursor: wait
+            // for it, then open what is selected then.
+            self.open_when_settled = true;
+            return vec![
+                Command::FlushSearch,
+                Command::Notify("Searching… the chart opens when the search has finished".into()),
+            ];
+        }
+        self.open_when_settled = false;
         match self.selected_row() {
             Some(r) => {
-                let id = r.id.clone();
+                let cmd = Command::OpenPatient {
+                    id: r.id.clone(),
+                    name: r.name.clone(),
+                };
                 self.editing = false;
-                vec![Command::OpenPatient { id }]
+                vec![cmd]
             }
             None => Vec::new(),
+        }
+    }
+
+    fn after_settling(&mut self) -> Vec<Command> {
+        if self.open_when_settled && !self.unsettled() {
+            self.open_selected()
+        } else {
+            Vec::new()
+        }
+    }
+
+    fn apply_matches(&mut self, m: crate::tui::matcher::Matches) {
+        // At the top the list stays at the top; a row the user moved to stays selected.
+        let keep = (self.selected > 0)
+            .then(|| self.selected_row().map(|r| r.id.clone()))
+            .flatten();
+        let new_query = m.query != self.listed_for;
+        self.known = m.known;
+        self.listed = m.rows;
+        self.listed_for = m.query;
+        if new_query {
+            self.selected = 0;
+            self.offset = 0;
+            return;
+        }
+        match keep.and_then(|id| self.listed.iter().position(|r| r.id == id)) {
+            Some(pos) => self.selected = pos,
+            None => self.selected = self.selected.min(self.listed.len().saturating_sub(1)),
+        }
+    }
+
+    /// Other listed patients whose name reads the same as `name` (folded).
+    pub fn same_name_as(&self, id: &str, name: &str) -> Vec<&PatientRow> {
+        let key = fold(name);
+        self.listed
+            .iter()
+            .filter(|r| r.id != id && fold(&r.name) == key)
+            .collect()
+    }
+
+    fn count_note(&self) -> String {
+        let listed = self.listed.len();
+        let loaded = self.known;
+        let clinic = match (self.clinic_total, self.more_on_server) {
+            (Some(t), _) if t as usize > loaded => format!("first {loaded} of {t} patients loaded"),
+            (Some(t), _) => format!("all {t} patients loaded"),
+            (None, true) => format!("first {loaded} patients loaded (more on the server)"),
+            (None, false) => format!("{loaded} patients loaded"),
+        };
+        if self.query.trim().is_empty() {
+            format!("{clinic} — type to search the whole clinic")
+        } else {
+            format!("{listed} listed · {clinic}")
         }
     }
 }
@@ -152,41 +160,22 @@ impl Pane for SearchPane {
         PaneId::Search
     }
 
-    fn handle_text(&mut self, key: KeyEvent, _view: &View) -> Option<Vec<Command>> {
-        if !self.editing {
-            return None;
-        }
-        let plain = !key
-            .modifiers
-            .intersects(KeyModifiers::CONTROL | KeyModifiers::ALT);
-        match key.code {
-            KeyCode::Char(c) if plain => {
-                self.query.push(c);
-                Some(self.edited())
-            }
-            KeyCode::Char('u') if key.modifiers == KeyModifiers::CONTROL => {
-                self.query.clear();
-                Some(self.edited())
-            }
-            KeyCode::Backspace => {
-                self.query.pop();
-                Some(self.edited())
-            }
-            KeyCode::Enter => Some(self.open_selected()),
-            KeyCode::Esc => {
-                self.editing = false;
-                Some(Vec::new())
-            }
-            KeyCode::Down => Some(self.update(Action::MoveDown, _view)),
-            KeyCode::Up => Some(self.update(Action::MoveUp, _view)),
-            KeyCode::PageDown => Some(self.update(Action::PageDown, _view)),
-            KeyCode::PageUp => Some(self.update(Action::PageUp, _view)),
-            _ => None,
-        }
+    fn editing(&self) -> bool {
+        self.editing
+    }
+
+    fn insert_text(&mut self, text: &str, _view: &View) -> Vec<Command> {
+        // A pasted line break would end nothing here: it becomes a space.
+        let clean: String = text
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
+        self.query.push_str(&clean);
+        self.edited()
     }
 
     fn update(&mut self, action: Action, _view: &View) -> Vec<Command> {
-        let len = self.index.ranked().len();
+        let len = self.listed.len();
         if let Some(s) = navigate(action, self.selected, len, self.page_rows) {
             self.selected = s;
             return Vec::new();
@@ -197,9 +186,41 @@ impl Pane for SearchPane {
                 self.editing = true;
                 Vec::new()
             }
+            Action::DeleteBack if self.editing => {
+                self.query.pop();
+                self.edited()
+            }
+            Action::DeleteWord if self.editing => {
+                delete_word(&mut self.query);
+                self.edited()
+            }
+            Action::ClearInput if self.editing => {
+                self.query.clear();
+                self.edited()
+            }
             Action::Cancel | Action::Back => {
                 self.editing = false;
+                self.open_when_settled = false;
                 Vec::new()
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    fn on_reply(&mut self, reply: PaneReply, _view: &View) -> Vec<Command> {
+        match reply {
+            PaneReply::Matched(m) => {
+                self.apply_matches(m);
+                self.after_settling()
+            }
+            PaneReply::ServerSearch { query, result } => {
+                if query == self.query {
+                    self.server_note = Some(match result {
+                        Ok(n) => format!("server: {n} found"),
+                        Err(e) => format!("server search failed: {e}"),
+                    });
+                }
+                self.after_settling()
             }
             _ => Vec::new(),
         }
@@ -230,19 +251,26 @@ impl Pane for SearchPane {
             ));
         }
         frame.render_widget(Paragraph::new(Line::from(spans)), input);
-        let listed = self.index.ranked().len();
-        let mut note_text = format!("{listed} of {} patients", self.index.len());
-        if let Some(n) = &self.server_note {
+        let mut note_text = self.count_note();
+        if self.open_when_settled {
+            note_text.push_str(" · opening when the search has finished…");
+        } else if let Some(n) = &self.server_note {
             note_text.push_str(" · ");
             note_text.push_str(n);
         }
-        frame.render_widget(Paragraph::new(Span::styled(note_text, theme.dim)), note);
+        frame.render_widget(
+            Paragraph::new(Span::styled(
+                fit(&note_text, usize::from(note.width)),
+                theme.dim,
+            )),
+            note,
+        );
 
-        if listed == 0 {
-            let msg = if self.index.is_empty() {
+        if self.listed.is_empty() {
+            let msg = if self.known == 0 {
                 "No patients loaded yet."
             } else {
-                "No patient matches. Try fewer letters, the MRN, or the birth year."
+                "No patient matches. Try fewer letters, the MRN, or the birth date."
             };
             frame.render_widget(placeholder(theme.dim, msg), list);
             return;
@@ -250,11 +278,10 @@ impl Pane for SearchPane {
         let visible = list.height.saturating_sub(1) as usize;
         self.page_rows = visible.max(1);
         self.offset = window_offset(self.selected, self.offset, visible);
-        let longest_mrn = self.index.ranked()[self.offset..]
+        let longest_mrn = self.listed[self.offset..]
             .iter()
             .take(visible)
-            .filter_map(|&i| self.index.row(i))
-            .map(|r| Span::raw(r.mrn.as_str()).width())
+            .map(|r| Span::raw(id_cell(r)).width())
             .max()
             .unwrap_or(0);
         let widths = [
@@ -266,23 +293,38 @@ impl Pane for SearchPane {
         ];
         let cols = table_column_widths(list.width, HIGHLIGHT_WIDTH, &widths);
         let col = |i: usize| cols.get(i).copied().unwrap_or(0);
-        let rows: Vec<Row> = self.index.ranked()[self.offset..]
+        // Names that read the same (folded) are marked, so two patients of
+        // one name are told apart by birth date and MRN, never by the name.
+        let rows: Vec<Row> = self.listed[self.offset..]
             .iter()
             .take(visible)
-            .filter_map(|&i| self.index.row(i))
             .map(|r| {
-                let name = match &r.deceased {
-                    Some(Deceased::On(d)) => format!("{} († {})", r.name, short_date(d)),
+                let twin = self
+                    .listed
+                    .iter()
+                    .any(|o| o.id != r.id && fold(&o.name) == fold(&r.name));
+                let mut name = match &r.deceased {
+                    Some(Deceased::On(d)) => {
+                        format!("{} († {})", r.name, d.chars().take(10).collect::<String>())
+                    }
                     Some(Deceased::Yes) => format!("{} (†)", r.name),
                     None => r.name.clone(),
                 };
-                Row::new(vec![
+                if twin {
+                    name = format!("{name} ≡");
+                }
+                let row = Row::new(vec![
                     fit(&name, col(0)),
                     sex_label(r.gender).to_string(),
                     r.birth_date.clone(),
                     age_cell(&r.birth_date, r.deceased.as_ref(), view.now),
-                    fit(&r.mrn, col(4)),
-                ])
+                    fit(&id_cell(r), col(4)),
+                ]);
+                if twin {
+                    row.style(theme.abnormal_result)
+                } else {
+                    row
+                }
             })
             .collect();
         let table = Table::new(rows, widths)
@@ -291,6 +333,15 @@ impl Pane for SearchPane {
             .highlight_symbol(HIGHLIGHT);
         let mut state = TableState::default().with_selected(Some(self.selected - self.offset));
         frame.render_stateful_widget(table, list, &mut state);
+    }
+}
+
+/// The MRN column's text: the MRN, or another identifier marked as such.
+fn id_cell(r: &PatientRow) -> String {
+    if r.mrn_is_other_id {
+        format!("ID {}", r.mrn)
+    } else {
+        r.mrn.clone()
     }
 }
 

@@ -1,26 +1,29 @@
 //! The cover sheet: allergies first, then problems, medications, latest
-//! vitals, abnormal results of the last days, open tasks and encounters.
+//! vitals, abnormal results, open tasks and encounters. Every section says
+//! what it left out and why (status), what it could not read, and when the
+//! server had more than it sent.
 
-use std::collections::BTreeMap;
-
-use chrono::{DateTime, Duration, Utc};
+use chrono::Duration;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
+use crate::chart::allergies::{self, Headline, NO_ALLERGIES_RECORDED};
+use crate::chart::results::{self, Kind, ResultGroup, flag_for};
+use crate::chart::{ChartData, Section, unreadable_line};
 use crate::fhir::model::Observation;
+use crate::fhir::status::{self, Verdict};
+use crate::fhir::time;
 use crate::tui::action::Action;
-use crate::tui::command::{ChartData, Command, Section};
-use crate::tui::panes::results::{flag_for, flag_style};
-use crate::tui::panes::{
-    AllergyStatus, NO_ALLERGIES_RECORDED, Pane, PaneId, View, allergy_status, chart_frame,
-    parse_fhir_date, short_datetime, wrap_line,
-};
+use crate::tui::command::Command;
+use crate::tui::panes::results::flag_style;
+use crate::tui::panes::{Pane, PaneId, View, chart_frame, wrap_line};
 use crate::tui::theme::Theme;
 
-/// Abnormal results this recent are listed on the cover sheet.
+/// Abnormal results this recent are listed on the cover sheet (with the
+/// latest of each test, whatever its age, when that is abnormal).
 pub const ABNORMAL_WINDOW_DAYS: i64 = 30;
 
 #[derive(Default)]
@@ -40,54 +43,89 @@ fn heading<'a>(text: &'a str, theme: &Theme) -> Line<'a> {
     Line::from(Span::styled(text, theme.header))
 }
 
-fn section_lines<T>(
-    section: &Section<T>,
-    empty: &str,
-    theme: &Theme,
-    mut line: impl FnMut(&T) -> Line<'static>,
-) -> Vec<Line<'static>> {
-    match section {
-        Err(e) => vec![Line::from(Span::styled(
-            format!("  not available: {e}"),
-            theme.link_warn,
-        ))],
-        Ok(items) if items.is_empty() => {
-            vec![Line::from(Span::styled(format!("  {empty}"), theme.dim))]
-        }
-        Ok(items) => items.iter().map(&mut line).collect(),
-    }
+fn note(text: String, style: Style) -> Line<'static> {
+    Line::from(Span::styled(format!("  {text}"), style))
 }
 
-/// Newest observation of each code, in first-seen order (the server sorted by date).
-pub fn latest_by_code(obs: &[Observation]) -> Vec<&Observation> {
-    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
-    let mut out: Vec<&Observation> = Vec::new();
-    for o in obs {
-        let key = o.code.as_ref().map(|c| c.key()).unwrap_or_default();
-        match seen.get(&key) {
-            Some(&i) => {
-                let newer =
-                    o.when().and_then(parse_fhir_date) > out[i].when().and_then(parse_fhir_date);
-                if newer {
-                    out[i] = o;
-                }
-            }
-            None => {
-                seen.insert(key, out.len());
-                out.push(o);
+/// Lines under a section's list: what was left out by status (counted by
+/// reason), what could not be read, what the server did not send.
+fn footnotes<T>(
+    section: &Section<T>,
+    left_out: &[&'static str],
+    what: &str,
+    theme: &Theme,
+) -> Vec<Line<'static>> {
+    let mut out = Vec::new();
+    if !left_out.is_empty() {
+        let mut reasons: Vec<(&str, usize)> = Vec::new();
+        for r in left_out {
+            match reasons.iter_mut().find(|(x, _)| x == r) {
+                Some((_, n)) => *n += 1,
+                None => reasons.push((r, 1)),
             }
         }
+        let list: Vec<String> = reasons.iter().map(|(r, n)| format!("{n} {r}")).collect();
+        out.push(note(format!("({} not shown)", list.join(", ")), theme.dim));
+    }
+    if !section.unreadable.is_empty() {
+        out.push(note(
+            unreadable_line(section.unreadable.len(), what),
+            theme.alert_critical,
+        ));
+    }
+    if section.more_on_server {
+        out.push(note(
+            "… more on the server than it sent (list cut by paging)".into(),
+            theme.link_warn,
+        ));
     }
     out
 }
 
-fn obs_line(o: &Observation, theme: &Theme, with_flag: bool) -> Line<'static> {
-    let name = o
-        .code
-        .as_ref()
-        .and_then(|c| c.label())
-        .unwrap_or("(unnamed)")
-        .to_string();
+/// A section read through a status rule: shown items (with any mark), then
+/// footnotes; "None recorded" only when the read was complete.
+fn ruled<T>(
+    section: &Section<T>,
+    what: &str,
+    empty: &str,
+    theme: &Theme,
+    rule: impl Fn(&T) -> Verdict,
+    mut line: impl FnMut(&T, Option<&'static str>) -> Line<'static>,
+) -> Vec<Line<'static>> {
+    if let Some(e) = &section.failed {
+        return vec![note(format!("not available: {e}"), theme.link_warn)];
+    }
+    let mut lines = Vec::new();
+    let mut left_out = Vec::new();
+    for item in &section.items {
+        match rule(item) {
+            Verdict::Hide(why) => left_out.push(why),
+            v => lines.push(line(item, v.mark())),
+        }
+    }
+    if lines.is_empty() {
+        let text = if section.is_complete() {
+            empty.to_string()
+        } else {
+            format!("{empty} among what could be read")
+        };
+        lines.push(note(text, theme.dim));
+    }
+    lines.extend(footnotes(section, &left_out, what, theme));
+    lines
+}
+
+fn mark_span(mark: Option<&str>, theme: &Theme) -> Option<Span<'static>> {
+    mark.map(|m| Span::styled(format!(" [{m}]"), theme.abnormal_result))
+}
+
+pub(crate) fn obs_line(
+    o: &Observation,
+    view: &View,
+    stale_after: Duration,
+    name: &str,
+) -> Line<'static> {
+    let theme = view.theme;
     let mut spans = vec![
         Span::raw(format!("  {name}: ")),
         Span::styled(
@@ -95,80 +133,71 @@ fn obs_line(o: &Observation, theme: &Theme, with_flag: bool) -> Line<'static> {
             Style::default(),
         ),
     ];
-    if with_flag && let Some(f) = flag_for(o) {
+    if let Some(f) = flag_for(o) {
         spans.push(Span::styled(format!(" {f}"), flag_style(&f, theme)));
     }
+    if let Some(m) = mark_span(status::observation(o).mark(), theme) {
+        spans.push(m);
+    }
     if let Some(w) = o.when() {
-        spans.push(Span::styled(format!("  {}", short_datetime(w)), theme.dim));
+        spans.push(Span::styled(format!("  {}", view.when(w)), theme.dim));
+    }
+    if let Some(age) = results::stale_label(o, view.now, stale_after) {
+        spans.push(Span::styled(format!(" ({age})"), theme.link_warn));
     }
     Line::from(spans)
 }
 
-/// Labs flagged abnormal within the window, newest first.
-pub fn recent_abnormal(chart: &ChartData, now: DateTime<Utc>) -> Vec<&Observation> {
-    let since = now - Duration::days(ABNORMAL_WINDOW_DAYS);
-    match &chart.labs {
-        Ok(labs) => labs
-            .iter()
-            .filter(|o| flag_for(o).is_some())
-            .filter(|o| {
-                o.when()
-                    .and_then(parse_fhir_date)
-                    .is_some_and(|t| t >= since)
-            })
-            .collect(),
-        Err(_) => Vec::new(),
-    }
-}
-
-fn left_column(chart: &ChartData, theme: &Theme) -> Vec<Line<'static>> {
+fn left_column(chart: &ChartData, view: &View) -> Vec<Line<'static>> {
+    let theme = view.theme;
     let mut lines = vec![heading("ALLERGIES", theme)];
-    let status = chart.allergies.as_ref().map(|l| allergy_status(l));
-    match status {
-        Ok(AllergyStatus::NoneRecorded) => lines.push(Line::from(Span::styled(
-            format!("  {NO_ALLERGIES_RECORDED}"),
-            theme.dim,
-        ))),
-        Ok(AllergyStatus::NoKnown(words)) => lines.extend(
-            words
-                .into_iter()
-                .map(|w| Line::from(Span::styled(format!("  {w}"), theme.base))),
-        ),
-        Ok(AllergyStatus::Listed(list)) => lines.extend(list.into_iter().map(|a| {
-            let name = a
-                .code
-                .as_ref()
-                .and_then(|c| c.label())
-                .unwrap_or("(unnamed)");
-            let reactions: Vec<&str> = a
+    let av = allergies::view(&chart.allergies);
+    match &av.headline {
+        Headline::NotAvailable(e) => lines.push(note(
+            format!("NOT AVAILABLE — ask the patient ({e})"),
+            theme.alert_critical,
+        )),
+        Headline::NoneRecorded => lines.push(note(NO_ALLERGIES_RECORDED.into(), theme.dim)),
+        Headline::Unknown => lines.push(note(
+            "UNKNOWN — not every allergy record could be read; ask the patient".into(),
+            theme.alert_critical,
+        )),
+        Headline::NoKnown(words) => {
+            lines.extend(words.iter().map(|w| note(w.to_string(), theme.base)))
+        }
+        Headline::Listed(list) => lines.extend(list.iter().map(|l| {
+            let reactions: Vec<&str> = l
+                .allergy
                 .reaction
                 .iter()
                 .flat_map(|r| r.manifestation.iter().filter_map(|m| m.label()))
                 .collect();
-            let mut text = format!("  ! {name}");
+            let mut text = format!("  ! {}", l.name);
             if !reactions.is_empty() {
                 text.push_str(&format!(" — {}", reactions.join(", ")));
             }
-            if let Some(c) = &a.criticality {
+            if let Some(c) = &l.allergy.criticality {
                 text.push_str(&format!(" [{c}]"));
             }
-            if a.is_inactive() {
-                text.push_str(" (inactive)");
+            if let Some(m) = l.mark {
+                text.push_str(&format!(" ({m})"));
             }
             Line::from(Span::styled(text, theme.allergy))
         })),
-        Err(e) => lines.push(Line::from(Span::styled(
-            format!("  not available: {e}"),
-            theme.link_warn,
-        ))),
+    }
+    if chart.allergies.failed.is_none() {
+        let left: Vec<&'static str> = av.left_out.iter().map(|(_, w)| *w).collect();
+        lines.extend(footnotes(&chart.allergies, &left, "allergy", theme));
     }
     lines.push(Line::default());
     lines.push(heading("ACTIVE PROBLEMS", theme));
-    lines.extend(section_lines(
+    lines.extend(ruled(
         &chart.conditions,
+        "problem",
         "None recorded",
         theme,
-        |c| {
+        status::problem,
+        |c, mark| {
             let name = c
                 .code
                 .as_ref()
@@ -178,22 +207,25 @@ fn left_column(chart: &ChartData, theme: &Theme) -> Vec<Line<'static>> {
                 .onset_date_time
                 .as_deref()
                 .or(c.recorded_date.as_deref())
-                .map(|d| format!("  since {}", &d.chars().take(10).collect::<String>()))
+                .map(|d| format!("  since {}", view.date(d)))
                 .unwrap_or_default();
-            Line::from(vec![
-                Span::raw(format!("  {name}")),
-                Span::styled(since, theme.dim),
-            ])
+            let mut spans = vec![Span::raw(format!("  {name}"))];
+            spans.extend(mark_span(mark, theme));
+            spans.push(Span::styled(since, theme.dim));
+            Line::from(spans)
         },
     ));
     lines.push(Line::default());
     lines.push(heading("ACTIVE MEDICATIONS", theme));
-    lines.extend(section_lines(
+    lines.extend(ruled(
         &chart.medications,
+        "medication",
         "None recorded",
         theme,
-        |m| {
+        status::medication,
+        |m, mark| {
             let mut spans = vec![Span::raw(format!("  {}", m.medication_label()))];
+            spans.extend(mark_span(mark, theme));
             if let Some(d) = m.dose_label() {
                 spans.push(Span::styled(format!(" — {d}"), theme.dim));
             }
@@ -203,72 +235,135 @@ fn left_column(chart: &ChartData, theme: &Theme) -> Vec<Line<'static>> {
     lines
 }
 
-fn right_column(chart: &ChartData, now: DateTime<Utc>, theme: &Theme) -> Vec<Line<'static>> {
+/// The latest value of each vital sign.
+fn latest_vitals(groups: &[ResultGroup]) -> impl Iterator<Item = (&ResultGroup, &Observation)> {
+    groups
+        .iter()
+        .filter(|g| g.kind == Kind::Vital)
+        .filter_map(|g| Some((g, g.latest()?)))
+}
+
+fn right_column(chart: &ChartData, view: &View) -> Vec<Line<'static>> {
+    let theme = view.theme;
+    let groups = results::groups_of(&chart.labs, &chart.vitals);
     let mut lines = vec![heading("LATEST VITALS", theme)];
-    match &chart.vitals {
-        Ok(v) if !v.is_empty() => lines.extend(
-            latest_by_code(v)
-                .into_iter()
-                .map(|o| obs_line(o, theme, true)),
-        ),
-        other => lines.extend(section_lines(
-            &other.clone().map(|_| Vec::<()>::new()),
-            "None recorded",
-            theme,
-            |_| Line::default(),
-        )),
+    match &chart.vitals.failed {
+        Some(e) => lines.push(note(format!("not available: {e}"), theme.link_warn)),
+        None => {
+            let before = lines.len();
+            lines.extend(
+                latest_vitals(&groups)
+                    .map(|(g, o)| obs_line(o, view, view.prefs.stale_vitals, &g.name)),
+            );
+            if lines.len() == before {
+                lines.push(note("None recorded".into(), theme.dim));
+            }
+            let left: Vec<&'static str> = groups
+                .iter()
+                .filter(|g| g.kind == Kind::Vital)
+                .flat_map(|g| g.left_out.iter().copied())
+                .collect();
+            lines.extend(footnotes(&chart.vitals, &left, "vital sign", theme));
+        }
     }
     lines.push(Line::default());
-    lines.push(heading("ABNORMAL RESULTS (LAST 30 DAYS)", theme));
-    match &chart.labs {
-        Ok(_) => {
-            let abnormal = recent_abnormal(chart, now);
-            if abnormal.is_empty() {
-                lines.push(Line::from(Span::styled("  None", theme.dim)));
+    lines.push(heading(
+        "ABNORMAL RESULTS (LAST 30 DAYS, AND ANY ABNORMAL LATEST)",
+        theme,
+    ));
+    match &chart.labs.failed {
+        Some(e) => lines.push(note(format!("not available: {e}"), theme.link_warn)),
+        None => {
+            let ab = results::abnormal(&groups, view.now, Duration::days(ABNORMAL_WINDOW_DAYS));
+            if ab.is_empty() {
+                lines.push(note(
+                    if chart.labs.is_complete() {
+                        "None"
+                    } else {
+                        "None among what could be read"
+                    }
+                    .into(),
+                    theme.dim,
+                ));
             }
-            lines.extend(abnormal.into_iter().map(|o| obs_line(o, theme, true)));
+            for a in ab {
+                let name = groups
+                    .iter()
+                    .find(|g| g.values.iter().any(|v| std::ptr::eq(v, a.observation)))
+                    .map(|g| g.name.clone())
+                    .unwrap_or_default();
+                // An old latest is shown with its age whatever the setting:
+                // it is listed because nothing newer exists.
+                let stale = if a.old_latest {
+                    Duration::days(ABNORMAL_WINDOW_DAYS)
+                } else {
+                    view.prefs.stale_results
+                };
+                lines.push(obs_line(a.observation, view, stale, &name));
+            }
+            let left: Vec<&'static str> = groups
+                .iter()
+                .filter(|g| g.kind == Kind::Lab)
+                .flat_map(|g| g.left_out.iter().copied())
+                .collect();
+            lines.extend(footnotes(&chart.labs, &left, "lab result", theme));
         }
-        Err(e) => lines.push(Line::from(Span::styled(
-            format!("  not available: {e}"),
-            theme.link_warn,
-        ))),
     }
     lines.push(Line::default());
     lines.push(heading("OPEN TASKS", theme));
-    let open_tasks = chart
-        .tasks
-        .clone()
-        .map(|t| t.into_iter().filter(|t| t.is_open()).collect::<Vec<_>>());
-    lines.extend(section_lines(&open_tasks, "None", theme, |t| {
-        let overdue = t.due().and_then(parse_fhir_date).is_some_and(|d| d < now);
-        let due = t
-            .due()
-            .map(|d| format!(" due {}", short_datetime(d)))
-            .unwrap_or_default();
-        let text = format!(
-            "  [{}] {}{}",
-            t.category().unwrap_or("task"),
-            t.description.as_deref().unwrap_or(""),
-            due
-        );
-        if overdue {
-            Line::from(Span::styled(format!("{text} OVERDUE"), theme.overdue))
-        } else {
-            Line::from(text)
-        }
-    }));
+    let now = view.now;
+    let open = Section {
+        items: chart
+            .tasks
+            .items
+            .iter()
+            .filter(|t| t.is_open())
+            .cloned()
+            .collect(),
+        unreadable: chart.tasks.unreadable.clone(),
+        more_on_server: chart.tasks.more_on_server,
+        failed: chart.tasks.failed.clone(),
+    };
+    lines.extend(ruled(
+        &open,
+        "task",
+        "None",
+        theme,
+        |_| Verdict::Show,
+        |t, _| {
+            let due_at = t.due().and_then(time::instant);
+            let overdue = due_at.is_some_and(|d| d < now);
+            let due = t
+                .due()
+                .map(|d| format!(" due {}", view.when(d)))
+                .unwrap_or_default();
+            let text = format!(
+                "  [{}] {}{}",
+                t.category().unwrap_or("task"),
+                t.description.as_deref().unwrap_or(""),
+                due
+            );
+            if overdue {
+                Line::from(Span::styled(format!("{text} OVERDUE"), theme.overdue))
+            } else {
+                Line::from(text)
+            }
+        },
+    ));
     lines.push(Line::default());
     lines.push(heading("RECENT ENCOUNTERS", theme));
-    lines.extend(section_lines(
+    lines.extend(ruled(
         &chart.encounters,
+        "encounter",
         "None recorded",
         theme,
-        |e| {
+        status::encounter,
+        |e, mark| {
             let when = e
                 .period
                 .as_ref()
                 .and_then(|p| p.start.as_deref())
-                .map(short_datetime)
+                .map(|s| view.when(s))
                 .unwrap_or_default();
             let what = e
                 .r#type
@@ -287,13 +382,29 @@ fn right_column(chart: &ChartData, now: DateTime<Utc>, theme: &Theme) -> Vec<Lin
                 .and_then(|r| r.label())
                 .map(|r| format!(" — {r}"))
                 .unwrap_or_default();
-            Line::from(vec![
+            let mut spans = vec![
                 Span::styled(format!("  {when} "), theme.dim),
                 Span::raw(format!("{what}{why}")),
-            ])
+            ];
+            spans.extend(mark_span(mark, theme));
+            Line::from(spans)
         },
     ));
     lines
+}
+
+/// Everything that could not be read in the chart, for the raw view.
+pub fn unreadable_items(chart: &ChartData) -> Vec<(String, serde_json::Value)> {
+    chart
+        .unreadable()
+        .into_iter()
+        .map(|(what, u)| {
+            (
+                format!("A {what} record that could not be read: {}", u.why),
+                u.raw.clone(),
+            )
+        })
+        .collect()
 }
 
 /// How far a list of `lines` can scroll in `height` rows.
@@ -338,7 +449,7 @@ impl Pane for SummaryPane {
         PaneId::Summary
     }
 
-    fn update(&mut self, action: Action, _view: &View) -> Vec<Command> {
+    fn update(&mut self, action: Action, view: &View) -> Vec<Command> {
         match action {
             Action::MoveDown => self.scroll = self.scroll.saturating_add(1).min(self.max_scroll),
             Action::MoveUp => self.scroll = self.scroll.saturating_sub(1),
@@ -347,6 +458,23 @@ impl Pane for SummaryPane {
             Action::GoTop => self.scroll = 0,
             Action::GoBottom => self.scroll = self.max_scroll,
             Action::Refresh => return vec![Command::ReloadChart],
+            // No row to select on a cover sheet: the raw view shows what
+            // could not be read, else the patient.
+            Action::RawView => {
+                if let Some(chart) = view.chart {
+                    let mut items = unreadable_items(chart);
+                    if items.is_empty() {
+                        items.push((
+                            "Patient".to_string(),
+                            serde_json::to_value(&chart.patient).unwrap_or_default(),
+                        ));
+                    }
+                    return vec![Command::ShowRaw {
+                        title: "Raw FHIR".into(),
+                        items,
+                    }];
+                }
+            }
             _ => {}
         }
         Vec::new()
@@ -360,8 +488,8 @@ impl Pane for SummaryPane {
         let Some((inner, chart)) = chart_frame(frame, area, "2 Summary", view) else {
             return;
         };
-        let left = left_column(chart, view.theme);
-        let right = right_column(chart, view.now, view.theme);
+        let left = left_column(chart, view);
+        let right = right_column(chart, view);
         let theme = view.theme;
         // Rows are counted after wrapping so the scroll and the "more" line are exact.
         if inner.width >= 100 {
@@ -442,10 +570,12 @@ mod tests {
             max_scroll: 3,
         };
         let theme = Theme::default();
+        let prefs = crate::tui::panes::Prefs::default();
         let view = View {
             chart: None,
-            now: Utc::now(),
+            now: chrono::Utc::now(),
             theme: &theme,
+            prefs: &prefs,
             focused: true,
         };
         for _ in 0..10 {

@@ -9,13 +9,14 @@ use ratatui::layout::{Constraint, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Row, Table, TableState};
 
-use crate::fhir::model::{Patient, Task};
+use crate::chart::PatientRow;
+use crate::fhir::model::Task;
+use crate::fhir::time;
 use crate::tui::action::Action;
-use crate::tui::command::Command;
+use crate::tui::command::{Command, PaneReply};
 use crate::tui::panes::search::window_offset;
 use crate::tui::panes::{
-    Pane, PaneId, View, fit, navigate, pane_block, parse_fhir_date, placeholder, short_datetime,
-    table_column_widths,
+    Pane, PaneId, View, fit, navigate, pane_block, placeholder, table_column_widths,
 };
 
 /// Why the queue is what it is.
@@ -37,7 +38,11 @@ pub struct QueueRow {
     pub due: Option<DateTime<Utc>>,
     pub due_text: String,
     pub patient_id: Option<String>,
+    /// Name and record number, as listed.
     pub patient: String,
+    /// The name alone, for the banner while the chart opens.
+    pub patient_name: String,
+    pub raw: serde_json::Value,
     pub category: String,
     pub summary: String,
 }
@@ -70,13 +75,14 @@ impl TasksPane {
     }
 
     /// Replace (first page) or extend (next pages) the queue.
-    pub fn load(&mut self, tasks: &[Task], patients: &[Patient], append: bool) {
-        let names: HashMap<&str, String> = patients
+    pub fn load(&mut self, tasks: &[Task], patients: &[PatientRow], append: bool) {
+        let names: HashMap<&str, (String, String)> = patients
             .iter()
-            .filter_map(|p| {
-                let id = p.id.as_deref()?;
-                let mrn = p.mrn().map(|m| format!(" ({m})")).unwrap_or_default();
-                Some((id, format!("{}{}", p.display_name(), mrn)))
+            .map(|p| {
+                (
+                    p.id.as_str(),
+                    (format!("{} ({})", p.name, p.record_label()), p.name.clone()),
+                )
             })
             .collect();
         if !append {
@@ -87,19 +93,24 @@ impl TasksPane {
         self.rows
             .extend(tasks.iter().filter(|t| t.is_open()).map(|t| {
                 let patient_id = t.patient_id().map(str::to_string);
-                let patient = patient_id
+                let (patient, patient_name) = patient_id
                     .as_deref()
                     .and_then(|id| names.get(id).cloned())
-                    .or_else(|| t.r#for.as_ref().and_then(|r| r.display.clone()))
-                    .or_else(|| t.r#for.as_ref().and_then(|r| r.reference.clone()))
+                    .or_else(|| {
+                        let r = t.r#for.as_ref()?;
+                        let shown = r.display.clone().or_else(|| r.reference.clone())?;
+                        Some((shown.clone(), shown))
+                    })
                     .unwrap_or_default();
                 QueueRow {
                     task_id: t.id.clone().unwrap_or_default(),
                     priority: t.priority.clone().unwrap_or_else(|| "routine".into()),
-                    due: t.due().and_then(parse_fhir_date),
-                    due_text: t.due().map(short_datetime).unwrap_or_default(),
+                    due: t.due().and_then(time::instant),
+                    due_text: t.due().unwrap_or_default().to_string(),
                     patient_id,
                     patient,
+                    patient_name,
+                    raw: serde_json::to_value(t).unwrap_or_default(),
                     category: t.category().unwrap_or("").to_string(),
                     summary: t
                         .description
@@ -131,13 +142,40 @@ impl Pane for TasksPane {
             return Vec::new();
         }
         match action {
-            Action::Open => match self.selected_row().and_then(|r| r.patient_id.clone()) {
-                Some(id) => vec![Command::OpenPatient { id }],
-                None => Vec::new(),
+            Action::Open => match self.selected_row() {
+                Some(QueueRow {
+                    patient_id: Some(id),
+                    patient_name,
+                    ..
+                }) => vec![Command::OpenPatient {
+                    id: id.clone(),
+                    name: patient_name.clone(),
+                }],
+                _ => Vec::new(),
             },
             Action::Refresh => vec![Command::LoadQueue],
+            Action::RawView => match self.selected_row() {
+                Some(r) => vec![Command::ShowRaw {
+                    title: "Raw FHIR: task".into(),
+                    items: vec![(format!("Task {}", r.task_id), r.raw.clone())],
+                }],
+                None => Vec::new(),
+            },
             _ => Vec::new(),
         }
+    }
+
+    fn on_reply(&mut self, reply: PaneReply, _view: &View) -> Vec<Command> {
+        match reply {
+            PaneReply::Queue {
+                tasks,
+                patients,
+                append,
+            } => self.load(&tasks, &patients, append),
+            PaneReply::QueueFailed(why) => self.state = QueueState::Failed(why),
+            _ => {}
+        }
+        Vec::new()
     }
 
     fn hint_actions(&self) -> &'static [Action] {
@@ -194,11 +232,17 @@ impl Pane for TasksPane {
             .take(visible)
             .map(|r| {
                 let overdue = r.due.is_some_and(|d| d < view.now);
-                // This year's dates without the year: the column stays narrow.
+                // In the clinician's zone; this year's dates without the
+                // year, so the column stays narrow.
+                let tz = view.prefs.tz;
                 let when = match r.due {
-                    Some(d) if d.year() == view.now.year() => d.format("%b %d %H:%M").to_string(),
-                    Some(d) => d.format("%Y-%m-%d %H:%M").to_string(),
-                    None => r.due_text.clone(),
+                    Some(d)
+                        if d.with_timezone(&tz).year() == view.now.with_timezone(&tz).year() =>
+                    {
+                        d.with_timezone(&tz).format("%b %d %H:%M").to_string()
+                    }
+                    Some(d) => d.with_timezone(&tz).format("%Y-%m-%d %H:%M").to_string(),
+                    None => r.due_text.chars().take(16).collect(),
                 };
                 let due = if overdue {
                     Span::styled(format!("{when} !late"), theme.overdue)

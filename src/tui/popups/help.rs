@@ -4,7 +4,6 @@
 use std::cell::Cell;
 
 use ratatui::Frame;
-use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Clear, Paragraph};
@@ -40,30 +39,40 @@ impl HelpPopup {
         self.scroll
     }
 
-    pub fn handle_key(&mut self, key: KeyEvent) -> PopupOutcome {
-        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+    pub fn update(&mut self, action: Action) -> PopupOutcome {
         let page = self.page.get().max(1);
         let max = self.max_scroll.get();
-        match key.code {
-            KeyCode::Esc | KeyCode::Char('?') | KeyCode::Char('q') => return PopupOutcome::Close,
-            KeyCode::Char('c') if ctrl => return PopupOutcome::Close,
-            KeyCode::Char('j') | KeyCode::Down => self.scroll = self.scroll.saturating_add(1),
-            KeyCode::Char('k') | KeyCode::Up => self.scroll = self.scroll.saturating_sub(1),
-            KeyCode::Char('d') if ctrl => self.scroll = self.scroll.saturating_add(page / 2),
-            KeyCode::Char('u') if ctrl => self.scroll = self.scroll.saturating_sub(page / 2),
-            KeyCode::PageDown | KeyCode::Char(' ') => {
-                self.scroll = self.scroll.saturating_add(page)
-            }
-            KeyCode::PageUp => self.scroll = self.scroll.saturating_sub(page),
-            KeyCode::Home | KeyCode::Char('g') => self.scroll = 0,
-            KeyCode::End | KeyCode::Char('G') => self.scroll = max,
+        match action {
+            Action::Cancel | Action::Help | Action::Quit => return PopupOutcome::Close,
+            Action::MoveDown => self.scroll = self.scroll.saturating_add(1),
+            Action::MoveUp => self.scroll = self.scroll.saturating_sub(1),
+            Action::PageDown => self.scroll = self.scroll.saturating_add(page),
+            Action::PageUp => self.scroll = self.scroll.saturating_sub(page),
+            Action::GoTop => self.scroll = 0,
+            Action::GoBottom => self.scroll = max,
             _ => {}
         }
         self.scroll = self.scroll.min(max);
         PopupOutcome::Consumed
     }
+}
 
-    pub fn render(
+impl super::Layer for HelpPopup {
+    fn context(&self) -> Context {
+        Context::Viewer
+    }
+
+    fn update(&mut self, action: Action) -> PopupOutcome {
+        HelpPopup::update(self, action)
+    }
+
+    fn render(&self, frame: &mut Frame, area: Rect, view: &super::LayerView) {
+        self.draw(frame, area, view.keymap, view.theme, view.pane);
+    }
+}
+
+impl HelpPopup {
+    pub fn draw(
         &self,
         frame: &mut Frame,
         area: Rect,
@@ -185,6 +194,10 @@ fn section_title(context: Context) -> &'static str {
         Context::Results => "Results",
         Context::Notes => "Notes",
         Context::Tasks => "Tasks",
+        Context::Input => "Typing in a text box",
+        Context::Viewer => "Reading a popup",
+        Context::Palette => "Command palette",
+        Context::Confirm => "Yes/no questions",
     }
 }
 
@@ -194,9 +207,7 @@ mod tests {
     use ratatui::Terminal;
     use ratatui::backend::TestBackend;
 
-    fn key(code: KeyCode) -> KeyEvent {
-        KeyEvent::new(code, KeyModifiers::NONE)
-    }
+    use crate::tui::popups::press;
 
     fn draw(
         popup: &HelpPopup,
@@ -207,7 +218,7 @@ mod tests {
     ) -> Terminal<TestBackend> {
         let mut terminal = Terminal::new(TestBackend::new(w, h)).unwrap();
         terminal
-            .draw(|f| popup.render(f, f.area(), keymap, &Theme::default(), context))
+            .draw(|f| popup.draw(f, f.area(), keymap, &Theme::default(), context))
             .unwrap();
         terminal
     }
@@ -252,13 +263,10 @@ mod tests {
     #[test]
     fn closes_on_esc_question_mark_and_q() {
         let mut p = HelpPopup::new();
-        for code in [KeyCode::Esc, KeyCode::Char('?'), KeyCode::Char('q')] {
-            assert_eq!(p.handle_key(key(code)), PopupOutcome::Close);
+        for k in ["<esc>", "?", "q"] {
+            assert_eq!(press(&mut p, k), PopupOutcome::Close);
         }
-        assert_eq!(
-            p.handle_key(key(KeyCode::Char('z'))),
-            PopupOutcome::Consumed
-        );
+        assert_eq!(press(&mut p, "z"), PopupOutcome::Consumed);
     }
 
     #[test]
@@ -266,21 +274,21 @@ mod tests {
         let keymap = Keymap::defaults();
         let mut p = HelpPopup::new();
         draw(&p, &keymap, Context::Results, 80, 24);
-        p.handle_key(key(KeyCode::Char('j')));
-        p.handle_key(key(KeyCode::Down));
+        press(&mut p, "j");
+        press(&mut p, "<down>");
         assert_eq!(p.scroll(), 2);
-        p.handle_key(key(KeyCode::Char('k')));
+        press(&mut p, "k");
         assert_eq!(p.scroll(), 1);
-        p.handle_key(key(KeyCode::End));
+        press(&mut p, "<end>");
         let end = p.scroll();
         let rows = help_rows(&keymap, Context::Results).len() as u16;
         assert_eq!(end, rows - 22);
-        p.handle_key(key(KeyCode::Down));
+        press(&mut p, "<down>");
         assert_eq!(p.scroll(), end, "scrolling stops at the end");
         let t = draw(&p, &keymap, Context::Results, 80, 24);
         let shown = format!("{}", t.backend());
         assert!(shown.contains("close_patient") || shown.contains("Close the open chart"));
-        p.handle_key(key(KeyCode::Home));
+        press(&mut p, "<home>");
         assert_eq!(p.scroll(), 0);
     }
 
@@ -301,7 +309,7 @@ mod tests {
         let keymap = Keymap::defaults();
         let mut p = HelpPopup::new();
         draw(&p, &keymap, Context::Search, 80, 24);
-        p.handle_key(key(KeyCode::End));
+        press(&mut p, "<end>");
         let t = draw(&p, &keymap, Context::Search, 80, 24);
         insta::assert_snapshot!(t.backend());
     }

@@ -1,19 +1,106 @@
-//! Popups drawn over the panes: help, command palette, which-key.
+//! Popups drawn over the panes: help, command palette, raw view, the quit
+//! question, and which-key.
 //!
-//! Widgets with their own state and no I/O; they know the keymap and the
-//! theme but nothing of the panes. The app hands them raw key events while
-//! open and acts on the [`PopupOutcome`].
+//! Each is a [`Layer`]: its own keymap section turns keys into actions (a
+//! printable key bound to nothing is typed, where the popup takes text), it
+//! answers with a [`PopupOutcome`], and it draws itself. No I/O; they know
+//! the keymap and the theme but nothing of the panes.
 
+pub mod confirm;
 pub mod help;
 pub mod palette;
+pub mod raw;
 pub mod which_key;
 
+use ratatui::Frame;
 use ratatui::layout::Rect;
 
 use crate::tui::action::Action;
+use crate::tui::keymap::{Context, Keymap};
+use crate::tui::theme::Theme;
 
+pub use confirm::ConfirmQuit;
 pub use help::HelpPopup;
 pub use palette::Palette;
+pub use raw::RawView;
+
+/// What a popup draws with.
+pub struct LayerView<'a> {
+    pub keymap: &'a Keymap,
+    pub theme: &'a Theme,
+    /// The focused pane's keymap section (help and palette show its keys).
+    pub pane: Context,
+}
+
+/// One popup layer over the panes.
+pub trait Layer {
+    /// Its keymap section.
+    fn context(&self) -> Context;
+    fn update(&mut self, action: Action) -> PopupOutcome;
+    /// Typed or pasted text; popups without a text box ignore it.
+    fn insert_text(&mut self, _text: &str) -> PopupOutcome {
+        PopupOutcome::Consumed
+    }
+    fn render(&self, frame: &mut Frame, area: Rect, view: &LayerView);
+}
+
+/// The open popup.
+#[derive(Debug)]
+pub enum Popup {
+    Help(HelpPopup),
+    Palette(Palette),
+    ConfirmQuit(ConfirmQuit),
+    Raw(RawView),
+}
+
+impl Popup {
+    pub fn layer(&self) -> &dyn Layer {
+        match self {
+            Popup::Help(p) => p,
+            Popup::Palette(p) => p,
+            Popup::ConfirmQuit(p) => p,
+            Popup::Raw(p) => p,
+        }
+    }
+
+    pub fn layer_mut(&mut self) -> &mut dyn Layer {
+        match self {
+            Popup::Help(p) => p,
+            Popup::Palette(p) => p,
+            Popup::ConfirmQuit(p) => p,
+            Popup::Raw(p) => p,
+        }
+    }
+}
+
+/// Delete the word before the end of `text` (and the spaces after it).
+pub fn delete_word(text: &mut String) {
+    let trimmed = text.trim_end().len();
+    text.truncate(trimmed);
+    let cut = text
+        .char_indices()
+        .rev()
+        .find(|(_, c)| c.is_whitespace())
+        .map_or(0, |(i, c)| i + c.len_utf8());
+    text.truncate(cut);
+}
+
+/// Press keys (in the notation of [`crate::tui::keys`]) on a layer through
+/// the default keymap, as the app does; the last outcome.
+#[cfg(test)]
+pub(crate) fn press(layer: &mut dyn Layer, keys: &str) -> PopupOutcome {
+    use crate::tui::keymap::LayerKey;
+    let keymap = Keymap::defaults();
+    let mut out = PopupOutcome::Consumed;
+    for k in crate::tui::keys::parse_keys(keys).expect("key notation") {
+        out = match keymap.layer_key(layer.context(), k) {
+            LayerKey::Action(a) => layer.update(a),
+            LayerKey::Text(c) => layer.insert_text(&c.to_string()),
+            LayerKey::Nothing => PopupOutcome::Consumed,
+        };
+    }
+    out
+}
 
 /// What a popup made of a key press.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,6 +161,20 @@ mod tests {
         let area = Rect::new(0, 0, 80, 24);
         assert_eq!(centered(area, 60, 10), Rect::new(10, 7, 60, 10));
         assert_eq!(centered(area, 100, 40), area);
+    }
+
+    #[test]
+    fn delete_word_removes_the_last_word() {
+        for (before, after) in [
+            ("nguyen thi", "nguyen "),
+            ("nguyen thi  ", "nguyen "),
+            ("søren", ""),
+            ("", ""),
+        ] {
+            let mut s = before.to_string();
+            delete_word(&mut s);
+            assert_eq!(s, after, "{before:?}");
+        }
     }
 
     #[test]

@@ -4,7 +4,6 @@
 use nucleo_matcher::pattern::{CaseMatching, Normalization, Pattern};
 use nucleo_matcher::{Config, Matcher, Utf32Str};
 use ratatui::Frame;
-use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::layout::Rect;
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
@@ -131,29 +130,24 @@ impl Palette {
         }
     }
 
-    pub fn handle_key(&mut self, key: KeyEvent) -> PopupOutcome {
-        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
-        let alt = key.modifiers.contains(KeyModifiers::ALT);
-        match key.code {
-            KeyCode::Esc => return PopupOutcome::Close,
-            KeyCode::Char('c') if ctrl => return PopupOutcome::Close,
-            KeyCode::Enter => {
+    pub fn update(&mut self, action: Action) -> PopupOutcome {
+        match action {
+            Action::Cancel | Action::CommandPalette => return PopupOutcome::Close,
+            Action::Open => {
                 return match self.selected() {
                     Some(action) => PopupOutcome::Run(action),
                     None => PopupOutcome::Consumed,
                 };
             }
-            KeyCode::Up | KeyCode::BackTab => self.move_selection(false),
-            KeyCode::Char('p' | 'k') if ctrl => self.move_selection(false),
-            KeyCode::Down | KeyCode::Tab => self.move_selection(true),
-            KeyCode::Char('n' | 'j') if ctrl => self.move_selection(true),
-            KeyCode::Char('u') if ctrl => {
+            Action::MoveUp => self.move_selection(false),
+            Action::MoveDown => self.move_selection(true),
+            Action::ClearInput => {
                 self.query.clear();
                 self.refilter();
             }
-            KeyCode::Backspace if self.query.pop().is_some() => self.refilter(),
-            KeyCode::Char(c) if !ctrl && !alt && !c.is_control() => {
-                self.query.push(c);
+            Action::DeleteBack if self.query.pop().is_some() => self.refilter(),
+            Action::DeleteWord => {
+                super::delete_word(&mut self.query);
                 self.refilter();
             }
             _ => {}
@@ -161,7 +155,34 @@ impl Palette {
         PopupOutcome::Consumed
     }
 
-    pub fn render(
+    /// Typed or pasted text joins the query.
+    pub fn insert_text(&mut self, text: &str) {
+        self.query.extend(text.chars().filter(|c| !c.is_control()));
+        self.refilter();
+    }
+}
+
+impl super::Layer for Palette {
+    fn context(&self) -> Context {
+        Context::Palette
+    }
+
+    fn update(&mut self, action: Action) -> PopupOutcome {
+        Palette::update(self, action)
+    }
+
+    fn insert_text(&mut self, text: &str) -> PopupOutcome {
+        Palette::insert_text(self, text);
+        PopupOutcome::Consumed
+    }
+
+    fn render(&self, frame: &mut Frame, area: Rect, view: &super::LayerView) {
+        self.draw(frame, area, view.keymap, view.theme, view.pane);
+    }
+}
+
+impl Palette {
+    pub fn draw(
         &self,
         frame: &mut Frame,
         area: Rect,
@@ -306,20 +327,23 @@ mod tests {
     use ratatui::Terminal;
     use ratatui::backend::TestBackend;
 
-    fn key(code: KeyCode) -> KeyEvent {
-        KeyEvent::new(code, KeyModifiers::NONE)
-    }
+    use crate::tui::popups::press;
 
     fn type_str(p: &mut Palette, s: &str) {
         for c in s.chars() {
-            assert_eq!(p.handle_key(key(KeyCode::Char(c))), PopupOutcome::Consumed);
+            let k = if c == ' ' {
+                "<space>".to_string()
+            } else {
+                c.to_string()
+            };
+            assert_eq!(press(p, &k), PopupOutcome::Consumed);
         }
     }
 
     fn draw(p: &Palette, context: Context) -> Terminal<TestBackend> {
         let mut terminal = Terminal::new(TestBackend::new(80, 24)).unwrap();
         terminal
-            .draw(|f| p.render(f, f.area(), &Keymap::defaults(), &Theme::default(), context))
+            .draw(|f| p.draw(f, f.area(), &Keymap::defaults(), &Theme::default(), context))
             .unwrap();
         terminal
     }
@@ -343,27 +367,24 @@ mod tests {
         let mut p = Palette::new();
         type_str(&mut p, "zzzzqqq");
         assert!(p.matches().is_empty());
-        assert_eq!(p.handle_key(key(KeyCode::Enter)), PopupOutcome::Consumed);
+        assert_eq!(press(&mut p, "<enter>"), PopupOutcome::Consumed);
     }
 
     #[test]
     fn enter_runs_the_selection_and_esc_closes() {
         let mut p = Palette::new();
         type_str(&mut p, "refresh");
-        assert_eq!(
-            p.handle_key(key(KeyCode::Enter)),
-            PopupOutcome::Run(Action::Refresh)
-        );
-        assert_eq!(p.handle_key(key(KeyCode::Esc)), PopupOutcome::Close);
+        assert_eq!(press(&mut p, "<enter>"), PopupOutcome::Run(Action::Refresh));
+        assert_eq!(press(&mut p, "<esc>"), PopupOutcome::Close);
     }
 
     #[test]
     fn arrows_move_the_selection_and_wrap() {
         let mut p = Palette::new();
-        p.handle_key(key(KeyCode::Down));
+        press(&mut p, "<down>");
         assert_eq!(p.selected(), Some(p.matches()[1]));
-        p.handle_key(key(KeyCode::Up));
-        p.handle_key(key(KeyCode::Up));
+        press(&mut p, "<up>");
+        press(&mut p, "<up>");
         assert_eq!(p.selected(), p.matches().last().copied());
         // Typing starts again from the best match.
         type_str(&mut p, "quit");
@@ -374,9 +395,9 @@ mod tests {
     fn backspace_and_ctrl_u_edit_the_query() {
         let mut p = Palette::new();
         type_str(&mut p, "gox");
-        p.handle_key(key(KeyCode::Backspace));
+        press(&mut p, "<bs>");
         assert_eq!(p.query(), "go");
-        p.handle_key(KeyEvent::new(KeyCode::Char('u'), KeyModifiers::CONTROL));
+        press(&mut p, "<c-u>");
         assert_eq!(p.query(), "");
         assert_eq!(p.matches().len(), Action::ALL.len() - 1);
     }
@@ -418,7 +439,7 @@ mod tests {
     fn snapshot_query_go_at_80x24() {
         let mut p = Palette::new();
         type_str(&mut p, "go to");
-        p.handle_key(key(KeyCode::Down));
+        press(&mut p, "<down>");
         insta::assert_snapshot!(draw(&p, Context::Tasks).backend());
     }
 }

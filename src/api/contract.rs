@@ -1,0 +1,196 @@
+//! What the app asks of the network and what comes back. The app turns its
+//! commands into [`ApiRequest`]s with a request id; the worker answers each
+//! with an [`ApiReply`] or an [`ApiError`] in a [`Completed`].
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::chart::{ChartData, PatientRow};
+use crate::fhir::model::{Observation, Patient, Task};
+use crate::roles::Role;
+
+/// Identifies a request so its reply can be matched, and a stale one dropped.
+pub type RequestId = u64;
+
+/// A network request, as the api worker receives it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ApiRequest {
+    /// Portal extra `GET [base]/$whoami`; `None` reply where not offered.
+    WhoAmI,
+    /// `GET [base]/metadata`: which optional features the server offers.
+    Capabilities,
+    /// First page of patients for the working set, with the clinic's total
+    /// where the server will count it.
+    PatientPage { count: u32 },
+    /// Server-side patient search: standard `Patient` parameters made from
+    /// what was typed ([`crate::chart::query::server_params`]).
+    SearchPatients {
+        params: Vec<(String, String)>,
+        count: u32,
+    },
+    /// Follow a `Bundle.link[next]` exactly as given.
+    NextPage { url: String },
+    /// Everything the chart shows, in one round trip.
+    OpenChart {
+        patient_id: String,
+        /// The name as listed (`Family, Given`), to look for other patients
+        /// of the same name; `None` when not known.
+        name: Option<String>,
+        features: Features,
+    },
+    /// Every value of one test of a patient (the results history view).
+    TestHistory {
+        patient_id: String,
+        /// `system|code` of the test.
+        code: String,
+    },
+    /// Open tasks in a role's queue.
+    RoleQueue { role: Role, count: u32 },
+    /// `GET [base]/metadata` while the link is down: is the server back?
+    Probe,
+    /// A change to the record, through the one write path.
+    Write(Write),
+}
+
+/// Which requests a newer one makes pointless: the older one is cancelled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Slot {
+    Search,
+    Chart,
+    History,
+    Queue,
+}
+
+impl ApiRequest {
+    /// The slot a request occupies; a newer request in the same slot
+    /// supersedes (and cancels) an older one. Writes never do.
+    pub fn slot(&self) -> Option<Slot> {
+        match self {
+            ApiRequest::SearchPatients { .. } => Some(Slot::Search),
+            ApiRequest::OpenChart { .. } => Some(Slot::Chart),
+            ApiRequest::TestHistory { .. } => Some(Slot::History),
+            ApiRequest::RoleQueue { .. } => Some(Slot::Queue),
+            _ => None,
+        }
+    }
+
+    /// A label for logs that carries no patient data.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ApiRequest::WhoAmI => "whoami",
+            ApiRequest::Capabilities => "capabilities",
+            ApiRequest::PatientPage { .. } => "patient-page",
+            ApiRequest::SearchPatients { .. } => "patient-search",
+            ApiRequest::NextPage { .. } => "next-page",
+            ApiRequest::OpenChart { .. } => "open-chart",
+            ApiRequest::TestHistory { .. } => "test-history",
+            ApiRequest::RoleQueue { .. } => "role-queue",
+            ApiRequest::Probe => "probe",
+            ApiRequest::Write(_) => "write",
+        }
+    }
+}
+
+/// Optional server features the client uses when offered.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Features {
+    /// `Observation/$lastn`: the newest values of every test in one search.
+    pub lastn: bool,
+}
+
+/// A write. Creates carry an identifier the client made, so a retry after
+/// an ambiguous failure finds the first copy instead of making a second;
+/// updates carry the version read, so a stale writer never overwrites.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Write {
+    Create {
+        /// A whole resource with `resourceType`.
+        resource: Value,
+        /// Unique per intended write (a UUID); stored as an identifier in
+        /// [`crate::fhir::codes::CLIENT_ID_SYSTEM`].
+        client_id: String,
+    },
+    Update {
+        /// A whole resource with `resourceType` and `id`.
+        resource: Value,
+        /// `meta.versionId` of the version this change was made from.
+        version: String,
+    },
+}
+
+/// Who the server says we are (portal `$whoami`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WhoAmI {
+    pub user: Option<String>,
+    pub role: Option<Role>,
+    pub practitioner: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ApiReply {
+    /// `None`: the server does not offer `$whoami` (a plain FHIR server).
+    WhoAmI(Option<WhoAmI>),
+    Capabilities(Features),
+    /// A page of patients (working set, search, or a next page of either),
+    /// as compact list entries: the working set never holds whole resources.
+    Patients {
+        patients: Vec<PatientRow>,
+        next: Option<String>,
+        /// The number of matches in all, where the server said.
+        total: Option<u64>,
+    },
+    Chart(Box<ChartData>),
+    History {
+        values: Vec<Observation>,
+        /// The server had more than one page.
+        more_on_server: bool,
+    },
+    Queue {
+        tasks: Vec<Task>,
+        /// Patients the server included with the tasks (`_include=Task:patient`).
+        patients: Vec<Patient>,
+        next: Option<String>,
+    },
+    /// The server answered a probe (with any HTTP status).
+    Reachable,
+    /// A write went through: the resource as stored, and its new version.
+    Written {
+        resource: Value,
+        version: Option<String>,
+    },
+}
+
+/// A failed request, with a message fit to show (already sanitised).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiError {
+    /// HTTP status, or `None` when the server was not reached.
+    pub status: Option<u16>,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn local(message: impl Into<String>) -> ApiError {
+        ApiError {
+            status: None,
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.status {
+            Some(s) => write!(f, "HTTP {s}: {}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+/// A finished request as the app receives it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Completed {
+    pub id: RequestId,
+    pub result: Result<ApiReply, ApiError>,
+    pub latency: Duration,
+}

@@ -1,0 +1,200 @@
+//! The one write path. Every change the client makes goes through
+//! [`ApiClient::write`]:
+//! - a create carries an identifier the client made and is sent as a
+//!   conditional create on it (`If-None-Exist`), so trying it again after a
+//!   lost reply finds the first copy instead of making a second;
+//! - an update carries the version it was made from (`If-Match`), so a
+//!   stale writer gets 412 instead of overwriting someone else's change; when
+//!   a retry after a lost reply gets 412 because the first try went through,
+//!   the server's copy is compared with ours and the write counts as done;
+//! - the reply is the resource as stored and its new version.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::api::contract::{ApiError, ApiReply, Write};
+use crate::api::{Answer, ApiClient, answer_error, retry};
+use crate::fhir::codes;
+
+/// `W/"3"` or `"3"` → `3`.
+pub fn version_of_etag(etag: &str) -> Option<String> {
+    let v = etag.trim().trim_start_matches("W/").trim_matches('"');
+    (!v.is_empty()).then(|| v.to_string())
+}
+
+fn version_of(resource: &Value) -> Option<String> {
+    resource
+        .pointer("/meta/versionId")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+}
+
+/// The content of a resource without what the server keeps (`meta`).
+fn content(resource: &Value) -> Value {
+    let mut v = resource.clone();
+    if let Some(o) = v.as_object_mut() {
+        o.remove("meta");
+    }
+    v
+}
+
+/// Add `identifier = {system: CLIENT_ID_SYSTEM, value: client_id}` unless present.
+fn with_client_id(mut resource: Value, client_id: &str) -> Value {
+    let id = json!({"system": codes::CLIENT_ID_SYSTEM, "value": client_id});
+    if let Some(o) = resource.as_object_mut() {
+        let list = o.entry("identifier").or_insert_with(|| json!([]));
+        if !list.is_array() {
+            *list = json!([list.clone()]);
+        }
+        if let Some(items) = list.as_array_mut()
+            && !items.contains(&id)
+        {
+            items.push(id);
+        }
+    }
+    resource
+}
+
+fn type_and_id(resource: &Value) -> Result<(String, Option<String>), ApiError> {
+    let ty = resource
+        .get("resourceType")
+        .and_then(Value::as_str)
+        .filter(|t| crate::api::chart::is_type_name(t))
+        .ok_or_else(|| ApiError::local("a resource to write needs its resourceType"))?;
+    let id = resource
+        .get("id")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    Ok((ty.to_string(), id))
+}
+
+impl ApiClient {
+    /// Send one write; see the module comment.
+    pub async fn write(&self, write: Write) -> Result<ApiReply, ApiError> {
+        match write {
+            Write::Create {
+                resource,
+                client_id,
+            } => self.create(resource, &client_id).await,
+            Write::Update { resource, version } => self.update(resource, &version).await,
+        }
+    }
+
+    async fn create(&self, resource: Value, client_id: &str) -> Result<ApiReply, ApiError> {
+        let (ty, _) = type_and_id(&resource)?;
+        let resource = with_client_id(resource, client_id);
+        let condition = format!("identifier={}|{client_id}", codes::CLIENT_ID_SYSTEM);
+        let url = self.url(&ty);
+        let headers = [
+            ("If-None-Exist", condition),
+            ("Prefer", "return=representation".to_string()),
+        ];
+        // Conditional on the client's id: repeating it is safe.
+        let answer = self
+            .exchange_idempotent(Method::POST, &url, Some(&resource), &headers)
+            .await?;
+        self.written(answer).await
+    }
+
+    async fn update(&self, resource: Value, version: &str) -> Result<ApiReply, ApiError> {
+        let (ty, id) = type_and_id(&resource)?;
+        let id = id.ok_or_else(|| ApiError::local("a resource to update needs its id"))?;
+        let url = self.url(&format!("{ty}/{id}"));
+        let headers = [
+            ("If-Match", format!("W/\"{version}\"")),
+            ("Prefer", "return=representation".to_string()),
+        ];
+        let mut attempt = 1;
+        loop {
+            let result = self
+                .exchange(Method::PUT, &url, Some(&resource), &headers)
+                .await;
+            match result {
+                Ok(a) if (200..300).contains(&a.status) => return self.written(a).await,
+                // A version conflict after a try whose reply was lost: the
+                // first try may have gone through. If the server holds
+                // exactly what we sent, it did.
+                Ok(a) if a.status == 412 && attempt > 1 => {
+                    let current = self.get_json(&url).await?;
+                    if content(&current) == content(&resource) {
+                        let version = version_of(&current);
+                        return Ok(ApiReply::Written {
+                            resource: current,
+                            version,
+                        });
+                    }
+                    return Err(answer_error(&a));
+                }
+                Ok(a) if !retry::retryable(Some(a.status)) || attempt >= self.backoff.attempts => {
+                    return Err(answer_error(&a));
+                }
+                Err(e) if !retry::retryable(e.status) || attempt >= self.backoff.attempts => {
+                    return Err(e);
+                }
+                Ok(a) => {
+                    let wait = self
+                        .backoff
+                        .delay(attempt, a.retry_after, rand::random::<f64>());
+                    tokio::time::sleep(wait).await;
+                }
+                Err(_) => {
+                    let wait = self.backoff.delay(attempt, None, rand::random::<f64>());
+                    tokio::time::sleep(wait).await;
+                }
+            }
+            attempt += 1;
+        }
+    }
+
+    /// The stored resource and its version from a successful write's
+    /// answer (read back from `Location` when the server sent no body).
+    async fn written(&self, a: Answer) -> Result<ApiReply, ApiError> {
+        if !(200..300).contains(&a.status) {
+            return Err(answer_error(&a));
+        }
+        let resource = match a.body {
+            Some(body) if body.get("resourceType").is_some() => body,
+            _ => match &a.location {
+                Some(loc) => {
+                    let url = if loc.contains("://") {
+                        loc.clone()
+                    } else {
+                        self.url(loc)
+                    };
+                    self.get_json(&url).await?
+                }
+                None => return Err(ApiError::local("the server did not return what it stored")),
+            },
+        };
+        let version = a
+            .etag
+            .as_deref()
+            .and_then(version_of_etag)
+            .or_else(|| version_of(&resource));
+        Ok(ApiReply::Written { resource, version })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_client_id_is_added_once() {
+        let r = json!({"resourceType": "Task", "identifier": [{"system": "urn:x", "value": "1"}]});
+        let once = with_client_id(r, "abc");
+        let twice = with_client_id(once.clone(), "abc");
+        assert_eq!(once, twice);
+        assert_eq!(once["identifier"].as_array().map(Vec::len), Some(2));
+        let bare = with_client_id(json!({"resourceType": "Task"}), "abc");
+        assert_eq!(bare["identifier"][0]["system"], codes::CLIENT_ID_SYSTEM);
+    }
+
+    #[test]
+    fn versions_from_etags() {
+        assert_eq!(version_of_etag("W/\"3\"").as_deref(), Some("3"));
+        assert_eq!(version_of_etag("\"a1b2\"").as_deref(), Some("a1b2"));
+        assert_eq!(version_of_etag("W/\"\""), None);
+        assert!(type_and_id(&json!({"resourceType": "../Patient"})).is_err());
+    }
+}

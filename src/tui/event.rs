@@ -1,0 +1,44 @@
+//! Everything that happens to the app arrives as one [`Event`], with the
+//! [`Clock`] read once by whoever delivers it: `App::update` never reads the
+//! time itself, so debounces, probes and countdowns are plain tests.
+
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use ratatui::crossterm::event::KeyEvent;
+
+use crate::api::Completed;
+use crate::tui::matcher::Matches;
+
+#[derive(Debug, Clone)]
+pub enum Event {
+    Key(KeyEvent),
+    /// Text pasted in one piece (bracketed paste), for the focused text input.
+    Paste(String),
+    /// The terminal changed size: draw again.
+    Resize,
+    /// Time passed (debounced searches, probes, the clock on screen).
+    Tick,
+    /// A request finished.
+    Api(Completed),
+    /// The matcher ranked the working set for a query.
+    Matched(Matches),
+}
+
+/// The time as the deliverer of an event read it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Clock {
+    /// Monotonic, for waits (debounce, probe backoff).
+    pub instant: Instant,
+    /// Wall clock, for what is shown (ages, due times).
+    pub now: DateTime<Utc>,
+}
+
+impl Clock {
+    pub fn system() -> Clock {
+        Clock {
+            instant: Instant::now(),
+            now: Utc::now(),
+        }
+    }
+}
