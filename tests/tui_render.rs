@@ -1,21 +1,23 @@
-//! What each pane looks like at 120x40 and at 80x24, pinned with snapshots.
-//! Deterministic: demo population with a fixed seed and anchor, a fixed
-//! clock, a fixed reported latency; the server's port is masked.
+//! What each pane looks like at 120x40 and at 80x24, pinned with snapshots
+//! of a fixed clinic built in the tests (`tests/common`): every status, mixed
+//! units, an old critical value, names with diacritics, two patients of one
+//! name. Deterministic: a fixed clock, UTC, a fixed reported latency, the
+//! server's port masked. Styles that carry meaning (a critical value, the
+//! allergy banner, a late task) are checked cell by cell, not left to the
+//! text of a snapshot.
+
+mod common;
 
 use std::time::Duration;
 
-use chartty::api::ApiClient;
-use chartty::config::Settings;
 use chartty::roles::Role;
-use chartty::server::ServerConfig;
-use chartty::server::demo::DemoOptions;
 use chartty::tui::headless::Headless;
-use chartty::tui::keymap::Keymap;
 use chartty::tui::theme::Theme;
-use chartty::tui::{App, Session};
-use chrono::{TimeZone, Utc};
+use common::*;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
+use ratatui::buffer::Buffer;
+use ratatui::style::Style;
 
 const SIZES: [(u16, u16); 2] = [(120, 40), (80, 24)];
 
@@ -25,10 +27,14 @@ struct Screens {
 }
 
 impl Screens {
-    fn text(&mut self, w: u16, ht: u16) -> String {
+    fn buffer(&mut self, w: u16, ht: u16) -> Buffer {
         let mut terminal = Terminal::new(TestBackend::new(w, ht)).unwrap();
         self.h.render(&mut terminal).unwrap();
-        let buf = terminal.backend().buffer();
+        terminal.backend().buffer().clone()
+    }
+
+    fn text(&mut self, w: u16, ht: u16) -> String {
+        let buf = self.buffer(w, ht);
         let mut out = String::new();
         for y in 0..ht {
             let mut line = String::new();
@@ -50,97 +56,141 @@ impl Screens {
     }
 }
 
+/// The style of the first cell where `needle` starts on screen.
+fn style_of(buf: &Buffer, needle: &str) -> Option<Style> {
+    let area = buf.area;
+    for y in 0..area.height {
+        let row: Vec<String> = (0..area.width)
+            .map(|x| buf[(x, y)].symbol().to_string())
+            .collect();
+        let line: String = row.concat();
+        if let Some(byte) = line.find(needle) {
+            // Map the byte offset back to a cell.
+            let mut seen = 0;
+            for (x, cell) in row.iter().enumerate() {
+                if seen == byte {
+                    return Some(buf[(x as u16, y)].style());
+                }
+                seen += cell.len();
+            }
+        }
+    }
+    None
+}
+
+/// Whether a drawn cell carries a theme slot: its colours (a slot without
+/// one leaves the terminal's own) and at least its modifiers.
+fn same_colours(drawn: Style, slot: Style) -> bool {
+    use ratatui::style::Color;
+    let colour = |c: Option<Color>| c.unwrap_or(Color::Reset);
+    colour(drawn.fg) == colour(slot.fg)
+        && (slot.bg.is_none() || drawn.bg == slot.bg)
+        && drawn.add_modifier.contains(slot.add_modifier)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_pane_at_two_sizes() {
-    let dir = tempfile::tempdir().unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let anchor = Utc.with_ymd_and_hms(2026, 11, 23, 12, 0, 0).unwrap();
-    let server = chartty::server::start(
-        ServerConfig {
-            db: dir.path().join("portal.db"),
-            demo: Some(DemoOptions {
-                patients: 60,
-                seed: 7,
-                anchor,
-            }),
-        },
-        listener,
-    )
-    .await
-    .unwrap();
-    let token = server.token_for(Role::Nurse).map(str::to_string);
-    let session = Session {
-        base_url: server.base_url.clone(),
-        token: token.clone(),
-        role: Some(Role::Nurse),
-        user: None,
-    };
-    let client = ApiClient::new(&server.base_url, token, Duration::from_secs(30)).unwrap();
-    let mut app = App::new(
-        &Settings::default(),
-        session,
-        Keymap::defaults(),
-        Theme::default(),
-        anchor,
-    );
-    app.start();
-    let mut h = Headless::new(app, client);
+    let clinic = messy_portal().await;
+    let theme = Theme::default();
+    let mut h = app_as(&clinic.server.base_url, &settings(), Some(Role::Nurse)).await;
     h.fixed_latency = Some(Duration::from_millis(12));
+    // The latency shown is the last reply's: settle once more with it fixed.
+    h.keys("r").unwrap();
     h.settle().await;
     let mut s = Screens {
         h,
-        port: server.addr.port().to_string(),
+        port: clinic.server.addr.port().to_string(),
     };
 
     s.snap("start");
 
-    let family: String = s.h.app.panes.search.listed()[0]
-        .name
-        .chars()
-        .take(3)
-        .collect::<String>()
-        .to_lowercase();
-    s.h.keys(&format!("/{family}")).unwrap();
+    s.h.keys("/nguyen").unwrap();
     s.h.settle().await;
+    assert_eq!(
+        s.h.app.panes.search.listed().len(),
+        2,
+        "both patients of one name"
+    );
     s.snap("search");
 
+    let pos =
+        s.h.app
+            .panes
+            .search
+            .listed()
+            .iter()
+            .position(|r| r.id == LAN)
+            .unwrap();
+    s.h.keys(&"<down>".repeat(pos)).unwrap();
     s.h.keys("<enter>").unwrap();
     s.h.settle().await;
-    assert!(s.h.app.chart().is_some());
+    assert_eq!(
+        s.h.app.chart().and_then(|c| c.patient.id.as_deref()),
+        Some(LAN)
+    );
     s.snap("summary");
+    let buf = s.buffer(120, 40);
+    let banner = style_of(&buf, "ALLERGIES: Penicillin").expect("the allergy banner");
+    assert!(
+        same_colours(banner, theme.allergy),
+        "{banner:?} is not {:?}",
+        theme.allergy
+    );
+    let critical = style_of(&buf, "HH!").expect("the critical potassium is flagged");
+    assert!(same_colours(critical, theme.alert_critical), "{critical:?}");
+    let twin = style_of(&buf, "≡ SAME NAME AS").expect("the same-name warning");
+    assert!(same_colours(twin, theme.alert_critical), "{twin:?}");
 
     s.h.keys("3").unwrap();
     s.snap("results");
-    if let Some(i) =
+    let buf = s.buffer(120, 40);
+    let critical = style_of(&buf, "HH!").expect("a critical flag in results");
+    assert!(same_colours(critical, theme.alert_critical), "{critical:?}");
+
+    let k =
         s.h.app
             .panes
             .results
             .groups()
             .iter()
-            .position(|g| g.values.len() >= 2)
-    {
-        s.h.keys(&"j".repeat(i)).unwrap();
-        s.h.keys("<enter>").unwrap();
-        s.snap("results_history");
-        s.h.keys("<esc>").unwrap();
-    }
+            .position(|g| g.name == "Potassium")
+            .expect("potassium is listed");
+    s.h.keys(&"j".repeat(k)).unwrap();
+    s.h.keys("<enter>").unwrap();
+    s.h.settle().await;
+    s.snap("results_history");
+    s.h.keys("<esc>").unwrap();
 
     s.h.keys("4").unwrap();
     s.snap("notes");
-    if !s.h.app.panes.notes.notes().is_empty() {
-        s.h.keys("<enter>").unwrap();
-        s.snap("note_reader");
-        s.h.keys("<esc>").unwrap();
-    }
+    let html =
+        s.h.app
+            .panes
+            .notes
+            .notes()
+            .iter()
+            .position(|n| n.kind == "Discharge summary")
+            .expect("the HTML note is listed");
+    s.h.keys(&"j".repeat(html)).unwrap();
+    s.h.keys("<enter>").unwrap();
+    assert!(s.h.app.panes.notes.reading().is_some());
+    s.snap("note_reader");
+    s.h.keys("<esc>").unwrap();
 
     s.h.keys("5").unwrap();
+    assert_eq!(s.h.app.panes.tasks.rows().len(), 3);
     s.snap("tasks");
+    let buf = s.buffer(120, 40);
+    let late = style_of(&buf, "!late").expect("an overdue task");
+    assert!(same_colours(late, theme.overdue), "{late:?}");
 
     s.h.keys("g").unwrap();
     s.snap("which_key");
     s.h.keys("<esc>?").unwrap();
     s.snap("help");
+    s.h.keys("<esc>2v").unwrap();
+    s.snap("raw_view");
     s.h.keys("<esc>").unwrap();
 
-    server.stop().await;
+    clinic.server.stop().await;
 }

@@ -14,7 +14,6 @@ use crate::api::contract::{ApiError, Features};
 use crate::chart::results::{KEY_LABS, KEY_VITALS, LASTN_MAX};
 use crate::chart::{ChartData, PatientRow, RecordNumber, ResultsFetch, Section, Unreadable};
 use crate::fhir::codes;
-use crate::fhir::fold::fold;
 use crate::fhir::model::{Bundle, Observation, Patient};
 use crate::fhir::time;
 
@@ -278,8 +277,7 @@ fn same_name(
     let Ok(bundle) = part.and_then(crate::api::decode::<Bundle>) else {
         return Vec::new();
     };
-    let key = |name: &str| name_parts(name).map(|(f, g)| (fold(&f), fold(&g)));
-    let mine = key(&patient.display_name());
+    let mine = patient.display_name();
     bundle
         .entry
         .iter()
@@ -288,7 +286,7 @@ fn same_name(
         .filter_map(|r| serde_json::from_value::<Patient>(r.clone()).ok())
         .filter(|p| p.id.is_some() && p.id != patient.id)
         .filter_map(|p| rule.row(&p))
-        .filter(|r| mine.is_some() && key(&r.name) == mine)
+        .filter(|r| crate::chart::same_name(&r.name, &mine))
         .collect()
 }
 

@@ -19,7 +19,7 @@ use crate::fhir::model::{
     Patient, Task,
 };
 
-pub use patient_row::{PatientRow, RecordNumber};
+pub use patient_row::{PatientRow, RecordNumber, same_name};
 
 /// A record of a section that could not be decoded: counted and shown
 /// where it would have been, its sanitised JSON kept for the raw view.

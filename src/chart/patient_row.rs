@@ -88,6 +88,26 @@ impl RecordNumber {
     }
 }
 
+/// `Family` and first given name of a listed `Family, Given Middle`, folded
+/// ("Nguyễn, Thị Lan" and "Nguyen, Thi" read as one name).
+pub fn name_key(name: &str) -> Option<(String, String)> {
+    let (family, given) = name.split_once(',')?;
+    let given = given.split_whitespace().next()?;
+    let family = family.trim();
+    (!family.is_empty()).then(|| {
+        (
+            crate::fhir::fold::fold(family),
+            crate::fhir::fold::fold(given),
+        )
+    })
+}
+
+/// Whether two listed names could be taken for each other: same family name
+/// and first given name, once folded.
+pub fn same_name(a: &str, b: &str) -> bool {
+    name_key(a).is_some_and(|k| Some(k) == name_key(b))
+}
+
 impl PatientRow {
     /// `MRN 00012345`, `ID 999-12-3456`, or `no identifier`.
     pub fn record_label(&self) -> String {
@@ -109,6 +129,15 @@ mod tests {
             json!({"resourceType": "Patient", "id": "p", "identifier": identifiers}),
         )
         .unwrap()
+    }
+
+    #[test]
+    fn same_names_are_told_by_family_and_first_given_name() {
+        assert!(same_name("Nguyễn, Thị Lan", "Nguyen, Thi"));
+        assert!(same_name("García, Ana", "GARCIA, ANA MARIA"));
+        assert!(!same_name("Nguyen, Thi", "Nguyenova, Thi"));
+        assert!(!same_name("Nguyen, Thi", "Nguyen, Lan"));
+        assert!(!same_name("(no name)", "(no name)"));
     }
 
     #[test]

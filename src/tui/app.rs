@@ -841,7 +841,11 @@ impl App {
                 "ignored {ignored} resources of other patients: the server did not filter by patient"
             ));
         }
-        if !reopened && matches!(self.focus, PaneId::Search | PaneId::Tasks) {
+        // The cover sheet comes forward, unless the user is typing again.
+        if !reopened
+            && matches!(self.focus, PaneId::Search | PaneId::Tasks)
+            && !self.panes.get(self.focus).editing()
+        {
             self.focus = PaneId::Summary;
         }
     }
@@ -962,18 +966,25 @@ impl App {
             ),
             many => format!("  ≡ SAME NAME AS {} OTHERS", many.len()),
         };
-        let fixed = facts.chars().count()
-            + record.chars().count()
-            + loading.chars().count()
-            + twin_note.chars().count();
+        let fixed = facts.chars().count() + record.chars().count() + loading.chars().count();
         let room = (l1.width as usize).saturating_sub(fixed).max(8);
+        // The patient's own name comes first; the same-name warning keeps
+        // at least its first words and gives way after them.
+        let name = p.display_name().to_uppercase();
+        let name_cells = Span::raw(name.as_str()).width();
+        let name_room = if twin_note.is_empty() {
+            room
+        } else {
+            name_cells.min(room.saturating_sub(15).max(8))
+        };
+        let twin_room = room.saturating_sub(name_room.min(name_cells));
         let mut spans = vec![
-            Span::styled(fit(&p.display_name().to_uppercase(), room), t.title),
+            Span::styled(fit(&name, name_room), t.title),
             Span::raw(facts),
             Span::styled(record, t.header),
         ];
         if !twin_note.is_empty() {
-            spans.push(Span::styled(twin_note, t.alert_critical));
+            spans.push(Span::styled(fit(&twin_note, twin_room), t.alert_critical));
         }
         if !loading.is_empty() {
             spans.push(Span::styled(loading, t.dim));
@@ -1197,6 +1208,8 @@ fn short_hint(a: Action) -> &'static str {
         Action::Quit => "quit",
         Action::PaneResults => "results",
         Action::RawView => "raw",
+        Action::Cancel => "done",
+        Action::ClearInput => "clear",
         _ => a.name(),
     }
 }

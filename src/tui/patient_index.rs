@@ -244,7 +244,8 @@ impl PatientIndex {
         let mut sorted: Vec<usize> = (0..rows.len()).collect();
         sorted.sort_by_cached_key(|&i| {
             let r = &rows[i];
-            (r.name.to_lowercase(), r.birth_date.clone(), r.id.clone())
+            // Alphabetical as a reader expects it: Østergaard among the Os.
+            (fold(&r.name), r.birth_date.clone(), r.id.clone())
         });
         self.place = vec![0; rows.len()];
         for (pos, &i) in sorted.iter().enumerate() {

@@ -45,7 +45,7 @@ impl Column {
         Some(match self {
             Column::Kind => 5,
             Column::Test => return None,
-            Column::Latest => 11,
+            Column::Latest => 15,
             Column::Unit => 13,
             Column::Range => 11,
             Column::Flag => 4,

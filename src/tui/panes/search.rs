@@ -7,8 +7,7 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Row, Table, TableState};
 
-use crate::chart::PatientRow;
-use crate::fhir::fold::fold;
+use crate::chart::{PatientRow, same_name};
 use crate::fhir::model::Deceased;
 use crate::tui::action::Action;
 use crate::tui::command::{Command, PaneReply};
@@ -129,12 +128,11 @@ impl SearchPane {
         }
     }
 
-    /// Other listed patients whose name reads the same as `name` (folded).
+    /// Other listed patients whose name could be taken for `name`.
     pub fn same_name_as(&self, id: &str, name: &str) -> Vec<&PatientRow> {
-        let key = fold(name);
         self.listed
             .iter()
-            .filter(|r| r.id != id && fold(&r.name) == key)
+            .filter(|r| r.id != id && same_name(&r.name, name))
             .collect()
     }
 
@@ -227,7 +225,11 @@ impl Pane for SearchPane {
     }
 
     fn hint_actions(&self) -> &'static [Action] {
-        &[Action::FocusSearch, Action::Open, Action::MoveDown]
+        if self.editing {
+            &[Action::Open, Action::Cancel, Action::ClearInput]
+        } else {
+            &[Action::FocusSearch, Action::Open, Action::MoveDown]
+        }
     }
 
     fn render(&mut self, frame: &mut Frame, area: Rect, view: &View) {
@@ -302,7 +304,7 @@ impl Pane for SearchPane {
                 let twin = self
                     .listed
                     .iter()
-                    .any(|o| o.id != r.id && fold(&o.name) == fold(&r.name));
+                    .any(|o| o.id != r.id && same_name(&o.name, &r.name));
                 let mut name = match &r.deceased {
                     Some(Deceased::On(d)) => {
                         format!("{} († {})", r.name, d.chars().take(10).collect::<String>())

@@ -74,10 +74,13 @@ fn footnotes<T>(
         ));
     }
     if section.more_on_server {
-        out.push(note(
-            "… more on the server than it sent (list cut by paging)".into(),
-            theme.link_warn,
-        ));
+        let text = match what {
+            "lab result" | "vital sign" => {
+                "older results were not loaded; key tests were fetched on their own".into()
+            }
+            _ => "… more on the server than it sent (list cut by paging)".into(),
+        };
+        out.push(note(text, theme.link_warn));
     }
     out
 }

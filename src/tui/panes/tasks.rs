@@ -119,12 +119,13 @@ impl TasksPane {
                         .unwrap_or_default(),
                 }
             }));
-        // The standard `period` search is not the due time: sort here.
+        // STAT and urgent first, then by due time (the standard `period`
+        // search is not the due time: sorted here).
         self.rows.sort_by(|a, b| {
-            (a.due.is_none(), a.due, priority_rank(&a.priority)).cmp(&(
+            (priority_rank(&a.priority), a.due.is_none(), a.due).cmp(&(
+                priority_rank(&b.priority),
                 b.due.is_none(),
                 b.due,
-                priority_rank(&b.priority),
             ))
         });
         self.state = QueueState::Loaded;
@@ -220,7 +221,7 @@ impl Pane for TasksPane {
             vec![
                 Constraint::Length(8),
                 Constraint::Length(18),
-                Constraint::Fill(2),
+                Constraint::Fill(3),
                 Constraint::Length(10),
                 Constraint::Fill(3),
             ]

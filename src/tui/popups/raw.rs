@@ -9,7 +9,7 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph};
 
-use super::{Layer, LayerView, PopupOutcome, centered, truncate};
+use super::{Layer, LayerView, PopupOutcome, truncate};
 use crate::tui::action::Action;
 use crate::tui::keymap::Context;
 
@@ -78,7 +78,7 @@ impl Layer for RawView {
 
     fn render(&self, frame: &mut Frame, area: Rect, view: &LayerView) {
         let theme = view.theme;
-        let rect = centered(area, area.width.saturating_sub(4).max(20), area.height);
+        let rect = area;
         frame.render_widget(Clear, rect);
         let block = Block::default()
             .borders(Borders::ALL)

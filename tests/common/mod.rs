@@ -1,0 +1,665 @@
+//! A small clinic shaped like real FHIR data, built here so tests do not
+//! depend on what the demo generator makes: every status a record can have,
+//! a record a strict reader cannot decode, a busy record (glucose four times
+//! a day), mixed units, comparators, meaningful trailing zeros, an old
+//! critical value that is still the latest, notes in HTML, names with ễ, ø,
+//! ı, ł, two patients of one name, a patient with no MRN. Fixed ids and
+//! dates relative to [`anchor`].
+
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use chartty::api::ApiClient;
+use chartty::config::Settings;
+use chartty::server::{RunningServer, ServerConfig};
+use chartty::tui::headless::Headless;
+use chartty::tui::keymap::Keymap;
+use chartty::tui::theme::Theme;
+use chartty::tui::{App, Session};
+use chrono::{DateTime, Duration as Days, TimeZone, Utc};
+use serde_json::{Value, json};
+
+pub const LAN: &str = "p-lan";
+pub const LAN_TWIN: &str = "p-lan-twin";
+pub const SOREN: &str = "p-soren";
+pub const AYSE: &str = "p-ayse";
+pub const LUKASZ: &str = "p-lukasz";
+pub const NO_MRN: &str = "p-no-mrn";
+pub const LOINC: &str = "http://loinc.org";
+pub const SSN: &str = "http://hl7.org/fhir/sid/us-ssn";
+
+pub fn anchor() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 23, 12, 0, 0).unwrap()
+}
+
+/// `days` before the anchor, at `hour` UTC, as a FHIR instant.
+pub fn ago(days: i64, hour: u32) -> String {
+    let d = anchor() - Days::days(days);
+    format!("{}T{hour:02}:00:00Z", d.format("%Y-%m-%d"))
+}
+
+/// A JSON number exactly as written (`"5.0"` stays 5.0).
+pub fn num(text: &str) -> Value {
+    serde_json::from_str(text).unwrap()
+}
+
+fn mrn(value: &str) -> Value {
+    json!({"type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "MR"}]},
+        "system": "https://clinic.example/mrn", "value": value})
+}
+
+fn cc(system: &str, code: &str) -> Value {
+    json!({"coding": [{"system": system, "code": code}]})
+}
+
+fn patient(id: &str, family: &str, given: &[&str], birth: &str, gender: &str, ids: Value) -> Value {
+    json!({"resourceType": "Patient", "id": id, "identifier": ids,
+        "name": [{"use": "official", "family": family, "given": given}],
+        "gender": gender, "birthDate": birth})
+}
+
+fn allergy(
+    id: &str,
+    text: &str,
+    clinical: &str,
+    verification: &str,
+    criticality: Option<&str>,
+) -> Value {
+    let mut a = json!({"resourceType": "AllergyIntolerance", "id": id,
+        "patient": {"reference": format!("Patient/{LAN}")},
+        "code": {"text": text},
+        "clinicalStatus": cc("http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical", clinical),
+        "verificationStatus": cc("http://terminology.hl7.org/CodeSystem/allergyintolerance-verification", verification)});
+    if let Some(c) = criticality {
+        a["criticality"] = json!(c);
+    }
+    a
+}
+
+fn condition(id: &str, text: &str, clinical: &str, verification: &str) -> Value {
+    json!({"resourceType": "Condition", "id": id,
+        "subject": {"reference": format!("Patient/{LAN}")},
+        "code": {"text": text},
+        "clinicalStatus": cc("http://terminology.hl7.org/CodeSystem/condition-clinical", clinical),
+        "verificationStatus": cc("http://terminology.hl7.org/CodeSystem/condition-ver-status", verification),
+        "onsetDateTime": "2019-03-01"})
+}
+
+fn med(id: &str, text: &str, status: &str, dose: &str) -> Value {
+    json!({"resourceType": "MedicationRequest", "id": id, "status": status, "intent": "order",
+        "subject": {"reference": format!("Patient/{LAN}")},
+        "medicationCodeableConcept": {"text": text},
+        "dosageInstruction": [{"text": dose}]})
+}
+
+/// An observation of the main patient.
+#[allow(clippy::too_many_arguments)]
+pub fn obs(
+    id: &str,
+    category: &str,
+    code: &str,
+    name: &str,
+    value: Value,
+    unit: &str,
+    when: &str,
+    status: &str,
+) -> Value {
+    json!({"resourceType": "Observation", "id": id, "status": status,
+        "subject": {"reference": format!("Patient/{LAN}")},
+        "category": [cc("http://terminology.hl7.org/CodeSystem/observation-category", category)],
+        "code": {"coding": [{"system": LOINC, "code": code, "display": name}], "text": name},
+        "effectiveDateTime": when,
+        "valueQuantity": {"value": value, "unit": unit, "system": "http://unitsofmeasure.org", "code": unit}})
+}
+
+fn flagged(mut o: Value, flag: &str, low: &str, high: &str) -> Value {
+    o["interpretation"] = json!([cc(
+        "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation",
+        flag
+    )]);
+    o["referenceRange"] = json!([{"low": {"value": num(low)}, "high": {"value": num(high)}}]);
+    o
+}
+
+fn note(
+    id: &str,
+    title: &str,
+    status: &str,
+    doc_status: &str,
+    days: i64,
+    content_type: &str,
+    text: &str,
+) -> Value {
+    use base64::Engine;
+    json!({"resourceType": "DocumentReference", "id": id, "status": status, "docStatus": doc_status,
+        "subject": {"reference": format!("Patient/{LAN}")},
+        "type": {"coding": [{"system": LOINC, "code": "11506-3", "display": "Progress note"}], "text": title},
+        "date": ago(days, 15),
+        "author": [{"display": "Dr. Ama Mensah"}],
+        "content": [{"attachment": {"contentType": content_type,
+            "data": base64::engine::general_purpose::STANDARD.encode(text)}}]})
+}
+
+/// The clinic as a transaction Bundle of PUTs (fixed ids).
+pub fn messy_clinic() -> Value {
+    let lan = format!("Patient/{LAN}");
+    let mut r: Vec<Value> = vec![
+        patient(
+            LAN,
+            "Nguyễn",
+            &["Thị", "Lan"],
+            "1971-05-14",
+            "female",
+            json!([mrn("00100001"), {"system": SSN, "value": "999-12-3456"}]),
+        ),
+        patient(
+            LAN_TWIN,
+            "Nguyen",
+            &["Thi"],
+            "1980-09-02",
+            "female",
+            json!([mrn("00100002")]),
+        ),
+        patient(
+            SOREN,
+            "Østergaard",
+            &["Søren"],
+            "1960-01-02",
+            "male",
+            json!([mrn("00100003")]),
+        ),
+        patient(
+            AYSE,
+            "Yılmaz",
+            &["Ayşe"],
+            "1985-02-03",
+            "female",
+            json!([mrn("00100004")]),
+        ),
+        patient(
+            LUKASZ,
+            "Wójcik",
+            &["Łukasz"],
+            "1990-03-04",
+            "male",
+            json!([mrn("00100005")]),
+        ),
+        patient(
+            NO_MRN,
+            "Okafor",
+            &["Chidi"],
+            "1975-06-07",
+            "male",
+            json!([{"system": SSN, "value": "999-55-0001"}]),
+        ),
+        allergy("al-pen", "Penicillin", "active", "confirmed", Some("high")),
+        allergy("al-latex", "Latex", "active", "unconfirmed", None),
+        allergy(
+            "al-sulfa",
+            "Sulfonamides",
+            "active",
+            "entered-in-error",
+            Some("high"),
+        ),
+        allergy("al-codeine", "Codeine", "active", "refuted", None),
+        allergy("al-shellfish", "Shellfish", "resolved", "confirmed", None),
+        condition("c-dm", "Type 2 diabetes mellitus", "active", "confirmed"),
+        condition("c-htn", "Essential hypertension", "recurrence", "confirmed"),
+        condition("c-asthma", "Asthma", "resolved", "confirmed"),
+        condition("c-pna", "Pneumonia", "active", "entered-in-error"),
+        condition("c-sle", "Systemic lupus erythematosus", "active", "refuted"),
+        med(
+            "m-metformin",
+            "Metformin 500 MG Oral Tablet",
+            "active",
+            "500 mg twice daily",
+        ),
+        med(
+            "m-warfarin",
+            "Warfarin 5 MG Oral Tablet",
+            "on-hold",
+            "5 mg daily",
+        ),
+        med(
+            "m-lisinopril",
+            "Lisinopril 10 MG Oral Tablet",
+            "stopped",
+            "10 mg daily",
+        ),
+        med(
+            "m-amox",
+            "Amoxicillin 500 MG Oral Capsule",
+            "entered-in-error",
+            "500 mg three times daily",
+        ),
+        // Potassium: the latest valid value is a critical 6.8 from 43 days
+        // ago; newer ones were cancelled or entered in error.
+        flagged(
+            obs(
+                "k-old",
+                "laboratory",
+                "2823-3",
+                "Potassium",
+                num("4.1"),
+                "mmol/L",
+                &ago(120, 8),
+                "final",
+            ),
+            "N",
+            "3.5",
+            "5.1",
+        ),
+        flagged(
+            obs(
+                "k-crit",
+                "laboratory",
+                "2823-3",
+                "Potassium",
+                num("6.8"),
+                "mmol/L",
+                &ago(43, 8),
+                "final",
+            ),
+            "HH",
+            "3.5",
+            "5.1",
+        ),
+        flagged(
+            obs(
+                "k-cancelled",
+                "laboratory",
+                "2823-3",
+                "Potassium",
+                num("7.9"),
+                "mmol/L",
+                &ago(5, 8),
+                "cancelled",
+            ),
+            "HH",
+            "3.5",
+            "5.1",
+        ),
+        flagged(
+            obs(
+                "k-eie",
+                "laboratory",
+                "2823-3",
+                "Potassium",
+                num("3.1"),
+                "mmol/L",
+                &ago(3, 8),
+                "entered-in-error",
+            ),
+            "L",
+            "3.5",
+            "5.1",
+        ),
+        // HbA1c in % and in mmol/mol: no exact factor, two series.
+        obs(
+            "a1c-pct",
+            "laboratory",
+            "4548-4",
+            "Hemoglobin A1c",
+            num("7.10"),
+            "%",
+            &ago(60, 9),
+            "final",
+        ),
+        obs(
+            "a1c-si",
+            "laboratory",
+            "4548-4",
+            "Hemoglobin A1c",
+            num("54"),
+            "mmol/mol",
+            &ago(200, 9),
+            "final",
+        ),
+        // Creatinine in mg/dL and µmol/L: one trend, converted.
+        obs(
+            "cr-1",
+            "laboratory",
+            "2160-0",
+            "Creatinine",
+            num("1.10"),
+            "mg/dL",
+            &ago(10, 9),
+            "final",
+        ),
+        obs(
+            "cr-2",
+            "laboratory",
+            "2160-0",
+            "Creatinine",
+            num("97"),
+            "umol/L",
+            &ago(90, 9),
+            "final",
+        ),
+        obs(
+            "crp",
+            "laboratory",
+            "1988-5",
+            "C reactive protein",
+            json!(null),
+            "mg/dL",
+            &ago(10, 9),
+            "final",
+        ),
+        obs(
+            "inr",
+            "laboratory",
+            "6301-6",
+            "INR",
+            num("2.50"),
+            "{INR}",
+            &ago(2, 9),
+            "preliminary",
+        ),
+        obs(
+            "hgb",
+            "laboratory",
+            "718-7",
+            "Hemoglobin",
+            num("13.0"),
+            "g/dL",
+            &ago(10, 9),
+            "amended",
+        ),
+        // Vitals: temperature in °C with its precision, and in °F; weight in kg and lb.
+        obs(
+            "t-c",
+            "vital-signs",
+            "8310-5",
+            "Body temperature",
+            num("37.20"),
+            "Cel",
+            &ago(1, 10),
+            "final",
+        ),
+        obs(
+            "t-f",
+            "vital-signs",
+            "8310-5",
+            "Body temperature",
+            num("99.1"),
+            "[degF]",
+            &ago(30, 10),
+            "final",
+        ),
+        obs(
+            "w-kg",
+            "vital-signs",
+            "29463-7",
+            "Body weight",
+            num("72.5"),
+            "kg",
+            &ago(1, 10),
+            "final",
+        ),
+        obs(
+            "w-lb",
+            "vital-signs",
+            "29463-7",
+            "Body weight",
+            num("162"),
+            "[lb_av]",
+            &ago(100, 10),
+            "final",
+        ),
+        obs(
+            "hr-old",
+            "vital-signs",
+            "8867-4",
+            "Heart rate",
+            num("88"),
+            "/min",
+            &ago(200, 10),
+            "final",
+        ),
+        note(
+            "n-soap",
+            "Progress note",
+            "current",
+            "final",
+            10,
+            "text/plain",
+            "S: Feels well.\nA: Diabetes, stable.\nP: Continue metformin.",
+        ),
+        note(
+            "n-eie",
+            "Progress note (wrong patient)",
+            "entered-in-error",
+            "final",
+            9,
+            "text/plain",
+            "Written in the wrong chart.",
+        ),
+        note(
+            "n-old",
+            "Telephone note",
+            "superseded",
+            "final",
+            8,
+            "text/plain",
+            "Called about INR; first version.",
+        ),
+        note(
+            "n-html",
+            "Discharge summary",
+            "current",
+            "final",
+            7,
+            "text/html",
+            "<html><head><style>p{}</style></head><body><h2>Plan</h2><p>Recheck INR &amp; potassium in 1&nbsp;wk.</p><ul><li>Hold warfarin</li></ul></body></html>",
+        ),
+        note(
+            "n-draft",
+            "Progress note",
+            "current",
+            "preliminary",
+            1,
+            "text/plain",
+            "Draft: seen today.",
+        ),
+        json!({"resourceType": "Encounter", "id": "e-1", "status": "finished",
+            "class": {"code": "AMB"}, "subject": {"reference": lan},
+            "type": [{"text": "Office visit"}], "period": {"start": ago(10, 9)}}),
+        json!({"resourceType": "Encounter", "id": "e-eie", "status": "entered-in-error",
+            "class": {"code": "AMB"}, "subject": {"reference": lan},
+            "type": [{"text": "Wrong visit"}], "period": {"start": ago(9, 9)}}),
+    ];
+    // The CRP came back below the detection limit.
+    if let Some(crp) = r.iter_mut().find(|v| v["id"] == "crp") {
+        crp["valueQuantity"] = json!({"value": num("0.3"), "comparator": "<", "unit": "mg/dL",
+            "system": "http://unitsofmeasure.org", "code": "mg/dL"});
+    }
+    // The newer note replaces the superseded one.
+    r.push({
+        let mut n = note(
+            "n-new",
+            "Telephone note",
+            "current",
+            "amended",
+            6,
+            "text/plain",
+            "Called about INR; corrected dose.",
+        );
+        n["relatesTo"] =
+            json!([{"code": "replaces", "target": {"reference": "DocumentReference/n-old"}}]);
+        n
+    });
+    // The nursing queue: a STAT item, an overdue refill, one due tomorrow.
+    for (id, who, priority, due, code, text) in [
+        (
+            "t-stat",
+            LAN,
+            "stat",
+            ago(0, 11),
+            "clinical",
+            "Chest pain since this morning, 7/10",
+        ),
+        (
+            "t-refill",
+            SOREN,
+            "routine",
+            ago(2, 9),
+            "refill",
+            "Refill: metformin 500 mg",
+        ),
+        (
+            "t-results",
+            AYSE,
+            "routine",
+            ago(-1, 16),
+            "results",
+            "Asks about HbA1c result",
+        ),
+    ] {
+        r.push(
+            json!({"resourceType": "Task", "id": id, "status": "requested", "intent": "order",
+            "priority": priority, "for": {"reference": format!("Patient/{who}")},
+            "code": {"coding": [{"system": "urn:chartty:task-category", "code": code}]},
+            "description": text,
+            "performerType": [{"coding": [{"system": "urn:chartty:role", "code": "nurse"}]}],
+            "authoredOn": ago(3, 8),
+            "restriction": {"period": {"end": due}}}),
+        );
+    }
+    // A busy record: point-of-care glucose four times a day for 55 days.
+    for i in 0..220u32 {
+        let (day, slot) = (i64::from(i / 4), i % 4);
+        r.push(obs(
+            &format!("glu-{i}"),
+            "laboratory",
+            "2345-7",
+            "Glucose",
+            json!(90 + (i * 7) % 80),
+            "mg/dL",
+            &ago(day, 7 + slot * 4),
+            "final",
+        ));
+    }
+    json!({"resourceType": "Bundle", "type": "transaction",
+        "entry": r.into_iter().map(|res| {
+            let url = format!("{}/{}", res["resourceType"].as_str().unwrap(), res["id"].as_str().unwrap());
+            json!({"fullUrl": format!("https://clinic.example/fhir/{url}"), "resource": res,
+                "request": {"method": "PUT", "url": url}})
+        }).collect::<Vec<_>>()})
+}
+
+/// A portal server with open access (no users) holding the messy clinic.
+pub struct Clinic {
+    pub server: RunningServer,
+    _dir: tempfile::TempDir,
+}
+
+pub async fn messy_portal() -> Clinic {
+    let dir = tempfile::tempdir().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server = chartty::server::start_with_staff(
+        ServerConfig {
+            db: dir.path().join("clinic.db"),
+            demo: None,
+        },
+        listener,
+        Vec::new(),
+    )
+    .await
+    .unwrap();
+    // reqwest is built without a TLS provider of its own.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let resp = reqwest::Client::new()
+        .post(&server.base_url)
+        .header("Content-Type", "application/fhir+json")
+        .body(messy_clinic().to_string())
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    let body = resp.text().await.unwrap_or_default();
+    assert!(status.is_success(), "the clinic loads: {status} {body}");
+    Clinic { server, _dir: dir }
+}
+
+pub fn settings() -> Settings {
+    Settings {
+        time_zone: chrono_tz::Tz::UTC,
+        ..Settings::default()
+    }
+}
+
+/// The app against `base`, started and settled, with a request log.
+pub async fn app_at(base: &str, settings: &Settings) -> Headless {
+    app_as(base, settings, None).await
+}
+
+/// [`app_at`] signed in with a role (its queue is loaded).
+pub async fn app_as(
+    base: &str,
+    settings: &Settings,
+    role: Option<chartty::roles::Role>,
+) -> Headless {
+    let session = Session {
+        base_url: base.to_string(),
+        token: None,
+        role,
+        user: role.map(|r| format!("Test {}", r.label())),
+    };
+    let client = ApiClient::new(base, None, Duration::from_secs(30))
+        .unwrap()
+        .with_request_log();
+    let mut app = App::new(
+        settings,
+        session,
+        Keymap::defaults(),
+        Theme::default(),
+        anchor(),
+    );
+    app.start();
+    let mut h = Headless::new(app, client);
+    h.settle().await;
+    h
+}
+
+/// The screen as text, one line per row.
+pub fn screen(h: &mut Headless, w: u16, ht: u16) -> String {
+    let mut terminal = ratatui::Terminal::new(ratatui::backend::TestBackend::new(w, ht)).unwrap();
+    h.render(&mut terminal).unwrap();
+    let buf = terminal.backend().buffer();
+    let mut out = String::new();
+    for y in 0..ht {
+        let mut line = String::new();
+        for x in 0..w {
+            line.push_str(buf[(x, y)].symbol());
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// Open a patient by typing `query` and Enter (the first listed).
+pub async fn open(h: &mut Headless, query: &str, id: &str) {
+    h.keys(&format!("/<c-u>{query}")).unwrap();
+    h.settle().await;
+    let pos = h
+        .app
+        .panes
+        .search
+        .listed()
+        .iter()
+        .position(|r| r.id == id)
+        .unwrap_or_else(|| panic!("{query} lists {id}: {:?}", h.app.panes.search.listed()));
+    for _ in 0..pos {
+        h.keys("<down>").unwrap();
+    }
+    h.keys("<enter>").unwrap();
+    h.settle().await;
+    assert_eq!(
+        h.app.chart().and_then(|c| c.patient.id.as_deref()),
+        Some(id),
+        "the chart of {id} is open"
+    );
+}
