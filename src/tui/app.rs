@@ -1235,6 +1235,101 @@ mod tests {
         c
     }
 
+    fn app_with(keymap: Keymap) -> App {
+        let session = Session {
+            base_url: "http://127.0.0.1:9/fhir".into(),
+            token: None,
+            role: None,
+            user: None,
+        };
+        let now = chrono::TimeZone::with_ymd_and_hms(&Utc, 2026, 11, 23, 12, 0, 0).unwrap();
+        App::new(&Settings::default(), session, keymap, Theme::default(), now)
+    }
+
+    fn press(app: &mut App, keys: &str, clock: Clock) {
+        for k in crate::tui::keys::parse_keys(keys).unwrap() {
+            app.update(Event::Key(k), clock);
+        }
+    }
+
+    #[test]
+    fn the_server_search_waits_out_the_debounce_on_the_clock_given() {
+        let mut app = app_with(Keymap::defaults());
+        let t0 = Clock {
+            instant: Instant::now(),
+            now: app.now(),
+        };
+        press(&mut app, "/garc", t0);
+        let searches = |app: &mut App| {
+            app.take_requests()
+                .into_iter()
+                .filter(|(_, r)| matches!(r, ApiRequest::SearchPatients { .. }))
+                .count()
+        };
+        assert_eq!(searches(&mut app), 0);
+        let later = |ms| Clock {
+            instant: t0.instant + Duration::from_millis(ms),
+            now: t0.now,
+        };
+        app.update(Event::Tick, later(100));
+        assert_eq!(searches(&mut app), 0, "not before the debounce");
+        app.update(Event::Tick, later(150));
+        assert_eq!(searches(&mut app), 1);
+        // Matching the working set does not wait: it went to the matcher at once.
+        assert!(
+            app.take_match_jobs()
+                .iter()
+                .any(|j| matches!(j, MatchJob::Search { query, .. } if query == "garc"))
+        );
+    }
+
+    #[test]
+    fn editing_keys_and_popups_follow_the_users_keymap() {
+        let load = Keymap::load_str(
+            "[input]\nkeymap = [\n  { on = \"ctrl-h\", run = \"delete_back\" },\n  { on = \"ctrl-x\", run = \"clear_input\" },\n]\n\
+             [viewer]\nkeymap = [ { on = \"x\", run = \"cancel\" } ]\n\
+             [confirm]\nkeymap = [ { on = \"j\", run = \"confirm\" } ]\n",
+            "user.toml",
+        );
+        assert!(load.warnings.is_empty(), "{:?}", load.warnings);
+        let mut app = app_with(load.keymap);
+        let clock = Clock::system();
+        press(&mut app, "/abc<c-h>", clock);
+        assert_eq!(app.panes.search.query(), "ab");
+        // `q` and `?` are typed in the search box, not run.
+        press(&mut app, "q?", clock);
+        assert_eq!(app.panes.search.query(), "abq?");
+        assert!(!app.should_quit() && app.popup().is_none());
+        press(&mut app, "<c-x>", clock);
+        assert_eq!(app.panes.search.query(), "");
+        press(&mut app, "<esc>?", clock);
+        assert!(matches!(app.popup(), Some(Popup::Help(_))));
+        press(&mut app, "x", clock);
+        assert!(app.popup().is_none(), "the rebound key closes the help");
+        app.popup = Some(Popup::ConfirmQuit(ConfirmQuit));
+        press(&mut app, "j", clock);
+        assert!(app.should_quit(), "the rebound key answers yes");
+    }
+
+    #[test]
+    fn a_paste_goes_whole_to_the_focused_text_box() {
+        let mut app = app_with(Keymap::defaults());
+        let clock = Clock::system();
+        let text = "x".repeat(10_000);
+        app.update(Event::Paste(text.clone()), clock);
+        assert_eq!(app.panes.search.query(), text, "the search pane takes it");
+        press(&mut app, "<esc>2", clock);
+        app.update(Event::Paste("more".into()), clock);
+        assert_eq!(app.panes.search.query(), text, "no text box on the summary");
+        assert!(app.notice().is_some_and(|n| n.text.contains("not used")));
+        press(&mut app, ":", clock);
+        app.update(Event::Paste("quit".into()), clock);
+        let Some(Popup::Palette(p)) = app.popup() else {
+            panic!("the palette is open")
+        };
+        assert_eq!(p.query(), "quit", "an open palette takes the paste");
+    }
+
     #[test]
     fn a_banner_too_narrow_ends_in_how_many_more() {
         let t = Theme::default();
