@@ -1,6 +1,9 @@
 //! The real app, driven by key strings, against the real portal server
 //! in-process over loopback with a small demo population.
 
+mod common;
+
+use common::screen;
 use std::time::Duration;
 
 use chartty::api::ApiClient;
@@ -18,8 +21,6 @@ use chartty::tui::popups::Popup;
 use chartty::tui::theme::Theme;
 use chartty::tui::{App, Session};
 use chrono::{DateTime, TimeZone, Utc};
-use ratatui::Terminal;
-use ratatui::backend::TestBackend;
 
 const PATIENTS: usize = 60;
 const SEED: u64 = 7;
@@ -85,20 +86,6 @@ async fn signed_in(portal: &Portal, role: Role) -> Headless {
         Keymap::defaults(),
     )
     .await
-}
-
-fn screen(h: &mut Headless, w: u16, ht: u16) -> String {
-    let mut terminal = Terminal::new(TestBackend::new(w, ht)).unwrap();
-    h.render(&mut terminal).unwrap();
-    let buf = terminal.backend().buffer();
-    let mut out = String::new();
-    for y in 0..ht {
-        for x in 0..w {
-            out.push_str(buf[(x, y)].symbol());
-        }
-        out.push('\n');
-    }
-    out
 }
 
 /// Open a patient through the search box; returns its id.

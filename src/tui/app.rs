@@ -95,6 +95,20 @@ pub struct Stats {
     pub stale_dropped: u64,
 }
 
+/// What panes may read, borrowing only the fields it needs (so a pane can
+/// be borrowed mutably beside it).
+macro_rules! view {
+    ($self:ident, $focused:expr) => {
+        View {
+            chart: $self.chart.as_ref(),
+            now: $self.clock.now,
+            theme: &$self.theme,
+            prefs: &$self.prefs,
+            focused: $focused,
+        }
+    };
+}
+
 pub struct App {
     keymap: Keymap,
     theme: Theme,
@@ -486,26 +500,14 @@ impl App {
 
     /// Hand a reply to a pane and run what it asks.
     fn reply_to(&mut self, pane: PaneId, reply: PaneReply) {
-        let view = View {
-            chart: self.chart.as_ref(),
-            now: self.clock.now,
-            theme: &self.theme,
-            prefs: &self.prefs,
-            focused: self.focus == pane,
-        };
+        let view = view!(self, self.focus == pane);
         let commands = self.panes.get_mut(pane).on_reply(reply, &view);
         self.run_commands(commands);
     }
 
     /// An action for the focused pane.
     fn pane_action(&mut self, action: Action) {
-        let view = View {
-            chart: self.chart.as_ref(),
-            now: self.clock.now,
-            theme: &self.theme,
-            prefs: &self.prefs,
-            focused: true,
-        };
+        let view = view!(self, true);
         let commands = self.panes.get_mut(self.focus).update(action, &view);
         self.run_commands(commands);
     }
@@ -565,13 +567,7 @@ impl App {
     }
 
     fn insert_text(&mut self, text: &str) {
-        let view = View {
-            chart: self.chart.as_ref(),
-            now: self.clock.now,
-            theme: &self.theme,
-            prefs: &self.prefs,
-            focused: true,
-        };
+        let view = view!(self, true);
         let commands = self.panes.get_mut(self.focus).insert_text(text, &view);
         self.run_commands(commands);
     }
@@ -895,13 +891,7 @@ impl App {
         .areas(area);
         self.render_banner(frame, banner);
         self.render_tabs(frame, tabs);
-        let view = View {
-            chart: self.chart.as_ref(),
-            now: self.clock.now,
-            theme: &self.theme,
-            prefs: &self.prefs,
-            focused: true,
-        };
+        let view = view!(self, true);
         self.panes.get_mut(self.focus).render(frame, body, &view);
         self.render_hint_line(frame, hint);
         self.render_status(frame, status);

@@ -111,22 +111,26 @@ impl Headless {
         self.submit();
     }
 
+    /// The next reply or match, whichever comes first.
+    async fn next_event(&mut self) -> Event {
+        let next = tokio::time::timeout(REPLY_WAIT, async {
+            tokio::select! {
+                Some(done) = self.replies.recv() => Event::Api(done),
+                Some(m) = self.matches.recv() => Event::Matched(m),
+            }
+        })
+        .await;
+        next.unwrap_or_else(|_| panic!("no reply within {REPLY_WAIT:?}"))
+    }
+
     /// Run until no request is in flight and no match is pending, applying
     /// every reply in arrival order.
     pub async fn settle(&mut self) {
         self.flush();
         while self.app.in_flight() > 0 || self.app.matching() {
-            let next = tokio::time::timeout(REPLY_WAIT, async {
-                tokio::select! {
-                    Some(done) = self.replies.recv() => Event::Api(done),
-                    Some(m) = self.matches.recv() => Event::Matched(m),
-                }
-            })
-            .await;
-            match next {
-                Ok(Event::Api(done)) => self.deliver(done),
-                Ok(other) => self.event(other),
-                Err(_) => panic!("no reply within {REPLY_WAIT:?}"),
+            match self.next_event().await {
+                Event::Api(done) => self.deliver(done),
+                other => self.event(other),
             }
             self.flush();
         }
@@ -138,17 +142,9 @@ impl Headless {
         self.flush();
         let mut out = Vec::new();
         while out.len() < self.app.in_flight() {
-            let next = tokio::time::timeout(REPLY_WAIT, async {
-                tokio::select! {
-                    Some(done) = self.replies.recv() => Event::Api(done),
-                    Some(m) = self.matches.recv() => Event::Matched(m),
-                }
-            })
-            .await;
-            match next {
-                Ok(Event::Api(done)) => out.push(done),
-                Ok(other) => self.event(other),
-                Err(_) => panic!("no reply within {REPLY_WAIT:?}"),
+            match self.next_event().await {
+                Event::Api(done) => out.push(done),
+                other => self.event(other),
             }
         }
         out
