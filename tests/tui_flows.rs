@@ -383,9 +383,18 @@ async fn the_tasks_pane_lists_the_role_queue_and_opens_the_patient() {
         assert!(!rows.is_empty(), "the demo {role} queue has tasks");
         let queue = format!("performer-type=urn:chartty:role%7C{}", role.code());
         assert!(h.sent().iter().any(|s| s.path_and_query.contains(&queue)));
-        // Sorted by due time, soonest first.
-        let dues: Vec<_> = rows.iter().filter_map(|r| r.due).collect();
-        assert!(dues.windows(2).all(|w| w[0] <= w[1]));
+        // STAT and urgent first, then by due time, soonest first.
+        let rank = |p: &str| match p {
+            "stat" => 0,
+            "asap" => 1,
+            "urgent" => 2,
+            _ => 3,
+        };
+        let keys: Vec<_> = rows
+            .iter()
+            .map(|r| (rank(&r.priority), r.due.is_none(), r.due))
+            .collect();
+        assert!(keys.windows(2).all(|w| w[0] <= w[1]), "{keys:?}");
 
         h.keys("5").unwrap();
         assert_eq!(h.app.focus(), PaneId::Tasks);
