@@ -201,6 +201,10 @@ impl Pane for SearchPane {
                 self.open_when_settled = false;
                 Vec::new()
             }
+            // The list holds a few fields of each patient, not the record.
+            Action::RawView => vec![Command::Notify(
+                "Open the chart (Enter); there v shows the patient as the server sent it".into(),
+            )],
             _ => Vec::new(),
         }
     }
