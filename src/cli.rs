@@ -195,30 +195,62 @@ fn serve(listen: SocketAddr, db: PathBuf, demo: Option<DemoOptions>) -> anyhow::
 }
 
 /// `chartty demo`: a throwaway clinic on loopback, signed in as `role`.
+///
+/// Its data lives in a private temporary directory that is removed however
+/// the demo ends: quit, error, panic (unwinding drops it), or a signal,
+/// also one that arrives while the clinic is being prepared.
 fn demo(overrides: &CliOverrides, role: Role, opts: DemoOptions) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+
     let settings: Settings = config::load(overrides)?;
+    let rt = runtime()?;
+    // Until the TUI takes over (it listens for itself), a signal stops the
+    // preparation instead of killing the process with the data left behind.
+    let mut stop = rt.block_on(async { StopSignals::listen() })?;
+    // Demo patients are made up, but the directory is private all the same:
+    // it is created 0700, so there is no moment when others may enter it.
     let data = tempfile::Builder::new()
         .prefix("chartty-demo-")
+        .permissions(std::fs::Permissions::from_mode(0o700))
         .tempdir()
         .context("creating a temporary directory for the demo database")?;
-    let rt = runtime()?;
-    eprintln!(
+    // The terminal may be gone already (a dropped link): never panic on it.
+    let _ = writeln!(
+        std::io::stderr(),
         "chartty: preparing a demo clinic of {} patients...",
         opts.patients
     );
-    let running = rt.block_on(async {
+    let started = rt.block_on(async {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let config = ServerConfig {
             db: data.path().join("portal.db"),
             demo: Some(opts),
         };
-        server::start(config, listener).await
-    })?;
-    let user = running
-        .users
-        .iter()
-        .find(|u| u.role == role)
-        .with_context(|| format!("the demo server has no {role} user"))?;
+        tokio::select! {
+            running = server::start(config, listener) => running.map(Some),
+            () = stop.recv() => Ok(None),
+        }
+    });
+    let running = match started {
+        Ok(Some(running)) => running,
+        Ok(None) => {
+            // The database may still be written on a blocking thread: don't
+            // wait for it; the removal copes with late files.
+            rt.shutdown_timeout(DEMO_CUT_WAIT);
+            return remove_demo_data(data);
+        }
+        Err(e) => {
+            rt.shutdown_timeout(DEMO_CUT_WAIT);
+            let _ = remove_demo_data(data);
+            return Err(e);
+        }
+    };
+    let Some(user) = running.users.iter().find(|u| u.role == role) else {
+        rt.block_on(stop_server(running));
+        rt.shutdown_timeout(DEMO_STOP_WAIT);
+        let _ = remove_demo_data(data);
+        anyhow::bail!("the demo server has no {role} user");
+    };
     let session = Session {
         base_url: running.base_url.clone(),
         token: Some(user.token.clone()),
@@ -226,12 +258,93 @@ fn demo(overrides: &CliOverrides, role: Role, opts: DemoOptions) -> anyhow::Resu
         user: Some(user.name.clone()),
     };
     // The server keeps running on the runtime's worker threads while the TUI
-    // owns this thread; it is stopped (and the data removed) whatever the TUI returns.
-    let outcome = tui::run(settings, session);
-    rt.block_on(running.stop());
-    drop(rt);
-    data.close().context("removing the demo database")?;
-    outcome.map(|_| ())
+    // owns this thread; it is stopped (and the data removed) whatever the TUI
+    // returns, and when it panics (the terminal is given back by then), before
+    // the panic goes on.
+    let outcome =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| tui::run(settings, session)));
+    rt.block_on(stop_server(running));
+    rt.shutdown_timeout(DEMO_STOP_WAIT);
+    let removed = remove_demo_data(data);
+    match outcome {
+        Ok(outcome) => {
+            removed?;
+            outcome.map(|_| ())
+        }
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
+}
+
+/// The longest the demo waits for its server and runtime to stop: the data is
+/// removed and the process ends after that either way.
+const DEMO_STOP_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+/// The same when the preparation was cut short by a signal.
+const DEMO_CUT_WAIT: std::time::Duration = std::time::Duration::from_millis(200);
+
+async fn stop_server(running: server::RunningServer) {
+    if tokio::time::timeout(DEMO_STOP_WAIT, running.stop())
+        .await
+        .is_err()
+    {
+        tracing::warn!("the demo server did not stop in time");
+    }
+}
+
+/// Remove the demo data. A write that is still finishing (a preparation cut
+/// short) may add a file while the directory is being emptied, so this tries
+/// again a few times; once the directory is gone no file can be added.
+fn remove_demo_data(data: tempfile::TempDir) -> anyhow::Result<()> {
+    let mut tries = 0;
+    loop {
+        match std::fs::remove_dir_all(data.path()) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(_) if tries < 20 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(25));
+            }
+            Err(e) => {
+                return Err(e).with_context(|| {
+                    format!("removing the demo database in {}", data.path().display())
+                });
+            }
+        }
+    }
+}
+
+/// The signals that end a demo: SIGTERM, SIGHUP (the terminal or SSH link
+/// went away), SIGQUIT and SIGINT (Ctrl-C while the clinic is prepared).
+struct StopSignals(Vec<tokio::signal::unix::Signal>);
+
+impl StopSignals {
+    /// Must be called inside the runtime.
+    fn listen() -> anyhow::Result<StopSignals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let kinds = [
+            ("SIGTERM", SignalKind::terminate()),
+            ("SIGHUP", SignalKind::hangup()),
+            ("SIGQUIT", SignalKind::quit()),
+            ("SIGINT", SignalKind::interrupt()),
+        ];
+        let mut all = Vec::new();
+        for (name, kind) in kinds {
+            all.push(signal(kind).with_context(|| format!("listening for {name}"))?);
+        }
+        Ok(StopSignals(all))
+    }
+
+    /// Until one of them arrives.
+    async fn recv(&mut self) {
+        std::future::poll_fn(|cx| {
+            for s in &mut self.0 {
+                if s.poll_recv(cx).is_ready() {
+                    return std::task::Poll::Ready(());
+                }
+            }
+            std::task::Poll::Pending
+        })
+        .await
+    }
 }
 
 /// The server logs to stderr (it is a service); request logs carry no bodies.

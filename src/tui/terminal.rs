@@ -1,14 +1,28 @@
-//! The real terminal: a guard that restores it on every exit (quit, error,
+//! The real terminal: a guard that gives it back on every exit (quit, error,
 //! panic, and the signals a closed window or a dropped SSH link sends), file
 //! logging, and the event loop that feeds the app.
+//!
+//! Giving the terminal back never prints and never panics: after a hang-up
+//! the terminal is gone, every write to it fails, and a panic there would
+//! abort the process before the demo clinic's data is removed.
 
+use std::io::{IsTerminal as _, Write as _};
+use std::mem::ManuallyDrop;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Once};
+use std::thread::ThreadId;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use chrono::Utc;
+use ratatui::backend::CrosstermBackend;
+use ratatui::crossterm::cursor::{Hide, Show};
 use ratatui::crossterm::event::{self, DisableBracketedPaste, EnableBracketedPaste};
 use ratatui::crossterm::execute;
+use ratatui::crossterm::terminal::{
+    EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode, enable_raw_mode,
+};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 
@@ -24,27 +38,202 @@ use crate::tui::theme::Theme;
 /// How often the loop wakes without input (debounced search, the clock).
 const TICK: Duration = Duration::from_millis(50);
 
-/// Raw mode, the alternate screen and bracketed paste for as long as it
-/// lives; ratatui's panic hook restores the terminal before a panic
-/// message is printed.
+/// How long the input thread waits for input before it looks whether the
+/// session is over or the terminal has gone away.
+const INPUT_POLL: Duration = Duration::from_millis(100);
+
+/// At most this many queued input events are applied before the screen is
+/// drawn again: a paste without bracketed-paste framing arrives as one key
+/// per character, and is drawn once per batch instead of once per key.
+const INPUT_BATCH: usize = 256;
+
+/// The terminal is in raw mode on the alternate screen, with bracketed
+/// paste on: set by [`TerminalGuard::enter`], cleared by [`give_back`].
+static TAKEN: AtomicBool = AtomicBool::new(false);
+/// The thread that draws (the panic hook gives the terminal back only
+/// from there; see [`install_panic_hook`]).
+static DRAWING_THREAD: Mutex<Option<ThreadId>> = Mutex::new(None);
+/// A panic on another thread while the terminal was taken, said after the
+/// terminal is given back.
+static OTHER_PANIC: Mutex<Option<OtherPanic>> = Mutex::new(None);
+
+struct OtherPanic {
+    thread: String,
+    location: String,
+    message: String,
+}
+
+/// Raw mode, the alternate screen, a hidden cursor and bracketed paste for as
+/// long as it lives; given back by its drop and by the panic hook.
 struct TerminalGuard {
-    terminal: ratatui::DefaultTerminal,
+    /// Never dropped: ratatui's drop shows the cursor and prints to stderr
+    /// if that fails, which panics when the terminal has hung up. [`give_back`]
+    /// shows the cursor instead.
+    terminal: ManuallyDrop<ratatui::DefaultTerminal>,
 }
 
 impl TerminalGuard {
     fn enter() -> anyhow::Result<Self> {
-        let terminal = ratatui::try_init().context("cannot set up the terminal")?;
+        install_panic_hook();
+        *lock(&DRAWING_THREAD) = Some(std::thread::current().id());
+        enable_raw_mode().context("cannot put the terminal in raw mode")?;
+        TAKEN.store(true, Ordering::SeqCst);
         // A paste then arrives as one event, whatever its size.
-        let _ = execute!(std::io::stdout(), EnableBracketedPaste);
-        Ok(TerminalGuard { terminal })
+        if let Err(e) = execute!(
+            std::io::stdout(),
+            EnterAlternateScreen,
+            EnableBracketedPaste,
+            Hide
+        ) {
+            give_back();
+            return Err(e).context("cannot set up the terminal");
+        }
+        match ratatui::Terminal::new(CrosstermBackend::new(std::io::stdout())) {
+            Ok(terminal) => Ok(TerminalGuard {
+                terminal: ManuallyDrop::new(terminal),
+            }),
+            Err(e) => {
+                give_back();
+                Err(e).context("cannot set up the terminal")
+            }
+        }
     }
 }
 
 impl Drop for TerminalGuard {
     fn drop(&mut self) {
-        // The terminal may be gone (a hung-up link): errors are moot.
-        let _ = execute!(std::io::stdout(), DisableBracketedPaste);
-        ratatui::restore();
+        give_back();
+    }
+}
+
+/// Leave raw mode, the alternate screen, the hidden cursor and bracketed
+/// paste, once, however often it is called. Errors are moot: the terminal
+/// may be gone (a hung-up link).
+fn give_back() {
+    if !TAKEN.swap(false, Ordering::SeqCst) {
+        return;
+    }
+    // Raw mode first: if the writes below block on a stalled link, the
+    // line discipline is back already.
+    let _ = disable_raw_mode();
+    let mut out = std::io::stdout();
+    let _ = execute!(out, DisableBracketedPaste, Show, LeaveAlternateScreen);
+    let _ = out.flush();
+}
+
+/// Installed once, in front of whatever hook was there (the default one
+/// prints the message).
+///
+/// A panic on the drawing thread gives the terminal back before the message
+/// is printed; unwinding then ends the session as any error does (the demo
+/// clinic's data is removed on the way out). A panic on any other thread
+/// (the matcher, the api worker, the input thread, the demo server) leaves
+/// the screen alone: the loop sees it within a tick and ends the session,
+/// and the message is printed once the terminal is given back. The app
+/// never runs on with a part of it dead.
+fn install_panic_hook() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let here = std::thread::current();
+            let drawing = *lock(&DRAWING_THREAD) == Some(here.id());
+            if drawing || !TAKEN.load(Ordering::SeqCst) {
+                give_back();
+                previous(info);
+                return;
+            }
+            let mut slot = lock(&OTHER_PANIC);
+            if slot.is_none() {
+                *slot = Some(OtherPanic {
+                    thread: here.name().unwrap_or("unnamed").to_string(),
+                    location: info.location().map(|l| l.to_string()).unwrap_or_default(),
+                    message: panic_message(info.payload()),
+                });
+            }
+        }));
+    });
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".into())
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The input thread: crossterm's reader blocks, so it gets its own thread.
+/// It waits for input in short polls, so that it ends soon after the session
+/// does (when this is dropped) instead of reading on from a terminal given
+/// back, and when the terminal has hung up, which closes the channel
+/// (`Exit::InputClosed`).
+struct InputThread {
+    done: Arc<AtomicBool>,
+}
+
+impl InputThread {
+    fn spawn(tx: mpsc::UnboundedSender<event::Event>) -> InputThread {
+        let done = Arc::new(AtomicBool::new(false));
+        let finished = Arc::clone(&done);
+        // crossterm reads stdin when it is a terminal (else /dev/tty): only
+        // then does stdin tell whether the terminal is still there.
+        let stdin_is_terminal = std::io::stdin().is_terminal();
+        let spawned = std::thread::Builder::new()
+            .name("chartty-input".into())
+            .spawn(move || {
+                while !finished.load(Ordering::SeqCst) {
+                    match event::poll(INPUT_POLL) {
+                        Ok(true) => match event::read() {
+                            Ok(ev) => {
+                                if tx.send(ev).is_err() {
+                                    break;
+                                }
+                            }
+                            Err(_) => break,
+                        },
+                        // A hung-up terminal answers no terminal request.
+                        Ok(false) if stdin_is_terminal && !std::io::stdin().is_terminal() => {
+                            break;
+                        }
+                        Ok(false) => {}
+                        Err(_) => break,
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::error!("cannot start the input thread: {e}");
+        }
+        InputThread { done }
+    }
+}
+
+impl Drop for InputThread {
+    fn drop(&mut self) {
+        self.done.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Debug builds only, for `tests/pty_lifecycle.rs`: `CHARTTY_TEST_PANIC=key`
+/// makes the first key panic the drawing thread, `=thread` a thread of its
+/// own. Release builds never read the variable.
+fn test_panic_from_env() -> Option<String> {
+    cfg!(debug_assertions)
+        .then(|| std::env::var("CHARTTY_TEST_PANIC").ok())
+        .flatten()
+}
+
+fn test_panic(mode: &str) {
+    if mode == "thread" {
+        let _ = std::thread::Builder::new()
+            .name("chartty-test-panic".into())
+            .spawn(|| panic!("CHARTTY_TEST_PANIC=thread: a panic on another thread"));
+    } else {
+        panic!("CHARTTY_TEST_PANIC={mode}: a panic on the drawing thread");
     }
 }
 
@@ -52,7 +241,7 @@ impl Drop for TerminalGuard {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
     Quit,
-    /// SIGTERM, SIGHUP (the terminal or SSH link went away) or SIGQUIT.
+    /// SIGTERM, SIGHUP (the terminal or SSH link went away), SIGQUIT or SIGINT.
     Signal(&'static str),
     /// The terminal stopped delivering input.
     InputClosed,
@@ -87,18 +276,26 @@ fn init_logging(settings: &Settings) -> Option<tracing_appender::non_blocking::W
 }
 
 /// Open the TUI against `session`'s server until the user quits or a
-/// signal ends it; the terminal is restored either way.
+/// signal ends it; the terminal is given back either way.
 pub fn run(settings: Settings, session: Session) -> anyhow::Result<Exit> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let _enter = runtime.enter();
+    // First: from here on these signals end the session through the
+    // terminal guard instead of killing the process. SIGINT comes from
+    // `kill`; Ctrl-C in raw mode is a key.
+    let mut term = signal(SignalKind::terminate())?;
+    let mut hangup = signal(SignalKind::hangup())?;
+    let mut quit = signal(SignalKind::quit())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
     let _log = init_logging(&settings);
     let load = Keymap::load(settings.keymap_file.as_deref());
     let (theme, theme_warning) = match Theme::load(&settings.theme) {
         Ok(t) => (t, None),
         Err(e) => (Theme::default(), Some(format!("Theme not loaded: {e:#}"))),
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
     let client = ApiClient::new(
         &session.base_url,
         session.token.clone(),
@@ -107,7 +304,6 @@ pub fn run(settings: Settings, session: Session) -> anyhow::Result<Exit> {
     .with_record_number(RecordNumber {
         local_system: settings.mrn_system.clone(),
     });
-    let _enter = runtime.enter();
     let (mut worker, mut replies) = Worker::new(client, runtime.handle().clone());
     let (match_tx, mut matches) = mpsc::unbounded_channel();
     let matcher = MatchWorker::spawn(move |m| {
@@ -121,26 +317,27 @@ pub fn run(settings: Settings, session: Session) -> anyhow::Result<Exit> {
         app.warn(w);
     }
     app.start();
-    let mut term = signal(SignalKind::terminate())?;
-    let mut hangup = signal(SignalKind::hangup())?;
-    let mut quit = signal(SignalKind::quit())?;
+    let mut panic_for_test = test_panic_from_env();
 
     let mut guard = TerminalGuard::enter()?;
     let (key_tx, mut keys) = mpsc::unbounded_channel();
-    // crossterm's reader blocks: it gets its own thread, which ends with the
-    // process, or when the terminal goes away.
-    std::thread::spawn(move || {
-        while let Ok(ev) = event::read() {
-            if key_tx.send(ev).is_err() {
-                break;
-            }
-        }
-    });
+    let input = InputThread::spawn(key_tx);
 
     let exit = runtime.block_on(async {
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
+            if let Some(p) = lock(&OTHER_PANIC).take() {
+                // The message stays out of the log (it may quote what was
+                // on screen); it is printed once the terminal is back.
+                tracing::error!(thread = %p.thread, location = %p.location, "a thread panicked");
+                anyhow::bail!(
+                    "internal error, the session has ended: thread '{}' panicked at {}: {}",
+                    p.thread,
+                    p.location,
+                    p.message
+                );
+            }
             for (id, request) in app.take_requests() {
                 worker.submit(id, request);
             }
@@ -155,10 +352,10 @@ pub fn run(settings: Settings, session: Session) -> anyhow::Result<Exit> {
             }
             let event = tokio::select! {
                 ev = keys.recv() => match ev {
-                    Some(event::Event::Key(k)) => Event::Key(k),
-                    Some(event::Event::Paste(text)) => Event::Paste(text),
-                    Some(event::Event::Resize(..)) => Event::Resize,
-                    Some(_) => continue,
+                    Some(ev) => match terminal_event(ev) {
+                        Some(e) => e,
+                        None => continue,
+                    },
                     None => return Ok(Exit::InputClosed),
                 },
                 Some(done) = replies.recv() => Event::Api(done),
@@ -167,10 +364,26 @@ pub fn run(settings: Settings, session: Session) -> anyhow::Result<Exit> {
                 _ = term.recv() => return Ok(Exit::Signal("SIGTERM")),
                 _ = hangup.recv() => return Ok(Exit::Signal("SIGHUP")),
                 _ = quit.recv() => return Ok(Exit::Signal("SIGQUIT")),
+                _ = interrupt.recv() => return Ok(Exit::Signal("SIGINT")),
             };
-            app.update(event, Clock::system());
+            // Input already here is applied before the next frame.
+            let mut next = Some(event);
+            let mut applied = 0;
+            while let Some(ev) = next.take() {
+                if matches!(ev, Event::Key(_))
+                    && let Some(mode) = panic_for_test.take()
+                {
+                    test_panic(&mode);
+                }
+                app.update(ev, Clock::system());
+                applied += 1;
+                if applied < INPUT_BATCH && !app.should_quit() {
+                    next = queued_input(&mut keys);
+                }
+            }
         }
     });
+    drop(input);
     drop(guard);
     if let Ok(Exit::Signal(name)) = &exit {
         tracing::info!(signal = name, "ended by a signal");
@@ -179,4 +392,25 @@ pub fn run(settings: Settings, session: Session) -> anyhow::Result<Exit> {
     drop(_enter);
     runtime.shutdown_timeout(Duration::from_millis(200));
     exit
+}
+
+/// The next input event already received, if any.
+fn queued_input(keys: &mut mpsc::UnboundedReceiver<event::Event>) -> Option<Event> {
+    while let Ok(ev) = keys.try_recv() {
+        if let Some(e) = terminal_event(ev) {
+            return Some(e);
+        }
+    }
+    None
+}
+
+/// What the app hears of a terminal event; `None` for those it ignores
+/// (focus, mouse).
+fn terminal_event(ev: event::Event) -> Option<Event> {
+    match ev {
+        event::Event::Key(k) => Some(Event::Key(k)),
+        event::Event::Paste(text) => Some(Event::Paste(text)),
+        event::Event::Resize(..) => Some(Event::Resize),
+        _ => None,
+    }
 }
