@@ -92,7 +92,8 @@ pub fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("chartty: {err:#}");
+            // The terminal may have hung up: a failed write is not a panic.
+            let _ = writeln!(std::io::stderr(), "chartty: {err:#}");
             ExitCode::FAILURE
         }
     }

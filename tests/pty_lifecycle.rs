@@ -243,8 +243,6 @@ fn the_demo_database_files_are_private() {
 /// control): the end of its input ends the session. (Without it, only a
 /// failed draw would end the session, whenever something is drawn next.)
 #[test]
-#[ignore = "needs crossterm's level-triggered reader: add `crossterm = { version = \"0.29\", \
-            features = [\"use-dev-tty\"] }` to [dependencies] in Cargo.toml, then remove this line"]
 fn a_terminal_gone_without_a_hangup_signal_ends_the_demo() {
     let mut app = PtyApp::demo_without_controlling_terminal(&[]);
     app.wait_patients();

@@ -434,11 +434,17 @@ impl App {
             Vec::new()
         };
         self.match_sent += 1;
-        self.match_jobs.push(MatchJob::Search {
+        let job = MatchJob::Search {
             seq: self.match_sent,
             query,
             server_found: found,
-        });
+        };
+        // Keys read in one batch (an unframed paste) are matched once, for
+        // the last query: a queued search not yet taken is replaced.
+        match self.match_jobs.last_mut() {
+            Some(last @ MatchJob::Search { .. }) => *last = job,
+            _ => self.match_jobs.push(job),
+        }
     }
 
     fn add_rows(&mut self, rows: Vec<PatientRow>) {

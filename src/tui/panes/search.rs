@@ -247,7 +247,26 @@ impl Pane for SearchPane {
         ])
         .areas(inner);
         let theme = view.theme;
-        let mut spans = vec![Span::styled("Find: ", theme.header), Span::raw(&self.query)];
+        // A query longer than the box shows its end, where the typing is.
+        let room = usize::from(input.width).saturating_sub(8);
+        let shown = if Span::raw(self.query.as_str()).width() > room {
+            let tail: String = self
+                .query
+                .chars()
+                .rev()
+                .scan(0, |w, c| {
+                    *w += Span::raw(c.to_string()).width();
+                    (*w < room).then_some(c)
+                })
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect();
+            format!("…{tail}")
+        } else {
+            self.query.clone()
+        };
+        let mut spans = vec![Span::styled("Find: ", theme.header), Span::raw(shown)];
         if self.editing {
             spans.push(Span::styled("▏", theme.focus_border));
         } else if self.query.is_empty() {
