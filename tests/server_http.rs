@@ -424,6 +424,84 @@ async fn patient_search_parameters() {
     f.srv.stop().await;
 }
 
+/// Names are found the way they are typed on a plain keyboard: accents
+/// dropped, and letters that are not a base letter plus an accent (ø, ł, ı,
+/// ß, đ, æ) spelled out.
+#[tokio::test]
+async fn names_are_found_as_typed_on_a_plain_keyboard() {
+    let f = open_server().await;
+    let mut ids = Vec::new();
+    for (family, given) in [
+        ("Nguyễn", "Thị Hương"),
+        ("Østergaard", "Søren"),
+        ("Yılmaz", "Ayşe"),
+        ("Wójcik", "Łukasz"),
+        ("Łódź", "Ida"),
+        ("Straße", "Jürgen"),
+        ("Đặng", "Minh"),
+        ("Kjær", "Ægir"),
+        ("Ordóñez", "Agustín"),
+    ] {
+        let created = f.create(patient(family, given, "1970-01-01")).await;
+        ids.push(created["id"].as_str().unwrap().to_string());
+    }
+    let [
+        nguyen,
+        soren,
+        yilmaz,
+        lukasz,
+        lodz,
+        strasse,
+        dang,
+        kjaer,
+        ordonez,
+    ] = &ids[..]
+    else {
+        unreachable!()
+    };
+    for (typed, want) in [
+        ("nguyen", nguyen),
+        ("Nguyễn", nguyen),
+        ("huong", nguyen),
+        ("soren", soren),
+        ("ostergaard", soren),
+        ("Øster", soren),
+        ("yilmaz", yilmaz),
+        ("ayse", yilmaz),
+        ("lukasz", lukasz),
+        ("wojcik", lukasz),
+        ("lodz", lodz),
+        ("strasse", strasse),
+        ("Straße", strasse),
+        ("strass", strasse),
+        ("jurgen", strasse),
+        ("dang", dang),
+        ("kjaer", kjaer),
+        ("aegir", kjaer),
+        ("ordonez", ordonez),
+        ("agustin", ordonez),
+        ("AGUSTÍN", ordonez),
+        ("soren ostergaard", soren),
+    ] {
+        let query: String = url::form_urlencoded::byte_serialize(typed.as_bytes()).collect();
+        assert_eq!(
+            &f.ids(&format!("Patient?name={query}")).await,
+            std::slice::from_ref(want),
+            "name={typed}"
+        );
+    }
+    assert_eq!(
+        f.ids("Patient?family:exact=strasse").await,
+        vec![strasse.clone()]
+    );
+    assert_eq!(
+        f.ids("Patient?name:contains=ergaa").await,
+        vec![soren.clone()]
+    );
+    assert!(f.ids("Patient?name=lodzz").await.is_empty());
+    f.srv.stop().await;
+}
+
 #[tokio::test]
 async fn unknown_parameters_are_reported_or_refused_when_strict() {
     let f = open_server().await;

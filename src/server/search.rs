@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use super::outcome::{FhirError, outcome};
 use super::params::{self, Kind, Param};
 use super::store::{self, Stored};
+use crate::fhir::time;
 
 pub const DEFAULT_COUNT: usize = 20;
 pub const MAX_COUNT: usize = 1000;
@@ -183,7 +184,7 @@ fn condition(
     match param.kind {
         Kind::String => {
             for v in values {
-                let n = params::normalize(v.trim());
+                let n = params::fold(v.trim());
                 match modifier {
                     Some("exact") => {
                         alts.push("value = ?".to_string());
@@ -227,7 +228,7 @@ fn condition(
         Kind::Date => {
             for v in values {
                 let (prefix, rest) = split_prefix(v);
-                let Some((plo, phi)) = params::parse_date_range(rest) else {
+                let Some((plo, phi)) = time::range_ms(rest) else {
                     return Err(FhirError::bad_request(format!(
                         "search parameter {}: {rest:?} is not a date",
                         param.name
@@ -464,7 +465,7 @@ pub fn parse(
                 let mut args = Vec::new();
                 for v in split_or(value) {
                     let (prefix, rest) = split_prefix(v);
-                    let (plo, phi) = params::parse_date_range(rest)
+                    let (plo, phi) = time::range_ms(rest)
                         .ok_or_else(|| FhirError::bad_request("_lastUpdated is not a date"))?;
                     let (sql, mut a) = date_alt(prefix, "r.lu", "r.lu", plo, phi);
                     alts.push(sql);
