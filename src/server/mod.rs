@@ -8,6 +8,7 @@ pub mod http;
 pub mod import;
 pub mod outcome;
 pub mod params;
+pub mod schema;
 pub mod search;
 pub mod store;
 
