@@ -1178,6 +1178,25 @@ async fn bearer_tokens_roles_and_whoami() {
     drop(dir);
 }
 
+/// The database holds patient data: it and its WAL files are the owner's alone.
+#[cfg(unix)]
+#[tokio::test]
+async fn database_files_are_created_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let f = open_server().await;
+    f.create(patient("Private", "Pia", "1980")).await;
+    let db = f._dir.path().join("portal.db");
+    for name in ["portal.db", "portal.db-wal", "portal.db-shm"] {
+        let path = db.with_file_name(name);
+        let mode = std::fs::metadata(&path)
+            .unwrap_or_else(|e| panic!("{name}: {e}"))
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{name} has mode {:o}", mode & 0o777);
+    }
+    f.srv.stop().await;
+}
+
 #[tokio::test]
 async fn imported_types_without_search_support_read_back() {
     let dir = tempfile::tempdir().unwrap();

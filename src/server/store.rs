@@ -16,8 +16,45 @@ use sha2::{Digest, Sha256};
 use super::params::{self, IndexRows};
 use super::schema;
 
-/// Opens a connection with the pragmas every connection needs.
+/// Creates the database file readable and writable by its owner only
+/// (0600), unless it exists. SQLite gives the `-wal` and `-shm` files it
+/// creates beside it the database file's mode, so they are private too.
+fn create_private(path: &Path) -> anyhow::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("creating database {}", path.display())),
+    }
+}
+
+/// An existing database keeps its mode; one that other users can open is
+/// reported (it holds patient data).
+fn warn_if_shared(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(meta) = std::fs::metadata(path)
+            && meta.permissions().mode() & 0o077 != 0
+        {
+            tracing::warn!(
+                db = %path.display(),
+                mode = format!("{:o}", meta.permissions().mode() & 0o777),
+                "other users can open the database file; chmod 600 it (and its -wal and -shm)"
+            );
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+}
+
+/// Opens a connection with the pragmas every connection needs, creating
+/// the database file (owner-only) if it does not exist.
 pub fn connect(path: &Path) -> anyhow::Result<Connection> {
+    create_private(path)?;
     let conn =
         Connection::open(path).with_context(|| format!("opening database {}", path.display()))?;
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
@@ -351,6 +388,7 @@ impl Store {
     /// Opens (creating and migrating if needed) the database at `path`.
     pub fn open(path: &Path) -> anyhow::Result<Store> {
         let conn = connect(path)?;
+        warn_if_shared(path);
         migrate(&conn)?;
         Ok(Store { conn })
     }
