@@ -6,6 +6,7 @@ pub mod audit;
 pub mod demo;
 pub mod http;
 pub mod import;
+pub mod lastn;
 pub mod outcome;
 pub mod params;
 pub mod schema;

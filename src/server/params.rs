@@ -302,6 +302,66 @@ pub struct IndexRows {
     pub tokens: Vec<(&'static str, String, String)>,
     pub dates: Vec<(&'static str, i64, i64)>,
     pub refs: Vec<(&'static str, String)>,
+    /// Observations only: what `Observation/$lastn` ranks them by.
+    pub lastn: Option<LastnRow>,
+}
+
+/// What `Observation/$lastn` reads of an Observation: whose it is, the
+/// test it is a result of, and when it took effect.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LastnRow {
+    /// `Type/id` of `Observation.subject`.
+    pub subject: String,
+    /// See [`lastn_group`].
+    pub group: String,
+    /// The last millisecond of `effective[x]` (the key `_sort=-date`
+    /// orders by), or `i64::MIN` when there is none.
+    pub effective: i64,
+}
+
+/// The test an Observation is a result of: the `system|code` of the first
+/// coding that has a code, else the code's text (`text:` and the text),
+/// else the empty string.
+pub fn lastn_group(code: Option<&Value>) -> String {
+    let Some(code) = code else {
+        return String::new();
+    };
+    let coded = code
+        .get("coding")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .find_map(|c| {
+            let code = c.get("code")?.as_str()?;
+            let system = c.get("system").and_then(Value::as_str).unwrap_or("");
+            Some(format!("{system}|{code}"))
+        });
+    coded
+        .or_else(|| {
+            code.get("text")
+                .and_then(Value::as_str)
+                .map(|t| format!("text:{t}"))
+        })
+        .unwrap_or_default()
+}
+
+fn lastn_row(resource: &Value) -> Option<LastnRow> {
+    let subject = resource
+        .get("subject")?
+        .get("reference")?
+        .as_str()
+        .and_then(normalize_reference)?;
+    let effective = ["effectiveDateTime", "effectivePeriod", "effectiveInstant"]
+        .iter()
+        .filter_map(|k| resource.get(*k).and_then(date_value))
+        .map(|(_, hi)| hi)
+        .max()
+        .unwrap_or(i64::MIN);
+    Some(LastnRow {
+        subject,
+        group: lastn_group(resource.get("code")),
+        effective,
+    })
 }
 
 pub fn extract(ty: &str, resource: &Value) -> IndexRows {
@@ -349,6 +409,9 @@ pub fn extract(ty: &str, resource: &Value) -> IndexRows {
     rows.tokens.dedup();
     rows.refs.sort();
     rows.refs.dedup();
+    if ty == "Observation" {
+        rows.lastn = lastn_row(resource);
+    }
     rows
 }
 
@@ -571,6 +634,39 @@ mod tests {
         let rows = extract("Observation", &grp);
         assert_eq!(rows.refs, vec![("subject", "Group/7".to_string())]);
         assert_eq!(normalize_reference("urn:uuid:1"), None);
+    }
+
+    #[test]
+    fn observations_are_grouped_by_their_first_coded_coding_else_text() {
+        let obs = json!({"resourceType":"Observation","subject":{"reference":"Patient/7"},
+            "code":{"coding":[{"system":"urn:x","display":"no code"},
+                              {"system":"http://loinc.org","code":"2345-7"},
+                              {"system":"urn:local","code":"GLU"}],"text":"Glucose"},
+            "effectiveDateTime":"2024-02-15T10:00:00Z"});
+        let row = extract("Observation", &obs).lastn.unwrap();
+        assert_eq!(row.subject, "Patient/7");
+        assert_eq!(row.group, "http://loinc.org|2345-7");
+        assert_eq!(
+            row.effective,
+            time::range_ms("2024-02-15T10:00:00Z").unwrap().1
+        );
+        let text = json!({"resourceType":"Observation","subject":{"reference":"Patient/7"},
+            "code":{"text":"Glucose, fingerstick"}});
+        let row = extract("Observation", &text).lastn.unwrap();
+        assert_eq!(
+            (row.group.as_str(), row.effective),
+            ("text:Glucose, fingerstick", i64::MIN)
+        );
+        let no_system = json!({"resourceType":"Observation","subject":{"reference":"Patient/7"},
+            "code":{"coding":[{"code":"K"}]}});
+        assert_eq!(
+            extract("Observation", &no_system).lastn.unwrap().group,
+            "|K"
+        );
+        let nobody = json!({"resourceType":"Observation","code":{"text":"x"}});
+        assert_eq!(extract("Observation", &nobody).lastn, None);
+        let condition = json!({"resourceType":"Condition","subject":{"reference":"Patient/7"}});
+        assert_eq!(extract("Condition", &condition).lastn, None);
     }
 
     proptest::proptest! {

@@ -97,6 +97,11 @@ pub static MIGRATIONS: &[Migration] = &[
         summary: "SHA-256 content hashes; name index folded with fhir::fold",
         apply: v2_sha256_and_folded_names,
     },
+    Migration {
+        version: 3,
+        summary: "Observation/$lastn index",
+        apply: v3_lastn_index,
+    },
 ];
 
 /// The schema version this build writes.
@@ -229,6 +234,32 @@ fn v2_sha256_and_folded_names(conn: &Connection) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// One row per current Observation with a subject: the test it belongs to
+/// and when it took effect, indexed so that the newest results of each
+/// test of one patient are read in order without a sort (see `lastn`).
+fn v3_lastn_index(conn: &Connection) -> anyhow::Result<()> {
+    conn.execute_batch(
+        "CREATE TABLE idx_lastn (
+             rid INTEGER PRIMARY KEY,
+             subject TEXT NOT NULL,
+             grp TEXT NOT NULL,
+             eff INTEGER NOT NULL
+         );
+         CREATE INDEX idx_lastn_subject ON idx_lastn(subject, grp, eff, rid);",
+    )?;
+    let mut insert =
+        conn.prepare("INSERT INTO idx_lastn (rid, subject, grp, eff) VALUES (?1, ?2, ?3, ?4)")?;
+    each_resource(conn, Some(&["Observation"]), |rid, ty, json| {
+        let value: Value = serde_json::from_str(json)
+            .with_context(|| format!("resource row {rid} is not JSON"))?;
+        if let Some(row) = params::extract(ty, &value).lastn {
+            insert.execute(params![rid, row.subject, row.group, row.effective])?;
+        }
+        Ok(())
+    })?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -314,6 +345,22 @@ mod tests {
             [],
         )
         .unwrap();
+        let obs = json!({"resourceType": "Observation", "id": "o1", "status": "final",
+            "code": {"coding": [{"system": "http://loinc.org", "code": "2823-3"}]},
+            "subject": {"reference": "Patient/p1"}, "effectiveDateTime": "2026-01-02T08:00:00Z",
+            "valueQuantity": {"value": 5.0, "unit": "mmol/L"},
+            "meta": {"versionId": "1", "lastUpdated": "2026-01-05T10:00:00.000Z"}});
+        conn.execute(
+            "INSERT INTO resources (rid, type, id, version, lu, deleted, hash, json)
+             VALUES (8, 'Observation', 'o1', 1, 1767607200000, 0, 99, ?1)",
+            [obs.to_string()],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO idx_ref (type, param, ref, rid) VALUES ('Observation', 'subject', 'Patient/p1', 8)",
+            [],
+        )
+        .unwrap();
     }
 
     fn found(conn: &Connection, query: &[(&str, &str)]) -> Vec<String> {
@@ -364,6 +411,15 @@ mod tests {
         let mut changed = patient;
         changed["gender"] = json!("male");
         assert_eq!(store.ingest([changed]).unwrap(), 1);
+        // Results stored before $lastn existed are ranked by it.
+        let query = vec![("patient".to_string(), "p1".to_string())];
+        let b = crate::server::lastn::bundle(store.connection(), &query, &[], "x", false).unwrap();
+        assert_eq!(b["total"], 1, "{b}");
+        assert_eq!(b["entry"][0]["resource"]["id"], "o1");
+        assert_eq!(
+            b["entry"][0]["resource"]["valueQuantity"]["value"].to_string(),
+            "5.0"
+        );
     }
 
     #[test]

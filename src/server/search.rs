@@ -557,6 +557,33 @@ impl Query {
         (sql, args)
     }
 
+    /// Every condition as a test of the row `r` (a `resources` row), joined
+    /// with AND: for callers that find candidate rows their own way.
+    pub fn row_filters(&self) -> (String, Vec<Sql>) {
+        let mut sql = String::from("1");
+        let mut args = Vec::new();
+        for c in &self.conds {
+            sql.push_str(" AND ");
+            sql.push_str(&c.filter.0);
+            args.extend(c.filter.1.iter().cloned());
+        }
+        (sql, args)
+    }
+
+    /// A matched resource as the search shows it: `_elements` and
+    /// `_summary=data` applied.
+    pub fn present(&self, mut res: Value) -> Value {
+        if let Some(el) = &self.elements {
+            res = subset(res, el);
+        } else if self.summary == Summary::Data
+            && let Some(obj) = res.as_object_mut()
+        {
+            obj.remove("text");
+            mark_subsetted(obj);
+        }
+        res
+    }
+
     pub fn count_matches(&self, conn: &Connection) -> Result<i64, FhirError> {
         let (wh, args) = self.where_clause(self.pick_driver(conn, false)?);
         let sql = format!("SELECT COUNT(*) FROM resources r WHERE {wh}");
@@ -739,15 +766,7 @@ pub fn bundle(
         }
         let refs = q.include_refs(conn, &matches)?;
         for m in &matches {
-            let mut res = m.value();
-            if let Some(el) = &q.elements {
-                res = subset(res, el);
-            } else if q.summary == Summary::Data
-                && let Some(obj) = res.as_object_mut()
-            {
-                obj.remove("text");
-                mark_subsetted(obj);
-            }
+            let res = q.present(m.value());
             entries.push(json!({
                 "fullUrl": format!("{base}/{}/{}", m.ty, m.id),
                 "resource": res,
@@ -770,21 +789,28 @@ pub fn bundle(
             }
         }
     }
-    if !q.unknown.is_empty() {
-        entries.push(json!({
-            "resource": outcome(
-                "warning",
-                "not-supported",
-                &format!("ignored unknown search parameters: {}", q.unknown.join(", ")),
-            ),
-            "search": {"mode": "outcome"}
-        }));
+    if let Some(e) = unknown_outcome(&q.unknown) {
+        entries.push(e);
     }
     bundle["link"] = Value::Array(links);
     if !entries.is_empty() {
         bundle["entry"] = Value::Array(entries);
     }
     Ok(bundle)
+}
+
+/// The `outcome` entry that tells the client which parameters were ignored.
+pub fn unknown_outcome(unknown: &[String]) -> Option<Value> {
+    (!unknown.is_empty()).then(|| {
+        json!({
+            "resource": outcome(
+                "warning",
+                "not-supported",
+                &format!("ignored unknown search parameters: {}", unknown.join(", ")),
+            ),
+            "search": {"mode": "outcome"}
+        })
+    })
 }
 
 /// Parses a query string into name/value pairs.

@@ -325,7 +325,13 @@ fn stamp(res: &mut Value, id: &str, version: i64, now: i64) {
 }
 
 fn clear_index(conn: &Connection, rid: i64) -> rusqlite::Result<()> {
-    for table in ["idx_string", "idx_token", "idx_date", "idx_ref"] {
+    for table in [
+        "idx_string",
+        "idx_token",
+        "idx_date",
+        "idx_ref",
+        "idx_lastn",
+    ] {
         conn.prepare_cached(&format!("DELETE FROM {table} WHERE rid = ?1"))?
             .execute(params![rid])?;
     }
@@ -364,6 +370,12 @@ fn insert_index(conn: &Connection, ty: &str, rid: i64, rows: &IndexRows) -> rusq
         for (param, r) in &rows.refs {
             stmt.execute(params![ty, param, r, rid])?;
         }
+    }
+    if let Some(row) = &rows.lastn {
+        conn.prepare_cached(
+            "INSERT OR REPLACE INTO idx_lastn (rid, subject, grp, eff) VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute(params![rid, row.subject, row.group, row.effective])?;
     }
     Ok(())
 }
