@@ -170,8 +170,13 @@ fn plan(opts: &DemoOptions, index: usize) -> Chart {
     let seed = opts.seed;
     let anchor = opts.anchor;
     let today = anchor.date_naive();
-    let mut name_rng = Rng::new(seed, STREAM_NAME, name_key(index) as u64);
-    let name = names::person_name(&mut name_rng);
+    let key = name_key(index);
+    let mut name_rng = Rng::new(seed, STREAM_NAME, key as u64);
+    let drawn = names::person_name(&mut name_rng);
+    // A namesake of a patient with a spelled name gets it too.
+    let name = names::spelled(seed, index)
+        .or_else(|| (key != index).then(|| names::spelled(seed, key)).flatten())
+        .unwrap_or(drawn);
     let mut rng = Rng::new(seed, STREAM_CHART, index as u64);
 
     // A family practice panel: children, working-age adults, many older adults.
