@@ -1,6 +1,7 @@
 //! Portal server speed at clinic scale: import of the shared FHIR data, demo
-//! clinic generation and bulk load, patient name search per keystroke, and
-//! the 7-search batch that opens a chart.
+//! clinic generation and bulk load, patient name search per keystroke, the
+//! 7-search batch that opens a chart, and `Observation/$lastn` (the latest
+//! of every lab test of a chart, whatever the length of its history).
 //!
 //! Run by hand: `cargo bench --bench server`. `CHARTTY_BENCH_PATIENTS`
 //! (default 100000) sets the size of the search database; the demo clinic
@@ -26,6 +27,7 @@ const CHARTS_OPENED: usize = 300;
 const NAMES_TYPED: usize = 160;
 const NAME_SEARCH_TARGET_MS: f64 = 5.0;
 const CHART_BATCH_TARGET_MS: f64 = 20.0;
+const LASTN_TARGET_MS: f64 = 5.0;
 
 fn main() -> anyhow::Result<()> {
     let patients: usize = match std::env::var("CHARTTY_BENCH_PATIENTS") {
@@ -150,15 +152,36 @@ fn main() -> anyhow::Result<()> {
         chart_ids.len(),
         entries as f64 / chart_ids.len() as f64
     );
+    let lastn_ids = lastn_charts(conn, &chart_ids)?;
+    let mut samples = Vec::with_capacity(lastn_ids.len());
+    let mut entries = 0;
+    for (pid, _) in &lastn_ids {
+        let t = Instant::now();
+        entries += direct_lastn(conn, &lastn_query(pid))?;
+        samples.push(t.elapsed());
+    }
+    report("Observation/$lastn lab, max=1", samples, LASTN_TARGET_MS);
+    let most = lastn_ids.iter().map(|(_, n)| *n).max().unwrap_or(0);
+    println!(
+        "  {} charts ({} with 200+ lab results, at most {most}), {:.1} tests per chart on average",
+        lastn_ids.len(),
+        lastn_ids.iter().filter(|(_, n)| *n >= 200).count(),
+        entries as f64 / lastn_ids.len().max(1) as f64
+    );
     drop(store);
 
     println!("\n== over loopback HTTP (real server, keep-alive, gzip)");
     let rt = tokio::runtime::Runtime::new()?;
-    rt.block_on(over_http(db, &prefixes, &chart_ids))?;
+    rt.block_on(over_http(db, &prefixes, &chart_ids, &lastn_ids))?;
     Ok(())
 }
 
-async fn over_http(db: PathBuf, prefixes: &[String], chart_ids: &[String]) -> anyhow::Result<()> {
+async fn over_http(
+    db: PathBuf,
+    prefixes: &[String],
+    chart_ids: &[String],
+    lastn_ids: &[(String, i64)],
+) -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let srv = server::start(ServerConfig { db, demo: None }, listener).await?;
@@ -232,6 +255,18 @@ async fn over_http(db: PathBuf, prefixes: &[String], chart_ids: &[String]) -> an
         "  {} charts, {:.0} bytes per response on average (after gzip decoding)",
         chart_ids.len(),
         bytes as f64 / chart_ids.len().max(1) as f64
+    );
+    let mut samples = Vec::with_capacity(lastn_ids.len());
+    for (pid, _) in lastn_ids {
+        let url = format!("{}/{}", srv.base_url, lastn_query(pid));
+        let t = Instant::now();
+        get(url).await?;
+        samples.push(t.elapsed());
+    }
+    report(
+        "GET Observation/$lastn lab, max=1",
+        samples,
+        LASTN_TARGET_MS,
     );
     srv.stop().await;
     Ok(())
@@ -310,6 +345,51 @@ fn chart_searches(pid: &str) -> Vec<String> {
         format!("DocumentReference?patient={patient}&_sort=-date&_count=10"),
         format!("Task?patient={patient}"),
     ]
+}
+
+/// The charts `$lastn` is measured on: the opened charts plus every chart
+/// with 200 or more lab results (the finger-stick glucose patients), each
+/// with its number of lab results.
+fn lastn_charts(
+    conn: &rusqlite::Connection,
+    chart_ids: &[String],
+) -> anyhow::Result<Vec<(String, i64)>> {
+    let mut stmt = conn.prepare(
+        "SELECT substr(l.subject, 9), COUNT(*) FROM idx_lastn l
+         JOIN idx_token t ON t.rid = l.rid AND t.param = 'category' AND t.code = 'laboratory'
+         WHERE l.subject LIKE 'Patient/%' GROUP BY l.subject",
+    )?;
+    let counts: std::collections::HashMap<String, i64> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    let mut out: Vec<(String, i64)> = chart_ids
+        .iter()
+        .map(|p| (p.clone(), counts.get(p).copied().unwrap_or(0)))
+        .collect();
+    let mut long: Vec<(String, i64)> = counts
+        .into_iter()
+        .filter(|(p, n)| *n >= 200 && !chart_ids.contains(p))
+        .collect();
+    long.sort();
+    out.extend(long);
+    Ok(out)
+}
+
+fn lastn_query(pid: &str) -> String {
+    format!("Observation/$lastn?patient=Patient/{pid}&category=laboratory&max=1")
+}
+
+fn direct_lastn(conn: &rusqlite::Connection, url: &str) -> anyhow::Result<usize> {
+    let (_, qs) = url.split_once('?').unwrap_or((url, ""));
+    let bundle = chartty::server::lastn::bundle(
+        conn,
+        &search::parse_query(qs),
+        &[],
+        "http://bench/fhir",
+        false,
+    )
+    .map_err(|e| anyhow!("{url}: {}", e.message))?;
+    Ok(bundle["entry"].as_array().map_or(0, Vec::len))
 }
 
 /// Runs one search the way the server does, without HTTP; returns the entries.

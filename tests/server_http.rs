@@ -424,6 +424,84 @@ async fn patient_search_parameters() {
     f.srv.stop().await;
 }
 
+/// Names are found the way they are typed on a plain keyboard: accents
+/// dropped, and letters that are not a base letter plus an accent (ø, ł, ı,
+/// ß, đ, æ) spelled out.
+#[tokio::test]
+async fn names_are_found_as_typed_on_a_plain_keyboard() {
+    let f = open_server().await;
+    let mut ids = Vec::new();
+    for (family, given) in [
+        ("Nguyễn", "Thị Hương"),
+        ("Østergaard", "Søren"),
+        ("Yılmaz", "Ayşe"),
+        ("Wójcik", "Łukasz"),
+        ("Łódź", "Ida"),
+        ("Straße", "Jürgen"),
+        ("Đặng", "Minh"),
+        ("Kjær", "Ægir"),
+        ("Ordóñez", "Agustín"),
+    ] {
+        let created = f.create(patient(family, given, "1970-01-01")).await;
+        ids.push(created["id"].as_str().unwrap().to_string());
+    }
+    let [
+        nguyen,
+        soren,
+        yilmaz,
+        lukasz,
+        lodz,
+        strasse,
+        dang,
+        kjaer,
+        ordonez,
+    ] = &ids[..]
+    else {
+        unreachable!()
+    };
+    for (typed, want) in [
+        ("nguyen", nguyen),
+        ("Nguyễn", nguyen),
+        ("huong", nguyen),
+        ("soren", soren),
+        ("ostergaard", soren),
+        ("Øster", soren),
+        ("yilmaz", yilmaz),
+        ("ayse", yilmaz),
+        ("lukasz", lukasz),
+        ("wojcik", lukasz),
+        ("lodz", lodz),
+        ("strasse", strasse),
+        ("Straße", strasse),
+        ("strass", strasse),
+        ("jurgen", strasse),
+        ("dang", dang),
+        ("kjaer", kjaer),
+        ("aegir", kjaer),
+        ("ordonez", ordonez),
+        ("agustin", ordonez),
+        ("AGUSTÍN", ordonez),
+        ("soren ostergaard", soren),
+    ] {
+        let query: String = url::form_urlencoded::byte_serialize(typed.as_bytes()).collect();
+        assert_eq!(
+            &f.ids(&format!("Patient?name={query}")).await,
+            std::slice::from_ref(want),
+            "name={typed}"
+        );
+    }
+    assert_eq!(
+        f.ids("Patient?family:exact=strasse").await,
+        vec![strasse.clone()]
+    );
+    assert_eq!(
+        f.ids("Patient?name:contains=ergaa").await,
+        vec![soren.clone()]
+    );
+    assert!(f.ids("Patient?name=lodzz").await.is_empty());
+    f.srv.stop().await;
+}
+
 #[tokio::test]
 async fn unknown_parameters_are_reported_or_refused_when_strict() {
     let f = open_server().await;
@@ -740,6 +818,430 @@ async fn transaction_rewrites_references_and_rolls_back() {
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert_outcome(&v);
     f.srv.stop().await;
+}
+
+/// A lab Observation of `patient` with a value given as JSON text (so its
+/// decimals are kept as written).
+fn lab(patient: &str, loinc: &str, when: &str, status: &str, value: &str, unit: &str) -> Value {
+    let mut o = json!({"resourceType": "Observation", "status": status,
+        "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "laboratory"}]}],
+        "code": {"coding": [{"system": "http://loinc.org", "code": loinc}]},
+        "subject": {"reference": format!("Patient/{patient}")}, "effectiveDateTime": when,
+        "valueQuantity": {"unit": unit, "system": "http://unitsofmeasure.org", "code": unit}});
+    o["valueQuantity"]["value"] = serde_json::from_str(value).unwrap();
+    o
+}
+
+/// A patient with 250 finger-stick glucose readings (four a day), one
+/// potassium of 5.0 a month before the last of them, and a newer potassium
+/// that was cancelled. Returns the patient id.
+async fn diabetic_with_a_long_history(f: &Fixture) -> String {
+    let pid = f.create(patient("Glucose", "Gina", "1961-06-01")).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let start = chrono::NaiveDate::from_ymd_opt(2026, 7, 1).unwrap();
+    let entries: Vec<Value> = (0..250)
+        .map(|i| {
+            let day = start + chrono::Duration::days(i / 4);
+            let hour = [7, 11, 17, 21][i as usize % 4];
+            let value = (100 + (i * 37) % 150).to_string();
+            let when = format!("{day}T{hour:02}:00:00Z");
+            json!({"resource": lab(&pid, "2345-7", &when, "final", &value, "mg/dL"),
+                   "request": {"method": "POST", "url": "Observation"}})
+        })
+        .collect();
+    let (s, _, v) = f
+        .post(
+            "",
+            &json!({"resourceType": "Bundle", "type": "transaction", "entry": entries}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    f.create(lab(
+        &pid,
+        "2823-3",
+        "2026-08-01T08:00:00Z",
+        "final",
+        "5.0",
+        "mmol/L",
+    ))
+    .await;
+    f.create(lab(
+        &pid,
+        "2823-3",
+        "2026-08-20T08:00:00Z",
+        "cancelled",
+        "9.9",
+        "mmol/L",
+    ))
+    .await;
+    pid
+}
+
+fn codes_and_dates(bundle: &Value) -> Vec<(String, String)> {
+    bundle["entry"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["search"]["mode"] == "match")
+        .map(|e| {
+            let r = &e["resource"];
+            (
+                r["code"]["coding"][0]["code"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string(),
+                r["effectiveDateTime"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn lastn_gives_the_newest_results_of_every_test() {
+    let f = open_server().await;
+    let pid = diabetic_with_a_long_history(&f).await;
+    let last_glucose = "2026-09-01T11:00:00Z";
+
+    // The last 200 labs would be glucose alone; $lastn has every test.
+    let b = f
+        .get_ok(&format!(
+            "Observation/$lastn?patient=Patient/{pid}&category=laboratory&max=1"
+        ))
+        .await;
+    assert_eq!(b["resourceType"], "Bundle");
+    assert_eq!(b["type"], "searchset");
+    assert_eq!(
+        codes_and_dates(&b),
+        vec![
+            ("2345-7".to_string(), last_glucose.to_string()),
+            ("2823-3".to_string(), "2026-08-20T08:00:00Z".to_string()),
+        ],
+        "{b}"
+    );
+    assert_eq!(b["total"], 2);
+
+    // Ignoring status, the cancelled potassium is the newest; asking for
+    // valid results gives the older one, its value as written.
+    let valid = "status=final,amended,corrected,preliminary";
+    let b = f
+        .get_ok(&format!(
+            "Observation/$lastn?patient={pid}&category=laboratory&{valid}"
+        ))
+        .await;
+    assert_eq!(
+        codes_and_dates(&b),
+        vec![
+            ("2345-7".to_string(), last_glucose.to_string()),
+            ("2823-3".to_string(), "2026-08-01T08:00:00Z".to_string()),
+        ],
+        "{b}"
+    );
+    assert_eq!(
+        b["entry"][1]["resource"]["valueQuantity"]["value"].to_string(),
+        "5.0"
+    );
+
+    // max: the newest first within each test; the default is 1.
+    let b = f
+        .get_ok(&format!("Observation/$lastn?patient={pid}&max=3&{valid}"))
+        .await;
+    let got = codes_and_dates(&b);
+    assert_eq!(got.len(), 4, "{got:?}");
+    assert_eq!(
+        got[..3].iter().map(|(_, d)| d.as_str()).collect::<Vec<_>>(),
+        [
+            "2026-09-01T11:00:00Z",
+            "2026-09-01T07:00:00Z",
+            "2026-08-31T21:00:00Z"
+        ]
+    );
+    assert_eq!(got[3].0, "2823-3");
+    let b = f
+        .get_ok(&format!("Observation/$lastn?patient={pid}&max=1000"))
+        .await;
+    assert_eq!(codes_and_dates(&b).len(), 100 + 2, "max is capped at 100");
+    let b = f
+        .get_ok(&format!(
+            "Observation/$lastn?subject=Patient/{pid}&code=http://loinc.org|2823-3&max=5"
+        ))
+        .await;
+    assert_eq!(codes_and_dates(&b).len(), 2);
+    let b = f
+        .get_ok(&format!(
+            "Observation/$lastn?patient={pid}&category=vital-signs"
+        ))
+        .await;
+    assert!(codes_and_dates(&b).is_empty());
+    assert_eq!(b["total"], 0);
+    let b = f
+        .get_ok(&format!("Observation/$lastn?patient={pid}&_summary=count"))
+        .await;
+    assert_eq!((b["total"].as_u64(), b["entry"].is_null()), (Some(2), true));
+    // Paging parameters do not apply and are reported.
+    let b = f
+        .get_ok(&format!(
+            "Observation/$lastn?patient={pid}&_count=1&_sort=date"
+        ))
+        .await;
+    assert_eq!(codes_and_dates(&b).len(), 2);
+    let outcome = b["entry"].as_array().unwrap().last().unwrap();
+    assert_eq!(outcome["search"]["mode"], "outcome");
+    assert!(
+        outcome["resource"]["issue"][0]["diagnostics"]
+            .as_str()
+            .unwrap()
+            .contains("_count")
+    );
+
+    // Another patient's results are not mixed in.
+    let other = diabetic_with_a_long_history(&f).await;
+    let b = f.get_ok(&format!("Observation/$lastn?patient={pid}")).await;
+    assert!(
+        b["entry"].as_array().unwrap().iter().all(|e| {
+            e["resource"]["subject"]["reference"] == format!("Patient/{pid}").as_str()
+        })
+    );
+    let b = f
+        .get_ok(&format!("Observation/$lastn?patient={pid},{other}"))
+        .await;
+    assert_eq!(codes_and_dates(&b).len(), 4);
+
+    // Updates re-rank: the newest glucose moved back in time is no longer
+    // the newest; a deleted one is gone.
+    let newest = f
+        .get_ok(&format!(
+            "Observation?patient={pid}&code=2345-7&_sort=-date&_count=1"
+        ))
+        .await["entry"][0]["resource"]
+        .clone();
+    let mut moved = newest.clone();
+    moved["effectiveDateTime"] = json!("2026-06-01T00:00:00Z");
+    let (s, _, _) = f
+        .put(
+            &format!("Observation/{}", newest["id"].as_str().unwrap()),
+            &moved,
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let b = f
+        .get_ok(&format!("Observation/$lastn?patient={pid}&code=2345-7"))
+        .await;
+    assert_eq!(codes_and_dates(&b)[0].1, "2026-09-01T07:00:00Z");
+    let next = b["entry"][0]["resource"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r =
+        f.c.delete(f.url(&format!("Observation/{next}")))
+            .send()
+            .await
+            .unwrap();
+    assert!(r.status().is_success());
+    let b = f
+        .get_ok(&format!("Observation/$lastn?patient={pid}&code=2345-7"))
+        .await;
+    assert_eq!(codes_and_dates(&b)[0].1, "2026-08-31T21:00:00Z");
+
+    // Errors.
+    for (path, status) in [
+        (
+            "Observation/$lastn?category=laboratory",
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            &format!("Observation/$lastn?patient={pid}&max=0") as &str,
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            &format!("Observation/$lastn?patient={pid}&max=x"),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            &format!("Observation/$lastn?subject={pid}"),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            &format!("Observation/$lastn?patient={pid}&date=someday"),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            &format!("Observation/$nextn?patient={pid}"),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            &format!("Patient/$lastn?patient={pid}"),
+            StatusCode::NOT_FOUND,
+        ),
+    ] {
+        let (s, _, v) = f.get(path).await;
+        assert_eq!(s, status, "{path}: {v}");
+        assert_outcome(&v);
+    }
+    let r =
+        f.c.post(f.url(&format!("Observation/$lastn?patient={pid}")))
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+    let r =
+        f.c.get(f.url(&format!("Observation/$lastn?patient={pid}&shoe=1")))
+            .header("prefer", "handling=strict")
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+
+    // Listed in the CapabilityStatement, on Observation.
+    let cap = f.get_ok("metadata").await;
+    let obs = cap["rest"][0]["resource"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["type"] == "Observation")
+        .unwrap();
+    assert_eq!(obs["operation"][0]["name"], "lastn");
+    assert_eq!(
+        obs["operation"][0]["definition"],
+        "http://hl7.org/fhir/OperationDefinition/Observation-lastn"
+    );
+    f.srv.stop().await;
+}
+
+/// `$lastn` is a search of results: in a batch, for each role, and in the
+/// audit trail, it is treated exactly as `Observation?patient=…`.
+#[tokio::test]
+async fn lastn_is_checked_batched_and_audited_like_a_search() {
+    let f = server_with(all_staff()).await;
+    let token = |r: Role| f.srv.token_for(r).unwrap().to_string();
+    let attending = token(Role::Attending);
+    let (s, _, p) = {
+        let r =
+            f.c.post(f.url("Patient"))
+                .bearer_auth(&attending)
+                .header("content-type", "application/fhir+json")
+                .body(patient("Batch", "Bea", "1950").to_string())
+                .send()
+                .await
+                .unwrap();
+        (r.status(), (), r.json::<Value>().await.unwrap())
+    };
+    assert_eq!(s, StatusCode::CREATED);
+    let pid = p["id"].as_str().unwrap().to_string();
+    for (when, status) in [
+        ("2026-01-01T08:00:00Z", "final"),
+        ("2026-02-01T08:00:00Z", "entered-in-error"),
+    ] {
+        let r =
+            f.c.post(f.url("Observation"))
+                .bearer_auth(&attending)
+                .header("content-type", "application/fhir+json")
+                .body(lab(&pid, "2823-3", when, status, "4.10", "mmol/L").to_string())
+                .send()
+                .await
+                .unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED);
+    }
+    let lastn = format!("Observation/$lastn?patient=Patient/{pid}&category=laboratory");
+    let search = format!("Observation?patient=Patient/{pid}&category=laboratory");
+    for role in Role::ALL {
+        let a =
+            f.c.get(f.url(&lastn))
+                .bearer_auth(token(role))
+                .send()
+                .await
+                .unwrap();
+        let b =
+            f.c.get(f.url(&search))
+                .bearer_auth(token(role))
+                .send()
+                .await
+                .unwrap();
+        assert_eq!(a.status(), b.status(), "{role}");
+        let bundle = json!({"resourceType": "Bundle", "type": "batch", "entry": [
+            {"request": {"method": "GET", "url": format!("{lastn}&status=final,amended,corrected")}},
+            {"request": {"method": "GET", "url": search}},
+        ]});
+        let v: Value =
+            f.c.post(f.url(""))
+                .bearer_auth(token(role))
+                .header("content-type", "application/fhir+json")
+                .body(bundle.to_string())
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+        assert_eq!(v["type"], "batch-response");
+        assert_eq!(
+            v["entry"][0]["response"]["status"], v["entry"][1]["response"]["status"],
+            "{role}: {v}"
+        );
+        let allowed = matches!(role, Role::Attending | Role::Resident | Role::Nurse);
+        assert_eq!(a.status() == StatusCode::OK, allowed, "{role}");
+        if allowed {
+            let found = &v["entry"][0]["resource"];
+            assert_eq!(found["type"], "searchset");
+            assert_eq!(found["total"], 1, "{found}");
+            assert_eq!(found["entry"][0]["resource"]["status"], "final");
+            assert_eq!(
+                found["entry"][0]["resource"]["valueQuantity"]["value"].to_string(),
+                "4.10"
+            );
+        } else {
+            assert!(
+                v["entry"][0]["response"]["status"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("403")
+            );
+            assert_outcome(&v["entry"][0]["response"]["outcome"]);
+        }
+    }
+
+    let Fixture { srv, _dir: dir, .. } = f;
+    let db = dir.path().join("portal.db");
+    srv.stop().await;
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let rows: Vec<(String, i64)> = conn
+        .prepare(
+            "SELECT role, status FROM audit WHERE action = 'operation' AND type = 'Observation'
+             ORDER BY seq",
+        )
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    // Each role ran it twice: directly and in the batch.
+    assert_eq!(rows.len(), 2 * Role::ALL.len(), "{rows:?}");
+    assert!(rows.contains(&("frontdesk".to_string(), 403)));
+    assert!(rows.contains(&("nurse".to_string(), 200)));
+    // And it names the patient whose results were read.
+    let events: Vec<String> = conn
+        .prepare("SELECT json FROM resources WHERE type = 'AuditEvent'")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let lastn_events: Vec<Value> = events
+        .iter()
+        .map(|j| serde_json::from_str::<Value>(j).unwrap())
+        .filter(|e| e["subtype"][0]["code"] == "operation")
+        .collect();
+    assert_eq!(lastn_events.len(), rows.len());
+    assert!(lastn_events.iter().all(|e| {
+        e["entity"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["what"]["reference"] == format!("Patient/{pid}").as_str())
+    }));
+    drop(dir);
 }
 
 #[tokio::test]
@@ -1098,6 +1600,25 @@ async fn bearer_tokens_roles_and_whoami() {
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     srv.stop().await;
     drop(dir);
+}
+
+/// The database holds patient data: it and its WAL files are the owner's alone.
+#[cfg(unix)]
+#[tokio::test]
+async fn database_files_are_created_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let f = open_server().await;
+    f.create(patient("Private", "Pia", "1980")).await;
+    let db = f._dir.path().join("portal.db");
+    for name in ["portal.db", "portal.db-wal", "portal.db-shm"] {
+        let path = db.with_file_name(name);
+        let mode = std::fs::metadata(&path)
+            .unwrap_or_else(|e| panic!("{name}: {e}"))
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{name} has mode {:o}", mode & 0o777);
+    }
+    f.srv.stop().await;
 }
 
 #[tokio::test]

@@ -140,6 +140,7 @@ pub fn audit_event(r: &Record) -> Value {
         "vread" => ("R", "vread"),
         "history" => ("R", "history-instance"),
         "search" => ("E", "search-type"),
+        "operation" => ("E", "operation"),
         "transaction" => ("E", "transaction"),
         _ => ("E", "batch"),
     };

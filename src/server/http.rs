@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 use super::DemoUser;
 use super::access::{self, Caller, Op};
 use super::audit::AuditSink;
+use super::lastn;
 use super::outcome::FhirError;
 use super::params;
 use super::search;
@@ -149,7 +150,16 @@ pub enum Route {
     Instance(String, String),
     History(String, String),
     Version(String, String, String),
+    /// A type-level operation such as `Observation/$lastn` (name without `$`).
+    Operation(String, String),
 }
+
+/// Type-level operations: (type, name); all are searches, invoked with GET.
+pub const OPERATIONS: &[(&str, &str, &str)] = &[(
+    "Observation",
+    "lastn",
+    "http://hl7.org/fhir/OperationDefinition/Observation-lastn",
+)];
 
 impl Route {
     fn parse(segments: &[&str]) -> Result<Route, FhirError> {
@@ -169,6 +179,14 @@ impl Route {
             ["$whoami"] => Route::WhoAmI,
             [t] => Route::Type(known(t)?),
             [t, "_search"] => Route::Search(known(t)?),
+            [t, op] if op.starts_with('$') => {
+                let t = known(t)?;
+                let name = &op[1..];
+                if !OPERATIONS.iter().any(|(ty, n, _)| *ty == t && *n == name) {
+                    return Err(FhirError::not_found(format!("{t} has no operation {op:?}")));
+                }
+                Route::Operation(t, name.to_string())
+            }
             [t, id] => Route::Instance(known(t)?, id.to_string()),
             [t, id, "_history"] => Route::History(known(t)?, id.to_string()),
             [t, id, "_history", v] => Route::Version(known(t)?, id.to_string(), v.to_string()),
@@ -178,9 +196,11 @@ impl Route {
 
     fn allows(&self, m: &Method) -> bool {
         match self {
-            Route::Metadata | Route::WhoAmI | Route::History(..) | Route::Version(..) => {
-                m == Method::GET
-            }
+            Route::Metadata
+            | Route::WhoAmI
+            | Route::History(..)
+            | Route::Version(..)
+            | Route::Operation(..) => m == Method::GET,
             Route::Base | Route::Search(_) => m == Method::POST,
             Route::Type(_) => m == Method::GET || m == Method::POST,
             Route::Instance(..) => m == Method::GET || m == Method::PUT || m == Method::DELETE,
@@ -194,7 +214,7 @@ impl Route {
 
     fn ty(&self) -> Option<&str> {
         match self {
-            Route::Type(t) | Route::Search(t) => Some(t),
+            Route::Type(t) | Route::Search(t) | Route::Operation(t, _) => Some(t),
             Route::Instance(t, _) | Route::History(t, _) | Route::Version(t, _, _) => Some(t),
             _ => None,
         }
@@ -439,6 +459,7 @@ fn patient_of(req: &Req) -> Option<String> {
 fn action_name(req: &Req) -> &'static str {
     match (&req.route, &req.method) {
         (Route::Type(_), &Method::GET) | (Route::Search(_), _) => "search",
+        (Route::Operation(..), _) => "operation",
         (Route::Type(_), _) => "create",
         (Route::Instance(..), &Method::PUT) => "update",
         (Route::Instance(..), &Method::DELETE) => "delete",
@@ -666,6 +687,17 @@ pub fn interaction(
             }
             Ok(Resp {
                 status: 204,
+                ..Default::default()
+            })
+        }
+        (Route::Operation(ty, op), &Method::GET) if ty == "Observation" && op == "lastn" => {
+            // The same decision as an Observation search: a role that may
+            // not read results gets the same 403.
+            let scope = access::decide(caller, Op::Search, ty)?;
+            let body = lastn::bundle(conn, &req.query, &scope.filter, base, req.strict)?;
+            Ok(Resp {
+                status: 200,
+                body: Some(body),
                 ..Default::default()
             })
         }
@@ -1021,7 +1053,12 @@ fn capability(base: &str) -> Value {
             .iter()
             .map(|c| json!({"code": c}))
             .collect();
-            json!({
+            let operations: Vec<Value> = OPERATIONS
+                .iter()
+                .filter(|(t, _, _)| t == ty)
+                .map(|(_, name, definition)| json!({"name": name, "definition": definition}))
+                .collect();
+            let mut resource = json!({
                 "type": ty,
                 "versioning": "versioned",
                 "readHistory": true,
@@ -1032,7 +1069,11 @@ fn capability(base: &str) -> Value {
                 "interaction": interactions,
                 "searchInclude": includes,
                 "searchParam": search_params,
-            })
+            });
+            if !operations.is_empty() {
+                resource["operation"] = Value::Array(operations);
+            }
+            resource
         })
         .collect();
     json!({
@@ -1049,8 +1090,10 @@ fn capability(base: &str) -> Value {
             "documentation": format!(
                 "Paging by opaque cursor in Bundle.link next; _count defaults to {} (at most {}); \
                  unknown search parameters are ignored and reported unless Prefer: handling=strict. \
-                 Extra: GET $whoami returns the signed-in user.",
-                search::DEFAULT_COUNT, search::MAX_COUNT
+                 Observation/$lastn: the newest max (default {}, at most {}) results of each \
+                 test of one patient (patient= required), after the other search parameters \
+                 are applied. Extra: GET $whoami returns the signed-in user.",
+                search::DEFAULT_COUNT, search::MAX_COUNT, lastn::DEFAULT_MAX, lastn::MAX_MAX
             ),
             "security": {"service": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/restful-security-service", "code": "OAuth"}]}],
                           "description": "Bearer tokens when the server has users; open otherwise."},

@@ -407,7 +407,9 @@ fn check_resource(v: &Value) -> Result<(), String> {
 }
 
 /// The given id; else the uuid of a `urn:uuid:` fullUrl; else one derived
-/// from the file and entry, so a re-import finds the same resource again.
+/// from the file and entry (`imp-` and the first 64 bits of the SHA-256 of
+/// `file`, a newline and the entry's position), so a re-import finds the
+/// same resource again, whatever Rust release built chartty.
 fn stable_id(resource: &Value, full_url: Option<&str>, file: &str, index: usize) -> String {
     if let Some(id) = resource
         .get("id")
@@ -422,11 +424,9 @@ fn stable_id(resource: &Value, full_url: Option<&str>, file: &str, index: usize)
     {
         return u.to_string();
     }
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    file.hash(&mut h);
-    index.hash(&mut h);
-    format!("imp-{:016x}", h.finish())
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("{file}\n{index}").as_bytes());
+    format!("imp-{}", super::store::hex(&digest[..8]))
 }
 
 /// serde_json appends " at line X column Y"; the caller reports the position itself.
@@ -449,6 +449,11 @@ mod tests {
         assert_eq!(stable_id(&r, Some("urn:uuid:abc-1"), "f", 0), "abc-1");
         assert_eq!(stable_id(&r, None, "f", 3), stable_id(&r, None, "f", 3));
         assert_ne!(stable_id(&r, None, "f", 3), stable_id(&r, None, "f", 4));
+        // `printf 'data/a.json\n3' | sha256sum | cut -c1-16`
+        assert_eq!(
+            stable_id(&r, None, "data/a.json", 3),
+            "imp-0b711e2381737d14"
+        );
         let r = json!({"resourceType":"Patient","id":"p9"});
         assert_eq!(stable_id(&r, Some("urn:uuid:abc-1"), "f", 0), "p9");
     }

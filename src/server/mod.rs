@@ -6,8 +6,10 @@ pub mod audit;
 pub mod demo;
 pub mod http;
 pub mod import;
+pub mod lastn;
 pub mod outcome;
 pub mod params;
+pub mod schema;
 pub mod search;
 pub mod store;
 

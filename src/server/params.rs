@@ -1,12 +1,14 @@
 //! The search parameters the server indexes, as data: one table per resource
 //! type naming each parameter, its kind and the element paths it reads.
-//! Extraction turns a resource into index rows; normalisation makes string
-//! search case- and accent-insensitive.
+//! Extraction turns a resource into index rows. String values are indexed
+//! folded with [`fold`] (the client's fuzzy index folds the same way), so
+//! "soren" finds Søren and "lodz" finds Łódź; dates are read with
+//! [`crate::fhir::time`], the one reading both halves share.
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime};
 use serde_json::Value;
-use unicode_normalization::UnicodeNormalization;
-use unicode_normalization::char::is_combining_mark;
+
+pub use crate::fhir::fold::fold;
+use crate::fhir::time;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -293,14 +295,6 @@ pub fn find_param(ty: &str, name: &str) -> Option<&'static Param> {
     type_params(ty)?.iter().find(|p| p.name == name)
 }
 
-/// Lowercase, decomposed, combining marks removed: "Ordóñez" → "ordonez".
-pub fn normalize(s: &str) -> String {
-    s.nfd()
-        .filter(|c| !is_combining_mark(*c))
-        .flat_map(char::to_lowercase)
-        .collect()
-}
-
 /// The index rows of one resource.
 #[derive(Debug, Default, PartialEq)]
 pub struct IndexRows {
@@ -308,6 +302,66 @@ pub struct IndexRows {
     pub tokens: Vec<(&'static str, String, String)>,
     pub dates: Vec<(&'static str, i64, i64)>,
     pub refs: Vec<(&'static str, String)>,
+    /// Observations only: what `Observation/$lastn` ranks them by.
+    pub lastn: Option<LastnRow>,
+}
+
+/// What `Observation/$lastn` reads of an Observation: whose it is, the
+/// test it is a result of, and when it took effect.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LastnRow {
+    /// `Type/id` of `Observation.subject`.
+    pub subject: String,
+    /// See [`lastn_group`].
+    pub group: String,
+    /// The last millisecond of `effective[x]` (the key `_sort=-date`
+    /// orders by), or `i64::MIN` when there is none.
+    pub effective: i64,
+}
+
+/// The test an Observation is a result of: the `system|code` of the first
+/// coding that has a code, else the code's text (`text:` and the text),
+/// else the empty string.
+pub fn lastn_group(code: Option<&Value>) -> String {
+    let Some(code) = code else {
+        return String::new();
+    };
+    let coded = code
+        .get("coding")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .find_map(|c| {
+            let code = c.get("code")?.as_str()?;
+            let system = c.get("system").and_then(Value::as_str).unwrap_or("");
+            Some(format!("{system}|{code}"))
+        });
+    coded
+        .or_else(|| {
+            code.get("text")
+                .and_then(Value::as_str)
+                .map(|t| format!("text:{t}"))
+        })
+        .unwrap_or_default()
+}
+
+fn lastn_row(resource: &Value) -> Option<LastnRow> {
+    let subject = resource
+        .get("subject")?
+        .get("reference")?
+        .as_str()
+        .and_then(normalize_reference)?;
+    let effective = ["effectiveDateTime", "effectivePeriod", "effectiveInstant"]
+        .iter()
+        .filter_map(|k| resource.get(*k).and_then(date_value))
+        .map(|(_, hi)| hi)
+        .max()
+        .unwrap_or(i64::MIN);
+    Some(LastnRow {
+        subject,
+        group: lastn_group(resource.get("code")),
+        effective,
+    })
 }
 
 pub fn extract(ty: &str, resource: &Value) -> IndexRows {
@@ -355,6 +409,9 @@ pub fn extract(ty: &str, resource: &Value) -> IndexRows {
     rows.tokens.dedup();
     rows.refs.sort();
     rows.refs.dedup();
+    if ty == "Observation" {
+        rows.lastn = lastn_row(resource);
+    }
     rows
 }
 
@@ -380,7 +437,7 @@ pub fn collect<'a>(value: &'a Value, path: &str, out: &mut Vec<&'a Value>) {
 fn string_values(value: &Value, emit: &mut impl FnMut(String)) {
     match value {
         Value::String(s) => {
-            let whole = normalize(s.trim());
+            let whole = fold(s.trim());
             if whole.is_empty() {
                 return;
             }
@@ -426,72 +483,26 @@ fn token_values(value: &Value, emit: &mut impl FnMut(String, String)) {
     }
 }
 
+/// The range a date element covers: a date, dateTime or instant (see
+/// [`time::range_ms`]), or a Period (an open end is unbounded).
 fn date_value(value: &Value) -> Option<(i64, i64)> {
     match value {
-        Value::String(s) => parse_date_range(s),
+        Value::String(s) => time::range_ms(s),
         Value::Object(map) => {
             let lo = map
                 .get("start")
                 .and_then(Value::as_str)
-                .and_then(parse_date_range);
+                .and_then(time::range_ms);
             let hi = map
                 .get("end")
                 .and_then(Value::as_str)
-                .and_then(parse_date_range);
+                .and_then(time::range_ms);
             if lo.is_none() && hi.is_none() {
                 return None;
             }
             Some((lo.map_or(i64::MIN, |r| r.0), hi.map_or(i64::MAX, |r| r.1)))
         }
         _ => None,
-    }
-}
-
-/// A FHIR date, dateTime or instant as the range of milliseconds it covers:
-/// "1984" covers the whole year, "1984-03" the month, a full time one second
-/// (or one millisecond when fractions are given). Times without a zone are UTC.
-pub fn parse_date_range(s: &str) -> Option<(i64, i64)> {
-    let s = s.trim();
-    let day_ms = |d: NaiveDate| d.and_time(NaiveTime::MIN).and_utc().timestamp_millis();
-    match s.len() {
-        4 => {
-            let y: i32 = s.parse().ok()?;
-            let lo = NaiveDate::from_ymd_opt(y, 1, 1)?;
-            let hi = NaiveDate::from_ymd_opt(y + 1, 1, 1)?;
-            Some((day_ms(lo), day_ms(hi) - 1))
-        }
-        7 => {
-            let (y, m) = s.split_once('-')?;
-            let (y, m): (i32, u32) = (y.parse().ok()?, m.parse().ok()?);
-            let lo = NaiveDate::from_ymd_opt(y, m, 1)?;
-            let hi = if m == 12 {
-                NaiveDate::from_ymd_opt(y + 1, 1, 1)?
-            } else {
-                NaiveDate::from_ymd_opt(y, m + 1, 1)?
-            };
-            Some((day_ms(lo), day_ms(hi) - 1))
-        }
-        10 => {
-            let d = NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()?;
-            Some((day_ms(d), day_ms(d) + 86_400_000 - 1))
-        }
-        _ => {
-            let fraction = s.contains('.');
-            let t = if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-                t.timestamp_millis()
-            } else if let Ok(t) = NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f") {
-                t.and_utc().timestamp_millis()
-            } else if let Ok(t) = NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M") {
-                let t = t.and_utc().timestamp_millis();
-                return Some((t, t + 59_999));
-            } else if let Ok(t) = DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M%:z") {
-                let t = t.timestamp_millis();
-                return Some((t, t + 59_999));
-            } else {
-                return None;
-            };
-            Some((t, if fraction { t } else { t + 999 }))
-        }
     }
 }
 
@@ -531,22 +542,65 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn accents_and_case_fold_away() {
-        assert_eq!(normalize("Ordóñez"), "ordonez");
-        assert_eq!(normalize("AGUSTÍN"), "agustin");
+    fn names_are_indexed_folded_whole_and_by_word() {
+        let pat = json!({"resourceType":"Patient","name":[
+            {"family":"Østergaard","given":["Søren"]},
+            {"family":"Nguyễn","given":["Thị","Hương"]},
+            {"family":"Wójcik-Łukasiewicz","given":["Yıldız"]},
+            {"text":"Straße"}]});
+        let rows = extract("Patient", &pat);
+        for word in [
+            "ostergaard",
+            "soren",
+            "nguyen",
+            "thi",
+            "huong",
+            "wojcik-lukasiewicz",
+            "wojcik",
+            "lukasiewicz",
+            "yildiz",
+            "strasse",
+        ] {
+            assert!(
+                rows.strings.contains(&("name", word.to_string())),
+                "{word} in {:?}",
+                rows.strings
+            );
+        }
+        assert!(rows.strings.contains(&("family", "ostergaard".into())));
+        assert!(rows.strings.contains(&("given", "soren".into())));
     }
 
     #[test]
-    fn partial_dates_cover_their_period() {
-        let (lo, hi) = parse_date_range("1984").unwrap();
-        let (dlo, dhi) = parse_date_range("1984-03-05").unwrap();
-        assert!(lo <= dlo && dhi <= hi);
-        let (mlo, mhi) = parse_date_range("1984-02").unwrap();
-        assert_eq!(mhi - mlo + 1, 29 * 86_400_000);
-        let (t, t2) = parse_date_range("2020-01-01T10:00:00+02:00").unwrap();
-        assert_eq!(t2 - t, 999);
-        assert_eq!(parse_date_range("2020-01-01T08:00:00Z").unwrap().0, t);
-        assert!(parse_date_range("not a date").is_none());
+    fn dates_and_periods_are_indexed_as_the_span_they_cover() {
+        let day = time::range_ms("2024-02-15").unwrap();
+        let obs = json!({"resourceType":"Observation","effectiveDateTime":"2024-02-15"});
+        assert_eq!(
+            extract("Observation", &obs).dates,
+            vec![("date", day.0, day.1)]
+        );
+        // A time without a zone is read as UTC, as the client reads it.
+        let floating =
+            json!({"resourceType":"Observation","effectiveDateTime":"2024-02-15T10:00:00"});
+        let utc = time::range_ms("2024-02-15T10:00:00Z").unwrap();
+        assert_eq!(
+            extract("Observation", &floating).dates,
+            vec![("date", utc.0, utc.1)]
+        );
+        let open = json!({"resourceType":"Encounter","period":{"start":"2024-02-15"}});
+        assert_eq!(
+            extract("Encounter", &open).dates,
+            vec![("date", day.0, i64::MAX)]
+        );
+        let until = json!({"resourceType":"Encounter","period":{"end":"2024-02-15"}});
+        assert_eq!(
+            extract("Encounter", &until).dates,
+            vec![("date", i64::MIN, day.1)]
+        );
+        let neither = json!({"resourceType":"Encounter","period":{},"status":"x"});
+        assert!(extract("Encounter", &neither).dates.is_empty());
+        let garbage = json!({"resourceType":"Observation","effectiveDateTime":"last Tuesday"});
+        assert!(extract("Observation", &garbage).dates.is_empty());
     }
 
     #[test]
@@ -582,27 +636,57 @@ mod tests {
         assert_eq!(normalize_reference("urn:uuid:1"), None);
     }
 
+    #[test]
+    fn observations_are_grouped_by_their_first_coded_coding_else_text() {
+        let obs = json!({"resourceType":"Observation","subject":{"reference":"Patient/7"},
+            "code":{"coding":[{"system":"urn:x","display":"no code"},
+                              {"system":"http://loinc.org","code":"2345-7"},
+                              {"system":"urn:local","code":"GLU"}],"text":"Glucose"},
+            "effectiveDateTime":"2024-02-15T10:00:00Z"});
+        let row = extract("Observation", &obs).lastn.unwrap();
+        assert_eq!(row.subject, "Patient/7");
+        assert_eq!(row.group, "http://loinc.org|2345-7");
+        assert_eq!(
+            row.effective,
+            time::range_ms("2024-02-15T10:00:00Z").unwrap().1
+        );
+        let text = json!({"resourceType":"Observation","subject":{"reference":"Patient/7"},
+            "code":{"text":"Glucose, fingerstick"}});
+        let row = extract("Observation", &text).lastn.unwrap();
+        assert_eq!(
+            (row.group.as_str(), row.effective),
+            ("text:Glucose, fingerstick", i64::MIN)
+        );
+        let no_system = json!({"resourceType":"Observation","subject":{"reference":"Patient/7"},
+            "code":{"coding":[{"code":"K"}]}});
+        assert_eq!(
+            extract("Observation", &no_system).lastn.unwrap().group,
+            "|K"
+        );
+        let nobody = json!({"resourceType":"Observation","code":{"text":"x"}});
+        assert_eq!(extract("Observation", &nobody).lastn, None);
+        let condition = json!({"resourceType":"Condition","subject":{"reference":"Patient/7"}});
+        assert_eq!(extract("Condition", &condition).lastn, None);
+    }
+
     proptest::proptest! {
         #[test]
-        fn date_ranges_are_ordered(s in "\\PC{0,30}") {
-            if let Some((lo, hi)) = parse_date_range(&s) {
+        fn indexed_date_ranges_are_ordered(s in "\\PC{0,30}") {
+            let obs = json!({"resourceType":"Observation","effectiveDateTime": s});
+            for (_, lo, hi) in extract("Observation", &obs).dates {
                 proptest::prop_assert!(lo <= hi);
             }
         }
 
         #[test]
-        fn generated_dates_parse(y in 1i32..3000, m in 1u32..=12, d in 1u32..=28, h in 0u32..24) {
-            let (ylo, yhi) = parse_date_range(&format!("{y:04}")).unwrap();
-            let (dlo, dhi) = parse_date_range(&format!("{y:04}-{m:02}-{d:02}")).unwrap();
-            let (t, _) = parse_date_range(&format!("{y:04}-{m:02}-{d:02}T{h:02}:00:00Z")).unwrap();
-            proptest::prop_assert!(ylo <= dlo && dhi <= yhi && dlo <= t && t <= dhi);
-        }
-
-        #[test]
-        fn normalising_is_idempotent(s in "\\PC{0,30}") {
-            let once = normalize(&s);
-            proptest::prop_assert_eq!(normalize(&once), once.clone());
-            proptest::prop_assert!(!once.chars().any(is_combining_mark));
+        fn a_typed_prefix_finds_the_indexed_name(name in "[A-Za-zÀ-ÿłŁıøØßđĐæÆễ]{1,12}", cut in 1usize..12) {
+            // What prefix search relies on: the folded prefix of what was typed
+            // is a prefix of a word the name was indexed under.
+            let pat = json!({"resourceType":"Patient","name":[{"family": name.clone()}]});
+            let rows = extract("Patient", &pat);
+            let typed: String = name.chars().take(cut).collect();
+            let folded = fold(&typed);
+            proptest::prop_assert!(rows.strings.iter().any(|(_, v)| v.starts_with(&folded)));
         }
 
         #[test]

@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use super::outcome::{FhirError, outcome};
 use super::params::{self, Kind, Param};
 use super::store::{self, Stored};
+use crate::fhir::time;
 
 pub const DEFAULT_COUNT: usize = 20;
 pub const MAX_COUNT: usize = 1000;
@@ -183,7 +184,7 @@ fn condition(
     match param.kind {
         Kind::String => {
             for v in values {
-                let n = params::normalize(v.trim());
+                let n = params::fold(v.trim());
                 match modifier {
                     Some("exact") => {
                         alts.push("value = ?".to_string());
@@ -227,7 +228,7 @@ fn condition(
         Kind::Date => {
             for v in values {
                 let (prefix, rest) = split_prefix(v);
-                let Some((plo, phi)) = params::parse_date_range(rest) else {
+                let Some((plo, phi)) = time::range_ms(rest) else {
                     return Err(FhirError::bad_request(format!(
                         "search parameter {}: {rest:?} is not a date",
                         param.name
@@ -464,7 +465,7 @@ pub fn parse(
                 let mut args = Vec::new();
                 for v in split_or(value) {
                     let (prefix, rest) = split_prefix(v);
-                    let (plo, phi) = params::parse_date_range(rest)
+                    let (plo, phi) = time::range_ms(rest)
                         .ok_or_else(|| FhirError::bad_request("_lastUpdated is not a date"))?;
                     let (sql, mut a) = date_alt(prefix, "r.lu", "r.lu", plo, phi);
                     alts.push(sql);
@@ -554,6 +555,33 @@ impl Query {
             args.extend(a.iter().cloned());
         }
         (sql, args)
+    }
+
+    /// Every condition as a test of the row `r` (a `resources` row), joined
+    /// with AND: for callers that find candidate rows their own way.
+    pub fn row_filters(&self) -> (String, Vec<Sql>) {
+        let mut sql = String::from("1");
+        let mut args = Vec::new();
+        for c in &self.conds {
+            sql.push_str(" AND ");
+            sql.push_str(&c.filter.0);
+            args.extend(c.filter.1.iter().cloned());
+        }
+        (sql, args)
+    }
+
+    /// A matched resource as the search shows it: `_elements` and
+    /// `_summary=data` applied.
+    pub fn present(&self, mut res: Value) -> Value {
+        if let Some(el) = &self.elements {
+            res = subset(res, el);
+        } else if self.summary == Summary::Data
+            && let Some(obj) = res.as_object_mut()
+        {
+            obj.remove("text");
+            mark_subsetted(obj);
+        }
+        res
     }
 
     pub fn count_matches(&self, conn: &Connection) -> Result<i64, FhirError> {
@@ -738,15 +766,7 @@ pub fn bundle(
         }
         let refs = q.include_refs(conn, &matches)?;
         for m in &matches {
-            let mut res = m.value();
-            if let Some(el) = &q.elements {
-                res = subset(res, el);
-            } else if q.summary == Summary::Data
-                && let Some(obj) = res.as_object_mut()
-            {
-                obj.remove("text");
-                mark_subsetted(obj);
-            }
+            let res = q.present(m.value());
             entries.push(json!({
                 "fullUrl": format!("{base}/{}/{}", m.ty, m.id),
                 "resource": res,
@@ -769,21 +789,28 @@ pub fn bundle(
             }
         }
     }
-    if !q.unknown.is_empty() {
-        entries.push(json!({
-            "resource": outcome(
-                "warning",
-                "not-supported",
-                &format!("ignored unknown search parameters: {}", q.unknown.join(", ")),
-            ),
-            "search": {"mode": "outcome"}
-        }));
+    if let Some(e) = unknown_outcome(&q.unknown) {
+        entries.push(e);
     }
     bundle["link"] = Value::Array(links);
     if !entries.is_empty() {
         bundle["entry"] = Value::Array(entries);
     }
     Ok(bundle)
+}
+
+/// The `outcome` entry that tells the client which parameters were ignored.
+pub fn unknown_outcome(unknown: &[String]) -> Option<Value> {
+    (!unknown.is_empty()).then(|| {
+        json!({
+            "resource": outcome(
+                "warning",
+                "not-supported",
+                &format!("ignored unknown search parameters: {}", unknown.join(", ")),
+            ),
+            "search": {"mode": "outcome"}
+        })
+    })
 }
 
 /// Parses a query string into name/value pairs.

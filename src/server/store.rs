@@ -5,73 +5,56 @@
 //! row id (`rid`) that never changes across versions: index rows point at it,
 //! and default paging walks it, so paging stays stable while data changes.
 
-use std::collections::hash_map::DefaultHasher;
-use std::hash::Hasher;
 use std::path::Path;
 
 use anyhow::Context;
 use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 
 use super::params::{self, IndexRows};
+use super::schema;
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS resources (
-    rid INTEGER PRIMARY KEY,
-    type TEXT NOT NULL,
-    id TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    lu INTEGER NOT NULL,
-    deleted INTEGER NOT NULL DEFAULT 0,
-    hash INTEGER NOT NULL DEFAULT 0,
-    json TEXT NOT NULL,
-    UNIQUE (type, id)
-);
-CREATE INDEX IF NOT EXISTS resources_lu ON resources(type, lu);
-CREATE INDEX IF NOT EXISTS resources_type ON resources(type, deleted);
-CREATE TABLE IF NOT EXISTS history (
-    rid INTEGER NOT NULL,
-    version INTEGER NOT NULL,
-    lu INTEGER NOT NULL,
-    deleted INTEGER NOT NULL,
-    json TEXT NOT NULL,
-    PRIMARY KEY (rid, version)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS idx_string (
-    type TEXT NOT NULL, param TEXT NOT NULL, value TEXT NOT NULL, rid INTEGER NOT NULL,
-    PRIMARY KEY (type, param, value, rid)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS idx_string_rid ON idx_string(rid, param, value);
-CREATE TABLE IF NOT EXISTS idx_token (
-    type TEXT NOT NULL, param TEXT NOT NULL, code TEXT NOT NULL, system TEXT NOT NULL, rid INTEGER NOT NULL,
-    PRIMARY KEY (type, param, code, system, rid)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS idx_token_rid ON idx_token(rid, param, code);
-CREATE TABLE IF NOT EXISTS idx_date (
-    type TEXT NOT NULL, param TEXT NOT NULL, lo INTEGER NOT NULL, hi INTEGER NOT NULL, rid INTEGER NOT NULL,
-    PRIMARY KEY (type, param, lo, hi, rid)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS idx_date_rid ON idx_date(rid, param, lo, hi);
-CREATE TABLE IF NOT EXISTS idx_ref (
-    type TEXT NOT NULL, param TEXT NOT NULL, ref TEXT NOT NULL, rid INTEGER NOT NULL,
-    PRIMARY KEY (type, param, ref, rid)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS idx_ref_rid ON idx_ref(rid, param, ref);
-CREATE TABLE IF NOT EXISTS audit (
-    seq INTEGER PRIMARY KEY,
-    at INTEGER NOT NULL,
-    user TEXT,
-    role TEXT,
-    action TEXT NOT NULL,
-    type TEXT,
-    id TEXT,
-    status INTEGER NOT NULL
-);
-";
+/// Creates the database file readable and writable by its owner only
+/// (0600), unless it exists. SQLite gives the `-wal` and `-shm` files it
+/// creates beside it the database file's mode, so they are private too.
+fn create_private(path: &Path) -> anyhow::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("creating database {}", path.display())),
+    }
+}
 
-/// Opens a connection with the pragmas every connection needs.
+/// An existing database keeps its mode; one that other users can open is
+/// reported (it holds patient data).
+fn warn_if_shared(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(meta) = std::fs::metadata(path)
+            && meta.permissions().mode() & 0o077 != 0
+        {
+            tracing::warn!(
+                db = %path.display(),
+                mode = format!("{:o}", meta.permissions().mode() & 0o777),
+                "other users can open the database file; chmod 600 it (and its -wal and -shm)"
+            );
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+}
+
+/// Opens a connection with the pragmas every connection needs, creating
+/// the database file (owner-only) if it does not exist.
 pub fn connect(path: &Path) -> anyhow::Result<Connection> {
+    create_private(path)?;
     let conn =
         Connection::open(path).with_context(|| format!("opening database {}", path.display()))?;
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
@@ -84,11 +67,10 @@ pub fn connect(path: &Path) -> anyhow::Result<Connection> {
     Ok(conn)
 }
 
-/// Creates the tables on first use; safe to run on every start.
+/// Brings the schema up to date (see [`schema`]); safe to run on every
+/// start, and refuses a database written by a newer chartty.
 pub fn migrate(conn: &Connection) -> anyhow::Result<()> {
-    conn.execute_batch(SCHEMA).context("creating the schema")?;
-    conn.pragma_update(None, "user_version", 1)?;
-    Ok(())
+    schema::migrate(conn)
 }
 
 /// A resource as stored.
@@ -194,9 +176,14 @@ pub fn history(conn: &Connection, ty: &str, id: &str) -> rusqlite::Result<Vec<St
     Ok(out)
 }
 
-/// Hash of a resource's content without the server-maintained meta, so an
-/// identical re-import can be recognised and skipped.
-fn content_hash(resource: &mut Value) -> i64 {
+/// A SHA-256 content hash.
+pub type Hash = [u8; 32];
+
+/// SHA-256 of a resource's content without the server-maintained meta, so
+/// an identical re-import can be recognised and skipped. The content is
+/// hashed as compact JSON with keys in sorted order and numbers as sent, so
+/// the hash depends on the content alone, on every platform and release.
+pub fn content_hash(resource: &mut Value) -> Hash {
     // The stamps are replaced on every write anyway, so they are dropped here
     // rather than hashed from a copy.
     if let Some(obj) = resource.as_object_mut()
@@ -208,20 +195,25 @@ fn content_hash(resource: &mut Value) -> i64 {
             obj.remove("meta");
         }
     }
-    struct HashWriter(DefaultHasher);
+    struct HashWriter(Sha256);
     impl std::io::Write for HashWriter {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.write(buf);
+            self.0.update(buf);
             Ok(buf.len())
         }
         fn flush(&mut self) -> std::io::Result<()> {
             Ok(())
         }
     }
-    let mut w = HashWriter(DefaultHasher::new());
+    let mut w = HashWriter(Sha256::new());
     // Writing into a hasher cannot fail.
     let _ = serde_json::to_writer(&mut w, resource);
-    w.0.finish() as i64
+    w.0.finalize().into()
+}
+
+/// Lower-case hex of a hash.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Writes a new version of `ty/id` (`None` deletes), maintaining `meta`, the
@@ -238,11 +230,11 @@ pub fn write(
 }
 
 /// What is stored for `ty/id` now: (rid, version, content hash, deleted).
-type Prev = (i64, i64, i64, bool);
+type Prev = (i64, i64, Option<Hash>, bool);
 
 fn previous(conn: &Connection, ty: &str, id: &str) -> rusqlite::Result<Option<Prev>> {
     conn.prepare_cached(
-        "SELECT rid, version, hash, deleted FROM resources WHERE type = ?1 AND id = ?2",
+        "SELECT rid, version, sha256, deleted FROM resources WHERE type = ?1 AND id = ?2",
     )?
     .query_row(params![ty, id], |r| {
         Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get::<_, i64>(3)? != 0))
@@ -257,7 +249,7 @@ fn write_after(
     resource: Option<Value>,
     now: i64,
     prev: Option<Prev>,
-    hash: Option<i64>,
+    hash: Option<Hash>,
 ) -> rusqlite::Result<Stored> {
     let version = prev.as_ref().map_or(1, |p| p.1 + 1);
     let deleted = resource.is_none();
@@ -266,7 +258,7 @@ fn write_after(
             let hash = hash.unwrap_or_else(|| content_hash(&mut res));
             stamp(&mut res, id, version, now);
             let rows = params::extract(ty, &res);
-            (res.to_string(), hash, rows)
+            (res.to_string(), Some(hash), rows)
         }
         None => {
             // A deletion keeps the last content for history readers.
@@ -277,7 +269,7 @@ fn write_after(
                     .optional()?,
                 None => None,
             };
-            (last.unwrap_or_default(), 0, IndexRows::default())
+            (last.unwrap_or_default(), None, IndexRows::default())
         }
     };
     let rid = match &prev {
@@ -289,7 +281,7 @@ fn write_after(
             )?
             .execute(params![rid])?;
             conn.prepare_cached(
-                "UPDATE resources SET version = ?2, lu = ?3, deleted = ?4, hash = ?5, json = ?6 WHERE rid = ?1",
+                "UPDATE resources SET version = ?2, lu = ?3, deleted = ?4, sha256 = ?5, json = ?6 WHERE rid = ?1",
             )?
             .execute(params![rid, version, now, deleted as i64, hash, json])?;
             clear_index(conn, *rid)?;
@@ -297,7 +289,7 @@ fn write_after(
         }
         None => {
             conn.prepare_cached(
-                "INSERT INTO resources (type, id, version, lu, deleted, hash, json) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                "INSERT INTO resources (type, id, version, lu, deleted, sha256, json) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?
             .execute(params![ty, id, version, now, deleted as i64, hash, json])?;
             conn.last_insert_rowid()
@@ -333,7 +325,13 @@ fn stamp(res: &mut Value, id: &str, version: i64, now: i64) {
 }
 
 fn clear_index(conn: &Connection, rid: i64) -> rusqlite::Result<()> {
-    for table in ["idx_string", "idx_token", "idx_date", "idx_ref"] {
+    for table in [
+        "idx_string",
+        "idx_token",
+        "idx_date",
+        "idx_ref",
+        "idx_lastn",
+    ] {
         conn.prepare_cached(&format!("DELETE FROM {table} WHERE rid = ?1"))?
             .execute(params![rid])?;
     }
@@ -373,6 +371,12 @@ fn insert_index(conn: &Connection, ty: &str, rid: i64, rows: &IndexRows) -> rusq
             stmt.execute(params![ty, param, r, rid])?;
         }
     }
+    if let Some(row) = &rows.lastn {
+        conn.prepare_cached(
+            "INSERT OR REPLACE INTO idx_lastn (rid, subject, grp, eff) VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute(params![rid, row.subject, row.group, row.effective])?;
+    }
     Ok(())
 }
 
@@ -396,6 +400,7 @@ impl Store {
     /// Opens (creating and migrating if needed) the database at `path`.
     pub fn open(path: &Path) -> anyhow::Result<Store> {
         let conn = connect(path)?;
+        warn_if_shared(path);
         migrate(&conn)?;
         Ok(Store { conn })
     }
@@ -460,7 +465,7 @@ pub fn upsert_one(conn: &Connection, resource: Value, now: i64) -> anyhow::Resul
     let mut resource = resource;
     let hash = content_hash(&mut resource);
     let prev = previous(conn, &ty, &id)?;
-    if prev.is_some_and(|p| p.2 == hash && !p.3) {
+    if prev.is_some_and(|p| p.2 == Some(hash) && !p.3) {
         return Ok(false);
     }
     write_after(conn, &ty, &id, Some(resource), now, prev, Some(hash))?;
@@ -484,5 +489,26 @@ mod tests {
             .unwrap();
         assert_eq!(cur.version, 1);
         assert_eq!(cur.value()["meta"]["versionId"], "1");
+    }
+
+    #[test]
+    fn the_content_hash_is_sha256_of_the_sorted_compact_json() {
+        // `printf '%s' '{"gender":"female","id":"p1","name":[{"family":"Fonseca"}],"resourceType":"Patient"}' | sha256sum`
+        let mut pat = json!({"resourceType":"Patient","id":"p1","gender":"female",
+            "name":[{"family":"Fonseca"}],"meta":{"versionId":"4","lastUpdated":"2026-01-01T00:00:00Z"}});
+        assert_eq!(
+            hex(&content_hash(&mut pat)),
+            "ddf0f1c6b5422282872706816f03be89f76bda2c174481e5ce3fcce703898879"
+        );
+        // Numbers hash as sent: 5.0 is not 5.
+        let mut a = json!({"resourceType":"Observation","valueQuantity":{"value":5.0}});
+        let mut b: Value =
+            serde_json::from_str(r#"{"resourceType":"Observation","valueQuantity":{"value":5}}"#)
+                .unwrap();
+        assert_ne!(content_hash(&mut a), content_hash(&mut b));
+        // Meta other than the server's stamps is content.
+        let mut tagged = json!({"resourceType":"Patient","id":"p1","meta":{"tag":[{"code":"x"}]}});
+        let mut plain = json!({"resourceType":"Patient","id":"p1"});
+        assert_ne!(content_hash(&mut tagged), content_hash(&mut plain));
     }
 }

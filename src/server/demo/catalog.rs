@@ -274,7 +274,7 @@ pub(crate) const INR: Measure = lab(
     "INR",
     "INR",
     "{INR}",
-    1,
+    2,
     (Some(0.8), Some(1.2)),
     (None, Some(4.5)),
 );
@@ -297,6 +297,79 @@ pub(crate) const WBC: Measure = lab(
     1,
     (Some(4.5), Some(11.0)),
     (Some(2.0), Some(30.0)),
+);
+
+/// Glucose as the regional hospital laboratory reports it: the same test
+/// code, in mmol/L (mg/dL divided by 18), limits converted.
+pub(crate) const GLUCOSE_MMOL: Measure = lab(
+    "2345-7",
+    "Glucose [Mass/volume] in Serum or Plasma",
+    "glucose",
+    "mmol/L",
+    "mmol/L",
+    1,
+    (Some(3.9), Some(5.5)),
+    (Some(2.8), Some(22.2)),
+);
+/// Finger-stick glucose from a meter, four times a day when insulin is
+/// being adjusted: a test of its own (capillary blood), flagged against the
+/// targets for people with diabetes.
+pub(crate) const GLUCOSE_POC: Measure = lab(
+    "41653-7",
+    "Glucose [Mass/volume] in Capillary blood by Glucometer",
+    "fingerstick glucose",
+    "mg/dL",
+    "mg/dL",
+    0,
+    (Some(70.0), Some(180.0)),
+    (Some(50.0), Some(400.0)),
+);
+/// C-reactive protein: below the assay's limit it is reported as `<0.3`.
+pub(crate) const CRP: Measure = lab(
+    "1988-5",
+    "C reactive protein [Mass/volume] in Serum or Plasma",
+    "CRP",
+    "mg/dL",
+    "mg/dL",
+    1,
+    (None, Some(0.9)),
+    (None, None),
+);
+pub(crate) const CRP_DETECTION_LIMIT: f64 = 0.3;
+/// Cardiac troponin I: reported as `<0.01` below the assay's limit.
+pub(crate) const TROPONIN: Measure = lab(
+    "10839-9",
+    "Troponin I.cardiac [Mass/volume] in Serum or Plasma",
+    "troponin I",
+    "ng/mL",
+    "ng/mL",
+    2,
+    (None, Some(0.04)),
+    (None, None),
+);
+pub(crate) const TROPONIN_DETECTION_LIMIT: f64 = 0.01;
+/// eGFR above this is reported as `>90`.
+pub(crate) const EGFR_REPORTED_UP_TO: f64 = 90.0;
+/// Tests drawn once, elsewhere, for the stale critical results.
+pub(crate) const SODIUM: Measure = lab(
+    "2951-2",
+    "Sodium [Moles/volume] in Serum or Plasma",
+    "sodium",
+    "mmol/L",
+    "mmol/L",
+    0,
+    (Some(135.0), Some(145.0)),
+    (Some(120.0), Some(160.0)),
+);
+pub(crate) const HEMOGLOBIN: Measure = lab(
+    "718-7",
+    "Hemoglobin [Mass/volume] in Blood",
+    "hemoglobin",
+    "g/dL",
+    "g/dL",
+    1,
+    (Some(12.0), Some(17.5)),
+    (Some(7.0), Some(20.0)),
 );
 
 /// Urine nitrite: a qualitative test, flagged `A` when positive.
@@ -334,6 +407,35 @@ pub(crate) const TEMPERATURE: Measure = lab(
     (Some(36.1), Some(37.8)),
     (Some(35.0), Some(40.5)),
 );
+/// Temperature as some devices and the emergency department record it.
+pub(crate) const TEMPERATURE_F: Measure = lab(
+    "8310-5",
+    "Body temperature",
+    "Temp",
+    "°F",
+    "[degF]",
+    1,
+    (Some(97.0), Some(100.0)),
+    (Some(95.0), Some(104.9)),
+);
+
+pub(crate) fn fahrenheit(celsius: f64) -> f64 {
+    celsius * 9.0 / 5.0 + 32.0
+}
+
+/// Weight in pounds, as the scale at the front desk shows it.
+pub(crate) const WEIGHT_LB: Measure = lab(
+    "29463-7",
+    "Body weight",
+    "Weight",
+    "lb",
+    "[lb_av]",
+    1,
+    (None, None),
+    (None, None),
+);
+pub(crate) const POUNDS_PER_KG: f64 = 2.204_622_6;
+
 pub(crate) const WEIGHT: Measure = lab(
     "29463-7",
     "Body weight",

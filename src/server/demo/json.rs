@@ -30,19 +30,23 @@ pub(crate) fn day(d: NaiveDate) -> String {
     d.format("%Y-%m-%d").to_string()
 }
 
-/// A UCUM quantity; whole-number measurements are written as integers.
+/// A UCUM quantity, its value written with exactly `decimals` decimals as a
+/// laboratory reports it: potassium `5.0`, INR `2.50` (the JSON number keeps
+/// its text, trailing zeros included).
 pub(crate) fn quantity(value: f64, decimals: u8, unit: &str, ucum: &str) -> Value {
-    let number = if decimals == 0 {
-        json!(value.round() as i64)
-    } else {
-        json!(round_to(value, decimals))
-    };
     json!({
-        "value": number,
+        "value": decimal(value, decimals),
         "unit": unit,
         "system": "http://unitsofmeasure.org",
         "code": ucum,
     })
+}
+
+/// `value` rounded to `decimals` decimals, as a JSON number with exactly
+/// that many digits after the point.
+pub(crate) fn decimal(value: f64, decimals: u8) -> Value {
+    let text = format!("{:.*}", usize::from(decimals), round_to(value, decimals));
+    serde_json::from_str(&text).unwrap_or_else(|_| json!(value))
 }
 
 pub(crate) fn round_to(value: f64, decimals: u8) -> f64 {

@@ -3,13 +3,28 @@
 //! Each patient is generated from `(seed, index)` alone, so a population can be
 //! streamed into the store patient by patient (100k patients never sit in
 //! memory at once) and any one patient can be rebuilt on its own.
+//!
+//! The clinic is shaped like real data, so that a client that reads it
+//! carelessly shows something wrong: every status a record can have
+//! (results cancelled or entered in error, sometimes the newest of their
+//! test; problems refuted or relapsing; allergies refuted or outgrown;
+//! drugs on hold; notes superseded, drafted or filed on the wrong chart),
+//! the same test in two units, values below an assay's limit (`<0.3`),
+//! decimals whose trailing zeros matter (`5.0`, `2.50`), hundreds of
+//! finger-stick glucose readings that bury the other labs, critical values
+//! weeks old, notes in HTML, names with ø, ł, ı, ß, and a few records a
+//! strict client cannot decode (see `history`, `results`, `notes`). Each
+//! of these draws from a random stream of its own: adding one leaves the
+//! values drawn elsewhere, and so the rest of the clinic, as they were.
 
 mod catalog;
+mod history;
 mod json;
 mod messages;
 mod names;
 mod notes;
 mod patient;
+mod results;
 mod rng;
 mod staff;
 #[cfg(test)]

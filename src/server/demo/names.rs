@@ -2,9 +2,11 @@
 //!
 //! The lists mix origins and spellings on purpose: accents (José, Zoë,
 //! Ordóñez), apostrophes, hyphens and particles are what patient search has to
-//! get right.
+//! get right. [`SPELLED`] adds letters that are not a base letter plus an
+//! accent (ø, ł, ı, ß, æ, đ), which a keyboard user types spelled out
+//! ("soren", "lukasz", "strasse").
 
-use super::rng::Rng;
+use super::rng::{Rng, one_in};
 
 pub(crate) const FEMALE_GIVEN: &[&str] = &[
     "Maria",
@@ -134,6 +136,42 @@ pub(crate) const FAMILY: &[&str] = &[
     "Gómez",
     "Clarke",
 ];
+
+/// Whole names (female?, given names, family) whose letters decomposition
+/// does not reduce to a base letter: every letter of ø ł ı ễ ß æ đ þ appears.
+pub(crate) const SPELLED: &[(bool, &[&str], &str)] = &[
+    (false, &["Søren"], "Østergaard"),
+    (false, &["Łukasz"], "Wójcik"),
+    (true, &["Ayşe"], "Yılmaz"),
+    (true, &["Thị", "Hương"], "Nguyễn"),
+    (false, &["Văn", "Minh"], "Đặng"),
+    (false, &["Jürgen"], "Strauß"),
+    (true, &["Mette"], "Kjærgaard"),
+    (true, &["Sæunn"], "Þórsdóttir"),
+    (false, &["Bjørn"], "Kjær"),
+    (true, &["Małgorzata"], "Łęcka"),
+    (false, &["Emre"], "Işık"),
+    (true, &["Anneliese"], "Meißner"),
+    (false, &["Đức"], "Trần"),
+];
+
+/// One patient in this many (counted in a row, offset by the seed) carries
+/// a name from [`SPELLED`], in list order: any 500 patients in a row hold
+/// each of them.
+const SPELLED_PERIOD: u64 = 25;
+
+/// The [`SPELLED`] name of patient `index`, if it has one.
+pub(crate) fn spelled(seed: u64, index: usize) -> Option<PersonName> {
+    if !one_in(seed, 0x5BE1_1ED0, SPELLED_PERIOD, index) {
+        return None;
+    }
+    let (female, given, family) = SPELLED[index / SPELLED_PERIOD as usize % SPELLED.len()];
+    Some(PersonName {
+        given: given.to_vec(),
+        family,
+        female,
+    })
+}
 
 const STREETS: &[&str] = &[
     "Maple Street",

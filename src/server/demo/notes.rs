@@ -1,27 +1,114 @@
-//! Signed progress notes: a short SOAP note for each of the last few visits,
-//! written from what actually happened at the visit.
+//! Progress notes: a short SOAP note for each of the last few visits,
+//! written from what actually happened at the visit, and signed.
+//!
+//! As in a real chart, not every note is a plain signed text: emergency
+//! department notes (and some others) come as HTML; the newest note is
+//! sometimes still an unsigned draft; a note is now and then amended, the
+//! amended copy replacing the original (which becomes `superseded`); and a
+//! note written on the wrong patient's chart is marked entered in error.
+//! Those choices draw from a stream of their own, so the note texts are the
+//! same with or without them.
 
 use base64::Engine as _;
-use chrono::Duration;
+use chrono::{DateTime, Duration, Utc};
 use serde_json::{Value, json};
 
 use super::catalog::Problem;
 use super::json::{coding, instant, reference};
+use super::names;
 use super::patient::{Chart, Visit, VisitKind};
 use super::rng::Rng;
 use super::staff::{self, practitioner_ref};
 use crate::fhir::codes;
 use crate::roles::Role;
 
-pub(crate) fn write(chart: &Chart, rng: &mut Rng, out: &mut Vec<Value>) {
+/// How a note ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Signature {
+    Signed,
+    /// Saved, not signed: `docStatus` preliminary.
+    Draft,
+}
+
+pub(crate) fn write(chart: &Chart, rng: &mut Rng, shape: &mut Rng, out: &mut Vec<Value>) {
     let wanted = rng.range(2, 4) as usize;
     let first = chart.visits.len().saturating_sub(wanted);
-    for (n, visit) in chart.visits[first..].iter().enumerate() {
-        out.push(document(chart, visit, n + 1, rng));
+    let visits = &chart.visits[first..];
+    // The newest note is more often a draft when the visit was recent.
+    let draft = visits.len().checked_sub(1).filter(|&last| {
+        let recent = chart.anchor - visits[last].end < Duration::days(14);
+        shape.chance(if recent { 0.5 } else { 0.05 })
+    });
+    let amended = (visits.len() >= 2 && shape.chance(0.07)).then(|| shape.below(visits.len() - 1));
+    let mut notes = Vec::with_capacity(visits.len() + 1);
+    for (n, visit) in visits.iter().enumerate() {
+        let signature = if draft == Some(n) {
+            Signature::Draft
+        } else {
+            Signature::Signed
+        };
+        let html = visit.emergency || shape.chance(0.08);
+        notes.push(document(chart, visit, n + 1, rng, signature, html));
+    }
+    let mut addendum = None;
+    if let Some(k) = amended {
+        let (original, text) = &mut notes[k];
+        original["status"] = json!("superseded");
+        addendum = Some(amendment(chart, original, text, visits.len() + 1, shape));
+    }
+    out.extend(notes.into_iter().map(|(doc, _)| doc));
+    let mut count = visits.len();
+    if let Some(doc) = addendum {
+        count += 1;
+        out.push(doc);
+    }
+    if let Some(last) = visits.last()
+        && shape.chance(0.04)
+    {
+        out.push(wrong_chart(chart, last, count + 1, shape));
     }
 }
 
-fn document(chart: &Chart, visit: &Visit, n: usize, rng: &mut Rng) -> Value {
+fn encode(text: &str) -> String {
+    base64::engine::general_purpose::STANDARD.encode(text.as_bytes())
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// The note as the hospital's system exports it: one paragraph per line,
+/// the section letters in bold.
+fn html(title: &str, text: &str) -> String {
+    let mut body = String::new();
+    let mut lines = text.lines();
+    if let Some(heading) = lines.next() {
+        body.push_str(&format!("<h1>{}</h1>\n", escape(heading)));
+    }
+    for line in lines.filter(|l| !l.trim().is_empty()) {
+        match line.split_once(": ") {
+            Some((label, rest)) if matches!(label, "S" | "O" | "A" | "P") => {
+                body.push_str(&format!("<p><b>{label}:</b> {}</p>\n", escape(rest)));
+            }
+            _ => body.push_str(&format!("<p>{}</p>\n", escape(line))),
+        }
+    }
+    format!(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title></head>\n<body>\n{body}</body></html>\n",
+        escape(title)
+    )
+}
+
+fn document(
+    chart: &Chart,
+    visit: &Visit,
+    n: usize,
+    rng: &mut Rng,
+    signature: Signature,
+    as_html: bool,
+) -> (Value, String) {
     let signed =
         (visit.end + Duration::minutes(rng.range(5, 120))).min(chart.anchor - Duration::minutes(1));
     let text = soap(
@@ -29,17 +116,27 @@ fn document(chart: &Chart, visit: &Visit, n: usize, rng: &mut Rng) -> Value {
         visit,
         rng,
         &signed.format("%Y-%m-%d %H:%M UTC").to_string(),
+        signature,
     );
     let (type_code, type_display, title) = if visit.emergency {
         (codes::LOINC_NOTE, "Note", "Emergency department note")
     } else {
         (codes::LOINC_PROGRESS_NOTE, "Progress note", "Progress note")
     };
+    let (content_type, data) = if as_html {
+        ("text/html", encode(&html(title, &text)))
+    } else {
+        ("text/plain", encode(&text))
+    };
+    let doc_status = match signature {
+        Signature::Signed => "final",
+        Signature::Draft => "preliminary",
+    };
     let mut resource = json!({
         "resourceType": "DocumentReference",
         "id": format!("{}-doc-{n}", chart.id),
         "status": "current",
-        "docStatus": "final",
+        "docStatus": doc_status,
         "type": { "coding": [coding(codes::LOINC, type_code, type_display)], "text": type_display },
         "category": [{
             "coding": [coding(
@@ -54,9 +151,9 @@ fn document(chart: &Chart, visit: &Visit, n: usize, rng: &mut Rng) -> Value {
         "description": format!("{title}: {}", reason(chart, visit)),
         "content": [{
             "attachment": {
-                "contentType": "text/plain",
+                "contentType": content_type,
                 "language": "en-US",
-                "data": base64::engine::general_purpose::STANDARD.encode(text.as_bytes()),
+                "data": data,
                 "title": title,
                 "creation": instant(signed),
             },
@@ -66,11 +163,101 @@ fn document(chart: &Chart, visit: &Visit, n: usize, rng: &mut Rng) -> Value {
             "period": { "start": instant(visit.start), "end": instant(visit.end) },
         },
     });
-    if visit.clinician == Role::Resident {
+    if visit.clinician == Role::Resident && signature == Signature::Signed {
         // Residents' notes are final only once an attending has co-signed them.
         resource["authenticator"] = practitioner_ref(Role::Attending);
     }
-    resource
+    (resource, text)
+}
+
+/// The signed note `original` corrected a few days later: a new note with
+/// the whole text and an addendum, `amended`, replacing the original.
+fn amendment(chart: &Chart, original: &Value, text: &str, n: usize, shape: &mut Rng) -> Value {
+    let signed_at = crate::fhir::time::instant(original["date"].as_str().unwrap_or_default())
+        .unwrap_or(chart.anchor - Duration::days(30));
+    let when: DateTime<Utc> =
+        (signed_at + Duration::days(shape.range(1, 12))).min(chart.anchor - Duration::minutes(30));
+    let author = original["author"][0].clone();
+    let who = author["display"]
+        .as_str()
+        .unwrap_or("the author")
+        .to_string();
+    let reason = shape.pick(&[
+        "the medication list was reviewed with the pharmacy; doses above confirmed.",
+        "the allergy history was taken again with the patient's daughter; no change.",
+        "the follow-up interval is 6 weeks, not 3-4 months as written.",
+        "the examination findings were dictated for the wrong side; read left for right.",
+    ]);
+    let amended = format!(
+        "{text}\nADDENDUM {}: Amended by {who}: {reason}\n",
+        when.format("%Y-%m-%d %H:%M UTC")
+    );
+    let mut doc = original.clone();
+    doc["id"] = json!(format!("{}-doc-{n}", chart.id));
+    doc["status"] = json!("current");
+    doc["docStatus"] = json!("amended");
+    doc["date"] = json!(instant(when));
+    doc["relatesTo"] = json!([{
+        "code": "replaces",
+        "target": reference("DocumentReference", original["id"].as_str().unwrap_or_default()),
+    }]);
+    let attachment = &mut doc["content"][0]["attachment"];
+    let html_note = attachment["contentType"] == "text/html";
+    let title = attachment["title"].as_str().unwrap_or("Note").to_string();
+    attachment["data"] = json!(if html_note {
+        encode(&html(&title, &amended))
+    } else {
+        encode(&amended)
+    });
+    attachment["creation"] = json!(instant(when));
+    doc
+}
+
+/// A note about someone else, filed on this chart and marked in error.
+fn wrong_chart(chart: &Chart, visit: &Visit, n: usize, shape: &mut Rng) -> Value {
+    let other = names::person_name(shape);
+    let mrn = format!("{:08}", shape.range(0, 99_999_999));
+    let when = (visit.end + Duration::minutes(shape.range(30, 300)))
+        .min(chart.anchor - Duration::minutes(1));
+    let text = format!(
+        "PROGRESS NOTE - {}\nPatient: {}, MRN {mrn}\nReason: follow-up of hypertension\n\n\
+         S: Home blood pressures in the 140s. No chest pain, no headache.\n\
+         O: BP 146/88 mmHg, HR 72 /min. Heart regular, lungs clear.\n\
+         A: 1. Hypertension, above goal.\n\
+         P: Increase lisinopril to 20 mg PO daily. Return in 4 weeks.\n\n\
+         Electronically signed by {}, {}\n",
+        when.format("%Y-%m-%d"),
+        other.text(),
+        staff::member(Role::Attending).full_name(),
+        when.format("%Y-%m-%d %H:%M UTC"),
+    );
+    json!({
+        "resourceType": "DocumentReference",
+        "id": format!("{}-doc-{n}", chart.id),
+        "status": "entered-in-error",
+        "docStatus": "final",
+        "type": { "coding": [coding(codes::LOINC, codes::LOINC_PROGRESS_NOTE, "Progress note")], "text": "Progress note" },
+        "category": [{
+            "coding": [coding(
+                "http://hl7.org/fhir/us/core/CodeSystem/us-core-documentreference-category",
+                "clinical-note",
+                "Clinical Note",
+            )],
+        }],
+        "subject": reference("Patient", &chart.id),
+        "date": instant(when),
+        "author": [practitioner_ref(Role::Attending)],
+        "description": "Progress note: follow-up of hypertension (filed on the wrong chart)",
+        "content": [{
+            "attachment": {
+                "contentType": "text/plain",
+                "language": "en-US",
+                "data": encode(&text),
+                "title": "Progress note",
+                "creation": instant(when),
+            },
+        }],
+    })
 }
 
 /// What the visit was for, in a few words.
@@ -112,7 +299,7 @@ fn lab<'a>(visit: &'a Visit, short: &str) -> Option<&'a super::patient::Result> 
     visit.labs.iter().find(|r| r.short == short)
 }
 
-fn soap(chart: &Chart, visit: &Visit, rng: &mut Rng, signed: &str) -> String {
+fn soap(chart: &Chart, visit: &Visit, rng: &mut Rng, signed: &str, signature: Signature) -> String {
     let age = chart.age_at(visit.start);
     let sex = if chart.female() { "female" } else { "male" };
     let heading = if visit.emergency {
@@ -287,6 +474,13 @@ fn soap(chart: &Chart, visit: &Visit, rng: &mut Rng, signed: &str) -> String {
         VisitKind::Acute(_) => "Return if not improving within a week or if worse.",
     });
 
+    if signature == Signature::Draft {
+        s.push_str(&format!(
+            "\n\nDRAFT, not signed. Last saved by {}, {signed}\n",
+            staff::member(visit.clinician).full_name()
+        ));
+        return s;
+    }
     s.push_str(&format!(
         "\n\nElectronically signed by {}, {signed}",
         staff::member(visit.clinician).full_name()

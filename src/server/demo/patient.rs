@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 
 use super::DemoOptions;
 use super::catalog::{self, Allergen, Drug, Measure, Problem};
+use super::history;
 use super::json::{
     coding, concept, day, instant, interpretation, observation_category, quantity, reference,
     round_to,
@@ -18,15 +19,25 @@ use super::json::{
 use super::messages;
 use super::names::{self, PersonName};
 use super::notes;
+use super::results;
 use super::rng::Rng;
 use super::staff::{organization_ref, practitioner_ref};
 use crate::fhir::codes;
 use crate::roles::Role;
 
-/// Independent random streams of one patient.
+/// Independent random streams of one patient. Streams added later leave
+/// the values drawn from the earlier ones as they were.
 const STREAM_NAME: u64 = 1;
 const STREAM_CHART: u64 = 2;
 const STREAM_MESSAGES: u64 = 3;
+/// How each visit records (units, which laboratory) and the tests added to it.
+const STREAM_VISIT_STYLE: u64 = 4;
+/// Problems, allergies and orders with statuses other than the planned ones.
+const STREAM_HISTORY: u64 = 5;
+/// Result statuses, result series and the results that went wrong.
+const STREAM_RESULTS: u64 = 6;
+/// Note drafts, amendments, formats and notes on the wrong chart.
+const STREAM_NOTES: u64 = 7;
 
 /// Every twentieth patient shares the name of another one (with another
 /// birth date), so that picking the right José Ordóñez takes a second look.
@@ -170,8 +181,13 @@ fn plan(opts: &DemoOptions, index: usize) -> Chart {
     let seed = opts.seed;
     let anchor = opts.anchor;
     let today = anchor.date_naive();
-    let mut name_rng = Rng::new(seed, STREAM_NAME, name_key(index) as u64);
-    let name = names::person_name(&mut name_rng);
+    let key = name_key(index);
+    let mut name_rng = Rng::new(seed, STREAM_NAME, key as u64);
+    let drawn = names::person_name(&mut name_rng);
+    // A namesake of a patient with a spelled name gets it too.
+    let name = names::spelled(seed, index)
+        .or_else(|| (key != index).then(|| names::spelled(seed, key)).flatten())
+        .unwrap_or(drawn);
     let mut rng = Rng::new(seed, STREAM_CHART, index as u64);
 
     // A family practice panel: children, working-age adults, many older adults.
@@ -513,9 +529,9 @@ fn plan_prescriptions(chart: &mut Chart, rng: &mut Rng) {
 
 /// Running numbers for resource ids within one patient.
 #[derive(Default)]
-struct Ids {
-    obs: usize,
-    dr: usize,
+pub(crate) struct Ids {
+    pub obs: usize,
+    pub dr: usize,
 }
 
 /// Per-patient physiology: baselines the visits vary around.
@@ -591,6 +607,12 @@ fn child_weight(age_days: i64) -> f64 {
 
 fn write(chart: &mut Chart, opts: &DemoOptions, out: &mut Vec<Value>) {
     let mut rng = write_rng(opts, chart);
+    let stream = |purpose| Rng::new(opts.seed, purpose, chart.index as u64);
+    let mut history_rng = stream(STREAM_HISTORY);
+    let mut results_rng = stream(STREAM_RESULTS);
+    let mut style_rng = stream(STREAM_VISIT_STYLE);
+    let mut notes_rng = stream(STREAM_NOTES);
+
     out.push(patient_resource(chart, &mut rng));
     for visit in &chart.visits {
         out.push(encounter(chart, visit));
@@ -598,36 +620,80 @@ fn write(chart: &mut Chart, opts: &DemoOptions, out: &mut Vec<Value>) {
     for condition in &chart.conditions {
         out.push(condition_resource(chart, condition));
     }
+    history::conditions(chart, &mut history_rng, out);
     for (n, allergen) in chart.allergies.iter().enumerate() {
         out.push(allergy(chart, allergen, n + 1, &mut rng));
     }
+    history::allergies(chart, opts.seed, &mut history_rng, out);
+    let hold = history::hold(chart, &mut history_rng);
     for p in &chart.prescriptions {
-        out.push(prescription(chart, p));
+        let mut resource = prescription(chart, p);
+        if let Some((id, reason)) = &hold
+            && *id == p.id
+        {
+            resource["status"] = json!("on-hold");
+            resource["statusReason"] = json!({ "text": reason });
+        }
+        out.push(resource);
     }
+    history::medications(chart, &mut history_rng, out);
 
     let base = baseline(chart, &mut rng);
+    let styles = results::styles(chart, &mut style_rng);
     let mut ids = Ids::default();
     let mut reports = Vec::new();
     let mut follow_up = 0usize;
-    for v in 0..chart.visits.len() {
+    let first_result = out.len();
+    for (v, style) in styles.iter().enumerate() {
         let visit = chart.visits[v].clone();
-        let (vitals, observations) = vital_signs(chart, &visit, &base, &mut rng, &mut ids);
+        let (vitals, observations) = vital_signs(chart, &visit, &base, style, &mut rng, &mut ids);
         out.extend(observations);
-        let labs = laboratory(chart, &visit, follow_up, &base, &mut rng, &mut ids);
+        let labs = laboratory(
+            chart,
+            &visit,
+            follow_up,
+            &base,
+            style,
+            &mut rng,
+            &mut style_rng,
+            &mut ids,
+        );
         out.extend(labs.observations);
         if visit.kind == VisitKind::FollowUp {
             follow_up += 1;
         }
         if labs.panel.len() >= 2 {
             ids.dr += 1;
-            reports.push(diagnostic_report(chart, &visit, &labs.panel, ids.dr));
+            reports.push(diagnostic_report(
+                chart,
+                &visit,
+                &labs.panel,
+                ids.dr,
+                style.performer(),
+            ));
         }
         chart.visits[v].vitals = vitals;
         chart.visits[v].labs = labs.results;
     }
-    out.extend(reports);
+    results::settle_statuses(chart, &mut results_rng, &mut out[first_result..]);
+    let physiology = results::Physiology {
+        a1c: base.a1c,
+        egfr: base.egfr,
+    };
+    results::write(
+        chart,
+        opts.seed,
+        &physiology,
+        &mut ids,
+        &mut results_rng,
+        out,
+    );
+    for mut report in reports {
+        results::report_status(&mut report, &out[first_result..]);
+        out.push(report);
+    }
 
-    notes::write(chart, &mut rng, out);
+    notes::write(chart, &mut rng, &mut notes_rng, out);
     let mut message_rng = Rng::new(opts.seed, STREAM_MESSAGES, chart.index as u64);
     messages::write(chart, &mut message_rng, out);
 }
@@ -858,7 +924,7 @@ fn prescription(chart: &Chart, p: &Prescription) -> Value {
     resource
 }
 
-fn measure_code(m: &Measure) -> Value {
+pub(crate) fn measure_code(m: &Measure) -> Value {
     json!({ "coding": [coding(codes::LOINC, m.loinc, m.display)], "text": m.display })
 }
 
@@ -877,7 +943,7 @@ fn range_of(m: &Measure) -> Option<Value> {
 }
 
 /// Value, range and flag of one measurement; returns the rounded value's flag.
-fn fill_measure(resource: &mut Value, m: &Measure, value: f64) -> &'static str {
+pub(crate) fn fill_measure(resource: &mut Value, m: &Measure, value: f64) -> &'static str {
     let value = round_to(value, m.decimals);
     resource["valueQuantity"] = quantity(value, m.decimals, m.unit, m.ucum);
     if let Some(range) = range_of(m) {
@@ -890,7 +956,7 @@ fn fill_measure(resource: &mut Value, m: &Measure, value: f64) -> &'static str {
     }
 }
 
-fn shown(m: &Measure, value: f64) -> String {
+pub(crate) fn shown(m: &Measure, value: f64) -> String {
     let value = round_to(value, m.decimals);
     match m.decimals {
         0 => format!("{} {}", value as i64, m.unit),
@@ -906,6 +972,8 @@ struct Recorder<'a> {
     ids: &'a mut Ids,
     category: &'static str,
     at: DateTime<Utc>,
+    /// The laboratory that reports, for laboratory results.
+    performer: Value,
     out: Vec<Value>,
     results: Vec<Result>,
     /// Ids of the basic metabolic panel members, for a DiagnosticReport.
@@ -926,6 +994,7 @@ impl<'a> Recorder<'a> {
             ids,
             category,
             at,
+            performer: organization_ref(),
             out: Vec::new(),
             results: Vec::new(),
             panel: Vec::new(),
@@ -948,7 +1017,7 @@ impl<'a> Recorder<'a> {
             o["issued"] = json!(instant(
                 (self.at + Duration::hours(4)).min(self.chart.anchor - Duration::minutes(5))
             ));
-            o["performer"] = json!([organization_ref()]);
+            o["performer"] = json!([self.performer.clone()]);
         }
         o
     }
@@ -974,12 +1043,22 @@ impl<'a> Recorder<'a> {
         self.panel
             .push(format!("{}-obs-{}", self.chart.id, self.ids.obs));
     }
+
+    /// A value beyond what the assay reports, as the laboratory writes it:
+    /// `<0.3` (comparator `<`, value the limit) or `>90`.
+    fn censored(&mut self, m: &Measure, comparator: &'static str, limit: f64) {
+        let mut o = self.observation(measure_code(m));
+        let flag = fill_measure(&mut o, m, limit);
+        o["valueQuantity"]["comparator"] = json!(comparator);
+        self.keep(o, m.short, format!("{comparator}{}", shown(m, limit)), flag);
+    }
 }
 
 fn vital_signs(
     chart: &Chart,
     visit: &Visit,
     base: &Baseline,
+    style: &results::VisitStyle,
     rng: &mut Rng,
     ids: &mut Ids,
 ) -> (Vec<Result>, Vec<Value>) {
@@ -1042,7 +1121,11 @@ fn vital_signs(
         } else {
             rng.uniform(36.4, 37.2)
         };
-        rec.measure(&catalog::TEMPERATURE, temp);
+        if style.fahrenheit {
+            rec.measure(&catalog::TEMPERATURE_F, catalog::fahrenheit(temp));
+        } else {
+            rec.measure(&catalog::TEMPERATURE, temp);
+        }
         let rr = match age {
             0 => 40.0,
             1..=5 => 25.0,
@@ -1073,7 +1156,11 @@ fn vital_signs(
         let years = (visit.start - chart.anchor).num_days() as f64 / 365.0;
         base.weight + years * 0.8 + rng.normal(0.0, 0.6)
     };
-    rec.measure(&catalog::WEIGHT, weight);
+    if style.pounds {
+        rec.measure(&catalog::WEIGHT_LB, weight * catalog::POUNDS_PER_KG);
+    } else {
+        rec.measure(&catalog::WEIGHT, weight);
+    }
     (rec.results, rec.out)
 }
 
@@ -1114,17 +1201,29 @@ struct Labs {
 }
 
 /// Draws the labs a visit calls for. `follow_up` counts earlier follow-ups,
-/// so trends move and the slower tests come round every few visits.
+/// so trends move and the slower tests come round every few visits. Tests
+/// added since the first version of the clinic (CRP, troponin) draw from
+/// `added`, so the others keep their values.
+#[allow(clippy::too_many_arguments)]
 fn laboratory(
     chart: &Chart,
     visit: &Visit,
     follow_up: usize,
     base: &Baseline,
+    style: &results::VisitStyle,
     rng: &mut Rng,
+    added: &mut Rng,
     ids: &mut Ids,
 ) -> Labs {
     let drawn = visit.start + Duration::minutes(rng.range(20, 45));
     let mut rec = Recorder::new(chart, visit, ids, codes::CATEGORY_LABORATORY, drawn);
+    rec.performer = style.performer();
+    let glucose_measure = if style.hospital_lab {
+        // The hospital reports mmol/L under the same test code.
+        (catalog::GLUCOSE_MMOL, 1.0 / 18.016)
+    } else {
+        (catalog::GLUCOSE, 1.0)
+    };
     let active: Vec<Problem> = chart
         .problems_at(visit.start)
         .iter()
@@ -1144,7 +1243,7 @@ fn laboratory(
                 } else {
                     (28.7 * a1c - 46.7 + rng.normal(0.0, 18.0)).max(62.0)
                 };
-                rec.panel_measure(&catalog::GLUCOSE, glucose);
+                rec.panel_measure(&glucose_measure.0, glucose * glucose_measure.1);
             }
             let kidney = has(Problem::Ckd);
             if kidney || (has(Problem::Hypertension) && follow_up.is_multiple_of(2)) {
@@ -1158,7 +1257,12 @@ fn laboratory(
                 let sex = if chart.female() { 0.85 } else { 1.0 };
                 let creatinine = sex * 80.0 / egfr + rng.normal(0.0, 0.04);
                 rec.panel_measure(&catalog::CREATININE, creatinine);
-                rec.panel_measure(&catalog::EGFR, egfr);
+                if round_to(egfr, 0) > catalog::EGFR_REPORTED_UP_TO {
+                    rec.censored(&catalog::EGFR, ">", catalog::EGFR_REPORTED_UP_TO);
+                    rec.panel.push(format!("{}-obs-{}", chart.id, rec.ids.obs));
+                } else {
+                    rec.panel_measure(&catalog::EGFR, egfr);
+                }
                 let ace = chart
                     .prescribed_by(visit.start)
                     .any(|p| p.drug.rxnorm == catalog::LISINOPRIL.rxnorm);
@@ -1208,10 +1312,33 @@ fn laboratory(
         },
         VisitKind::Wellness => {
             if chart.age_at(visit.start) >= 40 && rng.chance(0.5) {
-                rec.panel_measure(&catalog::GLUCOSE, rng.uniform(74.0, 108.0));
+                rec.panel_measure(
+                    &glucose_measure.0,
+                    rng.uniform(74.0, 108.0) * glucose_measure.1,
+                );
                 rec.panel_measure(&catalog::CREATININE, rng.uniform(0.65, 1.15));
                 rec.panel_measure(&catalog::POTASSIUM, rng.uniform(3.6, 4.9));
             }
+        }
+    }
+    let adult = chart.age_at(visit.start) >= 18;
+    if let VisitKind::Acute(c) = visit.kind
+        && chart.conditions[c].problem == Problem::Uri
+        && adult
+        && added.chance(0.35)
+    {
+        // Mostly below what the assay reports.
+        if added.chance(0.7) {
+            rec.censored(&catalog::CRP, "<", catalog::CRP_DETECTION_LIMIT);
+        } else {
+            rec.measure(&catalog::CRP, added.uniform(0.4, 6.5));
+        }
+    }
+    if visit.emergency && chart.age_at(visit.start) >= 40 {
+        if added.chance(0.85) {
+            rec.censored(&catalog::TROPONIN, "<", catalog::TROPONIN_DETECTION_LIMIT);
+        } else {
+            rec.measure(&catalog::TROPONIN, added.uniform(0.015, 0.09));
         }
     }
     Labs {
@@ -1221,7 +1348,13 @@ fn laboratory(
     }
 }
 
-fn diagnostic_report(chart: &Chart, visit: &Visit, members: &[String], n: usize) -> Value {
+fn diagnostic_report(
+    chart: &Chart,
+    visit: &Visit,
+    members: &[String],
+    n: usize,
+    performer: Value,
+) -> Value {
     let issued = (visit.start + Duration::hours(6)).min(chart.anchor - Duration::minutes(5));
     json!({
         "resourceType": "DiagnosticReport",
@@ -1233,7 +1366,7 @@ fn diagnostic_report(chart: &Chart, visit: &Visit, members: &[String], n: usize)
         "encounter": reference("Encounter", &visit.id),
         "effectiveDateTime": instant(visit.start + Duration::minutes(30)),
         "issued": instant(issued),
-        "performer": [organization_ref()],
+        "performer": [performer],
         "result": members.iter().map(|id| reference("Observation", id)).collect::<Vec<_>>(),
     })
 }

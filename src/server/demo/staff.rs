@@ -8,6 +8,10 @@ use crate::roles::Role;
 
 pub(crate) const ORGANIZATION_ID: &str = "org-riverside";
 pub(crate) const ORGANIZATION_NAME: &str = "Riverside Family Practice";
+/// The hospital laboratory some results come from: it reports glucose in
+/// mmol/L, where the practice's own laboratory reports mg/dL.
+pub(crate) const HOSPITAL_LAB_ID: &str = "org-regional-lab";
+pub(crate) const HOSPITAL_LAB_NAME: &str = "Riverside Regional Hospital Laboratory";
 
 pub(crate) struct Member {
     pub role: Role,
@@ -97,6 +101,10 @@ pub(crate) fn organization_ref() -> Value {
     reference_named("Organization", ORGANIZATION_ID, ORGANIZATION_NAME)
 }
 
+pub(crate) fn hospital_lab_ref() -> Value {
+    reference_named("Organization", HOSPITAL_LAB_ID, HOSPITAL_LAB_NAME)
+}
+
 pub(crate) fn role_concept(role: Role) -> Value {
     concept(codes::ROLE_SYSTEM, role.code(), role.label())
 }
@@ -123,6 +131,19 @@ pub(crate) fn resources() -> Vec<Value> {
             "country": "US",
         }],
     })];
+    out.push(json!({
+        "resourceType": "Organization",
+        "id": HOSPITAL_LAB_ID,
+        "active": true,
+        "identifier": [{ "system": "urn:chartty:organization", "value": "regional-lab" }],
+        "type": [concept(
+            "http://terminology.hl7.org/CodeSystem/organization-type",
+            "prov",
+            "Healthcare Provider",
+        )],
+        "name": HOSPITAL_LAB_NAME,
+        "telecom": [{ "system": "phone", "value": "+1 617-555-0190", "use": "work" }],
+    }));
     for m in &MEMBERS {
         let id = practitioner_id(m.role);
         let mut name = json!({

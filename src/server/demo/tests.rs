@@ -243,7 +243,7 @@ fn volume_is_sane() {
     );
     let bytes = serde_json::to_vec(clinic()).map(|v| v.len()).unwrap_or(0);
     // 10,000 patients must stay well under a gigabyte.
-    assert!(bytes / patients * 10_000 < 600_000_000, "{bytes} bytes");
+    assert!(bytes / patients * 10_000 < 700_000_000, "{bytes} bytes");
 }
 
 /// Patients with an active condition of this SNOMED CT code.
@@ -266,9 +266,10 @@ fn patients_with_observation(loinc: &str) -> HashSet<&'static str> {
         .collect()
 }
 
+/// Patients with a current order for the drug (active, or on hold).
 fn patients_on(rxnorm: &str) -> HashSet<&'static str> {
     of_type(clinic(), "MedicationRequest")
-        .filter(|m| str_at(m, "/status") == "active")
+        .filter(|m| matches!(str_at(m, "/status"), "active" | "on-hold"))
         .filter(|m| str_at(m, "/medicationCodeableConcept/coding/0/code") == rxnorm)
         .map(patient_of)
         .collect()
@@ -335,20 +336,40 @@ fn chronic_problems_drive_labs_and_drugs() {
 }
 
 #[test]
-fn problems_are_active_or_resolved_with_dates() {
+fn problems_carry_clinical_and_verification_statuses_with_dates() {
     let mut statuses = HashSet::new();
     for c in of_type(clinic(), "Condition") {
         let status = str_at(c, "/clinicalStatus/coding/0/code");
-        statuses.insert(status);
+        let verification = str_at(c, "/verificationStatus/coding/0/code");
+        statuses.insert((status, verification));
         assert_eq!(str_at(c, "/code/coding/0/system"), codes::SNOMED);
         assert!(!str_at(c, "/code/coding/0/display").is_empty());
         let onset = time_at(c, "/onsetDateTime");
         assert!(onset.is_some_and(|t| t < anchor()));
+        if let Some(abated) = time_at(c, "/abatementDateTime") {
+            assert!(Some(abated) > onset, "{c}");
+            assert!(matches!(status, "resolved" | "inactive"), "{c}");
+        }
         if status == "resolved" {
-            assert!(time_at(c, "/abatementDateTime") > onset);
+            assert!(time_at(c, "/abatementDateTime").is_some(), "{c}");
         }
     }
-    assert_eq!(statuses, HashSet::from(["active", "resolved"]));
+    for wanted in [
+        ("active", "confirmed"),
+        ("resolved", "confirmed"),
+        ("inactive", "confirmed"),
+        ("relapse", "confirmed"),
+        ("recurrence", "confirmed"),
+        ("", "entered-in-error"),
+    ] {
+        assert!(statuses.contains(&wanted), "no {wanted:?} in {statuses:?}");
+    }
+    for verification in ["refuted", "provisional", "unconfirmed"] {
+        assert!(
+            statuses.iter().any(|(_, v)| *v == verification),
+            "no {verification} in {statuses:?}"
+        );
+    }
 }
 
 fn quantity_value(q: &Value) -> Option<f64> {
@@ -389,13 +410,27 @@ fn check_interpretation(o: &Value) -> Option<String> {
 fn interpretations_match_values_and_ranges() {
     let mut flags: HashMap<String, usize> = HashMap::new();
     for o in of_type(clinic(), "Observation") {
-        assert_eq!(o["status"], "final");
+        assert!(
+            matches!(
+                str_at(o, "/status"),
+                "final"
+                    | "preliminary"
+                    | "amended"
+                    | "corrected"
+                    | "cancelled"
+                    | "entered-in-error"
+            ),
+            "{o}"
+        );
         assert!(time_at(o, "/effectiveDateTime").is_some_and(|t| t < anchor()));
         let category = str_at(o, "/category/0/coding/0/code");
         assert!(category == codes::CATEGORY_LABORATORY || category == codes::CATEGORY_VITAL_SIGNS);
         if let Some(q) = o.get("valueQuantity") {
             assert_eq!(q["system"], "http://unitsofmeasure.org");
             assert!(q["code"].is_string());
+        }
+        if str_at(o, "/status") == "cancelled" && o.get("valueQuantity").is_none() {
+            assert!(o["dataAbsentReason"].is_object(), "{o}");
         }
         if let Some(flag) = check_interpretation(o) {
             *flags.entry(flag).or_default() += 1;
@@ -437,7 +472,16 @@ fn observations_belong_to_encounters_and_reports_to_their_labs() {
         .map(|e| format!("Encounter/{}", str_at(e, "/id")))
         .collect();
     for o in of_type(resources, "Observation") {
-        assert!(encounters.contains(str_at(o, "/encounter/reference")));
+        match o.pointer("/encounter/reference").and_then(Value::as_str) {
+            Some(e) => assert!(encounters.contains(e), "{o}"),
+            // Outside a visit: meter readings, labs drawn before a visit,
+            // results from the hospital.
+            None => assert_eq!(
+                str_at(o, "/category/0/coding/0/code"),
+                codes::CATEGORY_LABORATORY,
+                "{o}"
+            ),
+        }
     }
     let labs: HashMap<String, &Value> = of_type(resources, "Observation")
         .filter(|o| str_at(o, "/category/0/coding/0/code") == codes::CATEGORY_LABORATORY)
@@ -451,21 +495,45 @@ fn observations_belong_to_encounters_and_reports_to_their_labs() {
             .map(Vec::as_slice)
             .unwrap_or(&[]);
         assert!(results.len() >= 2);
+        let mut statuses = HashSet::new();
         for r in results {
             let lab = labs.get(str_at(r, "/reference"));
             assert!(lab.is_some_and(|o| o["encounter"] == report["encounter"]));
+            assert_eq!(
+                lab.map(|o| &o["performer"]),
+                Some(&report["performer"]),
+                "one laboratory per report"
+            );
+            statuses.extend(lab.map(|o| str_at(o, "/status")));
         }
+        // The report is as final as its least final result.
+        let expected = ["preliminary", "corrected", "amended"]
+            .into_iter()
+            .find(|s| statuses.contains(s))
+            .unwrap_or("final");
+        assert_eq!(report["status"], expected, "{report}");
     }
+}
+
+/// An allergy a prescriber must honour: active and not refuted or in error.
+fn holds(a: &Value) -> bool {
+    str_at(a, "/clinicalStatus/coding/0/code") == "active"
+        && matches!(
+            str_at(a, "/verificationStatus/coding/0/code"),
+            "confirmed" | "unconfirmed"
+        )
 }
 
 #[test]
 fn allergies_are_coded_with_reactions_and_some_patients_have_none() {
     let allergic: HashSet<&str> = of_type(clinic(), "AllergyIntolerance")
+        .filter(|a| holds(a))
         .map(patient_of)
         .collect();
     let patients = of_type(clinic(), "Patient").count();
     assert!(allergic.len() > patients / 10 && allergic.len() < patients / 2);
-    for a in of_type(clinic(), "AllergyIntolerance") {
+    // The deliberately malformed records aside (see the shape test).
+    for a in of_type(clinic(), "AllergyIntolerance").filter(|a| a["code"].is_object()) {
         assert!(!str_at(a, "/code/coding/0/code").is_empty());
         let manifestation = str_at(a, "/reaction/0/manifestation/0/coding/0/code");
         assert!(!manifestation.is_empty());
@@ -480,7 +548,7 @@ fn allergies_are_coded_with_reactions_and_some_patients_have_none() {
     }
     // No penicillin for the penicillin-allergic.
     let penicillin: HashSet<&str> = of_type(clinic(), "AllergyIntolerance")
-        .filter(|a| str_at(a, "/code/coding/0/code") == "764146007")
+        .filter(|a| holds(a) && str_at(a, "/code/coding/0/code") == "764146007")
         .map(patient_of)
         .collect();
     let amoxicillin: HashSet<&str> = of_type(clinic(), "MedicationRequest")
@@ -491,51 +559,148 @@ fn allergies_are_coded_with_reactions_and_some_patients_have_none() {
 }
 
 #[test]
-fn medications_are_active_stopped_or_completed_with_sigs() {
+fn medications_carry_every_status_with_sigs_and_reasons() {
     let mut statuses = HashSet::new();
     for m in of_type(clinic(), "MedicationRequest") {
-        statuses.insert(str_at(m, "/status"));
+        let status = str_at(m, "/status");
+        statuses.insert(status);
         assert_eq!(
             str_at(m, "/medicationCodeableConcept/coding/0/system"),
             codes::RXNORM
         );
         assert!(!str_at(m, "/medicationCodeableConcept/coding/0/display").is_empty());
         assert!(str_at(m, "/dosageInstruction/0/text").contains(" PO "));
-        assert!(m["reasonReference"][0]["reference"].is_string());
+        assert!(
+            m["reasonReference"][0]["reference"].is_string()
+                || m["reasonCode"][0]["coding"][0]["code"].is_string(),
+            "{m}"
+        );
+        if matches!(status, "on-hold" | "cancelled") {
+            assert!(m["statusReason"]["text"].is_string(), "{m}");
+        }
     }
-    assert_eq!(statuses, HashSet::from(["active", "stopped", "completed"]));
+    assert_eq!(
+        statuses,
+        HashSet::from([
+            "active",
+            "stopped",
+            "completed",
+            "on-hold",
+            "cancelled",
+            "entered-in-error"
+        ])
+    );
+}
+
+/// The text of a note, with HTML reduced to its text.
+fn note_text(doc: &Value) -> String {
+    let attachment = &doc["content"][0]["attachment"];
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(str_at(attachment, "/data"))
+        .unwrap_or_default();
+    let text = String::from_utf8(bytes).unwrap_or_default();
+    if attachment["contentType"] != "text/html" {
+        return text;
+    }
+    let mut plain = String::new();
+    let mut in_tag = false;
+    for c in text.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' => in_tag = false,
+            c if !in_tag => plain.push(c),
+            _ => {}
+        }
+    }
+    plain
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
 }
 
 #[test]
-fn signed_notes_tell_the_patients_story() {
+fn notes_tell_the_patients_story_signed_drafted_amended_or_withdrawn() {
     let resources = clinic();
     let mut mentions_diabetes = 0;
+    let mut shapes = HashSet::new();
+    let ids: HashMap<String, &Value> = of_type(resources, "DocumentReference")
+        .map(|d| (format!("DocumentReference/{}", str_at(d, "/id")), d))
+        .collect();
     for doc in of_type(resources, "DocumentReference") {
-        assert_eq!(doc["status"], "current");
-        assert_eq!(doc["docStatus"], "final");
+        let (status, doc_status) = (str_at(doc, "/status"), str_at(doc, "/docStatus"));
+        let content_type = str_at(doc, "/content/0/attachment/contentType");
+        shapes.insert(status);
+        shapes.insert(doc_status);
+        shapes.insert(content_type);
         let kind = str_at(doc, "/type/coding/0/code");
         assert!(kind == codes::LOINC_PROGRESS_NOTE || kind == codes::LOINC_NOTE);
         assert!(str_at(doc, "/author/0/reference").starts_with("Practitioner/"));
         assert!(time_at(doc, "/date").is_some_and(|t| t < anchor()));
-        let attachment = &doc["content"][0]["attachment"];
-        assert_eq!(attachment["contentType"], "text/plain");
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(str_at(attachment, "/data"))
-            .unwrap_or_default();
-        let text = String::from_utf8(bytes).unwrap_or_default();
-        for part in ["S: ", "O: ", "A: ", "P: ", "Electronically signed by"] {
+        assert!(matches!(content_type, "text/plain" | "text/html"));
+        let text = note_text(doc);
+        for part in ["S: ", "O: ", "A: ", "P: "] {
             assert!(text.contains(part), "{part} missing in {text}");
+        }
+        match doc_status {
+            "preliminary" => {
+                assert!(text.contains("DRAFT, not signed"), "{text}");
+                assert!(!text.contains("Electronically signed by"), "{text}");
+                assert!(doc["authenticator"].is_null());
+            }
+            _ => assert!(text.contains("Electronically signed by"), "{text}"),
         }
         let patient = of_type(resources, "Patient")
             .find(|p| format!("Patient/{}", str_at(p, "/id")) == patient_of(doc));
         let family = patient.map(|p| str_at(p, "/name/0/family")).unwrap_or("?");
+        let mrn = patient
+            .map(|p| str_at(p, "/identifier/0/value"))
+            .unwrap_or("?");
+        if status == "entered-in-error" {
+            // Filed on the wrong chart: it is about someone else.
+            assert!(!text.contains(mrn), "{text}");
+            continue;
+        }
         assert!(text.contains(family), "note does not name {family}");
+        if doc_status == "amended" {
+            assert!(text.contains("ADDENDUM"), "{text}");
+            let replaced = str_at(doc, "/relatesTo/0/target/reference");
+            assert_eq!(str_at(doc, "/relatesTo/0/code"), "replaces");
+            let original = ids.get(replaced).unwrap_or_else(|| panic!("{replaced}"));
+            assert_eq!(original["status"], "superseded");
+            assert_eq!(patient_of(original), patient_of(doc));
+            assert!(time_at(doc, "/date") > time_at(original, "/date"));
+            assert!(text.starts_with(note_text(original).trim_end()));
+        }
+        if status == "superseded" {
+            assert!(
+                of_type(resources, "DocumentReference").any(|d| str_at(
+                    d,
+                    "/relatesTo/0/target/reference"
+                ) == format!(
+                    "DocumentReference/{}",
+                    str_at(doc, "/id")
+                )),
+                "nothing replaces {doc}"
+            );
+        }
         if text.contains("Type 2 diabetes") {
             mentions_diabetes += 1;
             assert!(patients_with("44054006").contains(patient_of(doc)));
         }
     }
     assert!(mentions_diabetes > 0);
+    for shape in [
+        "current",
+        "superseded",
+        "entered-in-error",
+        "final",
+        "preliminary",
+        "amended",
+        "text/plain",
+        "text/html",
+    ] {
+        assert!(shapes.contains(shape), "no {shape} note in {shapes:?}");
+    }
 }
 
 #[test]
@@ -712,4 +877,944 @@ proptest::proptest! {
             serde_json::to_string(&patient_resources(&opts, index)).ok()
         );
     }
+}
+
+// ---- FHIR shape ----
+
+/// What is wrong with the shape of `v` as the datatype `kind`, appended to
+/// `errs` with `at` as the path.
+fn check_type(kind: &str, v: &Value, at: &str, errs: &mut Vec<String>) {
+    let mut bad = |what: &str| errs.push(format!("{at}: {what}: {v}"));
+    match kind {
+        "string" | "code" | "uri" | "markdown" => {
+            if v.as_str().is_none_or(str::is_empty) {
+                bad("not a non-empty string")
+            }
+        }
+        "dateTime" => match v.as_str().and_then(crate::fhir::time::parse) {
+            Some(t) if t.zoned => {}
+            _ => bad("not a dateTime with a zone"),
+        },
+        "date" => {
+            if v.as_str()
+                .and_then(crate::fhir::time::parse)
+                .is_none_or(|t| t.has_time())
+            {
+                bad("not a date")
+            }
+        }
+        "decimal" => {
+            if !v.is_number() {
+                bad("not a number")
+            }
+        }
+        "boolean" => {
+            if !v.is_boolean() {
+                bad("not a boolean")
+            }
+        }
+        "integer" => {
+            if !v.is_i64() {
+                bad("not an integer")
+            }
+        }
+        "base64" => {
+            if v.as_str()
+                .and_then(|s| base64::engine::general_purpose::STANDARD.decode(s).ok())
+                .is_none()
+            {
+                bad("not base64")
+            }
+        }
+        "Reference" => {
+            let ok = v.as_object().is_some_and(|o| {
+                o.get("reference").and_then(Value::as_str).is_some_and(|r| {
+                    crate::server::params::normalize_reference(r).as_deref() == Some(r)
+                }) && o.get("display").is_none_or(Value::is_string)
+            });
+            if !ok {
+                bad("not a Reference")
+            }
+        }
+        "Coding" => {
+            let ok = v.as_object().is_some_and(|o| {
+                o.get("code").and_then(Value::as_str).is_some()
+                    && o.get("system").is_none_or(Value::is_string)
+                    && o.get("display").is_none_or(Value::is_string)
+            });
+            if !ok {
+                bad("not a Coding")
+            }
+        }
+        "CodeableConcept" => match v.as_object() {
+            Some(o) if !o.is_empty() => {
+                if let Some(c) = o.get("coding") {
+                    check_list("Coding", c, &format!("{at}.coding"), errs);
+                }
+                if let Some(t) = o.get("text") {
+                    check_type("string", t, &format!("{at}.text"), errs);
+                }
+            }
+            _ => bad("not a CodeableConcept"),
+        },
+        "Quantity" => match v.as_object() {
+            Some(o) => {
+                check_type("decimal", &o["value"], &format!("{at}.value"), errs);
+                for k in ["unit", "system", "code"] {
+                    check_type("string", &o[k], &format!("{at}.{k}"), errs);
+                }
+                if let Some(c) = o.get("comparator")
+                    && !matches!(c.as_str(), Some("<" | "<=" | ">=" | ">"))
+                {
+                    errs.push(format!("{at}.comparator: {c}"));
+                }
+            }
+            None => bad("not a Quantity"),
+        },
+        "Period" => match v.as_object() {
+            Some(o) if !o.is_empty() => {
+                for k in ["start", "end"] {
+                    if let Some(t) = o.get(k) {
+                        check_type("dateTime", t, &format!("{at}.{k}"), errs);
+                    }
+                }
+            }
+            _ => bad("not a Period"),
+        },
+        "Annotation" => {
+            if !v["text"].is_string() {
+                bad("not an Annotation")
+            }
+        }
+        other => bad(&format!("unknown type {other}")),
+    }
+}
+
+fn check_list(kind: &str, v: &Value, at: &str, errs: &mut Vec<String>) {
+    match v.as_array() {
+        Some(items) if !items.is_empty() => {
+            for (i, item) in items.iter().enumerate() {
+                check_type(kind, item, &format!("{at}[{i}]"), errs);
+            }
+        }
+        _ => errs.push(format!("{at}: not a non-empty list: {v}")),
+    }
+}
+
+/// `(path, type, required, list)` of the elements the clinic writes.
+type Shape = &'static [(&'static str, &'static str, bool, bool)];
+
+fn shape(resource_type: &str) -> Shape {
+    match resource_type {
+        "Patient" => &[
+            ("identifier", "", true, true),
+            ("birthDate", "date", true, false),
+            ("gender", "code", true, false),
+            ("generalPractitioner", "Reference", false, true),
+            ("managingOrganization", "Reference", false, false),
+        ],
+        "Encounter" => &[
+            ("status", "code", true, false),
+            ("class", "Coding", true, false),
+            ("type", "CodeableConcept", false, true),
+            ("subject", "Reference", true, false),
+            ("period", "Period", true, false),
+            ("reasonCode", "CodeableConcept", false, true),
+            ("serviceProvider", "Reference", false, false),
+        ],
+        "Condition" => &[
+            ("clinicalStatus", "CodeableConcept", false, false),
+            ("verificationStatus", "CodeableConcept", false, false),
+            ("category", "CodeableConcept", false, true),
+            ("code", "CodeableConcept", true, false),
+            ("subject", "Reference", true, false),
+            ("encounter", "Reference", false, false),
+            ("onsetDateTime", "dateTime", false, false),
+            ("abatementDateTime", "dateTime", false, false),
+            ("recordedDate", "dateTime", false, false),
+            ("recorder", "Reference", false, false),
+            ("note", "Annotation", false, true),
+        ],
+        "AllergyIntolerance" => &[
+            ("clinicalStatus", "CodeableConcept", false, false),
+            ("verificationStatus", "CodeableConcept", false, false),
+            ("type", "code", false, false),
+            ("category", "code", false, true),
+            ("criticality", "code", false, false),
+            ("code", "CodeableConcept", true, false),
+            ("patient", "Reference", true, false),
+            ("recordedDate", "dateTime", false, false),
+            ("recorder", "Reference", false, false),
+            ("note", "Annotation", false, true),
+        ],
+        "MedicationRequest" => &[
+            ("status", "code", true, false),
+            ("intent", "code", true, false),
+            ("medicationCodeableConcept", "CodeableConcept", true, false),
+            ("subject", "Reference", true, false),
+            ("encounter", "Reference", false, false),
+            ("authoredOn", "dateTime", false, false),
+            ("requester", "Reference", false, false),
+            ("reasonCode", "CodeableConcept", false, true),
+            ("reasonReference", "Reference", false, true),
+            ("statusReason", "CodeableConcept", false, false),
+            ("note", "Annotation", false, true),
+        ],
+        "Observation" => &[
+            ("status", "code", true, false),
+            ("category", "CodeableConcept", false, true),
+            ("code", "CodeableConcept", true, false),
+            ("subject", "Reference", true, false),
+            ("encounter", "Reference", false, false),
+            ("effectiveDateTime", "dateTime", true, false),
+            ("issued", "dateTime", false, false),
+            ("performer", "Reference", false, true),
+            ("valueQuantity", "Quantity", false, false),
+            ("valueCodeableConcept", "CodeableConcept", false, false),
+            ("dataAbsentReason", "CodeableConcept", false, false),
+            ("interpretation", "CodeableConcept", false, true),
+            ("note", "Annotation", false, true),
+        ],
+        "DiagnosticReport" => &[
+            ("status", "code", true, false),
+            ("category", "CodeableConcept", false, true),
+            ("code", "CodeableConcept", true, false),
+            ("subject", "Reference", true, false),
+            ("encounter", "Reference", false, false),
+            ("effectiveDateTime", "dateTime", false, false),
+            ("issued", "dateTime", false, false),
+            ("performer", "Reference", false, true),
+            ("result", "Reference", false, true),
+        ],
+        "DocumentReference" => &[
+            ("status", "code", true, false),
+            ("docStatus", "code", false, false),
+            ("type", "CodeableConcept", false, false),
+            ("category", "CodeableConcept", false, true),
+            ("subject", "Reference", true, false),
+            ("date", "dateTime", false, false),
+            ("author", "Reference", false, true),
+            ("authenticator", "Reference", false, false),
+            ("description", "string", false, false),
+            ("content", "", true, true),
+        ],
+        "Communication" => &[
+            ("status", "code", true, false),
+            ("category", "CodeableConcept", false, true),
+            ("subject", "Reference", false, false),
+            ("sender", "Reference", false, false),
+            ("recipient", "Reference", false, true),
+            ("sent", "dateTime", false, false),
+            ("received", "dateTime", false, false),
+        ],
+        "Task" => &[
+            ("status", "code", true, false),
+            ("intent", "code", true, false),
+            ("priority", "code", false, false),
+            ("code", "CodeableConcept", false, false),
+            ("for", "Reference", false, false),
+            ("focus", "Reference", false, false),
+            ("owner", "Reference", false, false),
+            ("performerType", "CodeableConcept", false, true),
+            ("authoredOn", "dateTime", false, false),
+            ("lastModified", "dateTime", false, false),
+        ],
+        _ => &[],
+    }
+}
+
+/// Codes a status element may take (FHIR R4 required bindings).
+fn allowed(resource_type: &str, pointer: &str) -> Option<&'static [&'static str]> {
+    Some(match (resource_type, pointer) {
+        ("Observation", "/status") => &[
+            "registered",
+            "preliminary",
+            "final",
+            "amended",
+            "corrected",
+            "cancelled",
+            "entered-in-error",
+            "unknown",
+        ],
+        ("DiagnosticReport", "/status") => &[
+            "registered",
+            "partial",
+            "preliminary",
+            "final",
+            "amended",
+            "corrected",
+            "appended",
+            "cancelled",
+            "entered-in-error",
+            "unknown",
+        ],
+        ("Condition", "/clinicalStatus/coding/0/code") => &[
+            "active",
+            "recurrence",
+            "relapse",
+            "inactive",
+            "remission",
+            "resolved",
+        ],
+        ("Condition", "/verificationStatus/coding/0/code") => &[
+            "unconfirmed",
+            "provisional",
+            "differential",
+            "confirmed",
+            "refuted",
+            "entered-in-error",
+        ],
+        ("AllergyIntolerance", "/clinicalStatus/coding/0/code") => {
+            &["active", "inactive", "resolved"]
+        }
+        ("AllergyIntolerance", "/verificationStatus/coding/0/code") => {
+            &["unconfirmed", "confirmed", "refuted", "entered-in-error"]
+        }
+        ("AllergyIntolerance", "/criticality") => &["low", "high", "unable-to-assess"],
+        ("AllergyIntolerance", "/type") => &["allergy", "intolerance"],
+        ("MedicationRequest", "/status") => &[
+            "active",
+            "on-hold",
+            "cancelled",
+            "completed",
+            "entered-in-error",
+            "stopped",
+            "draft",
+            "unknown",
+        ],
+        ("DocumentReference", "/status") => &["current", "superseded", "entered-in-error"],
+        ("DocumentReference", "/docStatus") => {
+            &["preliminary", "final", "amended", "entered-in-error"]
+        }
+        ("Encounter", "/status") => &["planned", "arrived", "in-progress", "finished"],
+        ("Patient", "/gender") => &["male", "female", "other", "unknown"],
+        _ => return None,
+    })
+}
+
+/// Everything wrong with the FHIR R4 shape of a generated resource: element
+/// types, required elements, status codes, and the invariants on statuses
+/// (con-3/4/5, ait-1/2, obs-6).
+fn shape_errors(r: &Value) -> Vec<String> {
+    let mut errs = Vec::new();
+    let ty = str_at(r, "/resourceType");
+    for (path, kind, required, list) in shape(ty) {
+        let at = format!("{ty}.{path}");
+        match r.get(*path) {
+            None if *required => errs.push(format!("{at}: missing")),
+            None => {}
+            Some(v) if kind.is_empty() && *list && !v.is_array() => {
+                errs.push(format!("{at}: not a list"))
+            }
+            Some(_) if kind.is_empty() => {}
+            Some(v) if *list => check_list(kind, v, &at, &mut errs),
+            Some(v) => check_type(kind, v, &at, &mut errs),
+        }
+    }
+    for pointer in [
+        "/status",
+        "/docStatus",
+        "/gender",
+        "/type",
+        "/criticality",
+        "/clinicalStatus/coding/0/code",
+        "/verificationStatus/coding/0/code",
+    ] {
+        if let (Some(codes), Some(v)) = (allowed(ty, pointer), r.pointer(pointer))
+            && !v.as_str().is_some_and(|c| codes.contains(&c))
+        {
+            errs.push(format!("{ty}{pointer}: {v} not allowed"));
+        }
+    }
+    let clinical = r.get("clinicalStatus").is_some();
+    let in_error = str_at(r, "/verificationStatus/coding/0/code") == "entered-in-error";
+    match ty {
+        "Condition" => {
+            let problem_list = str_at(r, "/category/0/coding/0/code") == "problem-list-item";
+            if problem_list && !in_error && !clinical {
+                errs.push("con-3: no clinicalStatus".into());
+            }
+            if r.get("abatementDateTime").is_some()
+                && !matches!(
+                    str_at(r, "/clinicalStatus/coding/0/code"),
+                    "inactive" | "resolved" | "remission"
+                )
+            {
+                errs.push("con-4: abated but not inactive".into());
+            }
+            if in_error && clinical {
+                errs.push("con-5: clinicalStatus on entered-in-error".into());
+            }
+        }
+        "AllergyIntolerance" => {
+            if !in_error && !clinical {
+                errs.push("ait-1: no clinicalStatus".into());
+            }
+            if in_error && clinical {
+                errs.push("ait-2: clinicalStatus on entered-in-error".into());
+            }
+            for (i, reaction) in r["reaction"].as_array().into_iter().flatten().enumerate() {
+                let at = format!("AllergyIntolerance.reaction[{i}]");
+                check_list(
+                    "CodeableConcept",
+                    &reaction["manifestation"],
+                    &format!("{at}.manifestation"),
+                    &mut errs,
+                );
+                if let Some(s) = reaction.get("substance") {
+                    check_type("CodeableConcept", s, &format!("{at}.substance"), &mut errs);
+                }
+                if !matches!(
+                    reaction["severity"].as_str(),
+                    Some("mild" | "moderate" | "severe")
+                ) {
+                    errs.push(format!("{at}.severity"));
+                }
+            }
+        }
+        "Observation" => {
+            let valued = r.get("valueQuantity").is_some()
+                || r.get("valueCodeableConcept").is_some()
+                || r.get("component").is_some();
+            if r.get("dataAbsentReason").is_some() && valued {
+                errs.push("obs-6: dataAbsentReason with a value".into());
+            }
+            for (i, c) in r["component"].as_array().into_iter().flatten().enumerate() {
+                let at = format!("Observation.component[{i}]");
+                check_type(
+                    "CodeableConcept",
+                    &c["code"],
+                    &format!("{at}.code"),
+                    &mut errs,
+                );
+                check_type(
+                    "Quantity",
+                    &c["valueQuantity"],
+                    &format!("{at}.valueQuantity"),
+                    &mut errs,
+                );
+            }
+            for (i, range) in r["referenceRange"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .enumerate()
+            {
+                for k in ["low", "high"] {
+                    if let Some(q) = range.get(k) {
+                        check_type(
+                            "Quantity",
+                            q,
+                            &format!("Observation.referenceRange[{i}].{k}"),
+                            &mut errs,
+                        );
+                    }
+                }
+            }
+        }
+        "DocumentReference" => {
+            for (i, c) in r["content"].as_array().into_iter().flatten().enumerate() {
+                let at = format!("DocumentReference.content[{i}].attachment");
+                let a = &c["attachment"];
+                check_type(
+                    "code",
+                    &a["contentType"],
+                    &format!("{at}.contentType"),
+                    &mut errs,
+                );
+                check_type("base64", &a["data"], &format!("{at}.data"), &mut errs);
+                check_type(
+                    "dateTime",
+                    &a["creation"],
+                    &format!("{at}.creation"),
+                    &mut errs,
+                );
+            }
+            for (i, rel) in r["relatesTo"].as_array().into_iter().flatten().enumerate() {
+                let at = format!("DocumentReference.relatesTo[{i}]");
+                if !matches!(
+                    rel["code"].as_str(),
+                    Some("replaces" | "transforms" | "signs" | "appends")
+                ) {
+                    errs.push(format!("{at}.code"));
+                }
+                check_type(
+                    "Reference",
+                    &rel["target"],
+                    &format!("{at}.target"),
+                    &mut errs,
+                );
+            }
+        }
+        "Patient" => {
+            for (i, n) in r["name"].as_array().into_iter().flatten().enumerate() {
+                check_type(
+                    "string",
+                    &n["family"],
+                    &format!("Patient.name[{i}].family"),
+                    &mut errs,
+                );
+                check_list(
+                    "string",
+                    &n["given"],
+                    &format!("Patient.name[{i}].given"),
+                    &mut errs,
+                );
+            }
+        }
+        _ => {}
+    }
+    errs
+}
+
+/// The records the generator writes malformed on purpose.
+fn deliberately_malformed(r: &Value) -> bool {
+    (r["resourceType"] == "AllergyIntolerance" && r["code"].is_string())
+        || (r["resourceType"] == "Observation" && r["valueQuantity"]["value"].is_string())
+}
+
+#[test]
+fn every_record_is_valid_fhir_except_the_deliberately_malformed_ones() {
+    let mut malformed = 0;
+    for r in clinic()
+        .iter()
+        .chain(shared_resources(&options(1, 1)).iter())
+    {
+        let errs = shape_errors(r);
+        if deliberately_malformed(r) {
+            malformed += 1;
+            assert!(!errs.is_empty(), "malformed yet valid: {r}");
+        } else {
+            assert!(errs.is_empty(), "{errs:#?}\n{r}");
+        }
+    }
+    // One allergy and one result in every hundred patients.
+    assert_eq!(malformed, 4);
+}
+
+// ---- what a real chart holds, in any 500-patient clinic ----
+
+/// What a clinic holds, counted patient by patient.
+#[derive(Debug, Default)]
+struct Census {
+    /// Patients in which each shape was seen.
+    found: HashMap<String, usize>,
+    invalid: Vec<String>,
+}
+
+impl Census {
+    fn saw(&mut self, what: impl Into<String>, yes: bool) {
+        if yes {
+            *self.found.entry(what.into()).or_default() += 1;
+        }
+    }
+
+    fn take(&mut self, opts: &DemoOptions) {
+        for r in shared_resources(opts) {
+            let errs = shape_errors(&r);
+            if !errs.is_empty() {
+                self.invalid.push(format!("{errs:?}"));
+            }
+        }
+        for index in 0..opts.patients {
+            self.patient(&patient_resources(opts, index));
+        }
+    }
+
+    fn patient(&mut self, chart: &[Value]) {
+        for r in chart {
+            let errs = shape_errors(r);
+            if deliberately_malformed(r) {
+                if errs.is_empty() {
+                    self.invalid.push(format!("malformed yet valid: {r}"));
+                }
+            } else if !errs.is_empty() {
+                self.invalid.push(format!("{errs:?} in {r}"));
+            }
+        }
+        self.saw(
+            "malformed allergy",
+            chart
+                .iter()
+                .any(|r| r["resourceType"] == "AllergyIntolerance" && r["code"].is_string()),
+        );
+        self.saw(
+            "malformed result",
+            chart.iter().any(|r| {
+                r["resourceType"] == "Observation" && r["valueQuantity"]["value"].is_string()
+            }),
+        );
+
+        let name = str_at(&chart[0], "/name/0/text");
+        for letter in ["ø", "ł", "ı", "ễ", "ß", "æ", "đ"] {
+            self.saw(letter, name.to_lowercase().contains(letter));
+        }
+        self.saw("accented name", !name.is_ascii());
+
+        for (ty, pointer, values) in [
+            (
+                "Condition",
+                "/verificationStatus/coding/0/code",
+                &["entered-in-error", "refuted", "unconfirmed", "provisional"][..],
+            ),
+            (
+                "Condition",
+                "/clinicalStatus/coding/0/code",
+                &["relapse", "recurrence", "resolved", "inactive"][..],
+            ),
+            (
+                "AllergyIntolerance",
+                "/verificationStatus/coding/0/code",
+                &["entered-in-error", "refuted", "unconfirmed"][..],
+            ),
+            (
+                "AllergyIntolerance",
+                "/clinicalStatus/coding/0/code",
+                &["resolved", "inactive"][..],
+            ),
+            (
+                "MedicationRequest",
+                "/status",
+                &["on-hold", "stopped", "cancelled", "entered-in-error"][..],
+            ),
+            (
+                "Observation",
+                "/status",
+                &[
+                    "cancelled",
+                    "entered-in-error",
+                    "preliminary",
+                    "amended",
+                    "corrected",
+                ][..],
+            ),
+            (
+                "DocumentReference",
+                "/status",
+                &["entered-in-error", "superseded"][..],
+            ),
+            (
+                "DocumentReference",
+                "/docStatus",
+                &["preliminary", "amended"][..],
+            ),
+            (
+                "DocumentReference",
+                "/content/0/attachment/contentType",
+                &["text/html"][..],
+            ),
+        ] {
+            for value in values {
+                self.saw(
+                    format!("{ty} {value}"),
+                    chart
+                        .iter()
+                        .any(|r| r["resourceType"] == ty && str_at(r, pointer) == *value),
+                );
+            }
+        }
+        self.saw(
+            "amended note replaces a superseded one",
+            chart.iter().any(|d| {
+                str_at(d, "/relatesTo/0/code") == "replaces"
+                    && chart.iter().any(|o| {
+                        o["status"] == "superseded"
+                            && str_at(d, "/relatesTo/0/target/reference")
+                                == format!("DocumentReference/{}", str_at(o, "/id"))
+                    })
+            }),
+        );
+
+        // Results by test, newest first.
+        let results: Vec<&Value> = chart
+            .iter()
+            .filter(|r| r["resourceType"] == "Observation")
+            .collect();
+        let mut by_test: HashMap<&str, Vec<(DateTime<Utc>, &Value)>> = HashMap::new();
+        for o in &results {
+            if let Some(t) = time_at(o, "/effectiveDateTime") {
+                by_test
+                    .entry(str_at(o, "/code/coding/0/code"))
+                    .or_default()
+                    .push((t, o));
+            }
+        }
+        for list in by_test.values_mut() {
+            list.sort_by_key(|b| std::cmp::Reverse(b.0));
+        }
+        self.saw(
+            "newest of a test cancelled or in error",
+            by_test
+                .values()
+                .any(|l| matches!(str_at(l[0].1, "/status"), "cancelled" | "entered-in-error")),
+        );
+        self.saw(
+            "critical 40-60 days old and still the latest",
+            by_test.values().any(|l| {
+                let age = anchor() - l[0].0;
+                matches!(
+                    str_at(l[0].1, "/interpretation/0/coding/0/code"),
+                    "HH" | "LL"
+                ) && age >= chrono::Duration::days(40)
+                    && age <= chrono::Duration::days(61)
+            }),
+        );
+        for (loinc, what) in [
+            ("2345-7", "glucose"),
+            ("8310-5", "temperature"),
+            ("29463-7", "weight"),
+        ] {
+            let units: HashSet<&str> = by_test
+                .get(loinc)
+                .into_iter()
+                .flatten()
+                .map(|(_, o)| str_at(o, "/valueQuantity/code"))
+                .filter(|u| !u.is_empty())
+                .collect();
+            self.saw(format!("{what} in two units"), units.len() >= 2);
+        }
+        for (loinc, comparator, what) in [
+            ("1988-5", "<", "CRP <"),
+            ("10839-9", "<", "troponin <"),
+            ("62238-1", ">", "eGFR >"),
+        ] {
+            self.saw(
+                what,
+                results.iter().any(|o| {
+                    str_at(o, "/code/coding/0/code") == loinc
+                        && str_at(o, "/valueQuantity/comparator") == comparator
+                }),
+            );
+        }
+        let text_of = |o: &Value| {
+            o.pointer("/valueQuantity/value")
+                .map(Value::to_string)
+                .unwrap_or_default()
+        };
+        self.saw(
+            "potassium x.0",
+            results.iter().any(|o| {
+                str_at(o, "/code/coding/0/code") == "2823-3" && text_of(o).ends_with(".0")
+            }),
+        );
+        self.saw(
+            "INR x.x0",
+            results.iter().any(|o| {
+                str_at(o, "/code/coding/0/code") == "6301-6" && {
+                    let t = text_of(o);
+                    t.len() >= 4 && t.ends_with('0') && t.as_bytes()[t.len() - 3] == b'.'
+                }
+            }),
+        );
+        // Many results a day: 200+ laboratory results, among which the
+        // newest 200 leave out another test the patient has.
+        let mut labs: Vec<(DateTime<Utc>, &str)> = results
+            .iter()
+            .filter(|o| str_at(o, "/category/0/coding/0/code") == codes::CATEGORY_LABORATORY)
+            .filter_map(|o| {
+                Some((
+                    time_at(o, "/effectiveDateTime")?,
+                    str_at(o, "/code/coding/0/code"),
+                ))
+            })
+            .collect();
+        labs.sort_by_key(|b| std::cmp::Reverse(b.0));
+        let newest_200: HashSet<&str> = labs.iter().take(200).map(|(_, c)| *c).collect();
+        self.saw(
+            "200+ labs hiding another test",
+            labs.len() >= 200 && labs.iter().any(|(_, c)| !newest_200.contains(c)),
+        );
+        let per_day = results
+            .iter()
+            .filter_map(|o| time_at(o, "/effectiveDateTime"))
+            .fold(HashMap::new(), |mut m: HashMap<_, usize>, t| {
+                *m.entry(t.date_naive()).or_default() += 1;
+                m
+            });
+        self.saw(
+            "4+ results a day for weeks",
+            per_day.values().filter(|n| **n >= 4).count() >= 28,
+        );
+    }
+
+    fn missing(&self) -> Vec<String> {
+        let mut wanted: Vec<String> = [
+            "malformed allergy",
+            "malformed result",
+            "ø",
+            "ł",
+            "ı",
+            "ễ",
+            "ß",
+            "æ",
+            "đ",
+            "accented name",
+            "amended note replaces a superseded one",
+            "newest of a test cancelled or in error",
+            "critical 40-60 days old and still the latest",
+            "glucose in two units",
+            "temperature in two units",
+            "weight in two units",
+            "CRP <",
+            "troponin <",
+            "eGFR >",
+            "potassium x.0",
+            "INR x.x0",
+            "200+ labs hiding another test",
+            "4+ results a day for weeks",
+        ]
+        .map(String::from)
+        .to_vec();
+        for (ty, values) in [
+            (
+                "Condition",
+                &[
+                    "entered-in-error",
+                    "refuted",
+                    "unconfirmed",
+                    "provisional",
+                    "relapse",
+                    "recurrence",
+                    "resolved",
+                    "inactive",
+                ][..],
+            ),
+            (
+                "AllergyIntolerance",
+                &[
+                    "entered-in-error",
+                    "refuted",
+                    "unconfirmed",
+                    "resolved",
+                    "inactive",
+                ][..],
+            ),
+            (
+                "MedicationRequest",
+                &["on-hold", "stopped", "cancelled", "entered-in-error"][..],
+            ),
+            (
+                "Observation",
+                &[
+                    "cancelled",
+                    "entered-in-error",
+                    "preliminary",
+                    "amended",
+                    "corrected",
+                ][..],
+            ),
+            (
+                "DocumentReference",
+                &[
+                    "entered-in-error",
+                    "superseded",
+                    "preliminary",
+                    "amended",
+                    "text/html",
+                ][..],
+            ),
+        ] {
+            for v in values {
+                wanted.push(format!("{ty} {v}"));
+            }
+        }
+        wanted.retain(|w| !self.found.contains_key(w));
+        wanted
+    }
+}
+
+fn census(opts: &DemoOptions) -> Census {
+    let mut c = Census::default();
+    c.take(opts);
+    c
+}
+
+fn assert_real_world(opts: &DemoOptions) {
+    let c = census(opts);
+    assert!(
+        c.invalid.is_empty(),
+        "seed {}: {} invalid records, first: {}",
+        opts.seed,
+        c.invalid.len(),
+        c.invalid[0]
+    );
+    assert!(
+        c.missing().is_empty(),
+        "seed {}: missing {:?} in {:?}",
+        opts.seed,
+        c.missing(),
+        c.found
+    );
+    // A few malformed records, exactly as placed: one of each per 100 patients.
+    assert_eq!(
+        c.found.get("malformed allergy"),
+        Some(&(opts.patients / 100))
+    );
+    assert_eq!(
+        c.found.get("malformed result"),
+        Some(&(opts.patients / 100))
+    );
+}
+
+/// The default clinic (`chartty demo`: 500 patients, seed 1) shows every
+/// shape of real-world data the client must read right.
+#[test]
+fn the_default_clinic_holds_every_real_world_shape() {
+    assert_real_world(&options(500, 1));
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2))]
+
+    /// So does any 500-patient clinic.
+    #[test]
+    fn any_500_patient_clinic_holds_every_real_world_shape(seed in proptest::prelude::any::<u64>()) {
+        assert_real_world(&options(500, seed));
+    }
+}
+
+#[test]
+fn the_shape_check_finds_what_is_wrong() {
+    let ok = serde_json::json!({"resourceType": "Observation", "id": "o", "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "2823-3"}]},
+        "subject": {"reference": "Patient/p"}, "effectiveDateTime": "2026-01-01T10:00:00Z",
+        "valueQuantity": {"value": 5.0, "unit": "mmol/L", "system": "http://unitsofmeasure.org",
+                          "code": "mmol/L", "comparator": "<"}});
+    assert_eq!(shape_errors(&ok), Vec::<String>::new());
+    for (pointer, bad) in [
+        ("/status", serde_json::json!("done")),
+        ("/valueQuantity/value", serde_json::json!("5.0")),
+        ("/valueQuantity/comparator", serde_json::json!("~")),
+        ("/code", serde_json::json!("2823-3")),
+        ("/subject", serde_json::json!({"reference": "p"})),
+        (
+            "/effectiveDateTime",
+            serde_json::json!("2026-01-01T10:00:00"),
+        ),
+        ("/dataAbsentReason", serde_json::json!({"text": "error"})),
+    ] {
+        let mut r = ok.clone();
+        let (parent, key) = pointer.rsplit_once('/').unwrap_or_default();
+        if let Some(target) = r.pointer_mut(parent) {
+            target[key] = bad;
+        }
+        assert!(!shape_errors(&r).is_empty(), "{pointer} not caught: {r}");
+    }
+    let condition = serde_json::json!({"resourceType": "Condition", "id": "c",
+        "code": {"text": "x"}, "subject": {"reference": "Patient/p"},
+        "category": [{"coding": [{"code": "problem-list-item"}]}],
+        "verificationStatus": {"coding": [{"code": "entered-in-error"}]},
+        "clinicalStatus": {"coding": [{"code": "active"}]}});
+    assert!(
+        shape_errors(&condition)
+            .iter()
+            .any(|e| e.starts_with("con-5"))
+    );
+    let allergy = serde_json::json!({"resourceType": "AllergyIntolerance", "id": "a",
+        "code": {"text": "x"}, "patient": {"reference": "Patient/p"}});
+    assert!(
+        shape_errors(&allergy)
+            .iter()
+            .any(|e| e.starts_with("ait-1"))
+    );
 }
