@@ -213,8 +213,6 @@ fn quitting_from_the_keymap_gives_the_terminal_back_and_removes_the_demo_data() 
 /// The database files are created 0600 by the server's store; the directory
 /// around them (0700) is checked in every test above.
 #[test]
-#[ignore = "src/server/store.rs does not create the database 0600 yet (being changed on \
-            another branch): remove this line when that lands"]
 fn the_demo_database_files_are_private() {
     let mut app = PtyApp::demo(&[], &[]);
     app.wait_patients();

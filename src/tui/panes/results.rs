@@ -138,7 +138,9 @@ pub fn flag_style(flag: &str, theme: &Theme) -> Style {
     }
 }
 
-/// Unicode block trend of the values, oldest to newest.
+/// Unicode block trend of the values, oldest to newest. The scale spans at
+/// least a tenth of the values' size, so a change in the last digit (a
+/// creatinine of 1.097 then 1.10) does not draw as a jump from floor to top.
 pub fn sparkline(values: &[f64]) -> String {
     const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
     let (min, max) = values
@@ -146,11 +148,13 @@ pub fn sparkline(values: &[f64]) -> String {
         .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
             (lo.min(v), hi.max(v))
         });
+    let mid = (min + max) / 2.0;
+    let spread = (max - min).max(mid.abs() * 0.1);
     values
         .iter()
         .map(|&v| {
-            if max > min {
-                let i = ((v - min) / (max - min) * 7.0).round() as usize;
+            if spread > 0.0 {
+                let i = ((v - (mid - spread / 2.0)) / spread * 7.0).round() as usize;
                 BARS[i.min(7)]
             } else {
                 BARS[3]
@@ -696,7 +700,11 @@ mod tests {
     #[test]
     fn sparkline_spans_min_to_max() {
         assert_eq!(sparkline(&[1.0, 2.0, 3.0]), "▁▅█");
-        assert_eq!(sparkline(&[4.0, 4.0]), "▄▄");
+        assert_eq!(sparkline(&[4.0, 4.0]), "▅▅");
+        assert_eq!(sparkline(&[0.0, 0.0]), "▄▄");
         assert_eq!(sparkline(&[]), "");
+        // A change in the last digit stays a small step.
+        assert_eq!(sparkline(&[1.097, 1.10]), "▄▅");
+        assert_eq!(sparkline(&[4.1, 6.8]), "▁█");
     }
 }
