@@ -933,7 +933,7 @@ impl App {
         let age = life_label(
             p.birth_date.as_deref(),
             p.deceased().as_ref(),
-            self.clock.now,
+            timefmt::wall_clock(self.clock.now, self.prefs.tz),
         );
         let sex = sex_label(p.gender.as_deref().unwrap_or(""));
         // Sex, age, birth date and MRN always show in full; the name gives way.

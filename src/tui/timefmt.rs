@@ -64,6 +64,12 @@ pub fn date(s: &str, tz: Tz) -> String {
     when(s, tz).chars().take(10).collect()
 }
 
+/// The clinician's wall clock as a `DateTime<Utc>` for calendar arithmetic
+/// (an age turns over at local midnight, not at UTC midnight).
+pub fn wall_clock(now: DateTime<Utc>, tz: Tz) -> DateTime<Utc> {
+    now.with_timezone(&tz).naive_local().and_utc()
+}
+
 /// An instant in the clinician's zone, `HH:MM` when it is today there,
 /// else the date and time.
 pub fn instant_short(at: DateTime<Utc>, now: DateTime<Utc>, tz: Tz) -> String {
@@ -105,5 +111,18 @@ mod tests {
         assert!(parse_zone("Mars/Olympus").is_err());
         let now = "2026-01-15T12:00:00Z".parse().unwrap();
         assert_eq!(zone_label(oslo, now), "CET");
+    }
+
+    #[test]
+    fn an_age_turns_over_at_local_midnight() {
+        use crate::tui::panes::age;
+        let chicago: Tz = parse_zone("America/Chicago").unwrap();
+        // 02:00 UTC on the birthday is still the evening before in Chicago.
+        let now: DateTime<Utc> = "2026-05-14T02:00:00Z".parse().unwrap();
+        assert_eq!(age("1971-05-14", now).as_deref(), Some("55y"));
+        assert_eq!(
+            age("1971-05-14", wall_clock(now, chicago)).as_deref(),
+            Some("54y")
+        );
     }
 }

@@ -342,7 +342,11 @@ impl Pane for SearchPane {
                     fit(&name, col(0)),
                     sex_label(r.gender).to_string(),
                     r.birth_date.clone(),
-                    age_cell(&r.birth_date, r.deceased.as_ref(), view.now),
+                    age_cell(
+                        &r.birth_date,
+                        r.deceased.as_ref(),
+                        crate::tui::timefmt::wall_clock(view.now, view.prefs.tz),
+                    ),
                     fit(&id_cell(r), col(4)),
                 ]);
                 if twin {
