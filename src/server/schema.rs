@@ -161,6 +161,13 @@ fn migrate_with(conn: &Connection, migrations: &[Migration]) -> anyhow::Result<(
     Ok(())
 }
 
+/// The column names of `table`.
+fn columns(conn: &Connection, table: &str) -> rusqlite::Result<Vec<String>> {
+    conn.prepare(&format!("SELECT name FROM pragma_table_info('{table}')"))?
+        .query_map([], |r| r.get(0))?
+        .collect()
+}
+
 /// Rows per step when a migration walks a whole table.
 const CHUNK: i64 = 5_000;
 
@@ -200,7 +207,12 @@ fn each_resource(
 /// release, which would make every re-import write a new version), and
 /// names are indexed folded with the shared [`crate::fhir::fold::fold`].
 fn v2_sha256_and_folded_names(conn: &Connection) -> anyhow::Result<()> {
-    conn.execute_batch("ALTER TABLE resources ADD COLUMN sha256 BLOB;")?;
+    // A chartty from before numbered migrations marks every database it
+    // opens as version 1 again: the columns may already be in place.
+    let cols = columns(conn, "resources")?;
+    if !cols.iter().any(|c| c == "sha256") {
+        conn.execute_batch("ALTER TABLE resources ADD COLUMN sha256 BLOB;")?;
+    }
     {
         let mut update = conn.prepare("UPDATE resources SET sha256 = ?2 WHERE rid = ?1")?;
         each_resource(conn, None, |rid, _, json| {
@@ -210,7 +222,9 @@ fn v2_sha256_and_folded_names(conn: &Connection) -> anyhow::Result<()> {
             Ok(())
         })?;
     }
-    conn.execute_batch("ALTER TABLE resources DROP COLUMN hash;")?;
+    if cols.iter().any(|c| c == "hash") {
+        conn.execute_batch("ALTER TABLE resources DROP COLUMN hash;")?;
+    }
 
     // Only string parameters change with the folding.
     let with_strings: Vec<&str> = params::CORE_TYPES
@@ -239,13 +253,14 @@ fn v2_sha256_and_folded_names(conn: &Connection) -> anyhow::Result<()> {
 /// test of one patient are read in order without a sort (see `lastn`).
 fn v3_lastn_index(conn: &Connection) -> anyhow::Result<()> {
     conn.execute_batch(
-        "CREATE TABLE idx_lastn (
+        "CREATE TABLE IF NOT EXISTS idx_lastn (
              rid INTEGER PRIMARY KEY,
              subject TEXT NOT NULL,
              grp TEXT NOT NULL,
              eff INTEGER NOT NULL
          );
-         CREATE INDEX idx_lastn_subject ON idx_lastn(subject, grp, eff, rid);",
+         CREATE INDEX IF NOT EXISTS idx_lastn_subject ON idx_lastn(subject, grp, eff, rid);
+         DELETE FROM idx_lastn;",
     )?;
     let mut insert =
         conn.prepare("INSERT INTO idx_lastn (rid, subject, grp, eff) VALUES (?1, ?2, ?3, ?4)")?;
@@ -268,16 +283,6 @@ mod tests {
     use crate::server::search;
     use crate::server::store::Store;
 
-    fn columns(conn: &Connection, table: &str) -> Vec<String> {
-        let mut stmt = conn
-            .prepare(&format!("SELECT name FROM pragma_table_info('{table}')"))
-            .unwrap();
-        stmt.query_map([], |r| r.get(0))
-            .unwrap()
-            .collect::<rusqlite::Result<_>>()
-            .unwrap()
-    }
-
     #[test]
     fn versions_are_numbered_without_gaps() {
         for (i, m) in MIGRATIONS.iter().enumerate() {
@@ -291,7 +296,7 @@ mod tests {
         let store = Store::open(&dir.path().join("new.db")).unwrap();
         let conn = store.connection();
         assert_eq!(version(conn).unwrap(), latest());
-        let cols = columns(conn, "resources");
+        let cols = columns(conn, "resources").unwrap();
         assert!(cols.contains(&"sha256".to_string()), "{cols:?}");
         assert!(!cols.contains(&"hash".to_string()), "{cols:?}");
         for table in [
@@ -302,7 +307,7 @@ mod tests {
             "idx_ref",
             "audit",
         ] {
-            assert!(!columns(conn, table).is_empty(), "{table}");
+            assert!(!columns(conn, table).unwrap().is_empty(), "{table}");
         }
         // Opening again applies nothing and changes nothing.
         drop(store);
@@ -420,6 +425,35 @@ mod tests {
             b["entry"][0]["resource"]["valueQuantity"]["value"].to_string(),
             "5.0"
         );
+    }
+
+    /// A chartty from before numbered migrations runs `V1_SCHEMA` and sets
+    /// version 1 on whatever it opens; the next start migrates again.
+    #[test]
+    fn a_database_rewound_to_version_1_by_an_older_chartty_migrates_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rewound.db");
+        let patient = json!({"resourceType": "Patient", "id": "p1",
+            "name": [{"family": "Łódź"}]});
+        let obs = json!({"resourceType": "Observation", "id": "o1", "status": "final",
+            "code": {"text": "x"}, "subject": {"reference": "Patient/p1"}});
+        let mut store = Store::open(&path).unwrap();
+        assert_eq!(store.ingest([patient.clone(), obs]).unwrap(), 2);
+        drop(store);
+        let old = Connection::open(&path).unwrap();
+        old.execute_batch(V1_SCHEMA).unwrap();
+        old.pragma_update(None, "user_version", 1).unwrap();
+        drop(old);
+
+        let mut store = Store::open(&path).unwrap();
+        assert_eq!(version(store.connection()).unwrap(), latest());
+        assert_eq!(found(store.connection(), &[("name", "lodz")]), ["p1"]);
+        assert_eq!(store.ingest([patient]).unwrap(), 0);
+        let lastn: i64 = store
+            .connection()
+            .query_row("SELECT COUNT(*) FROM idx_lastn", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(lastn, 1);
     }
 
     #[test]

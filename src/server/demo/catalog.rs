@@ -106,6 +106,14 @@ pub(crate) const ATORVASTATIN: Drug = Drug {
     sig: "atorvastatin 20 mg PO nightly",
     common: "atorvastatin",
 };
+/// Basal insulin started when metformin is not enough; its dose is titrated
+/// on finger-stick readings (see `results`).
+pub(crate) const INSULIN_GLARGINE: Drug = Drug {
+    rxnorm: "274783",
+    display: "insulin glargine 100 UNT/ML Injectable Solution",
+    sig: "insulin glargine 10 units SC at bedtime; increase by 2 units every 3 days until fasting glucose 80-130 mg/dL",
+    common: "insulin (Lantus)",
+};
 pub(crate) const AMOXICILLIN: Drug = Drug {
     rxnorm: "308192",
     display: "amoxicillin 500 MG Oral Tablet",
@@ -350,6 +358,17 @@ pub(crate) const TROPONIN: Measure = lab(
 pub(crate) const TROPONIN_DETECTION_LIMIT: f64 = 0.01;
 /// eGFR above this is reported as `>90`.
 pub(crate) const EGFR_REPORTED_UP_TO: f64 = 90.0;
+/// Urine albumin to creatinine ratio: yearly in diabetes, and before insulin.
+pub(crate) const UACR: Measure = lab(
+    "9318-7",
+    "Albumin/Creatinine [Mass Ratio] in Urine",
+    "urine albumin/creatinine",
+    "mg/g",
+    "mg/g{creat}",
+    0,
+    (None, Some(29.0)),
+    (None, None),
+);
 /// Tests drawn once, elsewhere, for the stale critical results.
 pub(crate) const SODIUM: Measure = lab(
     "2951-2",

@@ -42,10 +42,22 @@ pub(crate) fn quantity(value: f64, decimals: u8, unit: &str, ucum: &str) -> Valu
     })
 }
 
-/// `value` rounded to `decimals` decimals, as a JSON number with exactly
-/// that many digits after the point.
+/// `value` rounded to `decimals` decimals (at most 3), as a JSON number
+/// with exactly that many digits after the point.
 pub(crate) fn decimal(value: f64, decimals: u8) -> Value {
-    let text = format!("{:.*}", usize::from(decimals), round_to(value, decimals));
+    let decimals = decimals.min(3);
+    let scale = 10i64.pow(u32::from(decimals));
+    let scaled = (value * scale as f64).round() as i64;
+    let sign = if scaled < 0 { "-" } else { "" };
+    let (whole, fraction) = (scaled.abs() / scale, scaled.abs() % scale);
+    let text = if decimals == 0 {
+        format!("{sign}{whole}")
+    } else {
+        format!(
+            "{sign}{whole}.{fraction:0width$}",
+            width = usize::from(decimals)
+        )
+    };
     serde_json::from_str(&text).unwrap_or_else(|_| json!(value))
 }
 
@@ -78,4 +90,32 @@ pub(crate) fn observation_category(code: &str) -> Value {
         "Vital Signs"
     };
     json!([{ "coding": [coding(codes::OBSERVATION_CATEGORY, code, display)] }])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decimals_are_written_as_a_laboratory_reports_them() {
+        for (value, decimals, text) in [
+            (5.0, 1, "5.0"),
+            (2.5, 2, "2.50"),
+            (2.4999, 2, "2.50"),
+            (0.3, 1, "0.3"),
+            (0.01, 2, "0.01"),
+            (74.4, 0, "74"),
+            (1.1, 2, "1.10"),
+            (-0.04, 2, "-0.04"),
+        ] {
+            assert_eq!(
+                decimal(value, decimals).to_string(),
+                text,
+                "{value} to {decimals}"
+            );
+        }
+        let q = quantity(5.0, 1, "mmol/L", "mmol/L");
+        assert_eq!(q["value"].to_string(), "5.0");
+        assert_eq!(q["value"].as_f64(), Some(5.0));
+    }
 }

@@ -38,6 +38,8 @@ const STREAM_HISTORY: u64 = 5;
 const STREAM_RESULTS: u64 = 6;
 /// Note drafts, amendments, formats and notes on the wrong chart.
 const STREAM_NOTES: u64 = 7;
+/// Who starts insulin, and when.
+const STREAM_INSULIN: u64 = 8;
 
 /// Every twentieth patient shares the name of another one (with another
 /// birth date), so that picking the right José Ordóñez takes a second look.
@@ -123,6 +125,9 @@ pub(crate) struct Chart {
     pub allergies: Vec<Allergen>,
     pub prescriptions: Vec<Prescription>,
     pub visits: Vec<Visit>,
+    /// First and last day of finger-stick glucose monitoring after starting
+    /// insulin, if the patient did.
+    pub insulin: Option<(NaiveDate, NaiveDate)>,
 }
 
 impl Chart {
@@ -189,12 +194,19 @@ fn plan(opts: &DemoOptions, index: usize) -> Chart {
         .or_else(|| (key != index).then(|| names::spelled(seed, key)).flatten())
         .unwrap_or(drawn);
     let mut rng = Rng::new(seed, STREAM_CHART, index as u64);
+    let insulin_start = results::insulin_start(seed, index);
 
     // A family practice panel: children, working-age adults, many older adults.
     let age_years = match rng.below(100) {
         0..=15 => rng.range(0, 17),
         16..=60 => rng.range(18, 64),
         _ => rng.range(65, 94),
+    };
+    // A patient placed to start insulin is an adult with type 2 diabetes.
+    let age_years = if insulin_start && age_years < 35 {
+        35 + age_years % 40
+    } else {
+        age_years
     };
     let birth = today - Duration::days(age_years * 365 + age_years / 4 + rng.range(1, 360));
     let age = i64::from(today.years_since(birth).unwrap_or(0));
@@ -211,25 +223,33 @@ fn plan(opts: &DemoOptions, index: usize) -> Chart {
         allergies: Vec::new(),
         prescriptions: Vec::new(),
         visits: Vec::new(),
+        insulin: None,
     };
 
     let history_days = rng.range(1, 3) * 365 + rng.range(0, 60);
     let history_start = midnight(today - Duration::days(history_days));
 
-    plan_chronic(&mut chart, &mut rng, history_start);
+    plan_chronic(&mut chart, &mut rng, history_start, insulin_start);
     plan_allergies(&mut chart, &mut rng);
     plan_visits(&mut chart, &mut rng, history_start);
+    let mut insulin_rng = Rng::new(seed, STREAM_INSULIN, index as u64);
+    chart.insulin = results::plan_insulin(&chart, &mut insulin_rng, insulin_start);
     plan_prescriptions(&mut chart, &mut rng);
     chart
 }
 
-fn plan_chronic(chart: &mut Chart, rng: &mut Rng, history_start: DateTime<Utc>) {
+fn plan_chronic(
+    chart: &mut Chart,
+    rng: &mut Rng,
+    history_start: DateTime<Utc>,
+    insulin_start: bool,
+) {
     let age = chart.age as f64;
     let mut chronic = Vec::new();
     if chart.age >= 30 && rng.chance(0.05 + (age - 30.0) / 70.0 * 0.6) {
         chronic.push(Problem::Hypertension);
     }
-    if chart.age >= 30 && rng.chance(0.08 + (age - 30.0) * 0.004) {
+    if (chart.age >= 30 && rng.chance(0.08 + (age - 30.0) * 0.004)) || insulin_start {
         chronic.push(Problem::Diabetes);
     }
     if chart.age >= 35 && rng.chance(0.25) {
@@ -520,6 +540,22 @@ fn plan_prescriptions(chart: &mut Chart, rng: &mut Rng) {
             }
         }
     }
+    if let Some((first_day, _)) = chart.insulin
+        && let Some(c) = chart
+            .conditions
+            .iter()
+            .position(|c| c.problem == Problem::Diabetes)
+    {
+        add(
+            catalog::INSULIN_GLARGINE,
+            midnight(first_day) - Duration::hours(6),
+            None,
+            "active",
+            None,
+            c,
+            None,
+        );
+    }
     plans.sort_by_key(|p| p.start);
     for (n, p) in plans.iter_mut().enumerate() {
         p.id = format!("{}-med-{}", chart.id, n + 1);
@@ -688,10 +724,13 @@ fn write(chart: &mut Chart, opts: &DemoOptions, out: &mut Vec<Value>) {
         &mut results_rng,
         out,
     );
-    for mut report in reports {
-        results::report_status(&mut report, &out[first_result..]);
-        out.push(report);
+    if !reports.is_empty() {
+        let statuses = results::result_statuses(&out[first_result..]);
+        for report in &mut reports {
+            results::report_status(report, &statuses);
+        }
     }
+    out.extend(reports);
 
     notes::write(chart, &mut rng, &mut notes_rng, out);
     let mut message_rng = Rng::new(opts.seed, STREAM_MESSAGES, chart.index as u64);

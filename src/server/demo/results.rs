@@ -8,8 +8,8 @@
 //!   hemolyzed potassium, sometimes the newest of its test) and entered in
 //!   error (a weight typed in pounds, sometimes the newest of its test);
 //! - finger-stick glucose four times a day for two months while insulin
-//!   is started: 200+ results that bury the potassium and the HbA1c of a
-//!   "last 200 results" query;
+//!   is started (see [`insulin_start`]): 200+ results that bury the
+//!   potassium and the HbA1c of a "last 200 results" query;
 //! - a critical result from 40 to 60 days ago that is still the latest of
 //!   its test;
 //! - one result in a hundred patients whose value is a string, as a broken
@@ -20,7 +20,7 @@
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, Duration, NaiveTime, Utc};
+use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
 use serde_json::{Value, json};
 
 use super::catalog::{self, Measure, Problem};
@@ -32,6 +32,31 @@ use crate::fhir::codes;
 
 /// Patients in a row per result with a string value (see [`malformed_result`]).
 pub(crate) const MALFORMED_PERIOD: u64 = 100;
+/// Patients in a row per patient placed to start insulin (see [`insulin_start`]).
+pub(crate) const INSULIN_PERIOD: u64 = 100;
+
+/// Whether patient `index` is placed to start insulin: an adult with type 2
+/// diabetes, one in every hundred patients, so any clinic of a few hundred
+/// has finger-stick series; other diabetics start insulin by chance.
+pub(crate) fn insulin_start(seed: u64, index: usize) -> bool {
+    one_in(seed, 0x01A5_0715, INSULIN_PERIOD, index)
+}
+
+/// First and last day of finger-stick monitoring after insulin is started:
+/// eight to ten weeks, ending in the last days before the anchor.
+pub(crate) fn plan_insulin(
+    chart: &Chart,
+    rng: &mut Rng,
+    placed: bool,
+) -> Option<(NaiveDate, NaiveDate)> {
+    let diabetic = chart.has(Problem::Diabetes);
+    let by_chance = rng.chance(0.04);
+    if !diabetic || !(placed || by_chance) {
+        return None;
+    }
+    let last = chart.anchor.date_naive() - Duration::days(rng.range(1, 10));
+    Some((last - Duration::days(rng.range(55, 70)), last))
+}
 
 /// How one visit records: the units its devices show and the laboratory
 /// its samples go to.
@@ -86,16 +111,25 @@ pub(crate) struct Physiology {
     pub egfr: f64,
 }
 
-fn str_at<'a>(v: &'a Value, pointer: &str) -> &'a str {
-    v.pointer(pointer).and_then(Value::as_str).unwrap_or("")
+/// The string at `path` (object keys and array positions), or "". Plain
+/// indexing: the generator reads back what it wrote thousands of times.
+fn str_at<'a>(v: &'a Value, path: &[&str]) -> &'a str {
+    let mut at = v;
+    for step in path {
+        at = match step.parse::<usize>() {
+            Ok(i) => &at[i],
+            Err(_) => &at[*step],
+        };
+    }
+    at.as_str().unwrap_or("")
 }
 
 fn effective(o: &Value) -> Option<DateTime<Utc>> {
-    crate::fhir::time::instant(str_at(o, "/effectiveDateTime"))
+    crate::fhir::time::instant(str_at(o, &["effectiveDateTime"]))
 }
 
 fn is_lab(o: &Value) -> bool {
-    str_at(o, "/category/0/coding/0/code") == codes::CATEGORY_LABORATORY
+    str_at(o, &["category", "0", "coding", "0", "code"]) == codes::CATEGORY_LABORATORY
 }
 
 /// Statuses of the visit results in `observations`, all written `final`:
@@ -126,11 +160,11 @@ pub(crate) fn settle_statuses(chart: &Chart, rng: &mut Rng, observations: &mut [
                 "text": "Amended: reference interval revised after analyser recalibration; value unchanged."
             }]);
         } else if roll < 0.012
-            && let Some(value) = o.pointer("/valueQuantity/value").and_then(Value::as_f64)
+            && let Some(value) = o["valueQuantity"]["value"].as_f64()
         {
             o["status"] = json!("corrected");
             o["issued"] = later(rng.range(6, 72));
-            let unit = str_at(o, "/valueQuantity/unit").to_string();
+            let unit = str_at(o, &["valueQuantity", "unit"]).to_string();
             let earlier = value * rng.uniform(1.25, 1.6);
             o["note"] = json!([{
                 "text": format!(
@@ -141,24 +175,28 @@ pub(crate) fn settle_statuses(chart: &Chart, rng: &mut Rng, observations: &mut [
     }
 }
 
-/// A DiagnosticReport's status from its results': preliminary while any
-/// is, corrected or amended when any was.
-pub(crate) fn report_status(report: &mut Value, observations: &[Value]) {
-    let statuses: HashMap<String, &str> = observations
+/// The status of each result in `resources`, by `Observation/<id>`.
+pub(crate) fn result_statuses(resources: &[Value]) -> HashMap<String, &str> {
+    resources
         .iter()
         .filter(|o| o["resourceType"] == "Observation")
         .map(|o| {
             (
-                format!("Observation/{}", str_at(o, "/id")),
-                str_at(o, "/status"),
+                format!("Observation/{}", str_at(o, &["id"])),
+                str_at(o, &["status"]),
             )
         })
-        .collect();
+        .collect()
+}
+
+/// A DiagnosticReport's status from its results': preliminary while any
+/// is, corrected or amended when any was.
+pub(crate) fn report_status(report: &mut Value, statuses: &HashMap<String, &str>) {
     let members: Vec<&str> = report["result"]
         .as_array()
         .into_iter()
         .flatten()
-        .filter_map(|r| statuses.get(str_at(r, "/reference")).copied())
+        .filter_map(|r| statuses.get(str_at(r, &["reference"])).copied())
         .collect();
     let status = ["preliminary", "corrected", "amended"]
         .into_iter()
@@ -221,7 +259,7 @@ impl Writer<'_> {
 fn newest<'a>(out: &'a [Value], loinc: &str) -> Option<(&'a Value, DateTime<Utc>)> {
     out.iter()
         .filter(|o| o["resourceType"] == "Observation")
-        .filter(|o| str_at(o, "/code/coding/0/code") == loinc)
+        .filter(|o| str_at(o, &["code", "coding", "0", "code"]) == loinc)
         .filter_map(|o| Some((o, effective(o)?)))
         .max_by_key(|(_, t)| *t)
 }
@@ -288,11 +326,16 @@ pub(crate) fn write(
 
     // Finger-stick glucose before meals and at bedtime while insulin is
     // started and adjusted: two months of readings, coming down.
-    if chart.has(Problem::Diabetes) && rng.chance(0.2) {
-        let days = rng.range(55, 70);
-        let last_day = anchor.date_naive() - Duration::days(rng.range(1, 10));
-        let first_day = last_day - Duration::days(days);
-        let fasting = (28.7 * body.a1c - 46.7).max(110.0);
+    if let Some((first_day, last_day)) = chart.insulin {
+        // The labs that decided it, drawn the day before.
+        let decided = first_day.and_time(NaiveTime::MIN).and_utc()
+            - Duration::minutes(rng.range(14 * 60, 16 * 60));
+        let a1c = (body.a1c + 1.0).clamp(8.6, 13.5);
+        out.push(w.lab(&catalog::HBA1C, decided, a1c));
+        out.push(w.lab(&catalog::POTASSIUM, decided, rng.uniform(3.8, 4.9)));
+        out.push(w.lab(&catalog::UACR, decided, rng.uniform(8.0, 120.0)));
+        let days = (last_day - first_day).num_days();
+        let fasting = (28.7 * a1c - 46.7).max(110.0) * 0.85;
         // (hour, minutes after it from, to, rise over fasting)
         let times = [
             (7, 0, 50, 0.0),
@@ -304,7 +347,7 @@ pub(crate) fn write(
             let day = first_day + Duration::days(d);
             let progress = d as f64 / days as f64;
             for (hour, from, to, rise) in times {
-                if rng.chance(0.05) {
+                if rng.chance(0.03) {
                     continue;
                 }
                 let at = day.and_time(NaiveTime::MIN).and_utc()
@@ -341,7 +384,7 @@ pub(crate) fn write(
         && rng.chance(0.15)
     {
         let when = at + Duration::minutes(rng.range(30, 240));
-        let encounter = str_at(last, "/encounter/reference")
+        let encounter = str_at(last, &["encounter", "reference"])
             .strip_prefix("Encounter/")
             .map(str::to_string);
         if when < latest {
@@ -361,11 +404,11 @@ pub(crate) fn write(
     // the newest weight on the chart is not a weight.
     if let Some((last, at)) = newest(out, catalog::WEIGHT.loinc)
         && rng.chance(0.05)
-        && let Some(value) = last.pointer("/valueQuantity/value").and_then(Value::as_f64)
+        && let Some(value) = last["valueQuantity"]["value"].as_f64()
     {
         let when = at + Duration::minutes(rng.range(10, 40));
-        let pounds = str_at(last, "/valueQuantity/code") == "[lb_av]";
-        let encounter = str_at(last, "/encounter/reference")
+        let pounds = str_at(last, &["valueQuantity", "code"]) == "[lb_av]";
+        let encounter = str_at(last, &["encounter", "reference"])
             .strip_prefix("Encounter/")
             .map(str::to_string);
         if when < latest {
@@ -395,8 +438,8 @@ pub(crate) fn write(
     if chart.visits.len() >= 2 && rng.chance(0.06) {
         let visit = &chart.visits[rng.below(chart.visits.len() - 1)];
         let bp = out.iter().find(|o| {
-            str_at(o, "/code/coding/0/code") == catalog::BP_PANEL.0
-                && str_at(o, "/encounter/reference") == format!("Encounter/{}", visit.id)
+            str_at(o, &["code", "coding", "0", "code"]) == catalog::BP_PANEL.0
+                && str_at(o, &["encounter", "reference"]) == format!("Encounter/{}", visit.id)
         });
         if let Some(bp) = bp.cloned()
             && let Some(at) = effective(&bp)
