@@ -619,6 +619,8 @@ pub async fn app_as(
     );
     app.start();
     let mut h = Headless::new(app, client);
+    // The latency on the status bar is the last reply's: fixed, so screens compare.
+    h.fixed_latency = Some(Duration::from_millis(12));
     h.settle().await;
     h
 }
