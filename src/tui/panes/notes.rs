@@ -142,7 +142,7 @@ impl Pane for NotesPane {
             if let Some(c) = view.chart {
                 items.extend(c.notes.unreadable.iter().map(|u| {
                     (
-                        format!("A note that could not be read: {}", u.why),
+                        format!("Could not be read (note): {}", u.why),
                         u.raw.clone(),
                     )
                 }));

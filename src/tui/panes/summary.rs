@@ -403,7 +403,7 @@ pub fn unreadable_items(chart: &ChartData) -> Vec<(String, serde_json::Value)> {
         .into_iter()
         .map(|(what, u)| {
             (
-                format!("A {what} record that could not be read: {}", u.why),
+                format!("Could not be read ({what} record): {}", u.why),
                 u.raw.clone(),
             )
         })
