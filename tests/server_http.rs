@@ -213,12 +213,11 @@ async fn create_read_vread_update_with_versions() {
     let (s, _, _) = f.put("Patient/chosen-1", &p, None).await;
     assert_eq!(s, StatusCode::CREATED);
 
-    // Delete, then read is 410.
+    // Nothing is deleted, not even with open access: the record stays.
     let r = f.c.delete(f.url("Patient/chosen-1")).send().await.unwrap();
-    assert!(r.status().is_success());
-    let (s, _, v) = f.get("Patient/chosen-1").await;
-    assert_eq!(s, StatusCode::GONE);
-    assert_outcome(&v);
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert_outcome(&r.json().await.unwrap());
+    assert_eq!(f.get("Patient/chosen-1").await.0, StatusCode::OK);
     f.srv.stop().await;
 }
 
@@ -1008,8 +1007,8 @@ async fn lastn_gives_the_newest_results_of_every_test() {
         .await;
     assert_eq!(codes_and_dates(&b).len(), 4);
 
-    // Updates re-rank: the newest glucose moved back in time is no longer
-    // the newest; a deleted one is gone.
+    // Updates re-rank: the newest glucose corrected back in time is no
+    // longer the newest; one entered in error is not a value.
     let newest = f
         .get_ok(&format!(
             "Observation?patient={pid}&code=2345-7&_sort=-date&_count=1"
@@ -1018,6 +1017,7 @@ async fn lastn_gives_the_newest_results_of_every_test() {
         .clone();
     let mut moved = newest.clone();
     moved["effectiveDateTime"] = json!("2026-06-01T00:00:00Z");
+    moved["status"] = json!("corrected");
     let (s, _, _) = f
         .put(
             &format!("Observation/{}", newest["id"].as_str().unwrap()),
@@ -1034,14 +1034,16 @@ async fn lastn_gives_the_newest_results_of_every_test() {
         .as_str()
         .unwrap()
         .to_string();
-    let r =
-        f.c.delete(f.url(&format!("Observation/{next}")))
-            .send()
-            .await
-            .unwrap();
-    assert!(r.status().is_success());
+    let mut withdrawn = b["entry"][0]["resource"].clone();
+    withdrawn["status"] = json!("entered-in-error");
+    let (s, _, _) = f
+        .put(&format!("Observation/{next}"), &withdrawn, None)
+        .await;
+    assert_eq!(s, StatusCode::OK);
     let b = f
-        .get_ok(&format!("Observation/$lastn?patient={pid}&code=2345-7"))
+        .get_ok(&format!(
+            "Observation/$lastn?patient={pid}&code=2345-7&status=final,amended,corrected"
+        ))
         .await;
     assert_eq!(codes_and_dates(&b)[0].1, "2026-08-31T21:00:00Z");
 
@@ -1220,27 +1222,25 @@ async fn lastn_is_checked_batched_and_audited_like_a_search() {
     assert_eq!(rows.len(), 2 * Role::ALL.len(), "{rows:?}");
     assert!(rows.contains(&("frontdesk".to_string(), 403)));
     assert!(rows.contains(&("nurse".to_string(), 200)));
-    // And it names the patient whose results were read.
-    let events: Vec<String> = conn
-        .prepare("SELECT json FROM resources WHERE type = 'AuditEvent'")
+    // And it names the patient whose results were read (and, where they
+    // were shown, each result).
+    let records: Vec<(String, String, i64)> = conn
+        .prepare(
+            "SELECT patients, entities, status FROM audit
+             WHERE action = 'operation' AND type = 'Observation' ORDER BY seq",
+        )
         .unwrap()
-        .query_map([], |r| r.get(0))
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
-    let lastn_events: Vec<Value> = events
-        .iter()
-        .map(|j| serde_json::from_str::<Value>(j).unwrap())
-        .filter(|e| e["subtype"][0]["code"] == "operation")
-        .collect();
-    assert_eq!(lastn_events.len(), rows.len());
-    assert!(lastn_events.iter().all(|e| {
-        e["entity"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|x| x["what"]["reference"] == format!("Patient/{pid}").as_str())
-    }));
+    assert_eq!(records.len(), rows.len());
+    for (patients, entities, status) in &records {
+        let patients: Vec<String> = serde_json::from_str(patients).unwrap();
+        assert_eq!(patients, [format!("Patient/{pid}")]);
+        let entities: Vec<String> = serde_json::from_str(entities).unwrap();
+        assert_eq!(entities.is_empty(), *status != 200, "{entities:?}");
+    }
     drop(dir);
 }
 
@@ -1427,7 +1427,7 @@ async fn bearer_tokens_roles_and_whoami() {
     );
     assert_eq!(
         status(Role::Billing, format!("Condition?patient={pid}")).await,
-        StatusCode::OK
+        StatusCode::FORBIDDEN
     );
     assert_eq!(
         status(Role::Frontdesk, format!("Condition?patient={pid}")).await,
@@ -1498,8 +1498,22 @@ async fn bearer_tokens_roles_and_whoami() {
         StatusCode::CREATED
     );
     assert_eq!(write(Role::Billing, note).await, StatusCode::FORBIDDEN);
-    let msg = json!({"resourceType": "Communication", "status": "completed", "subject": subject});
+    // Billing writes billing messages, about patients in its queue.
+    let msg = json!({"resourceType": "Communication", "status": "completed", "subject": subject,
+        "category": [{"coding": [{"system": "urn:chartty:task-category", "code": "billing"}]}]});
+    assert_eq!(
+        write(Role::Billing, msg.clone()).await,
+        StatusCode::FORBIDDEN
+    );
+    let billing_task = mk(json!({"resourceType": "Task", "status": "requested", "intent": "order",
+        "for": subject, "performerType": [{"coding": [{"system": "urn:chartty:role", "code": "billing"}]}]}))
+    .await
+    .unwrap();
+    assert_eq!(billing_task.status(), StatusCode::CREATED);
     assert_eq!(write(Role::Billing, msg).await, StatusCode::CREATED);
+    let clinical =
+        json!({"resourceType": "Communication", "status": "completed", "subject": subject});
+    assert_eq!(write(Role::Billing, clinical).await, StatusCode::FORBIDDEN);
 
     // Batch entries pass the same check.
     let bundle = json!({"resourceType": "Bundle", "type": "batch", "entry": [
