@@ -1676,3 +1676,222 @@ async fn imported_types_without_search_support_read_back() {
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     srv.stop().await;
 }
+
+#[tokio::test]
+async fn what_is_stored_is_validated_and_named() {
+    let f = open_server().await;
+    let cases = [
+        (
+            json!({"resourceType": "Patient", "gender": "femal"}),
+            "Patient.gender",
+        ),
+        (
+            json!({"resourceType": "Patient", "birthDate": "1984-02-30"}),
+            "Patient.birthDate",
+        ),
+        (
+            json!({"resourceType": "Observation", "status": "final", "code": {"text": "K"},
+                "effectiveDateTime": "2026-01-10 09:00"}),
+            "Observation.effectiveDateTime",
+        ),
+        (
+            json!({"resourceType": "Observation", "status": "final", "code": {"text": "K"},
+                "subject": {"reference": "Patient/../../admin"}}),
+            "Observation.subject.reference",
+        ),
+        (
+            json!({"resourceType": "Task", "status": "requested", "intent": "order", "priority": "whenever"}),
+            "Task.priority",
+        ),
+        (
+            json!({"resourceType": "Condition", "subject": {"reference": "Patient/p"},
+                "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "gone"}]}}),
+            "Condition.clinicalStatus",
+        ),
+    ];
+    for (body, element) in cases {
+        let ty = body["resourceType"].as_str().unwrap().to_string();
+        let (s, _, v) = f.post(&ty, &body).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{element}: {v}");
+        assert_outcome(&v);
+        assert_eq!(v["issue"][0]["expression"][0], element, "{v}");
+    }
+    // A resource larger than the server stores: 400, not 500.
+    let big = json!({"resourceType": "Patient", "name": [{"text": "x".repeat(1_200_000)}]});
+    let (s, _, v) = f.post("Patient", &big).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert_eq!(v["issue"][0]["code"], "too-costly");
+    // Too many values in one parameter, or too many parameters: 400.
+    let ids: Vec<String> = (0..101).map(|i| format!("p{i}")).collect();
+    let (s, _, v) = f.get(&format!("Patient?_id={}", ids.join(","))).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    let many: Vec<String> = (0..51).map(|i| format!("family=x{i}")).collect();
+    let (s, _, _) = f.get(&format!("Patient?{}", many.join("&"))).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let all = f.get_ok("Patient?_summary=count").await;
+    assert_eq!(all["total"], 0, "nothing invalid was stored");
+    f.srv.stop().await;
+}
+
+#[tokio::test]
+async fn conditional_headers_that_are_not_ascii_are_refused_not_ignored() {
+    let f = open_server().await;
+    let created = f.create(patient("Header", "Hedda", "1970")).await;
+    let id = created["id"].as_str().unwrap().to_string();
+    let mut changed = created.clone();
+    changed["gender"] = json!("male");
+    let bad = reqwest::header::HeaderValue::from_bytes(b"W/\"1\xff\"").unwrap();
+    let r =
+        f.c.put(f.url(&format!("Patient/{id}")))
+            .header("content-type", "application/fhir+json")
+            .header("if-match", bad.clone())
+            .body(changed.to_string())
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_outcome(&r.json().await.unwrap());
+    assert_eq!(f.get_ok(&format!("Patient/{id}")).await["gender"], "female");
+    let r =
+        f.c.post(f.url("Patient"))
+            .header("content-type", "application/fhir+json")
+            .header("if-none-exist", bad)
+            .body(patient("Header", "Other", "1971").to_string())
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(f.get_ok("Patient?_summary=count").await["total"], 1);
+    f.srv.stop().await;
+}
+
+/// Open handles on the database file itself (not its -wal/-shm).
+#[cfg(target_os = "linux")]
+fn db_handles(db: &std::path::Path) -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter_map(|e| std::fs::read_link(e.path()).ok())
+        .filter(|p| p == db)
+        .count()
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_clients_share_a_bounded_pool_and_busy_means_503() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("portal.db");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let options = server::Options {
+        readers: 3,
+        wait: std::time::Duration::from_secs(30),
+        ..server::Options::default()
+    };
+    let srv = server::start_with(
+        ServerConfig {
+            db: db.clone(),
+            demo: None,
+        },
+        listener,
+        Vec::new(),
+        options,
+    )
+    .await
+    .unwrap();
+    let db = std::fs::canonicalize(&db).unwrap();
+    let base = srv.base_url.clone();
+    let c = client();
+    for i in 0..20 {
+        let r = c
+            .post(format!("{base}/Patient"))
+            .header("content-type", "application/fhir+json")
+            .body(patient(&format!("Pool{i}"), "Pat", "1980").to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED);
+    }
+    // 300 clients at once, each with its own connection.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = {
+        let (stop, db) = (stop.clone(), db.clone());
+        std::thread::spawn(move || {
+            let mut most = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                most = most.max(db_handles(&db));
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+            most
+        })
+    };
+    let mut tasks = Vec::new();
+    for i in 0..300 {
+        let base = base.clone();
+        tasks.push(tokio::spawn(async move {
+            let c = reqwest::Client::new();
+            let r = c
+                .get(format!("{base}/Patient?family=pool{}&_count=5", i % 20))
+                .send()
+                .await
+                .unwrap();
+            r.status()
+        }));
+    }
+    let mut statuses = std::collections::BTreeMap::new();
+    for t in tasks {
+        *statuses.entry(t.await.unwrap().as_u16()).or_insert(0) += 1;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let most = watcher.join().unwrap();
+    assert_eq!(statuses, [(200, 300)].into_iter().collect(), "{statuses:?}");
+    // The readers and the writer, whatever the load.
+    assert!(most <= 3 + 1, "{most} handles on the database");
+    srv.stop().await;
+
+    // With no time to wait, a busy server says so: 503 with Retry-After,
+    // never 500.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let srv = server::start_with(
+        ServerConfig { db, demo: None },
+        listener,
+        Vec::new(),
+        server::Options {
+            readers: 1,
+            wait: std::time::Duration::ZERO,
+            ..server::Options::default()
+        },
+    )
+    .await
+    .unwrap();
+    let base = srv.base_url.clone();
+    let mut tasks = Vec::new();
+    for i in 0..200 {
+        let base = base.clone();
+        tasks.push(tokio::spawn(async move {
+            let r = reqwest::Client::new()
+                .get(format!("{base}/Patient?family=pool{}", i % 20))
+                .send()
+                .await
+                .unwrap();
+            let retry = r.headers().get("retry-after").is_some();
+            let status = r.status();
+            let body: Value = r.json().await.unwrap_or(Value::Null);
+            (status, retry, body)
+        }));
+    }
+    let mut busy = 0;
+    for t in tasks {
+        let (status, retry, body) = t.await.unwrap();
+        assert!(
+            status == StatusCode::OK || status == StatusCode::SERVICE_UNAVAILABLE,
+            "{status} {body}"
+        );
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            busy += 1;
+            assert!(retry);
+            assert_outcome(&body);
+        }
+    }
+    assert!(busy > 0, "some requests found the server busy");
+    srv.stop().await;
+}

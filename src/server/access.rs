@@ -636,7 +636,11 @@ fn refs_in(v: Option<&Value>) -> Vec<String> {
 /// participants.
 pub fn patients_of(ty: &str, id: &str, resource: &Value) -> Vec<String> {
     if ty == "Patient" {
-        return vec![format!("Patient/{id}")];
+        return if params::is_valid_id(id) {
+            vec![format!("Patient/{id}")]
+        } else {
+            Vec::new()
+        };
     }
     let mut out = Vec::new();
     for field in ["subject", "patient", "for", "beneficiary"] {

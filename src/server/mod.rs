@@ -2,6 +2,7 @@
 //! role-based access, demo data and import. Never imports the TUI.
 
 pub mod access;
+pub mod admin;
 pub mod audit;
 pub mod db;
 pub mod demo;

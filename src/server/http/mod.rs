@@ -394,7 +394,11 @@ pub async fn dispatch(
         .to_string();
     let m = method.clone();
     let ctx = audit::Context::new(peer.map(|Extension(ConnectInfo(a))| a.to_string()));
-    let response = handle(&app, &ctx, method, uri, headers, body).await;
+    let mut response = handle(&app, &ctx, method, uri, headers, body).await;
+    // Names the audit records of this request (for support and tests).
+    if let Ok(v) = HeaderValue::from_str(&ctx.request) {
+        response.headers_mut().insert("x-request-id", v);
+    }
     tracing::debug!(
         method = %m,
         resource_type = %ty,
@@ -430,18 +434,21 @@ async fn authenticate(app: &Arc<App>, headers: &HeaderMap) -> Result<Caller, Fhi
 }
 
 /// Answers a request that failed before it became an interaction, after
-/// recording it.
+/// recording it (with what the request names: type, id, query, patients).
 async fn refused(
     app: &Arc<App>,
     ctx: &audit::Context,
     caller: Option<&Caller>,
-    action: &str,
-    route: Option<&Route>,
+    req: Option<&Req>,
     err: FhirError,
 ) -> Response {
-    let mut e = Event::of(caller, ctx, action);
-    e.ty = route.and_then(Route::ty).map(str::to_string);
-    e.id = route.and_then(Route::id).map(str::to_string);
+    let mut e = Event::of(caller, ctx, req.map_or("unknown", Req::action));
+    if let Some(req) = req {
+        e.ty = req.route.ty().map(str::to_string);
+        e.id = req.route.id().map(str::to_string);
+        e.query = req.query_string();
+        e.patients = req.named_patients();
+    }
     e.status = err.status.as_u16();
     e.detail = Some(err.message.clone());
     if let Err(audit_err) = app.db.append(vec![e]).await {
@@ -464,16 +471,26 @@ async fn handle(
         .filter(|r| r.is_empty() || r.starts_with('/'))
     else {
         let err = FhirError::not_found("no such endpoint; the FHIR base is /fhir");
-        return refused(app, ctx, None, "unknown", None, err).await;
+        return refused(app, ctx, None, None, err).await;
     };
     let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
     let route = match Route::parse(&segments) {
         Ok(r) => r,
-        Err(e) => return refused(app, ctx, None, "unknown", None, e).await,
+        Err(e) => return refused(app, ctx, None, None, e).await,
+    };
+    // What the request names, for the record of one that goes no further.
+    let bare = Req {
+        method: method.clone(),
+        route: route.clone(),
+        query: engine::parse_query(uri.query().unwrap_or("")),
+        if_match: None,
+        if_none_exist: None,
+        body: None,
+        strict: false,
     };
     if !route.allows(&method) {
         let err = FhirError::method_not_allowed(format!("{method} is not supported here"));
-        return refused(app, ctx, None, "unknown", Some(&route), err).await;
+        return refused(app, ctx, None, Some(&bare), err).await;
     }
     if route == Route::Metadata {
         return fhir_response(StatusCode::OK, &capability::statement(&app.base_url));
@@ -481,7 +498,7 @@ async fn handle(
     let caller = match authenticate(app, &headers).await {
         Ok(c) => c,
         Err(e) if e.status == StatusCode::UNAUTHORIZED => {
-            return refused(app, ctx, None, "login", Some(&route), e).await;
+            return refused(app, ctx, None, Some(&bare), e).await;
         }
         Err(e) => return error_response(&e),
     };
@@ -497,21 +514,9 @@ async fn handle(
             Err(e) => error_response(&e),
         };
     }
-    let req = match parse_request(route.clone(), &method, &uri, &headers, &body) {
+    let req = match parse_request(route, &method, &uri, &headers, &body) {
         Ok(r) => r,
-        Err(e) => {
-            let action = Req {
-                method: method.clone(),
-                route: route.clone(),
-                query: Vec::new(),
-                if_match: None,
-                if_none_exist: None,
-                body: None,
-                strict: false,
-            }
-            .action();
-            return refused(app, ctx, Some(&caller), action, Some(&route), e).await;
-        }
+        Err(e) => return refused(app, ctx, Some(&caller), Some(&bare), e).await,
     };
     let minimal = header_str(&headers, "prefer").is_some_and(|p| p.contains("return=minimal"));
     let (result, events) = if req.route == Route::Base {
