@@ -1,9 +1,9 @@
 //! The role table on every path, over real HTTP against a demo clinic.
 //!
 //! Every role × every resource type × every route (read, vread, history,
-//! search, POST `_search`, batch entry, transaction entry, conditional
-//! create, conditional update, `_include`, `$lastn`, create, update,
-//! delete) is one case; then the forgery cases, the conditional-match and
+//! search, POST `_search`, the patient compartment, batch entry,
+//! transaction entry, conditional create, conditional update, `_include`,
+//! `$lastn`, create, update, delete) is one case; then the forgery cases, the conditional-match and
 //! `_include` leaks, front desk and `Encounter.reasonCode`, billing's
 //! browsing. Every answer is also searched for what the role must never
 //! see (another queue's task, a clinical message, a diagnosis, a patient
@@ -371,6 +371,7 @@ enum Route {
     History,
     Search,
     PostSearch,
+    Compartment,
     BatchEntry,
     TransactionEntry,
     ConditionalCreate,
@@ -382,12 +383,13 @@ enum Route {
     Delete,
 }
 
-const ROUTES: [Route; 14] = [
+const ROUTES: [Route; 15] = [
     Route::Read,
     Route::Vread,
     Route::History,
     Route::Search,
     Route::PostSearch,
+    Route::Compartment,
     Route::BatchEntry,
     Route::TransactionEntry,
     Route::ConditionalCreate,
@@ -759,8 +761,13 @@ async fn matrix_case(
             }
             a
         }
-        Route::Search | Route::PostSearch | Route::Include => {
+        Route::Search | Route::PostSearch | Route::Include | Route::Compartment => {
             let a = match route {
+                Route::Compartment => {
+                    clinic
+                        .get(role, &format!("Patient/{PATIENT}/{ty}?_id={instance}"))
+                        .await
+                }
                 Route::PostSearch => {
                     clinic
                         .send(
@@ -928,6 +935,8 @@ fn applies(row: &Row, route: Route) -> bool {
     match route {
         Route::Lastn => row.ty == "Observation",
         Route::Include => row.include.is_some(),
+        // `Patient/<id>/<Type>`: the types searched by patient.
+        Route::Compartment => row.include == Some("patient"),
         _ => true,
     }
 }

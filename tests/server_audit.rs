@@ -934,3 +934,86 @@ fn import_never_writes_audit_events() {
             .is_err()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_expire_and_revocation_takes_effect_at_once() {
+    let f = fixture().await;
+    let a = f.get(Role::Nurse, "Patient?_count=1").await;
+    assert_eq!(a.status, StatusCode::OK);
+    // Revoked from the command line while the server runs.
+    let out = Command::new(env!("CARGO_BIN_EXE_chartty"))
+        .args(["serve", "token", "revoke", "--db"])
+        .arg(&f.db)
+        .arg(f.srv.token_for(Role::Nurse).unwrap())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "revoked a token of pr-nurse"
+    );
+    let a = f.get(Role::Nurse, "Patient?_count=1").await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(a.body["issue"][0]["diagnostics"], "the token was revoked");
+    let r = one(&f.records(&a)).clone();
+    assert_eq!(r.user, None, "a revoked token signs nobody in");
+    assert!(
+        r.detail.as_deref().unwrap().contains("a token of pr-nurse"),
+        "{r:#?}"
+    );
+    // The others still work; the revocation itself is on the trail.
+    assert_eq!(
+        f.get(Role::Resident, "Patient").await.status,
+        StatusCode::OK
+    );
+    let a = f
+        .get(Role::Attending, "AuditEvent?action=E&_count=100")
+        .await;
+    assert!(
+        a.body["entry"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["resource"]["outcomeDesc"]
+                .as_str()
+                .is_some_and(|d| d.contains("one token of pr-nurse"))),
+        "{}",
+        a.body
+    );
+    let Fixture { srv, _dir, .. } = f;
+    srv.stop().await;
+
+    // Tokens expire.
+    let dir = tempfile::tempdir().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let srv = server::start_with(
+        ServerConfig {
+            db: dir.path().join("portal.db"),
+            demo: None,
+        },
+        listener,
+        demo::staff(),
+        server::Options {
+            token_ttl: Duration::from_millis(800),
+            ..server::Options::default()
+        },
+    )
+    .await
+    .unwrap();
+    let c = client();
+    let get = || {
+        c.get(format!("{}/Patient", srv.base_url))
+            .bearer_auth(srv.token_for(Role::Billing).unwrap())
+            .send()
+    };
+    assert_eq!(get().await.unwrap().status(), StatusCode::OK);
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let r = get().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(
+        v["issue"][0]["diagnostics"],
+        "the token has expired; sign in again"
+    );
+    srv.stop().await;
+}

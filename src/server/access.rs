@@ -902,12 +902,18 @@ fn immutable(ty: &str, current: &Value, proposed: &Value) -> Option<Refusal> {
                 return None;
             }
             let amended = status_of(proposed, "docStatus") == "amended";
-            let in_error = status_of(proposed, "status") == "entered-in-error"
-                && same_except(current, proposed, &["status"], &["author", "authenticator"]);
-            (!amended && !in_error).then(|| Refusal {
+            // Marked entered in error, or superseded by its amendment:
+            // the status changes, nothing else.
+            let withdrawn =
+                matches!(
+                    status_of(proposed, "status"),
+                    "entered-in-error" | "superseded"
+                ) && same_except(current, proposed, &["status"], &["author", "authenticator"]);
+            (!amended && !withdrawn).then(|| Refusal {
                 rule: "signed-notes-are-amended",
                 message: "a signed note is never rewritten: send the correction as a new version \
-                          with docStatus amended (or an addendum note), or mark it entered-in-error"
+                          with docStatus amended (or an addendum note), or only mark it \
+                          superseded or entered-in-error"
                     .into(),
             })
         }
@@ -1234,6 +1240,23 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    #[test]
+    fn every_rule_is_in_the_docs() {
+        let doc = include_str!("../../docs/server.md");
+        let everyone = [
+            "records-are-never-deleted",
+            "audit-is-written-by-the-server",
+            "signed-notes-are-amended",
+            "final-results-are-corrected",
+        ];
+        for name in RULES.iter().map(|r| r.name).chain(everyone) {
+            assert!(
+                doc.contains(&format!("| `{name}` |")),
+                "{name} is not in docs/server.md"
+            );
         }
     }
 

@@ -172,6 +172,24 @@ pub fn authenticate(
     })
 }
 
+/// The login of the user a token was issued to, whatever its state (for
+/// the audit record of a refused sign-in; never told to the client).
+pub fn owner(conn: &Connection, token: &str) -> rusqlite::Result<Option<String>> {
+    conn.prepare_cached(
+        "SELECT u.login FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.hash = ?1",
+    )?
+    .query_row(params![token_hash(token).as_slice()], |r| r.get(0))
+    .optional()
+}
+
+/// Forgets tokens that expired or were revoked more than `keep_ms` ago.
+pub fn prune(conn: &Connection, now: i64, keep_ms: i64) -> rusqlite::Result<usize> {
+    conn.execute(
+        "DELETE FROM tokens WHERE expires < ?1 OR revoked < ?1",
+        params![now - keep_ms],
+    )
+}
+
 /// Whether any enabled user exists (then the server asks for tokens).
 pub fn any_enabled(conn: &Connection) -> rusqlite::Result<bool> {
     conn.query_row(
@@ -273,6 +291,9 @@ pub fn start_staff(
     staff: Vec<super::demo::DemoStaff>,
     ttl: std::time::Duration,
 ) -> anyhow::Result<Vec<super::DemoUser>> {
+    // Tokens of earlier starts are kept a month after they stop working
+    // (the audit names their users; the table does not grow without end).
+    prune(conn, store::now_ms(), 30 * 86_400_000)?;
     let mut out = Vec::with_capacity(staff.len());
     for s in staff {
         let practitioner = format!("Practitioner/{}", s.practitioner_id);

@@ -69,6 +69,12 @@ fn action_names(code: &str) -> &'static [&'static str] {
             "batch-entry",
             "login",
             "unknown",
+            "token-issue",
+            "token-revoke",
+            "user-add",
+            "user-disable",
+            "user-enable",
+            "audit-archive",
         ],
         _ => &[],
     }

@@ -184,6 +184,7 @@ pub fn interaction(
         (Route::Operation(ty, op), &Method::GET) if ty == "Observation" && op == "lastn" => {
             search::lastn(cx, req)
         }
+        (Route::Compartment(pid, ty), &Method::GET) => search::compartment(cx, pid, ty, req),
         (Route::Version(ty, id, vid), _) => read::vread(cx, ty, id, vid),
         (Route::History(ty, id), _) => read::history(cx, ty, id),
         _ => Err(FhirError::method_not_allowed("not supported here")),
@@ -409,7 +410,12 @@ pub async fn dispatch(
     response
 }
 
-async fn authenticate(app: &Arc<App>, headers: &HeaderMap) -> Result<Caller, FhirError> {
+/// Who the bearer token signs in. A refusal carries, for the audit only,
+/// whose token it was.
+async fn authenticate(
+    app: &Arc<App>,
+    headers: &HeaderMap,
+) -> Result<Caller, (FhirError, Option<String>)> {
     if app.open {
         return Ok(Caller::Open);
     }
@@ -420,16 +426,20 @@ async fn authenticate(app: &Arc<App>, headers: &HeaderMap) -> Result<Caller, Fhi
                 .eq_ignore_ascii_case("bearer")
                 .then(|| rest.trim().to_string())
         })
-        .ok_or_else(|| FhirError::unauthorized("a bearer token is required"))?;
+        .ok_or_else(|| (FhirError::unauthorized("a bearer token is required"), None))?;
     let found = app
         .db
         .read(move |conn| -> Result<_, FhirError> {
-            Ok(users::authenticate(conn, &token, store::now_ms())?)
+            Ok(match users::authenticate(conn, &token, store::now_ms())? {
+                Ok(user) => Ok(user),
+                Err(refused) => Err((refused, users::owner(conn, &token)?)),
+            })
         })
-        .await?;
+        .await
+        .map_err(|e| (e, None))?;
     match found {
         Ok(user) => Ok(Caller::User(user)),
-        Err(refused) => Err(FhirError::unauthorized(refused.says())),
+        Err((refused, owner)) => Err((FhirError::unauthorized(refused.says()), owner)),
     }
 }
 
@@ -442,6 +452,18 @@ async fn refused(
     req: Option<&Req>,
     err: FhirError,
 ) -> Response {
+    refused_noting(app, ctx, caller, req, err, None).await
+}
+
+/// [`refused`], with a note for the record only.
+async fn refused_noting(
+    app: &Arc<App>,
+    ctx: &audit::Context,
+    caller: Option<&Caller>,
+    req: Option<&Req>,
+    err: FhirError,
+    note: Option<String>,
+) -> Response {
     let mut e = Event::of(caller, ctx, req.map_or("unknown", Req::action));
     if let Some(req) = req {
         e.ty = req.route.ty().map(str::to_string);
@@ -450,7 +472,10 @@ async fn refused(
         e.patients = req.named_patients();
     }
     e.status = err.status.as_u16();
-    e.detail = Some(err.message.clone());
+    e.detail = Some(match note {
+        Some(n) => format!("{} ({n})", err.message),
+        None => err.message.clone(),
+    });
     if let Err(audit_err) = app.db.append(vec![e]).await {
         return error_response(&audit_err);
     }
@@ -497,10 +522,11 @@ async fn handle(
     }
     let caller = match authenticate(app, &headers).await {
         Ok(c) => c,
-        Err(e) if e.status == StatusCode::UNAUTHORIZED => {
-            return refused(app, ctx, None, Some(&bare), e).await;
+        Err((e, owner)) if e.status == StatusCode::UNAUTHORIZED => {
+            let note = owner.map(|login| format!("a token of {login}"));
+            return refused_noting(app, ctx, None, Some(&bare), e, note).await;
         }
-        Err(e) => return error_response(&e),
+        Err((e, _)) => return error_response(&e),
     };
     if route == Route::WhoAmI {
         let answer = capability::whoami(&caller);

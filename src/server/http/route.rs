@@ -32,6 +32,8 @@ pub enum Route {
     Version(String, String, String),
     /// A type-level operation such as `Observation/$lastn` (name without `$`).
     Operation(String, String),
+    /// A search in a patient's compartment: `Patient/<id>/<Type>`.
+    Compartment(String, String),
 }
 
 /// Type-level operations: (type, name); all are searches, invoked with GET.
@@ -69,6 +71,7 @@ impl Route {
             }
             [t, id] => Route::Instance(known(t)?, id.to_string()),
             [t, id, "_history"] => Route::History(known(t)?, id.to_string()),
+            ["Patient", id, t] => Route::Compartment(id.to_string(), known(t)?),
             [t, id, "_history", v] => Route::Version(known(t)?, id.to_string(), v.to_string()),
             _ => return Err(FhirError::not_found("no such endpoint")),
         })
@@ -80,7 +83,8 @@ impl Route {
             | Route::WhoAmI
             | Route::History(..)
             | Route::Version(..)
-            | Route::Operation(..) => m == Method::GET,
+            | Route::Operation(..)
+            | Route::Compartment(..) => m == Method::GET,
             Route::Base | Route::Search(_) => m == Method::POST,
             Route::Type(_) => m == Method::GET || m == Method::POST,
             Route::Instance(..) => m == Method::GET || m == Method::PUT || m == Method::DELETE,
@@ -94,7 +98,10 @@ impl Route {
 
     pub fn ty(&self) -> Option<&str> {
         match self {
-            Route::Type(t) | Route::Search(t) | Route::Operation(t, _) => Some(t),
+            Route::Type(t)
+            | Route::Search(t)
+            | Route::Operation(t, _)
+            | Route::Compartment(_, t) => Some(t),
             Route::Instance(t, _) | Route::History(t, _) | Route::Version(t, _, _) => Some(t),
             _ => None,
         }
@@ -112,7 +119,9 @@ impl Req {
     /// The audit's name for what this asks.
     pub fn action(&self) -> &'static str {
         match (&self.route, &self.method) {
-            (Route::Type(_), &Method::GET) | (Route::Search(_), _) => "search",
+            (Route::Type(_), &Method::GET) | (Route::Search(_) | Route::Compartment(..), _) => {
+                "search"
+            }
             (Route::Operation(..), _) => "operation",
             (Route::Type(_), _) => "create",
             (Route::Instance(..), &Method::PUT) => "update",
@@ -144,6 +153,12 @@ impl Req {
         if let Route::Instance(ty, id) | Route::Version(ty, id, _) | Route::History(ty, id) =
             &self.route
             && ty == "Patient"
+            && params::is_valid_id(id)
+        {
+            out.push(format!("Patient/{id}"));
+        }
+        if let Route::Compartment(id, _) = &self.route
+            && params::is_valid_id(id)
         {
             out.push(format!("Patient/{id}"));
         }

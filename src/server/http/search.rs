@@ -39,6 +39,25 @@ pub fn search(cx: &mut Cx<'_>, ty: &str, req: &Req) -> Result<Resp, FhirError> {
     Ok(Resp::bundle(body))
 }
 
+/// `Patient/<id>/<Type>`: the search of `Type` by that patient, as any
+/// other search of `Type` (scope, per-resource decision, audit).
+pub fn compartment(cx: &mut Cx<'_>, pid: &str, ty: &str, req: &Req) -> Result<Resp, FhirError> {
+    if ty == "Patient" || params::find_param(ty, "patient").is_none() {
+        return Err(FhirError::not_found(format!(
+            "{ty} is not searched by patient here"
+        )));
+    }
+    if !params::is_valid_id(pid) {
+        return Err(FhirError::bad_request(format!("{pid:?} is not a valid id")));
+    }
+    let mut inner = req.clone();
+    inner.route = super::Route::Type(ty.to_string());
+    inner
+        .query
+        .push(("patient".to_string(), format!("Patient/{pid}")));
+    search(cx, ty, &inner)
+}
+
 pub fn lastn(cx: &mut Cx<'_>, req: &Req) -> Result<Resp, FhirError> {
     // The same decision as an Observation search: a role that may not read
     // results gets the same 403.
