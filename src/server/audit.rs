@@ -28,6 +28,9 @@
 //! Clients search the trail as FHIR `AuditEvent`s (rendered from these
 //! rows, never stored as resources): privacy officers by patient
 //! (`AuditEvent?patient=`) and by user (`AuditEvent?agent=` or `user=`).
+//! The by-patient index is derived from the records by the writer between
+//! requests ([`index_patients`]); a search also reads the records appended
+//! since, so nothing recorded is missing from it.
 
 use std::collections::BTreeSet;
 use std::io::Write as _;
@@ -193,8 +196,6 @@ pub fn append(conn: &Connection, events: &[Event]) -> rusqlite::Result<()> {
                             version, query, entities, patients, status, detail, prev, hash)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
     )?;
-    let mut by_patient =
-        conn.prepare_cached("INSERT OR IGNORE INTO audit_patient (patient, seq) VALUES (?1, ?2)")?;
     for e in events {
         seq += 1;
         let entities = serde_json::to_string(&e.entities).unwrap_or_else(|_| "[]".into());
@@ -221,9 +222,6 @@ pub fn append(conn: &Connection, events: &[Event]) -> rusqlite::Result<()> {
             prev.as_slice(),
             hash.as_slice()
         ])?;
-        for p in &e.patients {
-            by_patient.execute(params![p, seq])?;
-        }
         prev = hash;
     }
     conn.prepare_cached(
@@ -232,6 +230,52 @@ pub fn append(conn: &Connection, events: &[Event]) -> rusqlite::Result<()> {
     )?
     .execute(params![seq, prev.as_slice()])?;
     Ok(())
+}
+
+/// Records at most this many per step of [`index_patients`].
+const INDEX_STEP: i64 = 5_000;
+
+/// Brings the by-patient index up to date with the records appended since
+/// it last ran (it is derived from the chain, not part of it, and kept off
+/// the request path: one record names up to a page of patients, whose index
+/// entries land all over the index). Searches read the records not yet
+/// indexed directly. The caller owns the transaction.
+pub fn index_patients(conn: &Connection) -> rusqlite::Result<usize> {
+    let upto: i64 = conn
+        .prepare_cached("SELECT COALESCE((SELECT upto FROM audit_indexed WHERE one = 1), 0)")?
+        .query_row([], |r| r.get(0))?;
+    let mut rows: Vec<(String, i64)> = Vec::new();
+    let mut last = upto;
+    {
+        let mut stmt = conn.prepare_cached(
+            "SELECT seq, patients FROM audit WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+        )?;
+        let mut q = stmt.query(params![upto, INDEX_STEP])?;
+        while let Some(r) = q.next()? {
+            let seq: i64 = r.get(0)?;
+            let patients: String = r.get(1)?;
+            for p in serde_json::from_str::<Vec<String>>(&patients).unwrap_or_default() {
+                rows.push((p, seq));
+            }
+            last = seq;
+        }
+    }
+    if last == upto {
+        return Ok(0);
+    }
+    // In index order: neighbouring entries share pages.
+    rows.sort();
+    let mut insert =
+        conn.prepare_cached("INSERT OR IGNORE INTO audit_patient (patient, seq) VALUES (?1, ?2)")?;
+    for (p, seq) in &rows {
+        insert.execute(params![p, seq])?;
+    }
+    conn.prepare_cached(
+        "INSERT INTO audit_indexed (one, upto) VALUES (1, ?1)
+         ON CONFLICT (one) DO UPDATE SET upto = ?1",
+    )?
+    .execute(params![last])?;
+    Ok((last - upto) as usize)
 }
 
 const COLUMNS: &str = "seq, at, request, source, user, name, role, who, action, type, id, version, query, entities, patients, status, detail, prev, hash";
@@ -757,8 +801,14 @@ pub fn search(conn: &Connection, s: &Search) -> rusqlite::Result<Vec<Row>> {
         args.extend(s.ids.iter().map(|i| Sql::Integer(*i)));
     }
     if let Some(p) = &s.patient {
-        sql.push_str(" AND a.seq IN (SELECT seq FROM audit_patient WHERE patient = ?)");
+        // Indexed records, and the few appended since the index last ran.
+        sql.push_str(
+            " AND (a.seq IN (SELECT seq FROM audit_patient WHERE patient = ?)
+                   OR (a.seq > COALESCE((SELECT upto FROM audit_indexed WHERE one = 1), 0)
+                       AND instr(a.patients, ?) > 0))",
+        );
         args.push(Sql::Text(p.clone()));
+        args.push(Sql::Text(format!("\"{p}\"")));
     }
     if let Some(w) = &s.agent {
         sql.push_str(" AND a.who = ?");
@@ -822,6 +872,7 @@ pub fn adopt_legacy(conn: &Connection) -> anyhow::Result<usize> {
     for chunk in events.chunks(5_000) {
         append(conn, chunk)?;
     }
+    while index_patients(conn)? > 0 {}
     for table in [
         "idx_string",
         "idx_token",
@@ -942,6 +993,34 @@ mod tests {
             "{:?}",
             v.problems
         );
+    }
+
+    #[test]
+    fn patients_are_found_before_and_after_the_index_catches_up() {
+        let (_dir, conn) = db();
+        append(&conn, &(1..=4).map(ev).collect::<Vec<_>>()).unwrap();
+        let find = |p: &str| {
+            search(
+                &conn,
+                &Search {
+                    patient: Some(p.into()),
+                    count: 10,
+                    ..Search::default()
+                },
+            )
+            .unwrap()
+            .iter()
+            .map(|r| r.seq)
+            .collect::<Vec<_>>()
+        };
+        assert_eq!(find("Patient/p2"), [2], "not indexed yet");
+        assert_eq!(index_patients(&conn).unwrap(), 4);
+        append(&conn, &[ev(2)]).unwrap();
+        assert_eq!(find("Patient/p2"), [5, 2], "indexed, and the tail");
+        assert_eq!(find("Patient/p"), Vec::<i64>::new(), "no prefix matches");
+        assert_eq!(index_patients(&conn).unwrap(), 1);
+        assert_eq!(index_patients(&conn).unwrap(), 0);
+        assert_eq!(find("Patient/p2"), [5, 2]);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! A request waits for a read connection (or its turn at the writer) for
 //! at most [`Options::wait`]; then it is answered 503 with `Retry-After`,
 //! and nothing more is opened: the number of open database handles is the
-//! pool size plus one, whatever the load.
+//! pool size plus two (the writer and the checkpointer), whatever the load.
 //!
 //! Writes run one transaction each, in arrival order. Audit records of
 //! reads are appended by the writer too, and audit appends that wait
@@ -13,8 +13,13 @@
 //! `synchronous = NORMAL`, a committed transaction survives the process
 //! being killed (it is in the WAL file); only a power loss can take the
 //! last ones.
+//!
+//! Commits do not checkpoint the WAL into the database file (that costs an
+//! fsync, which would land on whichever request happened to commit): a
+//! thread of its own checkpoints a few times a second.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -30,6 +35,11 @@ use super::store;
 const WRITER_QUEUE: usize = 4096;
 /// Audit appends committed together, at most.
 const GROUP: usize = 512;
+/// How often the WAL is checkpointed into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+/// How often, at most, the writer brings the audit's by-patient index up
+/// to date (between jobs).
+const INDEX_EVERY: Duration = Duration::from_millis(200);
 
 /// Work for the writer thread.
 trait WriteJob: Send {
@@ -95,7 +105,8 @@ pub struct Db {
     readers: Mutex<Vec<Connection>>,
     permits: Arc<Semaphore>,
     writer: Mutex<Option<mpsc::Sender<Job>>>,
-    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
+    stopping: Arc<AtomicBool>,
     wait: Duration,
 }
 
@@ -110,16 +121,26 @@ impl Db {
     pub fn open(path: &Path, options: &Options) -> anyhow::Result<Arc<Db>> {
         let writer = store::connect(path)?;
         store::migrate(&writer)?;
+        writer.pragma_update(None, "wal_autocheckpoint", 0)?;
         let (tx, rx) = mpsc::channel(WRITER_QUEUE);
         let thread = std::thread::Builder::new()
             .name("db-writer".into())
             .spawn(move || writer_loop(writer, rx))?;
+        let stopping = Arc::new(AtomicBool::new(false));
+        let checkpoints = {
+            let conn = store::connect(path)?;
+            let stopping = stopping.clone();
+            std::thread::Builder::new()
+                .name("db-checkpoint".into())
+                .spawn(move || checkpoint_loop(conn, &stopping))?
+        };
         Ok(Arc::new(Db {
             path: path.to_path_buf(),
             readers: Mutex::new(Vec::new()),
             permits: Arc::new(Semaphore::new(options.readers.max(1))),
             writer: Mutex::new(Some(tx)),
-            thread: Mutex::new(Some(thread)),
+            threads: Mutex::new(vec![thread, checkpoints]),
+            stopping,
             wait: options.wait,
         }))
     }
@@ -214,13 +235,36 @@ impl Db {
         if let Ok(mut w) = self.writer.lock() {
             w.take();
         }
+        self.stopping.store(true, Ordering::Relaxed);
     }
 
-    /// Waits for the writer thread to finish (after [`Db::stop`]).
+    /// Waits for the writer and checkpoint threads to finish (after
+    /// [`Db::stop`]).
     pub fn join(&self) {
-        let handle = self.thread.lock().ok().and_then(|mut t| t.take());
-        if let Some(h) = handle {
+        let handles = self
+            .threads
+            .lock()
+            .map(|mut t| std::mem::take(&mut *t))
+            .unwrap_or_default();
+        for h in handles {
             let _ = h.join();
+        }
+    }
+}
+
+impl Drop for Db {
+    fn drop(&mut self) {
+        self.stopping.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Copies committed WAL frames into the database file, without blocking
+/// readers or the writer (a passive checkpoint), until the server stops.
+fn checkpoint_loop(conn: Connection, stopping: &AtomicBool) {
+    while !stopping.load(Ordering::Relaxed) {
+        std::thread::sleep(CHECKPOINT_EVERY);
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::warn!(error = %e, "checkpoint failed");
         }
     }
 }
@@ -248,14 +292,37 @@ fn rollback(conn: &Connection) {
     let _ = conn.execute_batch("ROLLBACK");
 }
 
+/// Indexes the audit records appended since the last time, in a
+/// transaction of its own.
+fn index_audit(conn: &Connection) {
+    let done = begin(conn).and_then(|()| match audit::index_patients(conn) {
+        Ok(_) => commit(conn),
+        Err(e) => {
+            rollback(conn);
+            Err(e.into())
+        }
+    });
+    if let Err(e) = done {
+        tracing::warn!(error = %e.message, "indexing the audit trail failed");
+    }
+}
+
 fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<Job>) {
     let mut next: Option<Job> = None;
+    let mut indexed = Instant::now();
     loop {
+        if indexed.elapsed() >= INDEX_EVERY {
+            index_audit(&conn);
+            indexed = Instant::now();
+        }
         let job = match next.take() {
             Some(j) => j,
             None => match rx.blocking_recv() {
                 Some(j) => j,
-                None => return,
+                None => {
+                    index_audit(&conn);
+                    return;
+                }
             },
         };
         match job {

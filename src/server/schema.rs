@@ -314,12 +314,15 @@ CREATE TABLE audit (
 );
 CREATE INDEX audit_who ON audit(who, seq);
 CREATE INDEX audit_user ON audit(user, seq);
-CREATE INDEX audit_at ON audit(at);
 CREATE TABLE audit_patient (
     patient TEXT NOT NULL,
     seq INTEGER NOT NULL,
     PRIMARY KEY (patient, seq)
 ) WITHOUT ROWID;
+CREATE TABLE audit_indexed (
+    one INTEGER PRIMARY KEY CHECK (one = 1),
+    upto INTEGER NOT NULL
+);
 CREATE TABLE audit_head (
     one INTEGER PRIMARY KEY CHECK (one = 1),
     seq INTEGER NOT NULL,
