@@ -56,8 +56,11 @@ pub enum Command {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
-    /// Run the portal server (FHIR R4 over SQLite)
+    /// Run the portal server (FHIR R4 over SQLite), or look after its database
+    #[command(args_conflicts_with_subcommands = true)]
     Serve {
+        #[command(subcommand)]
+        admin: Option<ServeAdmin>,
         /// Address to listen on
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
@@ -73,6 +76,9 @@ pub enum Command {
         /// Seed of the demo population (with --demo)
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Hours the tokens issued at start (the demo users') stay valid
+        #[arg(long, default_value_t = 12)]
+        token_hours: u64,
     },
     /// Load FHIR R4 Bundles (.json) and bulk NDJSON (.ndjson) into a database
     Import {
@@ -85,6 +91,113 @@ pub enum Command {
     },
     /// Print the effective keymap (built-in defaults and your overrides)
     Keys,
+}
+
+/// Looking after a portal database (the server may be running).
+#[derive(Debug, Subcommand)]
+pub enum ServeAdmin {
+    /// Check the audit trail's hash chain, or archive old records
+    Audit {
+        #[command(subcommand)]
+        action: AuditCommand,
+    },
+    /// Issue or revoke bearer tokens
+    Token {
+        #[command(subcommand)]
+        action: TokenCommand,
+    },
+    /// Add, list, disable or enable users
+    User {
+        #[command(subcommand)]
+        action: UserCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Walk the chain; name every record edited, inserted or deleted (exit 1 if any)
+    Verify {
+        /// SQLite database file
+        #[arg(long)]
+        db: PathBuf,
+        /// Archive files made by `audit archive`, oldest first, checked with the database
+        #[arg(long = "archive")]
+        archives: Vec<PathBuf>,
+    },
+    /// Move the records older than a date to a new file, hashes and all
+    Archive {
+        /// SQLite database file
+        #[arg(long)]
+        db: PathBuf,
+        /// Records before this date (YYYY-MM-DD, or a FHIR dateTime) are moved
+        #[arg(long)]
+        before: String,
+        /// The archive file to create (NDJSON; never overwritten)
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Print a new token for a user
+    Issue {
+        /// SQLite database file
+        #[arg(long)]
+        db: PathBuf,
+        /// The user's login
+        #[arg(long)]
+        user: String,
+        /// Hours the token stays valid
+        #[arg(long, default_value_t = 12)]
+        hours: u64,
+    },
+    /// Revoke one token, or every token of a user (by login)
+    Revoke {
+        /// SQLite database file
+        #[arg(long)]
+        db: PathBuf,
+        /// A token, or a user's login
+        token_or_user: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Add a user (or update one with the same login)
+    Add {
+        /// SQLite database file
+        #[arg(long)]
+        db: PathBuf,
+        #[arg(long)]
+        login: String,
+        /// Display name, as the audit and the client show it
+        #[arg(long)]
+        name: String,
+        #[arg(long, value_enum)]
+        role: Role,
+        /// The user's Practitioner id (named as author, sender, signer)
+        #[arg(long)]
+        practitioner: Option<String>,
+    },
+    /// List users and how many live tokens each holds
+    List {
+        /// SQLite database file
+        #[arg(long)]
+        db: PathBuf,
+    },
+    /// Disable a user: their tokens stop working at once
+    Disable {
+        #[arg(long)]
+        db: PathBuf,
+        login: String,
+    },
+    /// Enable a disabled user
+    Enable {
+        #[arg(long)]
+        db: PathBuf,
+        login: String,
+    },
 }
 
 pub fn main() -> ExitCode {
@@ -127,14 +240,23 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             seed,
         }) => demo(&overrides, role, DemoOptions::new(patients, seed))?,
         Some(Command::Serve {
+            admin: Some(admin), ..
+        }) => return serve_admin(admin),
+        Some(Command::Serve {
+            admin: None,
             listen,
             db,
             demo,
             patients,
             seed,
+            token_hours,
         }) => {
             let demo = demo.then(|| DemoOptions::new(patients, seed));
-            serve(listen, db, demo)?;
+            let options = server::Options {
+                token_ttl: std::time::Duration::from_secs(token_hours.saturating_mul(3600)),
+                ..server::Options::default()
+            };
+            serve(listen, db, demo, options)?;
         }
         Some(Command::Import { db, paths }) => {
             let report = server::import::import_paths(&db, &paths, true)?;
@@ -171,15 +293,144 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
+/// `chartty serve audit|token|user …`.
+fn serve_admin(admin: ServeAdmin) -> anyhow::Result<ExitCode> {
+    use server::admin;
+    let mut out = std::io::stdout().lock();
+    match admin {
+        ServeAdmin::Audit {
+            action: AuditCommand::Verify { db, archives },
+        } => {
+            let verdict = admin::verify(&db, &archives)?;
+            if verdict.intact() {
+                write!(out, "audit chain intact: {} records", verdict.records)?;
+                match &verdict.head {
+                    Some((seq, hash)) => writeln!(out, ", head {seq} {hash}")?,
+                    None => writeln!(out)?,
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
+            writeln!(
+                out,
+                "audit chain broken ({} records checked):",
+                verdict.records
+            )?;
+            for p in &verdict.problems {
+                writeln!(out, "  {p}")?;
+            }
+            return Ok(ExitCode::FAILURE);
+        }
+        ServeAdmin::Audit {
+            action:
+                AuditCommand::Archive {
+                    db,
+                    before,
+                    out: file,
+                },
+        } => {
+            let done = admin::archive(&db, &before, &file)?;
+            if done.records == 0 {
+                writeln!(out, "no audit records before {before}; nothing archived")?;
+            } else {
+                writeln!(
+                    out,
+                    "archived {} audit records ({} to {}) to {}",
+                    done.records,
+                    done.first,
+                    done.last,
+                    file.display()
+                )?;
+            }
+        }
+        ServeAdmin::Token {
+            action: TokenCommand::Issue { db, user, hours },
+        } => {
+            let token = admin::issue(&db, &user, hours)?;
+            writeln!(out, "token {user} {token}")?;
+        }
+        ServeAdmin::Token {
+            action: TokenCommand::Revoke { db, token_or_user },
+        } => match admin::revoke(&db, &token_or_user)? {
+            server::users::Revoked::Token { login } => writeln!(out, "revoked a token of {login}")?,
+            server::users::Revoked::User { login, tokens } => writeln!(
+                out,
+                "revoked {tokens} token{} of {login}",
+                if tokens == 1 { "" } else { "s" }
+            )?,
+            server::users::Revoked::Nothing => {
+                anyhow::bail!("no such token or user");
+            }
+        },
+        ServeAdmin::User {
+            action:
+                UserCommand::Add {
+                    db,
+                    login,
+                    name,
+                    role,
+                    practitioner,
+                },
+        } => {
+            admin::add_user(&db, &login, &name, role, practitioner.as_deref())?;
+            writeln!(
+                out,
+                "user {login} ({role}); `chartty serve token issue --user {login}` gives them a token"
+            )?;
+        }
+        ServeAdmin::User {
+            action: UserCommand::List { db },
+        } => {
+            for (u, disabled, live) in admin::list_users(&db)? {
+                writeln!(
+                    out,
+                    "{}\t{}\t{}\t{}\t{}{live} live tokens",
+                    u.login,
+                    u.role,
+                    u.name,
+                    u.practitioner.as_deref().unwrap_or("-"),
+                    if disabled { "disabled\t" } else { "" },
+                )?;
+            }
+        }
+        ServeAdmin::User {
+            action: UserCommand::Disable { db, login },
+        } => {
+            anyhow::ensure!(admin::set_disabled(&db, &login, true)?, "no user {login:?}");
+            writeln!(out, "user {login} disabled")?;
+        }
+        ServeAdmin::User {
+            action: UserCommand::Enable { db, login },
+        } => {
+            anyhow::ensure!(
+                admin::set_disabled(&db, &login, false)?,
+                "no user {login:?}"
+            );
+            writeln!(out, "user {login} enabled")?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `chartty serve`: print how to reach it, then serve until Ctrl-C.
-fn serve(listen: SocketAddr, db: PathBuf, demo: Option<DemoOptions>) -> anyhow::Result<()> {
+fn serve(
+    listen: SocketAddr,
+    db: PathBuf,
+    demo: Option<DemoOptions>,
+    options: server::Options,
+) -> anyhow::Result<()> {
     init_server_logging();
     let rt = runtime()?;
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
-        let running = server::start(ServerConfig { db, demo }, listener).await?;
+        let staff = if demo.is_some() {
+            server::demo::staff()
+        } else {
+            Vec::new()
+        };
+        let running =
+            server::start_with(ServerConfig { db, demo }, listener, staff, options).await?;
         let mut out = std::io::stdout().lock();
         writeln!(out, "serving FHIR R4 at {}", running.base_url)?;
         for user in &running.users {

@@ -213,12 +213,11 @@ async fn create_read_vread_update_with_versions() {
     let (s, _, _) = f.put("Patient/chosen-1", &p, None).await;
     assert_eq!(s, StatusCode::CREATED);
 
-    // Delete, then read is 410.
+    // Nothing is deleted, not even with open access: the record stays.
     let r = f.c.delete(f.url("Patient/chosen-1")).send().await.unwrap();
-    assert!(r.status().is_success());
-    let (s, _, v) = f.get("Patient/chosen-1").await;
-    assert_eq!(s, StatusCode::GONE);
-    assert_outcome(&v);
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert_outcome(&r.json().await.unwrap());
+    assert_eq!(f.get("Patient/chosen-1").await.0, StatusCode::OK);
     f.srv.stop().await;
 }
 
@@ -1008,8 +1007,8 @@ async fn lastn_gives_the_newest_results_of_every_test() {
         .await;
     assert_eq!(codes_and_dates(&b).len(), 4);
 
-    // Updates re-rank: the newest glucose moved back in time is no longer
-    // the newest; a deleted one is gone.
+    // Updates re-rank: the newest glucose corrected back in time is no
+    // longer the newest; one entered in error is not a value.
     let newest = f
         .get_ok(&format!(
             "Observation?patient={pid}&code=2345-7&_sort=-date&_count=1"
@@ -1018,6 +1017,7 @@ async fn lastn_gives_the_newest_results_of_every_test() {
         .clone();
     let mut moved = newest.clone();
     moved["effectiveDateTime"] = json!("2026-06-01T00:00:00Z");
+    moved["status"] = json!("corrected");
     let (s, _, _) = f
         .put(
             &format!("Observation/{}", newest["id"].as_str().unwrap()),
@@ -1034,14 +1034,16 @@ async fn lastn_gives_the_newest_results_of_every_test() {
         .as_str()
         .unwrap()
         .to_string();
-    let r =
-        f.c.delete(f.url(&format!("Observation/{next}")))
-            .send()
-            .await
-            .unwrap();
-    assert!(r.status().is_success());
+    let mut withdrawn = b["entry"][0]["resource"].clone();
+    withdrawn["status"] = json!("entered-in-error");
+    let (s, _, _) = f
+        .put(&format!("Observation/{next}"), &withdrawn, None)
+        .await;
+    assert_eq!(s, StatusCode::OK);
     let b = f
-        .get_ok(&format!("Observation/$lastn?patient={pid}&code=2345-7"))
+        .get_ok(&format!(
+            "Observation/$lastn?patient={pid}&code=2345-7&status=final,amended,corrected"
+        ))
         .await;
     assert_eq!(codes_and_dates(&b)[0].1, "2026-08-31T21:00:00Z");
 
@@ -1220,27 +1222,25 @@ async fn lastn_is_checked_batched_and_audited_like_a_search() {
     assert_eq!(rows.len(), 2 * Role::ALL.len(), "{rows:?}");
     assert!(rows.contains(&("frontdesk".to_string(), 403)));
     assert!(rows.contains(&("nurse".to_string(), 200)));
-    // And it names the patient whose results were read.
-    let events: Vec<String> = conn
-        .prepare("SELECT json FROM resources WHERE type = 'AuditEvent'")
+    // And it names the patient whose results were read (and, where they
+    // were shown, each result).
+    let records: Vec<(String, String, i64)> = conn
+        .prepare(
+            "SELECT patients, entities, status FROM audit
+             WHERE action = 'operation' AND type = 'Observation' ORDER BY seq",
+        )
         .unwrap()
-        .query_map([], |r| r.get(0))
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
-    let lastn_events: Vec<Value> = events
-        .iter()
-        .map(|j| serde_json::from_str::<Value>(j).unwrap())
-        .filter(|e| e["subtype"][0]["code"] == "operation")
-        .collect();
-    assert_eq!(lastn_events.len(), rows.len());
-    assert!(lastn_events.iter().all(|e| {
-        e["entity"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|x| x["what"]["reference"] == format!("Patient/{pid}").as_str())
-    }));
+    assert_eq!(records.len(), rows.len());
+    for (patients, entities, status) in &records {
+        let patients: Vec<String> = serde_json::from_str(patients).unwrap();
+        assert_eq!(patients, [format!("Patient/{pid}")]);
+        let entities: Vec<String> = serde_json::from_str(entities).unwrap();
+        assert_eq!(entities.is_empty(), *status != 200, "{entities:?}");
+    }
     drop(dir);
 }
 
@@ -1427,7 +1427,7 @@ async fn bearer_tokens_roles_and_whoami() {
     );
     assert_eq!(
         status(Role::Billing, format!("Condition?patient={pid}")).await,
-        StatusCode::OK
+        StatusCode::FORBIDDEN
     );
     assert_eq!(
         status(Role::Frontdesk, format!("Condition?patient={pid}")).await,
@@ -1498,8 +1498,22 @@ async fn bearer_tokens_roles_and_whoami() {
         StatusCode::CREATED
     );
     assert_eq!(write(Role::Billing, note).await, StatusCode::FORBIDDEN);
-    let msg = json!({"resourceType": "Communication", "status": "completed", "subject": subject});
+    // Billing writes billing messages, about patients in its queue.
+    let msg = json!({"resourceType": "Communication", "status": "completed", "subject": subject,
+        "category": [{"coding": [{"system": "urn:chartty:task-category", "code": "billing"}]}]});
+    assert_eq!(
+        write(Role::Billing, msg.clone()).await,
+        StatusCode::FORBIDDEN
+    );
+    let billing_task = mk(json!({"resourceType": "Task", "status": "requested", "intent": "order",
+        "for": subject, "performerType": [{"coding": [{"system": "urn:chartty:role", "code": "billing"}]}]}))
+    .await
+    .unwrap();
+    assert_eq!(billing_task.status(), StatusCode::CREATED);
     assert_eq!(write(Role::Billing, msg).await, StatusCode::CREATED);
+    let clinical =
+        json!({"resourceType": "Communication", "status": "completed", "subject": subject});
+    assert_eq!(write(Role::Billing, clinical).await, StatusCode::FORBIDDEN);
 
     // Batch entries pass the same check.
     let bundle = json!({"resourceType": "Bundle", "type": "batch", "entry": [
@@ -1660,5 +1674,224 @@ async fn imported_types_without_search_support_read_back() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn what_is_stored_is_validated_and_named() {
+    let f = open_server().await;
+    let cases = [
+        (
+            json!({"resourceType": "Patient", "gender": "femal"}),
+            "Patient.gender",
+        ),
+        (
+            json!({"resourceType": "Patient", "birthDate": "1984-02-30"}),
+            "Patient.birthDate",
+        ),
+        (
+            json!({"resourceType": "Observation", "status": "final", "code": {"text": "K"},
+                "effectiveDateTime": "2026-01-10 09:00"}),
+            "Observation.effectiveDateTime",
+        ),
+        (
+            json!({"resourceType": "Observation", "status": "final", "code": {"text": "K"},
+                "subject": {"reference": "Patient/../../admin"}}),
+            "Observation.subject.reference",
+        ),
+        (
+            json!({"resourceType": "Task", "status": "requested", "intent": "order", "priority": "whenever"}),
+            "Task.priority",
+        ),
+        (
+            json!({"resourceType": "Condition", "subject": {"reference": "Patient/p"},
+                "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "gone"}]}}),
+            "Condition.clinicalStatus",
+        ),
+    ];
+    for (body, element) in cases {
+        let ty = body["resourceType"].as_str().unwrap().to_string();
+        let (s, _, v) = f.post(&ty, &body).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{element}: {v}");
+        assert_outcome(&v);
+        assert_eq!(v["issue"][0]["expression"][0], element, "{v}");
+    }
+    // A resource larger than the server stores: 400, not 500.
+    let big = json!({"resourceType": "Patient", "name": [{"text": "x".repeat(1_200_000)}]});
+    let (s, _, v) = f.post("Patient", &big).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert_eq!(v["issue"][0]["code"], "too-costly");
+    // Too many values in one parameter, or too many parameters: 400.
+    let ids: Vec<String> = (0..101).map(|i| format!("p{i}")).collect();
+    let (s, _, v) = f.get(&format!("Patient?_id={}", ids.join(","))).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    let many: Vec<String> = (0..51).map(|i| format!("family=x{i}")).collect();
+    let (s, _, _) = f.get(&format!("Patient?{}", many.join("&"))).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let all = f.get_ok("Patient?_summary=count").await;
+    assert_eq!(all["total"], 0, "nothing invalid was stored");
+    f.srv.stop().await;
+}
+
+#[tokio::test]
+async fn conditional_headers_that_are_not_ascii_are_refused_not_ignored() {
+    let f = open_server().await;
+    let created = f.create(patient("Header", "Hedda", "1970")).await;
+    let id = created["id"].as_str().unwrap().to_string();
+    let mut changed = created.clone();
+    changed["gender"] = json!("male");
+    let bad = reqwest::header::HeaderValue::from_bytes(b"W/\"1\xff\"").unwrap();
+    let r =
+        f.c.put(f.url(&format!("Patient/{id}")))
+            .header("content-type", "application/fhir+json")
+            .header("if-match", bad.clone())
+            .body(changed.to_string())
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_outcome(&r.json().await.unwrap());
+    assert_eq!(f.get_ok(&format!("Patient/{id}")).await["gender"], "female");
+    let r =
+        f.c.post(f.url("Patient"))
+            .header("content-type", "application/fhir+json")
+            .header("if-none-exist", bad)
+            .body(patient("Header", "Other", "1971").to_string())
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(f.get_ok("Patient?_summary=count").await["total"], 1);
+    f.srv.stop().await;
+}
+
+/// Open handles on the database file itself (not its -wal/-shm).
+#[cfg(target_os = "linux")]
+fn db_handles(db: &std::path::Path) -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter_map(|e| std::fs::read_link(e.path()).ok())
+        .filter(|p| p == db)
+        .count()
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_clients_share_a_bounded_pool_and_busy_means_503() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("portal.db");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let options = server::Options {
+        readers: 3,
+        wait: std::time::Duration::from_secs(30),
+        ..server::Options::default()
+    };
+    let srv = server::start_with(
+        ServerConfig {
+            db: db.clone(),
+            demo: None,
+        },
+        listener,
+        Vec::new(),
+        options,
+    )
+    .await
+    .unwrap();
+    let db = std::fs::canonicalize(&db).unwrap();
+    let base = srv.base_url.clone();
+    let c = client();
+    for i in 0..20 {
+        let r = c
+            .post(format!("{base}/Patient"))
+            .header("content-type", "application/fhir+json")
+            .body(patient(&format!("Pool{i}"), "Pat", "1980").to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED);
+    }
+    // 300 clients at once, each with its own connection.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = {
+        let (stop, db) = (stop.clone(), db.clone());
+        std::thread::spawn(move || {
+            let mut most = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                most = most.max(db_handles(&db));
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+            most
+        })
+    };
+    let mut tasks = Vec::new();
+    for i in 0..300 {
+        let base = base.clone();
+        tasks.push(tokio::spawn(async move {
+            let c = reqwest::Client::new();
+            let r = c
+                .get(format!("{base}/Patient?family=pool{}&_count=5", i % 20))
+                .send()
+                .await
+                .unwrap();
+            r.status()
+        }));
+    }
+    let mut statuses = std::collections::BTreeMap::new();
+    for t in tasks {
+        *statuses.entry(t.await.unwrap().as_u16()).or_insert(0) += 1;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let most = watcher.join().unwrap();
+    assert_eq!(statuses, [(200, 300)].into_iter().collect(), "{statuses:?}");
+    // The readers, the writer and the checkpointer, whatever the load.
+    assert!(most <= 3 + 2, "{most} handles on the database");
+    srv.stop().await;
+
+    // With no time to wait, a busy server says so: 503 with Retry-After,
+    // never 500.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let srv = server::start_with(
+        ServerConfig { db, demo: None },
+        listener,
+        Vec::new(),
+        server::Options {
+            readers: 1,
+            wait: std::time::Duration::ZERO,
+            ..server::Options::default()
+        },
+    )
+    .await
+    .unwrap();
+    let base = srv.base_url.clone();
+    let mut tasks = Vec::new();
+    for i in 0..200 {
+        let base = base.clone();
+        tasks.push(tokio::spawn(async move {
+            let r = reqwest::Client::new()
+                .get(format!("{base}/Patient?family=pool{}", i % 20))
+                .send()
+                .await
+                .unwrap();
+            let retry = r.headers().get("retry-after").is_some();
+            let status = r.status();
+            let body: Value = r.json().await.unwrap_or(Value::Null);
+            (status, retry, body)
+        }));
+    }
+    let mut busy = 0;
+    for t in tasks {
+        let (status, retry, body) = t.await.unwrap();
+        assert!(
+            status == StatusCode::OK || status == StatusCode::SERVICE_UNAVAILABLE,
+            "{status} {body}"
+        );
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            busy += 1;
+            assert!(retry);
+            assert_outcome(&body);
+        }
+    }
+    assert!(busy > 0, "some requests found the server busy");
     srv.stop().await;
 }

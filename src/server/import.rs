@@ -400,6 +400,9 @@ fn conditional_refs(value: &Value, out: &mut Vec<String>) {
 
 fn check_resource(v: &Value) -> Result<(), String> {
     match v.get("resourceType").and_then(Value::as_str) {
+        Some("AuditEvent") => Err(
+            "AuditEvents are recorded by the server and are never imported (skipped)".to_string(),
+        ),
         Some(t) if params::is_type_name(t) => Ok(()),
         Some(t) => Err(format!("{t:?} is not a resource type")),
         None => Err("not a FHIR resource (no resourceType)".to_string()),

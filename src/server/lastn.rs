@@ -48,6 +48,22 @@ pub fn bundle(
     base: &str,
     strict: bool,
 ) -> Result<Value, FhirError> {
+    bundle_with(conn, request, forced, &[], base, strict, &mut |s| {
+        Ok(Some(s.value()))
+    })
+}
+
+/// [`bundle`] with SQL scope conditions too, and `show` asked for every
+/// result (what the caller may see of it, or `None` to leave it out).
+pub fn bundle_with(
+    conn: &Connection,
+    request: &[(String, String)],
+    forced: &[(String, String)],
+    restrict: &[(String, Vec<Sql>)],
+    base: &str,
+    strict: bool,
+    show: &mut dyn FnMut(&store::Stored) -> Result<Option<Value>, FhirError>,
+) -> Result<Value, FhirError> {
     let mut max = DEFAULT_MAX;
     let mut searched = Vec::new();
     let mut ignored = Vec::new();
@@ -74,7 +90,10 @@ pub fn bundle(
             "Observation/$lastn needs the patient: patient=Patient/123 (or subject=)",
         ));
     }
-    let q = search::parse("Observation", &searched, forced)?;
+    let mut q = search::parse("Observation", &searched, forced)?;
+    for (sql, args) in restrict {
+        q.restrict(sql.clone(), args.clone());
+    }
     let mut unknown = q.unknown.clone();
     unknown.append(&mut ignored);
     if strict && !unknown.is_empty() {
@@ -93,18 +112,24 @@ pub fn bundle(
         found.extend(tests.into_iter().flat_map(|t| t.results));
     }
 
+    let mut shown = Vec::with_capacity(found.len());
+    for s in &found {
+        if let Some(v) = show(s)? {
+            shown.push((s, v));
+        }
+    }
     let mut bundle = json!({
         "resourceType": "Bundle",
         "type": "searchset",
-        "total": found.len(),
+        "total": shown.len(),
         "link": [{"relation": "self", "url": self_link(base, request)}],
     });
     let mut entries = Vec::new();
     if q.summary != Summary::Count {
-        for s in found {
+        for (s, v) in shown {
             entries.push(json!({
                 "fullUrl": format!("{base}/{}/{}", s.ty, s.id),
-                "resource": q.present(s.value()),
+                "resource": q.present(v),
                 "search": {"mode": "match"}
             }));
         }

@@ -2,18 +2,22 @@
 //! role-based access, demo data and import. Never imports the TUI.
 
 pub mod access;
+pub mod admin;
 pub mod audit;
+pub mod db;
 pub mod demo;
 pub mod http;
 pub mod import;
 pub mod lastn;
+pub mod options;
 pub mod outcome;
 pub mod params;
 pub mod schema;
 pub mod search;
 pub mod store;
+pub mod users;
+pub mod validate;
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -26,6 +30,7 @@ use tower_http::compression::CompressionLayer;
 use crate::roles::Role;
 
 pub use import::{ImportReport, import_paths};
+pub use options::Options;
 pub use store::Store;
 
 /// How to start a server.
@@ -41,6 +46,8 @@ pub struct ServerConfig {
 #[derive(Debug, Clone)]
 pub struct DemoUser {
     pub role: Role,
+    /// The user's login (the practitioner id of the demo staff member).
+    pub login: String,
     pub name: String,
     /// `Practitioner/<id>` of this user.
     pub practitioner: String,
@@ -55,8 +62,8 @@ pub struct RunningServer {
     pub users: Vec<DemoUser>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
-    audit: audit::AuditSink,
-    audit_thread: Option<std::thread::JoinHandle<()>>,
+    db: Arc<db::Db>,
+    open: bool,
 }
 
 /// Largest request body accepted (transaction Bundles can be large).
@@ -78,38 +85,40 @@ pub async fn start(
     start_with_staff(config, listener, staff).await
 }
 
-/// Like [`start`], with the given staff as users (none: open access).
+/// Like [`start`], with the given staff as users (none, and no users in
+/// the database: open access).
 pub async fn start_with_staff(
     config: ServerConfig,
     listener: tokio::net::TcpListener,
     staff: Vec<demo::DemoStaff>,
 ) -> anyhow::Result<RunningServer> {
+    start_with(config, listener, staff, Options::default()).await
+}
+
+/// Like [`start_with_staff`], with [`Options`].
+pub async fn start_with(
+    config: ServerConfig,
+    listener: tokio::net::TcpListener,
+    staff: Vec<demo::DemoStaff>,
+    options: Options,
+) -> anyhow::Result<RunningServer> {
     let db_path = config.db.clone();
     let demo_opts = config.demo;
-    tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+    let ttl = options.token_ttl;
+    let (users, open) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
         let mut store = Store::open(&db_path)?;
         if let Some(opts) = demo_opts
             && store.count("Patient")? == 0
         {
             store.ingest(demo::generate(opts))?;
         }
-        Ok(())
+        let users = users::start_staff(store.connection(), staff, ttl)?;
+        let open = !users::any_enabled(store.connection())?;
+        Ok((users, open))
     })
     .await
     .context("preparing the database")??;
-
-    let users: Vec<DemoUser> = staff
-        .into_iter()
-        .map(|s| {
-            Ok(DemoUser {
-                role: s.role,
-                name: s.name,
-                practitioner: format!("Practitioner/{}", s.practitioner_id),
-                token: fresh_token()?,
-            })
-        })
-        .collect::<anyhow::Result<_>>()?;
-    if users.is_empty() {
+    if open {
         eprintln!(
             "chartty serve: no users configured, access is open to anyone who can reach this address"
         );
@@ -117,15 +126,12 @@ pub async fn start_with_staff(
 
     let addr = listener.local_addr()?;
     let base_url = format!("http://{addr}/fhir");
-    let (audit, audit_thread) = audit::spawn(&config.db)?;
+    let db = db::Db::open(&config.db, &options)?;
     let app = Arc::new(http::App {
-        db: http::Db::open(config.db.clone())?,
-        users: users
-            .iter()
-            .map(|u| (u.token.clone(), u.clone()))
-            .collect::<HashMap<_, _>>(),
+        db: db.clone(),
+        open,
         base_url: base_url.clone(),
-        audit: audit.clone(),
+        options,
     });
     let router = Router::new()
         .fallback(http::dispatch)
@@ -134,11 +140,14 @@ pub async fn start_with_staff(
         .layer(CompressionLayer::new());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
-        let served = axum::serve(listener, router)
-            .with_graceful_shutdown(async {
-                let _ = rx.await;
-            })
-            .await;
+        let served = axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async {
+            let _ = rx.await;
+        })
+        .await;
         if let Err(err) = served {
             tracing::error!(error = %err, "server stopped with an error");
         }
@@ -150,19 +159,9 @@ pub async fn start_with_staff(
         users,
         shutdown: Some(tx),
         task: Some(task),
-        audit,
-        audit_thread: Some(audit_thread),
+        db,
+        open,
     })
-}
-
-/// 32 bytes from the operating system's RNG, hex encoded.
-fn fresh_token() -> anyhow::Result<String> {
-    use rand::TryRng;
-    let mut bytes = [0u8; 32];
-    rand::rngs::SysRng
-        .try_fill_bytes(&mut bytes)
-        .map_err(|e| anyhow::anyhow!("no randomness from the OS: {e}"))?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 impl RunningServer {
@@ -173,6 +172,11 @@ impl RunningServer {
             .map(|u| u.token.as_str())
     }
 
+    /// Whether the server has no users (anyone who reaches it may use it).
+    pub fn open_access(&self) -> bool {
+        self.open
+    }
+
     /// Stop accepting, finish in-flight requests, close the database.
     pub async fn stop(mut self) {
         if let Some(tx) = self.shutdown.take() {
@@ -181,9 +185,8 @@ impl RunningServer {
         if let Some(task) = self.task.take() {
             let _ = task.await;
         }
-        self.audit.stop();
-        if let Some(t) = self.audit_thread.take() {
-            let _ = tokio::task::spawn_blocking(move || t.join()).await;
-        }
+        self.db.stop();
+        let db = self.db.clone();
+        let _ = tokio::task::spawn_blocking(move || db.join()).await;
     }
 }

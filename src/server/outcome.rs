@@ -9,6 +9,8 @@ pub struct FhirError {
     /// `OperationOutcome.issue.code` (IssueType value set).
     pub code: &'static str,
     pub message: String,
+    /// The element at fault (`OperationOutcome.issue.expression`).
+    pub expression: Option<String>,
 }
 
 impl FhirError {
@@ -17,6 +19,7 @@ impl FhirError {
             status,
             code,
             message: message.into(),
+            expression: None,
         }
     }
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -43,6 +46,10 @@ impl FhirError {
     pub fn method_not_allowed(message: impl Into<String>) -> Self {
         Self::new(StatusCode::METHOD_NOT_ALLOWED, "not-supported", message)
     }
+    /// The server cannot take the request now (answered with `Retry-After`).
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "transient", message)
+    }
     pub fn internal() -> Self {
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -57,7 +64,11 @@ impl FhirError {
         } else {
             "error"
         };
-        outcome(severity, self.code, &self.message)
+        let mut o = outcome(severity, self.code, &self.message);
+        if let Some(e) = &self.expression {
+            o["issue"][0]["expression"] = json!([e]);
+        }
+        o
     }
 }
 

@@ -209,6 +209,19 @@ static LOCATION: &[Param] = &[
     p("identifier", Token, &["identifier"], None),
     p("organization", Reference, &["managingOrganization"], None),
 ];
+static COVERAGE: &[Param] = &[
+    p("patient", Reference, &["beneficiary"], PAT),
+    p("beneficiary", Reference, &["beneficiary"], None),
+    p("status", Token, &["status"], None),
+    p("identifier", Token, &["identifier"], None),
+];
+static APPOINTMENT: &[Param] = &[
+    p("patient", Reference, &["participant.actor"], PAT),
+    p("actor", Reference, &["participant.actor"], None),
+    p("status", Token, &["status"], None),
+    p("date", Date, &["start"], None),
+    p("identifier", Token, &["identifier"], None),
+];
 static PATIENT_SCOPED: &[Param] = &[
     p("patient", Reference, &["patient", "subject"], PAT),
     p("identifier", Token, &["identifier"], None),
@@ -245,11 +258,11 @@ pub static OTHER_TYPES: &[(&str, &[Param])] = &[
     ("Device", PATIENT_SCOPED),
     ("Claim", PATIENT_SCOPED),
     ("ExplanationOfBenefit", PATIENT_SCOPED),
-    ("Coverage", PATIENT_SCOPED),
+    ("Coverage", COVERAGE),
     ("MedicationAdministration", PATIENT_SCOPED),
     ("MedicationStatement", PATIENT_SCOPED),
     ("ServiceRequest", PATIENT_SCOPED),
-    ("Appointment", PATIENT_SCOPED),
+    ("Appointment", APPOINTMENT),
     ("Specimen", PATIENT_SCOPED),
     ("Media", PATIENT_SCOPED),
     ("Provenance", &[]),

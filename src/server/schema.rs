@@ -102,6 +102,11 @@ pub static MIGRATIONS: &[Migration] = &[
         summary: "Observation/$lastn index",
         apply: v3_lastn_index,
     },
+    Migration {
+        version: 4,
+        summary: "users and tokens; a chained, append-only audit trail; coverage and appointments by patient",
+        apply: v4_users_and_chained_audit,
+    },
 ];
 
 /// The schema version this build writes.
@@ -269,6 +274,147 @@ fn v3_lastn_index(conn: &Connection) -> anyhow::Result<()> {
             .with_context(|| format!("resource row {rid} is not JSON"))?;
         if let Some(row) = params::extract(ty, &value).lastn {
             insert.execute(params![rid, row.subject, row.group, row.effective])?;
+        }
+        Ok(())
+    })?;
+    Ok(())
+}
+
+/// The schema of migration 4: users and their tokens (as hashes), and the
+/// audit trail as a hash chain (see `audit`).
+pub const V4_SCHEMA: &str = "
+CREATE TABLE users (
+    id INTEGER PRIMARY KEY,
+    login TEXT NOT NULL UNIQUE,
+    name TEXT NOT NULL,
+    role TEXT NOT NULL,
+    practitioner TEXT,
+    issuer TEXT,
+    subject TEXT,
+    disabled INTEGER NOT NULL DEFAULT 0,
+    created INTEGER NOT NULL,
+    UNIQUE (issuer, subject)
+);
+CREATE TABLE tokens (
+    hash BLOB PRIMARY KEY,
+    user_id INTEGER NOT NULL REFERENCES users(id),
+    issued INTEGER NOT NULL,
+    expires INTEGER NOT NULL,
+    revoked INTEGER,
+    label TEXT
+) WITHOUT ROWID;
+CREATE INDEX tokens_user ON tokens(user_id);
+CREATE TABLE audit_v3 AS SELECT * FROM audit;
+DROP TABLE audit;
+CREATE TABLE audit (
+    seq INTEGER PRIMARY KEY,
+    at INTEGER NOT NULL,
+    request TEXT,
+    source TEXT,
+    user TEXT,
+    name TEXT,
+    role TEXT,
+    who TEXT,
+    action TEXT NOT NULL,
+    type TEXT,
+    id TEXT,
+    version INTEGER,
+    query TEXT,
+    entities TEXT NOT NULL DEFAULT '[]',
+    patients TEXT NOT NULL DEFAULT '[]',
+    status INTEGER NOT NULL,
+    detail TEXT,
+    prev BLOB NOT NULL,
+    hash BLOB NOT NULL
+);
+CREATE INDEX audit_who ON audit(who, seq);
+CREATE INDEX audit_user ON audit(user, seq);
+CREATE TABLE audit_patient (
+    patient TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    PRIMARY KEY (patient, seq)
+) WITHOUT ROWID;
+CREATE TABLE audit_indexed (
+    one INTEGER PRIMARY KEY CHECK (one = 1),
+    upto INTEGER NOT NULL
+);
+CREATE TABLE audit_head (
+    one INTEGER PRIMARY KEY CHECK (one = 1),
+    seq INTEGER NOT NULL,
+    hash BLOB NOT NULL
+);
+CREATE TABLE audit_archive (
+    upto INTEGER PRIMARY KEY,
+    hash BLOB NOT NULL,
+    count INTEGER NOT NULL,
+    file TEXT NOT NULL,
+    at INTEGER NOT NULL
+);
+";
+
+/// Users and tokens; the audit trail becomes a hash chain. The AuditEvents
+/// an older server stored as resources (with the patient, which the old
+/// `audit` rows lack) become the first records of the chain, oldest
+/// first, and leave the resources (no client may write or change one). The
+/// old rows are dropped: each is also one of those AuditEvents. Coverage
+/// and Appointment are indexed again, now searchable by patient.
+fn v4_users_and_chained_audit(conn: &Connection) -> anyhow::Result<()> {
+    // A database an older chartty marked as version 1 again has it all
+    // already (that chartty only creates tables that are missing).
+    if !columns(conn, "users")?.is_empty() {
+        return Ok(());
+    }
+    conn.execute_batch(V4_SCHEMA)?;
+    let legacy_events: i64 = conn.query_row(
+        "SELECT COUNT(*) FROM resources WHERE type = 'AuditEvent'",
+        [],
+        |r| r.get(0),
+    )?;
+    let legacy_rows: i64 = conn.query_row("SELECT COUNT(*) FROM audit_v3", [], |r| r.get(0))?;
+    let adopted = super::audit::adopt_legacy(conn)?;
+    tracing::info!(
+        adopted,
+        legacy_events,
+        legacy_rows,
+        "audit records moved into the chained trail"
+    );
+    conn.execute_batch("DROP TABLE audit_v3;")?;
+    conn.execute_batch(super::audit::NO_UPDATE_TRIGGER)?;
+    conn.execute_batch(super::audit::NO_DELETE_TRIGGER)?;
+
+    let types = ["Coverage", "Appointment"];
+    for ty in types {
+        for table in ["idx_string", "idx_token", "idx_date", "idx_ref"] {
+            conn.execute(&format!("DELETE FROM {table} WHERE type = ?1"), params![ty])?;
+        }
+    }
+    each_resource(conn, Some(&types), |rid, ty, json| {
+        let value: Value = serde_json::from_str(json)
+            .with_context(|| format!("resource row {rid} is not JSON"))?;
+        let rows = params::extract(ty, &value);
+        for (param, v) in &rows.strings {
+            conn.execute(
+                "INSERT OR IGNORE INTO idx_string (type, param, value, rid) VALUES (?1, ?2, ?3, ?4)",
+                params![ty, param, v, rid],
+            )?;
+        }
+        for (param, system, code) in &rows.tokens {
+            conn.execute(
+                "INSERT OR IGNORE INTO idx_token (type, param, code, system, rid) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![ty, param, code, system, rid],
+            )?;
+        }
+        for (param, lo, hi) in &rows.dates {
+            conn.execute(
+                "INSERT OR IGNORE INTO idx_date (type, param, lo, hi, rid) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![ty, param, lo, hi, rid],
+            )?;
+        }
+        for (param, r) in &rows.refs {
+            conn.execute(
+                "INSERT OR IGNORE INTO idx_ref (type, param, ref, rid) VALUES (?1, ?2, ?3, ?4)",
+                params![ty, param, r, rid],
+            )?;
         }
         Ok(())
     })?;
@@ -454,6 +600,105 @@ mod tests {
             .query_row("SELECT COUNT(*) FROM idx_lastn", [], |r| r.get(0))
             .unwrap();
         assert_eq!(lastn, 1);
+    }
+
+    /// A version 3 database as the server before the chained audit wrote
+    /// it: AuditEvents stored as resources (with the patient) beside the
+    /// old `audit` rows, and a Coverage indexed without its beneficiary.
+    #[test]
+    fn a_version_3_database_gets_users_and_a_chained_audit() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v3.db");
+        let conn = store::connect(&path).unwrap();
+        migrate_with(&conn, &MIGRATIONS[..3]).unwrap();
+        assert_eq!(version(&conn).unwrap(), 3);
+        let events = [
+            json!({"resourceType": "AuditEvent", "recorded": "2026-01-05T10:00:00.000Z",
+                "subtype": [{"code": "read"}], "action": "R", "outcome": "0", "outcomeDesc": "200",
+                "agent": [{"requestor": true, "who": {"reference": "Practitioner/pr-nurse", "display": "Rosa Delgado, RN"},
+                           "role": [{"coding": [{"system": "urn:chartty:role", "code": "nurse"}]}]}],
+                "entity": [{"what": {"reference": "Observation/o1"}}, {"what": {"reference": "Patient/p1"}}]}),
+            json!({"resourceType": "AuditEvent", "recorded": "2026-01-05T10:01:00.000Z",
+                "subtype": [{"code": "search-type"}], "action": "E", "outcome": "4", "outcomeDesc": "403",
+                "agent": [{"requestor": true, "who": {"reference": "Practitioner/pr-frontdesk", "display": "Kevin Park"}}],
+                "entity": [{"type": {"code": "Observation"}}, {"what": {"reference": "Patient/p1"}}]}),
+        ];
+        for (i, e) in events.iter().enumerate() {
+            let mut e = e.clone();
+            e["id"] = json!(format!("ae{i}"));
+            conn.execute(
+                "INSERT INTO resources (type, id, version, lu, deleted, json) VALUES ('AuditEvent', ?1, 1, 0, 0, ?2)",
+                params![format!("ae{i}"), e.to_string()],
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO audit (at, user, role, action, type, id, status) VALUES (0, 'x', 'nurse', 'read', 'Observation', 'o1', 200)",
+                [],
+            )
+            .unwrap();
+        }
+        conn.execute(
+            "INSERT INTO resources (type, id, version, lu, deleted, json) VALUES ('Coverage', 'cov1', 1, 0, 0, ?1)",
+            [json!({"resourceType": "Coverage", "id": "cov1", "status": "active",
+                "beneficiary": {"reference": "Patient/p1"}}).to_string()],
+        )
+        .unwrap();
+        drop(conn);
+
+        let store = Store::open(&path).unwrap();
+        let conn = store.connection();
+        assert_eq!(version(conn).unwrap(), latest());
+        for table in [
+            "users",
+            "tokens",
+            "audit_patient",
+            "audit_head",
+            "audit_archive",
+        ] {
+            assert!(!columns(conn, table).unwrap().is_empty(), "{table}");
+        }
+        let left: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM resources WHERE type = 'AuditEvent'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(left, 0, "AuditEvents leave the resources");
+        let verdict = crate::server::audit::verify(conn).unwrap();
+        assert!(verdict.intact(), "{:?}", verdict.problems);
+        assert_eq!(verdict.records, 2);
+        let first = crate::server::audit::read(conn, 1).unwrap().unwrap().event;
+        assert_eq!(
+            (
+                first.who.as_deref(),
+                first.role.as_deref(),
+                first.action.as_str(),
+                first.status
+            ),
+            (Some("Practitioner/pr-nurse"), Some("nurse"), "read", 200)
+        );
+        assert_eq!(first.patients, ["Patient/p1"]);
+        let by_patient = crate::server::audit::search(
+            conn,
+            &crate::server::audit::Search {
+                patient: Some("Patient/p1".into()),
+                count: 10,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(by_patient.len(), 2);
+        // The trail is append-only.
+        assert!(conn.execute("DELETE FROM audit", []).is_err());
+        // Coverage is found by its patient.
+        let q = search::parse(
+            "Coverage",
+            &[("patient".to_string(), "p1".to_string())],
+            &[],
+        )
+        .unwrap();
+        assert_eq!(q.first(conn, 5).unwrap().len(), 1);
     }
 
     #[test]

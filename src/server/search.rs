@@ -17,6 +17,10 @@ use crate::fhir::time;
 
 pub const DEFAULT_COUNT: usize = 20;
 pub const MAX_COUNT: usize = 1000;
+/// Most values one search parameter may carry (`a,b,c` or words of a name).
+pub const MAX_VALUES: usize = 100;
+/// Most parameters one search may carry.
+pub const MAX_PARAMS: usize = 50;
 
 /// Result parameters understood; everything else starting with `_` is unknown.
 const CONTROL: &[&str] = &[
@@ -372,9 +376,29 @@ pub fn parse(
         unknown: Vec::new(),
         link_params: Vec::new(),
     };
+    if request.len() > MAX_PARAMS {
+        return Err(FhirError::new(
+            axum::http::StatusCode::BAD_REQUEST,
+            "too-costly",
+            format!(
+                "the search has {} parameters; at most {MAX_PARAMS} are taken",
+                request.len()
+            ),
+        ));
+    }
     for (name, value) in request {
         if name != "_cursor" {
             q.link_params.push((name.clone(), value.clone()));
+        }
+        let values = split_or(value).len().max(value.split_whitespace().count());
+        if values > MAX_VALUES {
+            return Err(FhirError::new(
+                axum::http::StatusCode::BAD_REQUEST,
+                "too-costly",
+                format!(
+                    "search parameter {name} has {values} values; at most {MAX_VALUES} are taken"
+                ),
+            ));
         }
     }
     for (name, value) in request.iter().chain(forced.iter()) {
@@ -511,6 +535,33 @@ pub fn parse(
 }
 
 impl Query {
+    /// Limits the search by an SQL test of the row `r` (a caller's scope).
+    pub fn restrict(&mut self, sql: String, args: Vec<Sql>) {
+        let test = (format!("({sql})"), args);
+        self.conds.push(Cond {
+            rank: None,
+            probe: None,
+            form: Form::Column,
+            driver: test.clone(),
+            filter: test,
+        });
+    }
+
+    /// Up to `limit` current matches, in row order (conditional creates).
+    pub fn first(&self, conn: &Connection, limit: usize) -> Result<Vec<Stored>, FhirError> {
+        if !self.unknown.is_empty() {
+            return Err(FhirError::bad_request(format!(
+                "unknown search parameters in condition: {}",
+                self.unknown.join(", ")
+            )));
+        }
+        let mut q = self.clone();
+        q.count = limit;
+        q.sort = SortKey::Rid;
+        q.cursor = None;
+        Ok(q.page(conn)?.0)
+    }
+
     /// The condition whose row ids drive the query, if any. For a page in
     /// row id order, a broad condition (see [`BROAD`]) does not drive.
     fn pick_driver(&self, conn: &Connection, rid_order: bool) -> Result<Option<usize>, FhirError> {
@@ -737,6 +788,16 @@ fn mark_subsetted(obj: &mut serde_json::Map<String, Value>) {
     }
 }
 
+/// What the caller may see of a resource found (`None`: leave it out).
+pub type Show<'a> = dyn FnMut(&Stored, Mode) -> Result<Option<Value>, FhirError> + 'a;
+
+/// How a resource is in a searchset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Match,
+    Include,
+}
+
 /// Runs a search and builds the searchset Bundle. `can_read` decides, per
 /// resource type, whether `_include`d resources may be shown to the caller.
 pub fn bundle(
@@ -744,6 +805,20 @@ pub fn bundle(
     q: &Query,
     base: &str,
     can_read: &dyn Fn(&str) -> bool,
+) -> Result<Value, FhirError> {
+    bundle_with(conn, q, base, &mut |s: &Stored, mode| {
+        Ok((mode == Mode::Match || can_read(&s.ty)).then(|| s.value()))
+    })
+}
+
+/// Runs a search and builds the searchset Bundle; `show` is asked for
+/// every resource found (matches and includes) and returns what the
+/// caller may see of it, or `None` to leave it out.
+pub fn bundle_with(
+    conn: &Connection,
+    q: &Query,
+    base: &str,
+    show: &mut Show<'_>,
 ) -> Result<Value, FhirError> {
     let mut bundle = json!({
         "resourceType": "Bundle",
@@ -766,10 +841,12 @@ pub fn bundle(
         }
         let refs = q.include_refs(conn, &matches)?;
         for m in &matches {
-            let res = q.present(m.value());
+            let Some(res) = show(m, Mode::Match)? else {
+                continue;
+            };
             entries.push(json!({
                 "fullUrl": format!("{base}/{}/{}", m.ty, m.id),
-                "resource": res,
+                "resource": q.present(res),
                 "search": {"mode": "match"}
             }));
         }
@@ -777,13 +854,12 @@ pub fn bundle(
             let Some((ty, id)) = r.split_once('/') else {
                 continue;
             };
-            if !can_read(ty) {
-                continue;
-            }
-            if let Some(s) = store::current(conn, ty, id)?.filter(|s| !s.deleted) {
+            if let Some(s) = store::current(conn, ty, id)?.filter(|s| !s.deleted)
+                && let Some(res) = show(&s, Mode::Include)?
+            {
                 entries.push(json!({
                     "fullUrl": format!("{base}/{}/{}", s.ty, s.id),
-                    "resource": s.value(),
+                    "resource": res,
                     "search": {"mode": "include"}
                 }));
             }

@@ -225,6 +225,13 @@ pub fn write(
     resource: Option<Value>,
     now: i64,
 ) -> rusqlite::Result<Stored> {
+    if ty == "AuditEvent" {
+        // The trail lives in the `audit` table (see `audit`); nothing
+        // writes one as a resource.
+        return Err(rusqlite::Error::InvalidParameterName(
+            "AuditEvents are not stored as resources".into(),
+        ));
+    }
     let prev = previous(conn, ty, id)?;
     write_after(conn, ty, id, resource, now, prev, None)
 }
@@ -456,6 +463,10 @@ pub fn upsert_one(conn: &Connection, resource: Value, now: i64) -> anyhow::Resul
     else {
         anyhow::bail!("resource without a valid resourceType");
     };
+    anyhow::ensure!(
+        ty != "AuditEvent",
+        "AuditEvents are recorded by the server's audit trail, never stored as resources"
+    );
     let id = resource
         .get("id")
         .and_then(Value::as_str)

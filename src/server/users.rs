@@ -1,0 +1,409 @@
+//! The people who use the server, and the bearer tokens they hold.
+//!
+//! A user has a login, a display name, a role, the `Practitioner` they
+//! are in the record, and a disabled flag; `issuer`/`subject` are kept
+//! for SMART on FHIR sign-in (an OpenID Connect `iss` and `sub`), so that
+//! a user signed in by an identity provider is the same row as the one
+//! created here. A token is stored only as its SHA-256, with when it was
+//! issued, when it expires and when it was revoked: the database never
+//! holds a token that works.
+
+use rusqlite::{Connection, OptionalExtension, params};
+use sha2::{Digest, Sha256};
+
+use crate::roles::Role;
+
+use super::store;
+
+/// A signed-in user, as the audit and the access rules see them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct User {
+    pub id: i64,
+    pub login: String,
+    pub name: String,
+    pub role: Role,
+    /// `Practitioner/<id>` of this person, if they are one.
+    pub practitioner: Option<String>,
+}
+
+impl User {
+    /// The reference the server writes as author, sender, signer: the
+    /// practitioner, else the user's login as a display-only reference.
+    pub fn reference(&self) -> serde_json::Value {
+        match &self.practitioner {
+            Some(p) => serde_json::json!({"reference": p, "display": self.name}),
+            None => serde_json::json!({"display": self.name}),
+        }
+    }
+}
+
+/// SHA-256 of a token, as stored.
+pub fn token_hash(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+/// 32 bytes from the operating system's RNG, hex encoded.
+pub fn fresh_token() -> anyhow::Result<String> {
+    use rand::TryRng;
+    let mut bytes = [0u8; 32];
+    rand::rngs::SysRng
+        .try_fill_bytes(&mut bytes)
+        .map_err(|e| anyhow::anyhow!("no randomness from the OS: {e}"))?;
+    Ok(store::hex(&bytes))
+}
+
+/// Creates the user `login`, or updates its name, role and practitioner
+/// (and enables it); returns its id.
+pub fn upsert(
+    conn: &Connection,
+    login: &str,
+    name: &str,
+    role: Role,
+    practitioner: Option<&str>,
+) -> rusqlite::Result<i64> {
+    conn.execute(
+        "INSERT INTO users (login, name, role, practitioner, disabled, created)
+         VALUES (?1, ?2, ?3, ?4, 0, ?5)
+         ON CONFLICT (login) DO UPDATE SET name = ?2, role = ?3, practitioner = ?4, disabled = 0",
+        params![login, name, role.code(), practitioner, store::now_ms()],
+    )?;
+    conn.query_row(
+        "SELECT id FROM users WHERE login = ?1",
+        params![login],
+        |r| r.get(0),
+    )
+}
+
+/// Issues a new token for a user, valid for `ttl`; returns the token (the
+/// only time it is seen).
+pub fn issue(
+    conn: &Connection,
+    user: i64,
+    ttl: std::time::Duration,
+    label: &str,
+) -> anyhow::Result<String> {
+    let token = fresh_token()?;
+    let now = store::now_ms();
+    let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+    conn.execute(
+        "INSERT INTO tokens (hash, user_id, issued, expires, revoked, label)
+         VALUES (?1, ?2, ?3, ?4, NULL, ?5)",
+        params![
+            token_hash(&token).as_slice(),
+            user,
+            now,
+            now.saturating_add(ttl_ms),
+            label
+        ],
+    )?;
+    Ok(token)
+}
+
+fn row_to_user(
+    r: &rusqlite::Row<'_>,
+) -> rusqlite::Result<(i64, String, String, String, Option<String>)> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+}
+
+fn user_of(
+    (id, login, name, role, practitioner): (i64, String, String, String, Option<String>),
+) -> Option<User> {
+    Some(User {
+        id,
+        login,
+        name,
+        role: role.parse().ok()?,
+        practitioner,
+    })
+}
+
+/// Why a token does not sign anyone in (said to the client as is: it names
+/// no user).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    Unknown,
+    Expired,
+    Revoked,
+    Disabled,
+}
+
+impl Refused {
+    pub fn says(self) -> &'static str {
+        match self {
+            Refused::Unknown => "unknown token",
+            Refused::Expired => "the token has expired; sign in again",
+            Refused::Revoked => "the token was revoked",
+            Refused::Disabled => "this user is disabled",
+        }
+    }
+}
+
+/// The user a token signs in, at `now`.
+pub fn authenticate(
+    conn: &Connection,
+    token: &str,
+    now: i64,
+) -> rusqlite::Result<Result<User, Refused>> {
+    let found = conn
+        .prepare_cached(
+            "SELECT u.id, u.login, u.name, u.role, u.practitioner, t.expires, t.revoked, u.disabled
+             FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.hash = ?1",
+        )?
+        .query_row(params![token_hash(token).as_slice()], |r| {
+            Ok((
+                row_to_user(r)?,
+                r.get::<_, i64>(5)?,
+                r.get::<_, Option<i64>>(6)?,
+                r.get::<_, i64>(7)? != 0,
+            ))
+        })
+        .optional()?;
+    let Some((user, expires, revoked, disabled)) = found else {
+        return Ok(Err(Refused::Unknown));
+    };
+    Ok(if revoked.is_some() {
+        Err(Refused::Revoked)
+    } else if disabled {
+        Err(Refused::Disabled)
+    } else if expires <= now {
+        Err(Refused::Expired)
+    } else {
+        user_of(user).ok_or(Refused::Disabled)
+    })
+}
+
+/// The login of the user a token was issued to, whatever its state (for
+/// the audit record of a refused sign-in; never told to the client).
+pub fn owner(conn: &Connection, token: &str) -> rusqlite::Result<Option<String>> {
+    conn.prepare_cached(
+        "SELECT u.login FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.hash = ?1",
+    )?
+    .query_row(params![token_hash(token).as_slice()], |r| r.get(0))
+    .optional()
+}
+
+/// Forgets tokens that expired or were revoked more than `keep_ms` ago.
+pub fn prune(conn: &Connection, now: i64, keep_ms: i64) -> rusqlite::Result<usize> {
+    conn.execute(
+        "DELETE FROM tokens WHERE expires < ?1 OR revoked < ?1",
+        params![now - keep_ms],
+    )
+}
+
+/// Whether any enabled user exists (then the server asks for tokens).
+pub fn any_enabled(conn: &Connection) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM users WHERE disabled = 0)",
+        [],
+        |r| r.get(0),
+    )
+}
+
+/// What `revoke` did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Revoked {
+    /// One token, of this user.
+    Token {
+        login: String,
+    },
+    /// Every live token of this user.
+    User {
+        login: String,
+        tokens: usize,
+    },
+    Nothing,
+}
+
+/// Revokes a token (given as itself), or every live token of a user (given
+/// by login).
+pub fn revoke(conn: &Connection, token_or_login: &str, now: i64) -> rusqlite::Result<Revoked> {
+    let hash = token_hash(token_or_login);
+    let login: Option<String> = conn
+        .query_row(
+            "SELECT u.login FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.hash = ?1",
+            params![hash.as_slice()],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if let Some(login) = login {
+        conn.execute(
+            "UPDATE tokens SET revoked = ?2 WHERE hash = ?1 AND revoked IS NULL",
+            params![hash.as_slice(), now],
+        )?;
+        return Ok(Revoked::Token { login });
+    }
+    let user: Option<i64> = conn
+        .query_row(
+            "SELECT id FROM users WHERE login = ?1",
+            params![token_or_login],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let Some(user) = user else {
+        return Ok(Revoked::Nothing);
+    };
+    let tokens = conn.execute(
+        "UPDATE tokens SET revoked = ?2 WHERE user_id = ?1 AND revoked IS NULL",
+        params![user, now],
+    )?;
+    Ok(Revoked::User {
+        login: token_or_login.to_string(),
+        tokens,
+    })
+}
+
+/// Disables (or enables) a user: their tokens stop working at once.
+pub fn set_disabled(conn: &Connection, login: &str, disabled: bool) -> rusqlite::Result<bool> {
+    Ok(conn.execute(
+        "UPDATE users SET disabled = ?2 WHERE login = ?1",
+        params![login, disabled as i64],
+    )? > 0)
+}
+
+/// One line per user: login, role, name, practitioner, disabled, live tokens.
+pub fn list(conn: &Connection, now: i64) -> rusqlite::Result<Vec<(User, bool, i64)>> {
+    let mut stmt = conn.prepare(
+        "SELECT u.id, u.login, u.name, u.role, u.practitioner, u.disabled,
+                (SELECT COUNT(*) FROM tokens t WHERE t.user_id = u.id AND t.revoked IS NULL AND t.expires > ?1)
+         FROM users u ORDER BY u.login",
+    )?;
+    let rows = stmt.query_map(params![now], |r| {
+        Ok((
+            row_to_user(r)?,
+            r.get::<_, i64>(5)? != 0,
+            r.get::<_, i64>(6)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (u, disabled, live) = row?;
+        if let Some(u) = user_of(u) {
+            out.push((u, disabled, live));
+        }
+    }
+    Ok(out)
+}
+
+/// Creates (or refreshes) a user per staff member, each with a fresh token
+/// valid for `ttl`; the login of a staff member is its practitioner id.
+pub fn start_staff(
+    conn: &Connection,
+    staff: Vec<super::demo::DemoStaff>,
+    ttl: std::time::Duration,
+) -> anyhow::Result<Vec<super::DemoUser>> {
+    // Tokens of earlier starts are kept a month after they stop working
+    // (the audit names their users; the table does not grow without end).
+    prune(conn, store::now_ms(), 30 * 86_400_000)?;
+    let mut out = Vec::with_capacity(staff.len());
+    for s in staff {
+        let practitioner = format!("Practitioner/{}", s.practitioner_id);
+        let id = upsert(
+            conn,
+            &s.practitioner_id,
+            &s.name,
+            s.role,
+            Some(&practitioner),
+        )?;
+        let token = issue(conn, id, ttl, "issued at start")?;
+        out.push(super::DemoUser {
+            role: s.role,
+            login: s.practitioner_id,
+            name: s.name,
+            practitioner,
+            token,
+        });
+    }
+    Ok(out)
+}
+
+/// The user with this login.
+pub fn find(conn: &Connection, login: &str) -> rusqlite::Result<Option<User>> {
+    Ok(conn
+        .query_row(
+            "SELECT id, login, name, role, practitioner FROM users WHERE login = ?1",
+            params![login],
+            row_to_user,
+        )
+        .optional()?
+        .and_then(user_of))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn db() -> (tempfile::TempDir, Connection) {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = store::connect(&dir.path().join("u.db")).unwrap();
+        store::migrate(&conn).unwrap();
+        (dir, conn)
+    }
+
+    #[test]
+    fn tokens_sign_in_until_they_expire_or_are_revoked() {
+        let (_dir, conn) = db();
+        let id = upsert(
+            &conn,
+            "rosa",
+            "Rosa Delgado, RN",
+            Role::Nurse,
+            Some("Practitioner/pr-nurse"),
+        )
+        .unwrap();
+        let day = std::time::Duration::from_secs(86_400);
+        let a = issue(&conn, id, day, "test").unwrap();
+        let b = issue(&conn, id, day, "test").unwrap();
+        assert_ne!(a, b);
+        let now = store::now_ms();
+        let user = authenticate(&conn, &a, now).unwrap().unwrap();
+        assert_eq!((user.login.as_str(), user.role), ("rosa", Role::Nurse));
+        assert_eq!(
+            authenticate(&conn, &a, now + 86_400_001).unwrap(),
+            Err(Refused::Expired)
+        );
+        assert_eq!(
+            authenticate(&conn, "nope", now).unwrap(),
+            Err(Refused::Unknown)
+        );
+        // The database holds no token in the clear.
+        let stored: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM tokens WHERE hash = ?1",
+                params![a.as_bytes()],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(stored, 0);
+
+        assert_eq!(
+            revoke(&conn, &a, now).unwrap(),
+            Revoked::Token {
+                login: "rosa".into()
+            }
+        );
+        assert_eq!(authenticate(&conn, &a, now).unwrap(), Err(Refused::Revoked));
+        assert!(authenticate(&conn, &b, now).unwrap().is_ok());
+        assert_eq!(
+            revoke(&conn, "rosa", now).unwrap(),
+            Revoked::User {
+                login: "rosa".into(),
+                tokens: 1
+            }
+        );
+        assert_eq!(authenticate(&conn, &b, now).unwrap(), Err(Refused::Revoked));
+        assert_eq!(revoke(&conn, "nobody", now).unwrap(), Revoked::Nothing);
+
+        let c = issue(&conn, id, day, "test").unwrap();
+        assert!(set_disabled(&conn, "rosa", true).unwrap());
+        assert_eq!(
+            authenticate(&conn, &c, now).unwrap(),
+            Err(Refused::Disabled)
+        );
+        assert!(!any_enabled(&conn).unwrap());
+        // Upserting again enables, keeps the id.
+        let again = upsert(&conn, "rosa", "Rosa Delgado", Role::Nurse, None).unwrap();
+        assert_eq!(again, id);
+        assert!(any_enabled(&conn).unwrap());
+        assert_eq!(list(&conn, now).unwrap().len(), 1);
+    }
+}
