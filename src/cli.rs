@@ -73,6 +73,10 @@ pub enum Command {
         /// Seed of the demo population (with --demo)
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Largest request body accepted, in MiB (raise it only to post
+        /// large transaction Bundles)
+        #[arg(long, value_name = "MIB", default_value_t = 8)]
+        max_body_mib: usize,
     },
     /// Load FHIR R4 Bundles (.json) and bulk NDJSON (.ndjson) into a database
     Import {
@@ -132,9 +136,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             demo,
             patients,
             seed,
+            max_body_mib,
         }) => {
             let demo = demo.then(|| DemoOptions::new(patients, seed));
-            serve(listen, db, demo)?;
+            let limits = server::Limits {
+                max_body: max_body_mib
+                    .checked_mul(1024 * 1024)
+                    .context("--max-body-mib is too large")?,
+                ..server::Limits::default()
+            };
+            serve(listen, db, demo, limits)?;
         }
         Some(Command::Import { db, paths }) => {
             let report = server::import::import_paths(&db, &paths, true)?;
@@ -172,14 +183,20 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 /// `chartty serve`: print how to reach it, then serve until Ctrl-C.
-fn serve(listen: SocketAddr, db: PathBuf, demo: Option<DemoOptions>) -> anyhow::Result<()> {
+fn serve(
+    listen: SocketAddr,
+    db: PathBuf,
+    demo: Option<DemoOptions>,
+    limits: server::Limits,
+) -> anyhow::Result<()> {
     init_server_logging();
     let rt = runtime()?;
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
-        let running = server::start(ServerConfig { db, demo }, listener).await?;
+        let running =
+            server::start_with_limits(ServerConfig { db, demo }, listener, limits).await?;
         let mut out = std::io::stdout().lock();
         writeln!(out, "serving FHIR R4 at {}", running.base_url)?;
         for user in &running.users {

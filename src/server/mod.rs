@@ -4,6 +4,7 @@
 pub mod access;
 pub mod audit;
 pub mod demo;
+pub mod guard;
 pub mod http;
 pub mod import;
 pub mod lastn;
@@ -12,8 +13,9 @@ pub mod params;
 pub mod schema;
 pub mod search;
 pub mod store;
+pub mod transport;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -27,6 +29,7 @@ use crate::roles::Role;
 
 pub use import::{ImportReport, import_paths};
 pub use store::Store;
+pub use transport::{Limits, TransportStats};
 
 /// How to start a server.
 #[derive(Debug, Clone)]
@@ -47,20 +50,19 @@ pub struct DemoUser {
     pub token: String,
 }
 
-/// A server running on a tokio task; dropping it does not stop it, `stop` does.
+/// A server running on tokio tasks. `stop` stops it gracefully; dropping it
+/// stops it too, without waiting.
 pub struct RunningServer {
     pub addr: SocketAddr,
     /// `http://<addr>/fhir`
     pub base_url: String,
     pub users: Vec<DemoUser>,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    shutdown: tokio::sync::watch::Sender<bool>,
     task: Option<tokio::task::JoinHandle<()>>,
+    transport: Arc<transport::Shared>,
     audit: audit::AuditSink,
     audit_thread: Option<std::thread::JoinHandle<()>>,
 }
-
-/// Largest request body accepted (transaction Bundles can be large).
-const MAX_BODY: usize = 64 * 1024 * 1024;
 
 /// Start serving on an already bound listener (tests bind `127.0.0.1:0`).
 ///
@@ -70,12 +72,21 @@ pub async fn start(
     config: ServerConfig,
     listener: tokio::net::TcpListener,
 ) -> anyhow::Result<RunningServer> {
+    start_with_limits(config, listener, Limits::default()).await
+}
+
+/// Like [`start`], with the given limits on connections and requests.
+pub async fn start_with_limits(
+    config: ServerConfig,
+    listener: tokio::net::TcpListener,
+    limits: Limits,
+) -> anyhow::Result<RunningServer> {
     let staff = if config.demo.is_some() {
         demo::staff()
     } else {
         Vec::new()
     };
-    start_with_staff(config, listener, staff).await
+    start_with(config, listener, staff, limits).await
 }
 
 /// Like [`start`], with the given staff as users (none: open access).
@@ -84,6 +95,28 @@ pub async fn start_with_staff(
     listener: tokio::net::TcpListener,
     staff: Vec<demo::DemoStaff>,
 ) -> anyhow::Result<RunningServer> {
+    start_with(config, listener, staff, Limits::default()).await
+}
+
+/// Like [`start_with_staff`], with the given limits on connections and
+/// requests.
+///
+/// Without users (open access) the listener must be on a loopback address:
+/// anyone who can reach the server could read and change every record.
+pub async fn start_with(
+    config: ServerConfig,
+    listener: tokio::net::TcpListener,
+    staff: Vec<demo::DemoStaff>,
+    limits: Limits,
+) -> anyhow::Result<RunningServer> {
+    let addr = listener.local_addr()?;
+    if staff.is_empty() && !addr.ip().to_canonical().is_loopback() {
+        anyhow::bail!(
+            "refusing to serve on {addr} without users: with open access anyone who can reach \
+             that address could read and change every record; listen on a loopback address \
+             (127.0.0.1 or [::1]) or start with users (--demo)"
+        );
+    }
     let db_path = config.db.clone();
     let demo_opts = config.demo;
     tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
@@ -115,7 +148,6 @@ pub async fn start_with_staff(
         );
     }
 
-    let addr = listener.local_addr()?;
     let base_url = format!("http://{addr}/fhir");
     let (audit, audit_thread) = audit::spawn(&config.db)?;
     let app = Arc::new(http::App {
@@ -127,29 +159,35 @@ pub async fn start_with_staff(
         base_url: base_url.clone(),
         audit: audit.clone(),
     });
+    // Who may make the server read a request body: the same tokens the
+    // dispatcher accepts (it checks them again, and decides).
+    let tokens: HashSet<String> = users.iter().map(|u| u.token.clone()).collect();
+    let guard = Arc::new(guard::Guard::new(
+        &limits,
+        users.is_empty(),
+        Box::new(move |headers| guard::bearer_token(headers).is_some_and(|t| tokens.contains(t))),
+    ));
     let router = Router::new()
         .fallback(http::dispatch)
         .with_state(app)
-        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::from_fn_with_state(guard, guard::admit))
+        .layer(DefaultBodyLimit::max(limits.max_body))
         .layer(CompressionLayer::new());
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        let served = axum::serve(listener, router)
-            .with_graceful_shutdown(async {
-                let _ = rx.await;
-            })
-            .await;
-        if let Err(err) = served {
-            tracing::error!(error = %err, "server stopped with an error");
-        }
-    });
-    tracing::info!(%addr, users = users.len(), "portal server listening");
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let served = transport::spawn(listener, router, limits, rx);
+    tracing::info!(
+        %addr,
+        users = users.len(),
+        max_connections = served.shared.stats().max_connections,
+        "portal server listening"
+    );
     Ok(RunningServer {
         addr,
         base_url,
         users,
-        shutdown: Some(tx),
-        task: Some(task),
+        shutdown: tx,
+        task: Some(served.task),
+        transport: served.shared,
         audit,
         audit_thread: Some(audit_thread),
     })
@@ -173,11 +211,15 @@ impl RunningServer {
             .map(|u| u.token.as_str())
     }
 
-    /// Stop accepting, finish in-flight requests, close the database.
+    /// Counters of the connections (open now, accepted, closed and why).
+    pub fn transport_stats(&self) -> TransportStats {
+        self.transport.stats()
+    }
+
+    /// Stop accepting, close idle connections, finish in-flight requests
+    /// (within `Limits::shutdown_grace`), close the database.
     pub async fn stop(mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
+        let _ = self.shutdown.send(true);
         if let Some(task) = self.task.take() {
             let _ = task.await;
         }
