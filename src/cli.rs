@@ -79,6 +79,10 @@ pub enum Command {
         /// Hours the tokens issued at start (the demo users') stay valid
         #[arg(long, default_value_t = 12)]
         token_hours: u64,
+        /// Largest request body accepted, in MiB (raise it only to post
+        /// large transaction Bundles)
+        #[arg(long, value_name = "MIB", default_value_t = 8)]
+        max_body_mib: usize,
     },
     /// Load FHIR R4 Bundles (.json) and bulk NDJSON (.ndjson) into a database
     Import {
@@ -250,10 +254,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             patients,
             seed,
             token_hours,
+            max_body_mib,
         }) => {
             let demo = demo.then(|| DemoOptions::new(patients, seed));
             let options = server::Options {
                 token_ttl: std::time::Duration::from_secs(token_hours.saturating_mul(3600)),
+                limits: server::Limits {
+                    max_body: max_body_mib
+                        .checked_mul(1024 * 1024)
+                        .context("--max-body-mib is too large")?,
+                    ..server::Limits::default()
+                },
                 ..server::Options::default()
             };
             serve(listen, db, demo, options)?;

@@ -6,6 +6,7 @@ pub mod admin;
 pub mod audit;
 pub mod db;
 pub mod demo;
+pub mod guard;
 pub mod http;
 pub mod import;
 pub mod lastn;
@@ -15,6 +16,7 @@ pub mod params;
 pub mod schema;
 pub mod search;
 pub mod store;
+pub mod transport;
 pub mod users;
 pub mod validate;
 
@@ -32,6 +34,7 @@ use crate::roles::Role;
 pub use import::{ImportReport, import_paths};
 pub use options::Options;
 pub use store::Store;
+pub use transport::{Limits, TransportStats};
 
 /// How to start a server.
 #[derive(Debug, Clone)]
@@ -54,20 +57,19 @@ pub struct DemoUser {
     pub token: String,
 }
 
-/// A server running on a tokio task; dropping it does not stop it, `stop` does.
+/// A server running on tokio tasks. `stop` stops it gracefully; dropping it
+/// stops it too, without waiting.
 pub struct RunningServer {
     pub addr: SocketAddr,
     /// `http://<addr>/fhir`
     pub base_url: String,
     pub users: Vec<DemoUser>,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    shutdown: tokio::sync::watch::Sender<bool>,
     task: Option<tokio::task::JoinHandle<()>>,
+    transport: Arc<transport::Shared>,
     db: Arc<db::Db>,
     open: bool,
 }
-
-/// Largest request body accepted (transaction Bundles can be large).
-const MAX_BODY: usize = 64 * 1024 * 1024;
 
 /// Start serving on an already bound listener (tests bind `127.0.0.1:0`).
 ///
@@ -77,12 +79,25 @@ pub async fn start(
     config: ServerConfig,
     listener: tokio::net::TcpListener,
 ) -> anyhow::Result<RunningServer> {
+    start_with_limits(config, listener, Limits::default()).await
+}
+
+/// Like [`start`], with the given limits on connections and requests.
+pub async fn start_with_limits(
+    config: ServerConfig,
+    listener: tokio::net::TcpListener,
+    limits: Limits,
+) -> anyhow::Result<RunningServer> {
     let staff = if config.demo.is_some() {
         demo::staff()
     } else {
         Vec::new()
     };
-    start_with_staff(config, listener, staff).await
+    let options = Options {
+        limits,
+        ..Options::default()
+    };
+    start_with(config, listener, staff, options).await
 }
 
 /// Like [`start`], with the given staff as users (none, and no users in
@@ -95,18 +110,41 @@ pub async fn start_with_staff(
     start_with(config, listener, staff, Options::default()).await
 }
 
-/// Like [`start_with_staff`], with [`Options`].
+/// Like [`start_with_staff`], with [`Options`] (token lifetime, database
+/// pool, limits on connections and requests).
+///
+/// Without users (open access) the listener must be on a loopback address:
+/// anyone who can reach the server could read and change every record.
 pub async fn start_with(
     config: ServerConfig,
     listener: tokio::net::TcpListener,
     staff: Vec<demo::DemoStaff>,
     options: Options,
 ) -> anyhow::Result<RunningServer> {
+    let addr = listener.local_addr()?;
+    let loopback = addr.ip().to_canonical().is_loopback();
     let db_path = config.db.clone();
     let demo_opts = config.demo;
     let ttl = options.token_ttl;
+    let refuse_open = move || {
+        anyhow::anyhow!(
+            "refusing to serve on {addr} without users: with open access anyone who can \
+             reach that address could read and change every record; listen on a loopback \
+             address (127.0.0.1 or [::1]) or add users (chartty serve user add, or --demo)"
+        )
+    };
     let (users, open) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+        // Refused before anything is written: no users means anyone who
+        // reaches the address may read and change every record. A new
+        // database has none; an existing one may (`chartty serve user add`).
+        let exposed = staff.is_empty() && !loopback;
+        if exposed && !db_path.exists() {
+            return Err(refuse_open());
+        }
         let mut store = Store::open(&db_path)?;
+        if exposed && !users::any_enabled(store.connection())? {
+            return Err(refuse_open());
+        }
         if let Some(opts) = demo_opts
             && store.count("Patient")? == 0
         {
@@ -124,8 +162,8 @@ pub async fn start_with(
         );
     }
 
-    let addr = listener.local_addr()?;
     let base_url = format!("http://{addr}/fhir");
+    let limits = options.limits.clone();
     let db = db::Db::open(&config.db, &options)?;
     let app = Arc::new(http::App {
         db: db.clone(),
@@ -133,32 +171,44 @@ pub async fn start_with(
         base_url: base_url.clone(),
         options,
     });
+    // Who may make the server read a request body: a token that signs
+    // someone in now (the dispatcher checks it again, and decides).
+    let tokens = db.clone();
+    let guard = Arc::new(guard::Guard::new(
+        &limits,
+        open,
+        Box::new(move |token: String| {
+            let db = tokens.clone();
+            Box::pin(async move {
+                db.read(move |conn| -> Result<bool, outcome::FhirError> {
+                    Ok(users::authenticate(conn, &token, store::now_ms())?.is_ok())
+                })
+                .await
+                .unwrap_or(false)
+            })
+        }),
+    ));
     let router = Router::new()
         .fallback(http::dispatch)
         .with_state(app)
-        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::from_fn_with_state(guard, guard::admit))
+        .layer(DefaultBodyLimit::max(limits.max_body))
         .layer(CompressionLayer::new());
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        let served = axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async {
-            let _ = rx.await;
-        })
-        .await;
-        if let Err(err) = served {
-            tracing::error!(error = %err, "server stopped with an error");
-        }
-    });
-    tracing::info!(%addr, users = users.len(), "portal server listening");
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let served = transport::spawn(listener, router, limits, rx);
+    tracing::info!(
+        %addr,
+        users = users.len(),
+        max_connections = served.shared.stats().max_connections,
+        "portal server listening"
+    );
     Ok(RunningServer {
         addr,
         base_url,
         users,
-        shutdown: Some(tx),
-        task: Some(task),
+        shutdown: tx,
+        task: Some(served.task),
+        transport: served.shared,
         db,
         open,
     })
@@ -177,11 +227,15 @@ impl RunningServer {
         self.open
     }
 
-    /// Stop accepting, finish in-flight requests, close the database.
+    /// Counters of the connections (open now, accepted, closed and why).
+    pub fn transport_stats(&self) -> TransportStats {
+        self.transport.stats()
+    }
+
+    /// Stop accepting, close idle connections, finish in-flight requests
+    /// (within `Limits::shutdown_grace`), close the database.
     pub async fn stop(mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
+        let _ = self.shutdown.send(true);
         if let Some(task) = self.task.take() {
             let _ = task.await;
         }

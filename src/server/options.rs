@@ -16,6 +16,8 @@ pub struct Options {
     pub wait: Duration,
     /// Largest resource stored, as compact JSON (an import is not limited).
     pub max_resource_bytes: usize,
+    /// Limits on connections and requests (timeouts, sizes).
+    pub limits: super::transport::Limits,
 }
 
 /// Tokens of a working day, with the evening handover.
@@ -28,6 +30,7 @@ impl Default for Options {
             readers: 8,
             wait: Duration::from_secs(5),
             max_resource_bytes: 1024 * 1024,
+            limits: super::transport::Limits::default(),
         }
     }
 }
