@@ -357,6 +357,28 @@ async fn every_interaction_is_recorded_with_the_person_and_the_patient() {
     );
     assert_eq!(r.patients, vec![patient.clone()]);
     assert!(r.source.is_some());
+    // A write without a token is refused before its body is read, and
+    // recorded all the same.
+    let a = f
+        .send(
+            None,
+            Method::POST,
+            "Observation",
+            &[],
+            Some("{\"resourceType\": \"Observation\"}".into()),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+    let r = one(&f.records(&a)).clone();
+    assert_eq!(
+        (r.user.as_deref(), r.status, r.action.as_str()),
+        (None, 401, "create")
+    );
+    assert!(
+        r.source
+            .as_deref()
+            .is_some_and(|s| s.starts_with("127.0.0.1:"))
+    );
     let a = f
         .send(
             Some(Nurse),

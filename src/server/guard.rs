@@ -91,12 +91,26 @@ impl Refusal {
     }
 }
 
+/// Marks a request passed on without its body (no valid token): the
+/// connection closes after the answer, since the body is still on it.
+#[derive(Debug, Clone, Copy)]
+struct BodyLeftUnread;
+
 /// The middleware: refuses what the guard refuses, else passes the request
 /// on with its body read.
 pub async fn admit(State(guard): State<Arc<Guard>>, req: Request, next: Next) -> Response {
     let version = req.version();
     match guard.check(req).await {
-        Ok(req) => next.run(req).await,
+        Ok(req) => {
+            let unread = req.extensions().get::<BodyLeftUnread>().is_some();
+            let mut response = next.run(req).await;
+            if unread && version < Version::HTTP_2 {
+                response
+                    .headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            response
+        }
         Err(refusal) => {
             tracing::debug!(
                 status = refusal.err.status.as_u16(),
@@ -192,9 +206,12 @@ impl Guard {
             (true, Some(token)) => (self.authenticated)(token.to_string()).await,
         };
         if !signed_in {
-            return Err(refuse(FhirError::unauthorized(
-                "a valid bearer token is required before a request body is read",
-            )));
+            // The body stays unread; the dispatcher answers 401 (and puts
+            // it in the audit trail, with where it came from).
+            let (mut parts, _unread) = req.into_parts();
+            parts.headers.remove(header::CONTENT_LENGTH);
+            parts.extensions.insert(BodyLeftUnread);
+            return Ok(Request::from_parts(parts, Body::empty()));
         }
         if !has_body {
             return Ok(req);
