@@ -95,6 +95,9 @@ pub enum Command {
     },
     /// Print the effective keymap (built-in defaults and your overrides)
     Keys,
+    /// List the smart phrases (built-in and your own) and the key that
+    /// expands them in the note editor
+    Phrases,
 }
 
 /// Looking after a portal database (the server may be running).
@@ -293,8 +296,61 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             print!("{}", tui::keymap::reference(&load.keymap));
         }
+        Some(Command::Phrases) => {
+            let settings = config::load(&overrides)?;
+            let phrases = crate::notes::Phrases::load(settings.phrases_file.as_deref());
+            for w in &phrases.warnings {
+                eprintln!("warning: {w}");
+            }
+            let load = Keymap::load(settings.keymap_file.as_deref());
+            print!(
+                "{}",
+                phrases_reference(&phrases, &load.keymap, settings.phrases_file.as_deref())
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What `chartty phrases` prints.
+fn phrases_reference(
+    phrases: &crate::notes::Phrases,
+    keymap: &Keymap,
+    file: Option<&std::path::Path>,
+) -> String {
+    use crate::tui::action::Action;
+    use crate::tui::keymap::{Context, display_sequence};
+    let keys = |a: Action| -> Vec<String> {
+        keymap
+            .keys_for(Context::Editor, a)
+            .into_iter()
+            .map(display_sequence)
+            .collect()
+    };
+    let mut by = keys(Action::ExpandPhrase);
+    by.extend(keys(Action::NextField));
+    let mut out = format!(
+        "Type a phrase in the note editor, then press {} to expand it.\n\n",
+        if by.is_empty() {
+            "(no key bound: bind expand_phrase in [editor])".to_string()
+        } else {
+            by.join(" or ")
+        }
+    );
+    let list = phrases.list();
+    let width = list
+        .iter()
+        .map(|(n, _)| n.chars().count())
+        .max()
+        .unwrap_or(0);
+    for (name, what) in list {
+        out.push_str(&format!("{name:<width$}  {what}\n"));
+    }
+    out.push_str(&match file {
+        Some(f) => format!("\nYour phrases: {}\n", f.display()),
+        None => "\nYour phrases: none (set phrases_file)\n".to_string(),
+    });
+    out
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -618,4 +674,41 @@ fn init_server_logging() {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phrases_lists_built_in_and_own_phrases_with_the_bound_key() {
+        let phrases = crate::notes::Phrases::parse(
+            "[phrases]\nrefill = \"Refilled {{today}} for 90 days.\"\n",
+            "phrases.toml",
+        );
+        assert!(phrases.warnings.is_empty(), "{:?}", phrases.warnings);
+        let load = Keymap::load_str(
+            "[editor]\nkeymap = [{ on = \"ctrl-e\", run = \"expand_phrase\" }, { on = \"f2\", run = \"noop\" }]\n",
+            "keymap.toml",
+        );
+        assert!(load.warnings.is_empty(), "{:?}", load.warnings);
+        let out = phrases_reference(
+            &phrases,
+            &load.keymap,
+            Some(std::path::Path::new("/p.toml")),
+        );
+        assert!(out.contains("press ctrl-e or tab or ctrl-n"), "{out}");
+        assert!(!out.contains("f2"), "an unbound key is not offered: {out}");
+        for name in [".vitals", ".meds", ".allergies", ".probs", ".labs", ".a1c"] {
+            assert!(
+                out.lines().any(|l| l.starts_with(name)),
+                "{name} listed:\n{out}"
+            );
+        }
+        assert!(
+            out.contains(".refill") && out.contains("your phrase: Refilled {{today}}"),
+            "{out}"
+        );
+        assert!(out.contains("Your phrases: /p.toml"), "{out}");
+    }
 }

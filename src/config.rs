@@ -50,6 +50,10 @@ pub struct Settings {
     pub stale_vitals_days: u32,
     /// A latest result older than this is marked with its age.
     pub stale_results_days: u32,
+    /// The user's note templates (default `$XDG_CONFIG_HOME/chartty/templates`).
+    pub templates_dir: Option<PathBuf>,
+    /// The user's smart phrases (default `$XDG_CONFIG_HOME/chartty/phrases.toml`).
+    pub phrases_file: Option<PathBuf>,
 }
 
 impl Default for Settings {
@@ -67,6 +71,8 @@ impl Default for Settings {
             mrn_system: None,
             stale_vitals_days: 30,
             stale_results_days: 90,
+            templates_dir: None,
+            phrases_file: None,
         }
     }
 }
@@ -97,6 +103,8 @@ pub const KEYS: &[(&str, &str)] = &[
     ("mrn_system", "CHARTTY_MRN_SYSTEM"),
     ("stale_vitals_days", "CHARTTY_STALE_VITALS_DAYS"),
     ("stale_results_days", "CHARTTY_STALE_RESULTS_DAYS"),
+    ("templates_dir", "CHARTTY_TEMPLATES_DIR"),
+    ("phrases_file", "CHARTTY_PHRASES_FILE"),
 ];
 
 pub const PAGE_SIZE_RANGE: std::ops::RangeInclusive<u32> = 1..=1000;
@@ -118,6 +126,8 @@ struct RawSettings {
     mrn_system: Option<String>,
     stale_vitals_days: Option<u32>,
     stale_results_days: Option<u32>,
+    templates_dir: Option<PathBuf>,
+    phrases_file: Option<PathBuf>,
 }
 
 /// Where the layers come from.
@@ -255,6 +265,18 @@ pub fn load_from(overrides: &CliOverrides, sources: &Sources) -> anyhow::Result<
         mrn_system: raw.mrn_system.filter(|s| !s.trim().is_empty()),
         stale_vitals_days: raw.stale_vitals_days.unwrap_or(30),
         stale_results_days: raw.stale_results_days.unwrap_or(90),
+        templates_dir: raw.templates_dir.map(|p| expand_home(p, home)).or_else(|| {
+            sources
+                .config_dir
+                .as_ref()
+                .map(|d| d.join("chartty/templates"))
+        }),
+        phrases_file: raw.phrases_file.map(|p| expand_home(p, home)).or_else(|| {
+            sources
+                .config_dir
+                .as_ref()
+                .map(|d| d.join("chartty/phrases.toml"))
+        }),
     })
 }
 

@@ -8,7 +8,10 @@
 //! - `server`: the portal server (never imports the client).
 //! - `chart`: a patient's chart as the client loaded it and how it reads.
 //! - `api`: the client's only door to the network; fills `chart`.
+//! - `notes`: note templates, their fields, data pulled from the chart,
+//!   smart phrases.
 //! - `config`: the client's settings.
+//! - `drafts`: notes in progress kept on local disk, encrypted, crash-safe.
 //! - `tui`: the terminal app; its panes never import `api`.
 //! - `cli`: wires the halves together for `chartty demo`.
 //!
@@ -18,7 +21,9 @@ pub mod api;
 pub mod chart;
 pub mod cli;
 pub mod config;
+pub mod drafts;
 pub mod fhir;
+pub mod notes;
 pub mod roles;
 pub mod server;
 pub mod tui;

@@ -156,7 +156,10 @@ async fn without_lastn_the_key_tests_are_fetched_on_their_own() {
         .execute(ApiRequest::OpenChart {
             patient_id: LAN.into(),
             name: None,
-            features: Features { lastn: false },
+            features: Features {
+                lastn: false,
+                conditional_create: true,
+            },
         })
         .await
         .unwrap();
@@ -194,7 +197,7 @@ async fn notes_say_what_was_entered_in_error_and_read_html_as_text() {
         ["1 note entered in error, not shown"]
     );
     let marks: Vec<Option<&str>> = notes.iter().map(|n| n.mark).collect();
-    assert!(marks.contains(&Some("superseded")) && marks.contains(&Some("unsigned")));
+    assert!(marks.contains(&Some("superseded")) && marks.contains(&Some("draft")));
     let html = notes
         .iter()
         .position(|n| n.kind == "Discharge summary")
@@ -536,6 +539,8 @@ async fn one_write_path_never_duplicates_or_overwrites() {
     let create = Write::Create {
         resource: task.clone(),
         client_id: "6f0c2a8e-0b7d-4c1e-9a55-1d2f3e4a5b6c".into(),
+        conditional: true,
+        replace_existing: false,
     };
     let written = |r: ApiReply| match r {
         ApiReply::Written { resource, version } => (resource, version),
@@ -587,4 +592,82 @@ async fn one_write_path_never_duplicates_or_overwrites() {
         .await
         .unwrap();
     assert_eq!(current["status"], "in-progress");
+}
+
+/// A note's draft written twice with one client id, both ways a server may
+/// offer: conditional create, and search-then-create where it has none.
+/// The second write brings the first copy up to the newest text (a
+/// versioned update); there is never a second note.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeated_draft_create_updates_the_one_copy_either_way() {
+    let clinic = messy_portal().await;
+    let client = ApiClient::new(&clinic.server.base_url, None, Duration::from_secs(30))
+        .unwrap()
+        .with_request_log();
+    for conditional in [true, false] {
+        let client_id = format!("draft-{conditional}");
+        let doc = |text: &str| {
+            use base64::Engine as _;
+            json!({"resourceType": "DocumentReference", "status": "current", "docStatus": "preliminary",
+                "subject": {"reference": format!("Patient/{LAN}")},
+                "content": [{"attachment": {"contentType": "text/plain; charset=utf-8",
+                    "data": base64::engine::general_purpose::STANDARD.encode(text)}}]})
+        };
+        let write = |text: &str| {
+            ApiRequest::Write(Write::Create {
+                resource: doc(text),
+                client_id: client_id.clone(),
+                conditional,
+                replace_existing: true,
+            })
+        };
+        let Ok(ApiReply::Written {
+            resource: first, ..
+        }) = client.execute(write("first words")).await
+        else {
+            panic!("created")
+        };
+        // The reply of the first was lost; the editor tries again with more text.
+        let Ok(ApiReply::Written {
+            resource: second,
+            version,
+        }) = client.execute(write("first words, more")).await
+        else {
+            panic!("written again")
+        };
+        assert_eq!(
+            first["id"], second["id"],
+            "one note (conditional: {conditional})"
+        );
+        assert_eq!(
+            version.as_deref(),
+            Some("2"),
+            "brought up to date by an update"
+        );
+        let url = format!(
+            "{}/DocumentReference?identifier={}|{client_id}",
+            clinic.server.base_url,
+            chartty::fhir::codes::CLIENT_ID_SYSTEM
+        );
+        let found: Value = reqwest::get(url).await.unwrap().json().await.unwrap();
+        assert_eq!(
+            found["entry"].as_array().map(Vec::len),
+            Some(1),
+            "{found:#}"
+        );
+        assert_eq!(
+            found["entry"][0]["resource"]["content"][0]["attachment"]["data"],
+            doc("first words, more")["content"][0]["attachment"]["data"]
+        );
+    }
+    let sent: Vec<String> = client
+        .sent()
+        .iter()
+        .map(|r| format!("{} {}", r.method, r.path_and_query))
+        .collect();
+    assert!(
+        sent.iter()
+            .any(|r| r.starts_with("GET /fhir/DocumentReference?identifier=")),
+        "without conditional create the client searched first: {sent:#?}"
+    );
 }

@@ -13,7 +13,9 @@ const RULES: &[(&str, &[&str])] = &[
     ),
     ("chart", &["tui", "api", "server", "config", "cli"]),
     ("api", &["tui", "server", "config", "cli"]),
+    ("notes", &["tui", "api", "server", "cli"]),
     ("config.rs", &["tui", "api", "server", "cli"]),
+    ("drafts", &["tui", "api", "server", "cli"]),
     ("server", &["tui", "api", "chart", "config", "cli"]),
     ("tui", &["server", "cli"]),
     // Panes turn actions into commands; only the app and the runner talk to

@@ -199,5 +199,23 @@ async fn every_pane_at_two_sizes() {
     s.snap("raw_view");
     s.h.keys("<esc>").unwrap();
 
+    // Writing a note: the nurse's templates, then the editor under the
+    // patient banner, filled from the chart.
+    s.h.keys("4n").unwrap();
+    s.snap("note_templates");
+    s.h.keys("<enter>").unwrap();
+    assert_eq!(s.h.app.focus(), chartty::tui::panes::PaneId::Editor);
+    s.snap("note_editor");
+    for (w, ht) in [(120, 40), (80, 24)] {
+        let screen = common::screen(&mut s.h, w, ht);
+        let lines: Vec<&str> = screen.lines().collect();
+        assert!(
+            lines[0].starts_with("NGUYỄN, THỊ LAN"),
+            "the banner stays on top:\n{screen}"
+        );
+        assert!(lines[1].starts_with("ALLERGIES: Penicillin"), "{screen}");
+        assert!(screen.contains("┏ 6 "), "{screen}");
+    }
+
     clinic.server.stop().await;
 }

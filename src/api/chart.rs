@@ -453,7 +453,10 @@ mod tests {
     }
 
     fn lastn() -> Features {
-        Features { lastn: true }
+        Features {
+            lastn: true,
+            conditional_create: true,
+        }
     }
 
     fn ids<T>(section: &Section<T>, id: impl Fn(&T) -> Option<&str>) -> Vec<String> {
@@ -551,7 +554,10 @@ mod tests {
 
     #[test]
     fn without_lastn_key_tests_are_asked_for_one_by_one() {
-        let window = Features { lastn: false };
+        let window = Features {
+            lastn: false,
+            conditional_create: true,
+        };
         let q = queries("p1", Some("Nguyễn, Thị Lan"), window);
         let keys = q
             .iter()

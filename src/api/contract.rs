@@ -51,6 +51,9 @@ pub enum ApiRequest {
     Probe,
     /// A change to the record, through the one write path.
     Write(Write),
+    /// Co-sign the note a co-signature task points at (read it, write it
+    /// final with the version read), then close the task.
+    CoSign { task: Value },
 }
 
 /// Which requests a newer one makes pointless: the older one is cancelled.
@@ -88,6 +91,7 @@ impl ApiRequest {
             ApiRequest::RoleQueue { .. } => "role-queue",
             ApiRequest::Probe => "probe",
             ApiRequest::Write(_) => "write",
+            ApiRequest::CoSign { .. } => "co-sign",
         }
     }
 }
@@ -97,6 +101,9 @@ impl ApiRequest {
 pub struct Features {
     /// `Observation/$lastn`: the newest values of every test in one search.
     pub lastn: bool,
+    /// Conditional create (`If-None-Exist`) on the resources chartty
+    /// writes; elsewhere a create searches for its identifier first.
+    pub conditional_create: bool,
 }
 
 /// A write. Creates carry an identifier the client made, so a retry after
@@ -110,6 +117,13 @@ pub enum Write {
         /// Unique per intended write (a UUID); stored as an identifier in
         /// [`crate::fhir::codes::CLIENT_ID_SYSTEM`].
         client_id: String,
+        /// The server offers conditional create; else search, then create.
+        conditional: bool,
+        /// A copy an earlier try of this write left on the server is
+        /// brought up to this content with a versioned update (a note's
+        /// draft: the newest text wins); else it is kept as found (a task
+        /// someone may have acted on since).
+        replace_existing: bool,
     },
     Update {
         /// A whole resource with `resourceType` and `id`.

@@ -363,6 +363,7 @@ impl ApiClient {
                 Ok(queue_reply(&bundle))
             }
             ApiRequest::Write(w) => self.write(w).await,
+            ApiRequest::CoSign { task } => self.cosign(task).await,
         }
     }
 
@@ -499,6 +500,15 @@ pub fn features_of(capability: &Value) -> Features {
         .filter_map(|r| r.get("resource").and_then(Value::as_array))
         .flatten();
     let mut f = Features::default();
+    let resources: Vec<&Value> = resources.collect();
+    // Conditional create where the server says so for the types chartty
+    // writes (a server that says nothing may ignore `If-None-Exist`).
+    f.conditional_create = ["DocumentReference", "Task"].iter().all(|ty| {
+        resources.iter().any(|r| {
+            r.get("type").and_then(Value::as_str) == Some(ty)
+                && r.get("conditionalCreate").and_then(Value::as_bool) == Some(true)
+        })
+    });
     for r in resources {
         if r.get("type").and_then(Value::as_str) != Some("Observation") {
             continue;

@@ -38,6 +38,19 @@ fn content(resource: &Value) -> Value {
     v
 }
 
+/// Whether `resource` holds the identifier the client made.
+fn carries_client_id(resource: &Value, client_id: &str) -> bool {
+    resource
+        .get("identifier")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .any(|i| {
+            i.get("system").and_then(Value::as_str) == Some(codes::CLIENT_ID_SYSTEM)
+                && i.get("value").and_then(Value::as_str) == Some(client_id)
+        })
+}
+
 /// Add `identifier = {system: CLIENT_ID_SYSTEM, value: client_id}` unless present.
 fn with_client_id(mut resource: Value, client_id: &str) -> Value {
     let id = json!({"system": codes::CLIENT_ID_SYSTEM, "value": client_id});
@@ -75,25 +88,102 @@ impl ApiClient {
             Write::Create {
                 resource,
                 client_id,
-            } => self.create(resource, &client_id).await,
+                conditional,
+                replace_existing,
+            } => {
+                self.create(resource, &client_id, conditional, replace_existing)
+                    .await
+            }
             Write::Update { resource, version } => self.update(resource, &version).await,
         }
     }
 
-    async fn create(&self, resource: Value, client_id: &str) -> Result<ApiReply, ApiError> {
+    async fn create(
+        &self,
+        resource: Value,
+        client_id: &str,
+        conditional: bool,
+        replace_existing: bool,
+    ) -> Result<ApiReply, ApiError> {
         let (ty, _) = type_and_id(&resource)?;
         let resource = with_client_id(resource, client_id);
         let condition = format!("identifier={}|{client_id}", codes::CLIENT_ID_SYSTEM);
         let url = self.url(&ty);
-        let headers = [
-            ("If-None-Exist", condition),
-            ("Prefer", "return=representation".to_string()),
-        ];
-        // Conditional on the client's id: repeating it is safe.
-        let answer = self
-            .exchange_idempotent(Method::POST, &url, Some(&resource), &headers)
-            .await?;
-        self.written(answer).await
+        let found = if conditional {
+            let headers = [
+                ("If-None-Exist", condition),
+                ("Prefer", "return=representation".to_string()),
+            ];
+            // Conditional on the client's id: repeating it is safe.
+            let answer = self
+                .exchange_idempotent(Method::POST, &url, Some(&resource), &headers)
+                .await?;
+            // 201: made now. 200: an earlier try made it.
+            let made = answer.status == 201;
+            let written = self.written(answer).await?;
+            if made || !replace_existing {
+                return Ok(written);
+            }
+            match written {
+                ApiReply::Written { resource, .. } => resource,
+                other => return Ok(other),
+            }
+        } else {
+            // A server without conditional create may ignore the header and
+            // make a second copy: look for the first one by its id. A server
+            // that ignores the search parameter answers with other
+            // resources: only one that carries our id is ours.
+            let search = format!(
+                "{ty}?identifier={}",
+                url::form_urlencoded::byte_serialize(
+                    format!("{}|{client_id}", codes::CLIENT_ID_SYSTEM).as_bytes()
+                )
+                .collect::<String>()
+            );
+            let listed = self.get_json(&self.url(&search)).await?;
+            let ours = listed
+                .get("entry")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|e| e.get("resource"))
+                .find(|r| carries_client_id(r, client_id))
+                .cloned();
+            match ours {
+                None => {
+                    let answer = self
+                        .exchange(Method::POST, &url, Some(&resource), &[])
+                        .await?;
+                    return self.written(answer).await;
+                }
+                Some(existing) if !replace_existing => {
+                    let version = version_of(&existing);
+                    return Ok(ApiReply::Written {
+                        resource: existing,
+                        version,
+                    });
+                }
+                Some(existing) => existing,
+            }
+        };
+        // An earlier try's copy: brought up to what this write says.
+        let id = found.get("id").and_then(Value::as_str);
+        let version = version_of(&found);
+        match (id, version) {
+            (Some(id), Some(version)) => {
+                let mut resource = resource;
+                resource["id"] = Value::from(id);
+                self.update(resource, &version).await
+            }
+            // No version to update safely from: what the server holds.
+            _ => {
+                let version = version_of(&found);
+                Ok(ApiReply::Written {
+                    resource: found,
+                    version,
+                })
+            }
+        }
     }
 
     async fn update(&self, resource: Value, version: &str) -> Result<ApiReply, ApiError> {
@@ -144,6 +234,37 @@ impl ApiClient {
             }
             attempt += 1;
         }
+    }
+
+    /// Co-sign: the note the task points at becomes final (the server names
+    /// the signer), then the task is completed; each with the version read.
+    pub async fn cosign(&self, task: Value) -> Result<ApiReply, ApiError> {
+        let note = task
+            .pointer("/focus/reference")
+            .and_then(Value::as_str)
+            .filter(|r| r.starts_with("DocumentReference/"))
+            .ok_or_else(|| ApiError::local("this task points at no note"))?;
+        let mut doc = self.get_json(&self.url(note)).await?;
+        let version = version_of(&doc)
+            .ok_or_else(|| ApiError::local("the server gave the note no version"))?;
+        doc["docStatus"] = Value::from("final");
+        if let Some(ext) = doc.get_mut("extension").and_then(Value::as_array_mut) {
+            ext.retain(|e| {
+                e.get("url").and_then(Value::as_str) != Some(codes::AWAITING_COSIGNATURE)
+            });
+            if ext.is_empty()
+                && let Some(o) = doc.as_object_mut()
+            {
+                o.remove("extension");
+            }
+        }
+        let signed = self.update(doc, &version).await?;
+        let mut task = task;
+        let task_version =
+            version_of(&task).ok_or_else(|| ApiError::local("the task has no version"))?;
+        task["status"] = Value::from("completed");
+        self.update(task, &task_version).await?;
+        Ok(signed)
     }
 
     /// The stored resource and its version from a successful write's

@@ -11,6 +11,7 @@ pub mod note_text;
 pub mod patient_row;
 pub mod query;
 pub mod results;
+pub mod timefmt;
 
 use serde_json::Value;
 

@@ -27,6 +27,14 @@ pub const TASK_CATEGORIES: [&str; 6] = [
     "urgent",
 ];
 
+/// `Task.code` of a note that waits for an attending's co-signature (in the
+/// same system as the message categories above).
+pub const TASK_COSIGN: &str = "cosign";
+
+/// Extension on a `DocumentReference` a resident has signed: it waits for
+/// an attending's co-signature (`valueBoolean: true`).
+pub const AWAITING_COSIGNATURE: &str = "urn:chartty:awaiting-cosignature";
+
 pub const OBSERVATION_CATEGORY: &str = "http://terminology.hl7.org/CodeSystem/observation-category";
 pub const CATEGORY_LABORATORY: &str = "laboratory";
 pub const CATEGORY_VITAL_SIGNS: &str = "vital-signs";

@@ -130,9 +130,21 @@ pub fn note(d: &DocumentReference) -> Verdict {
         Some("current") | None => {}
         Some(_) => return Verdict::Mark("status?"),
     }
+    let awaiting = d
+        .extra
+        .get("extension")
+        .and_then(serde_json::Value::as_array)
+        .into_iter()
+        .flatten()
+        .any(|e| {
+            e.get("url").and_then(serde_json::Value::as_str)
+                == Some(crate::fhir::codes::AWAITING_COSIGNATURE)
+                && e.get("valueBoolean").and_then(serde_json::Value::as_bool) == Some(true)
+        });
     match d.doc_status.as_deref() {
         Some("final") | None => Verdict::Show,
-        Some("preliminary") => Verdict::Mark("unsigned"),
+        Some("preliminary") if awaiting => Verdict::Mark("awaiting co-signature"),
+        Some("preliminary") => Verdict::Mark("draft"),
         Some("amended") => Verdict::Mark("amended"),
         Some("entered-in-error") => Verdict::Hide("entered in error"),
         Some(_) => Verdict::Mark("status?"),
@@ -324,7 +336,13 @@ mod tests {
             (
                 "DocumentReference",
                 json!({"status": "current", "docStatus": "preliminary"}),
-                Mark("unsigned"),
+                Mark("draft"),
+            ),
+            (
+                "DocumentReference",
+                json!({"status": "current", "docStatus": "preliminary",
+                    "extension": [{"url": "urn:chartty:awaiting-cosignature", "valueBoolean": true}]}),
+                Mark("awaiting co-signature"),
             ),
             (
                 "DocumentReference",

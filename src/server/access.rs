@@ -334,6 +334,7 @@ pub const ENCOUNTER_CLINICAL: &[&str] = &[
 /// LOINC document types of nursing notes.
 pub const NURSING_NOTES: &[&str] = &[
     "34746-8", // Nurse note
+    "34748-4", // Telephone encounter note (nursing telephone triage)
     "28651-8", // Nurse transfer note
     "34745-0", // Nurse discharge summary
 ];
@@ -995,6 +996,14 @@ fn attribute(
                 .and_then(|c| c.get("authenticator"))
                 .filter(|v| !v.is_null());
             if signing {
+                // The note is dated when the server took the signature, not
+                // by the client's clock.
+                edits.push(Edit::Set(
+                    "date",
+                    Value::from(
+                        chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    ),
+                ));
                 match given {
                     None => edits.push(Edit::Set("authenticator", user.reference())),
                     Some(g) if names_caller(Some(g), user) => {}

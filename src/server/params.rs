@@ -157,6 +157,8 @@ static DOCUMENT_REFERENCE: &[Param] = &[
     p("date", Date, &["date"], None),
     p("author", Reference, &["author"], None),
     p("encounter", Reference, &["context.encounter"], None),
+    p("identifier", Token, &["identifier"], None),
+    p("relatesto", Reference, &["relatesTo.target"], None),
 ];
 static TASK: &[Param] = &[
     p("owner", Reference, &["owner"], None),

@@ -43,6 +43,7 @@ actions! {
     PaneResults => "pane_results", "Go to results (labs and vitals)";
     PaneNotes => "pane_notes", "Go to notes";
     PaneTasks => "pane_tasks", "Go to the task queue of my role";
+    PaneEditor => "pane_editor", "Go to the note being written";
     NextPane => "next_pane", "Next pane";
     PrevPane => "prev_pane", "Previous pane";
     MoveDown => "move_down", "Move the selection down";
@@ -60,4 +61,12 @@ actions! {
     DeleteWord => "delete_word", "Delete the word before the cursor";
     ClearInput => "clear_input", "Clear the text input";
     Confirm => "confirm", "Answer yes";
+    NewNote => "new_note", "Start a note for the open chart from a template";
+    Addendum => "addendum", "Start an addendum to the selected signed note";
+    NextField => "next_field", "Expand the .phrase before the cursor, else go to the next blank or pick-list";
+    PrevField => "prev_field", "Go to the previous blank or pick-list";
+    ExpandPhrase => "expand_phrase", "Expand the .phrase before the cursor";
+    RefreshData => "refresh_data", "Pull the chart's data into the note again";
+    Sign => "sign", "Sign the note (asks first); co-sign the selected co-signature task";
+    SignNow => "sign_now", "Sign without asking again (what yes to sign runs)";
 }

@@ -2,12 +2,33 @@
 //! back to the pane they belong to ([`PaneReply`]). Panes never see the
 //! network's types: the app translates.
 
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use crate::chart::PatientRow;
 use crate::fhir::model::{Observation, Task};
+use crate::notes::document::NoteState;
+use crate::tui::action::Action;
 use crate::tui::matcher::Matches;
 use crate::tui::panes::PaneId;
+
+/// A note as the editor holds it, for saving, signing and writing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NoteSnapshot {
+    pub patient_id: String,
+    pub patient_label: String,
+    pub template: String,
+    pub title: String,
+    pub loinc: String,
+    pub loinc_display: String,
+    pub client_id: String,
+    pub server_id: Option<String>,
+    pub server_version: Option<String>,
+    /// An addendum's note (`DocumentReference/<id>`).
+    pub appends: Option<String>,
+    pub text: String,
+    pub state: NoteState,
+}
 
 /// What a pane's `update` asks the app to do.
 #[derive(Debug, Clone, PartialEq)]
@@ -34,6 +55,23 @@ pub enum Command {
     },
     /// A line for the message bar.
     Notify(String),
+    /// Ask a yes/no question; yes runs `yes` in the pane that asked.
+    Confirm { question: String, yes: Action },
+    /// Choose a template for a new note for the open chart.
+    PickTemplate,
+    /// Start a note from a template (`appends`: an addendum to that note).
+    StartNote {
+        template: String,
+        appends: Option<String>,
+    },
+    /// Go on writing a draft the server holds (an own unsigned note).
+    ResumeNote { document: Value },
+    /// Save a draft here (and, `to_server`, on the server).
+    SaveDraft { note: NoteSnapshot, to_server: bool },
+    /// Sign a note (or, for a resident, send it for co-signature).
+    SignNote(NoteSnapshot),
+    /// Co-sign the note a co-signature task points at, and close the task.
+    CoSign { task: Value },
 }
 
 /// A reply for one pane.
@@ -57,5 +95,22 @@ pub enum PaneReply {
     History {
         code: String,
         result: Result<(Vec<Observation>, bool), String>,
+    },
+    /// A draft was saved here (`local`) and/or on the server (id, version).
+    DraftSaved {
+        client_id: String,
+        local: Option<DateTime<Utc>>,
+        server: Option<(String, Option<String>)>,
+    },
+    DraftNotSaved {
+        client_id: String,
+        why: String,
+    },
+    NoteSigned {
+        client_id: String,
+    },
+    NoteNotSigned {
+        client_id: String,
+        why: String,
     },
 }

@@ -23,6 +23,18 @@ pub enum Event {
     Api(Completed),
     /// The matcher ranked the working set for a query.
     Matched(Matches),
+    /// A draft was saved on this machine (when), or could not be (why).
+    DraftPersisted {
+        client_id: String,
+        result: Result<DateTime<Utc>, String>,
+    },
+    /// How drafts are kept on this machine (`on_disk` false: in memory only).
+    DraftProtection {
+        text: String,
+        on_disk: bool,
+    },
+    /// The drafts kept on this machine for the signed-in user.
+    DraftsRecovered(Vec<crate::tui::app::SavedDraft>),
 }
 
 /// The time as the deliverer of an event read it.

@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 use crate::api::{ApiClient, Completed, SentRequest, Worker};
 use crate::tui::app::App;
 use crate::tui::event::{Clock, Event};
+use crate::tui::keeper::{DraftKeeper, KeeperWorker, MemoryDrafts};
 use crate::tui::keys::{KeyParseError, parse_keys};
 use crate::tui::matcher::{MatchWorker, Matches};
 
@@ -26,14 +27,32 @@ pub struct Headless {
     replies: mpsc::UnboundedReceiver<Completed>,
     matcher: MatchWorker,
     matches: mpsc::UnboundedReceiver<Matches>,
+    keeper: Option<KeeperWorker>,
+    kept: mpsc::UnboundedReceiver<Event>,
+    /// Draft effects sent to the keeper and not answered yet.
+    keeper_pending: usize,
     /// Report this latency instead of the measured one (stable snapshots).
     pub fixed_latency: Option<Duration>,
     instant: Instant,
 }
 
 impl Headless {
-    /// Must be called inside a tokio runtime; requests run on it.
+    /// Must be called inside a tokio runtime; requests run on it. Drafts
+    /// are kept in memory.
     pub fn new(app: App, client: ApiClient) -> Headless {
+        Headless::with_keeper(app, client, Box::new(MemoryDrafts::new("headless")))
+    }
+
+    /// With drafts kept by `keeper` (e.g. the encrypted store in a
+    /// temporary folder).
+    pub fn with_keeper(app: App, client: ApiClient, keeper: Box<dyn DraftKeeper>) -> Headless {
+        let (kept_tx, kept) = mpsc::unbounded_channel();
+        let keeper = KeeperWorker::spawn(
+            move || keeper,
+            move |e| {
+                let _ = kept_tx.send(e);
+            },
+        );
         let (worker, replies) = Worker::new(client, tokio::runtime::Handle::current());
         let (tx, matches) = mpsc::unbounded_channel();
         let matcher = MatchWorker::spawn(move |m| {
@@ -45,6 +64,10 @@ impl Headless {
             replies,
             matcher,
             matches,
+            keeper: Some(keeper),
+            kept,
+            // The keeper says how it keeps drafts first.
+            keeper_pending: 1,
             fixed_latency: None,
             instant: Instant::now(),
         };
@@ -65,6 +88,14 @@ impl Headless {
         }
         for job in self.app.take_match_jobs() {
             self.matcher.send(job);
+        }
+        for effect in self.app.take_draft_effects() {
+            if let Some(k) = &self.keeper {
+                if KeeperWorker::answers(&effect) {
+                    self.keeper_pending += 1;
+                }
+                k.send(effect);
+            }
         }
     }
 
@@ -117,17 +148,21 @@ impl Headless {
             tokio::select! {
                 Some(done) = self.replies.recv() => Event::Api(done),
                 Some(m) = self.matches.recv() => Event::Matched(m),
+                Some(e) = self.kept.recv() => {
+                    self.keeper_pending = self.keeper_pending.saturating_sub(1);
+                    e
+                }
             }
         })
         .await;
         next.unwrap_or_else(|_| panic!("no reply within {REPLY_WAIT:?}"))
     }
 
-    /// Run until no request is in flight and no match is pending, applying
-    /// every reply in arrival order.
+    /// Run until no request is in flight, no match is pending and the
+    /// drafts keeper has answered, applying every reply in arrival order.
     pub async fn settle(&mut self) {
         self.flush();
-        while self.app.in_flight() > 0 || self.app.matching() {
+        while self.app.in_flight() > 0 || self.app.matching() || self.keeper_pending > 0 {
             match self.next_event().await {
                 Event::Api(done) => self.deliver(done),
                 other => self.event(other),
@@ -156,6 +191,16 @@ impl Headless {
             done.latency = l;
         }
         self.event(Event::Api(done));
+    }
+
+    /// The session ends as on quit or a signal: what the editor holds is
+    /// saved, and the keeper has written it when this returns.
+    pub fn end(&mut self) {
+        self.app.end_session();
+        self.submit();
+        if let Some(k) = self.keeper.take() {
+            k.finish();
+        }
     }
 
     pub fn sent(&self) -> Vec<SentRequest> {

@@ -6,6 +6,7 @@ pub mod app;
 pub mod command;
 pub mod event;
 pub mod headless;
+pub mod keeper;
 pub mod keymap;
 pub mod keys;
 pub mod matcher;
@@ -14,7 +15,6 @@ pub mod patient_index;
 pub mod popups;
 pub mod terminal;
 pub mod theme;
-pub mod timefmt;
 
 pub use app::{App, Session};
 pub use terminal::run;

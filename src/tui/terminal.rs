@@ -31,6 +31,7 @@ use crate::chart::RecordNumber;
 use crate::config::Settings;
 use crate::tui::app::{App, Session};
 use crate::tui::event::{Clock, Event};
+use crate::tui::keeper::{DraftKeeper, KeeperWorker, MemoryDrafts};
 use crate::tui::keymap::Keymap;
 use crate::tui::matcher::MatchWorker;
 use crate::tui::theme::Theme;
@@ -309,6 +310,10 @@ pub fn run(settings: Settings, session: Session) -> anyhow::Result<Exit> {
     let matcher = MatchWorker::spawn(move |m| {
         let _ = match_tx.send(m);
     });
+    let (kept_tx, mut kept) = mpsc::unbounded_channel();
+    let keeper = KeeperWorker::spawn(open_drafts, move |e| {
+        let _ = kept_tx.send(e);
+    });
     let mut app = App::new(&settings, session, load.keymap, theme, Utc::now());
     if !load.warnings.is_empty() {
         app.warn(format!("Keymap: {}", load.warnings.join("; ")));
@@ -344,6 +349,9 @@ pub fn run(settings: Settings, session: Session) -> anyhow::Result<Exit> {
             for job in app.take_match_jobs() {
                 matcher.send(job);
             }
+            for effect in app.take_draft_effects() {
+                keeper.send(effect);
+            }
             if app.take_dirty() {
                 guard.terminal.draw(|f| app.render(f))?;
             }
@@ -360,6 +368,7 @@ pub fn run(settings: Settings, session: Session) -> anyhow::Result<Exit> {
                 },
                 Some(done) = replies.recv() => Event::Api(done),
                 Some(m) = matches.recv() => Event::Matched(m),
+                Some(e) = kept.recv() => e,
                 _ = tick.tick() => Event::Tick,
                 _ = term.recv() => return Ok(Exit::Signal("SIGTERM")),
                 _ = hangup.recv() => return Ok(Exit::Signal("SIGHUP")),
@@ -384,6 +393,14 @@ pub fn run(settings: Settings, session: Session) -> anyhow::Result<Exit> {
         }
     });
     drop(input);
+    // However the session ended, the note in the editor is saved and on
+    // the disk before the process goes: a hang-up is a dropped SSH link,
+    // and the next start offers the draft back.
+    app.end_session();
+    for effect in app.take_draft_effects() {
+        keeper.send(effect);
+    }
+    keeper.finish();
     drop(guard);
     if let Ok(Exit::Signal(name)) = &exit {
         tracing::info!(signal = name, "ended by a signal");
@@ -392,6 +409,17 @@ pub fn run(settings: Settings, session: Session) -> anyhow::Result<Exit> {
     drop(_enter);
     runtime.shutdown_timeout(Duration::from_millis(200));
     exit
+}
+
+/// Where drafts are kept: encrypted in the user's data folder with the key
+/// in the OS credential store, else in memory (the store says why).
+fn open_drafts() -> Box<dyn DraftKeeper> {
+    match crate::drafts::default_dir() {
+        Some(dir) => Box::new(crate::drafts::DraftStore::open(&dir)),
+        None => Box::new(MemoryDrafts::new(
+            "no folder for them in the home directory",
+        )),
+    }
 }
 
 /// The next input event already received, if any.

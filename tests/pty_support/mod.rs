@@ -59,12 +59,31 @@ struct OutputState {
     ended: bool,
 }
 
+/// A private HOME, TMPDIR and XDG directories under one temporary directory.
+pub fn new_root() -> Arc<tempfile::TempDir> {
+    let root = tempfile::Builder::new()
+        .prefix("chartty-pty-test-")
+        .tempdir()
+        .expect("a temporary directory for the test");
+    let dirs = ["home", "tmp", "config", "data", "state", "cache", "runtime"];
+    for d in dirs {
+        std::fs::create_dir(root.path().join(d)).expect("test directories");
+    }
+    std::fs::set_permissions(
+        root.path().join("runtime"),
+        std::fs::Permissions::from_mode(0o700),
+    )
+    .expect("runtime dir mode");
+    Arc::new(root)
+}
+
 /// A `chartty` process on its own pseudo-terminal, with a private HOME,
 /// TMPDIR and XDG directories under one temporary directory.
 pub struct PtyApp {
     child: Child,
     pid: Pid,
-    root: tempfile::TempDir,
+    /// Shared by a restart of the app ([`PtyApp::spawn_in`]).
+    root: Arc<tempfile::TempDir>,
     /// The write side of the master (a duplicate of the reader's).
     master: Option<OwnedFd>,
     slave_path: PathBuf,
@@ -94,19 +113,33 @@ impl PtyApp {
     }
 
     pub fn spawn(args: &[&str], env: &[(&str, &str)], controlling: bool) -> PtyApp {
-        let root = tempfile::Builder::new()
-            .prefix("chartty-pty-test-")
-            .tempdir()
-            .expect("a temporary directory for the test");
-        let dirs = ["home", "tmp", "config", "data", "state", "cache", "runtime"];
-        for d in dirs {
-            std::fs::create_dir(root.path().join(d)).expect("test directories");
-        }
-        std::fs::set_permissions(
-            root.path().join("runtime"),
-            std::fs::Permissions::from_mode(0o700),
-        )
-        .expect("runtime dir mode");
+        PtyApp::spawn_full(None, args, env, controlling, (COLS, ROWS))
+    }
+
+    /// Another run in the directories of an earlier one (a restart), on a
+    /// terminal of `size` (columns, rows).
+    pub fn spawn_in(
+        root: &Arc<tempfile::TempDir>,
+        args: &[&str],
+        env: &[(&str, &str)],
+        size: (u16, u16),
+    ) -> PtyApp {
+        PtyApp::spawn_full(Some(Arc::clone(root)), args, env, true, size)
+    }
+
+    /// The directories this run uses, for [`PtyApp::spawn_in`].
+    pub fn shared_root(&self) -> Arc<tempfile::TempDir> {
+        Arc::clone(&self.root)
+    }
+
+    fn spawn_full(
+        root: Option<Arc<tempfile::TempDir>>,
+        args: &[&str],
+        env: &[(&str, &str)],
+        controlling: bool,
+        (cols, rows): (u16, u16),
+    ) -> PtyApp {
+        let root = root.unwrap_or_else(new_root);
 
         // The master is close-on-exec from the start so that no other test's
         // child keeps it open: closing it must hang the terminal up.
@@ -124,8 +157,8 @@ impl PtyApp {
         rustix::termios::tcsetwinsize(
             &master,
             Winsize {
-                ws_row: ROWS,
-                ws_col: COLS,
+                ws_row: rows,
+                ws_col: cols,
                 ws_xpixel: 0,
                 ws_ypixel: 0,
             },
@@ -194,7 +227,7 @@ impl PtyApp {
             output,
             stop_reader,
             reader: Some(reader),
-            screen: Mutex::new((Screen::new(COLS, ROWS), 0)),
+            screen: Mutex::new((Screen::new(cols, rows), 0)),
             status: None,
         }
     }

@@ -44,11 +44,15 @@ pub enum Context {
     Palette,
     /// A yes/no question.
     Confirm,
+    /// The note editor (a pane whose keys never fall through to `[global]`).
+    Editor,
+    /// A pick-list open in the editor.
+    Picklist,
 }
 
 impl Context {
     /// Every section, in the order the default file and the reference list them.
-    pub const ALL: [Context; 10] = [
+    pub const ALL: [Context; 12] = [
         Context::Global,
         Context::Search,
         Context::Summary,
@@ -59,6 +63,8 @@ impl Context {
         Context::Viewer,
         Context::Palette,
         Context::Confirm,
+        Context::Editor,
+        Context::Picklist,
     ];
 
     /// The section name in keymap files.
@@ -74,6 +80,8 @@ impl Context {
             Context::Viewer => "viewer",
             Context::Palette => "palette",
             Context::Confirm => "confirm",
+            Context::Editor => "editor",
+            Context::Picklist => "picklist",
         }
     }
 

@@ -41,6 +41,18 @@ pub fn reference(keymap: &Keymap) -> String {
             Context::Confirm => {
                 Some("While a yes/no question is open; any other key answers no.".to_string())
             }
+            Context::Editor => Some(
+                "While a note is being written in the editor. Keys here never fall through \
+                 to [global]: a printable key bound to nothing is typed into the note, and \
+                 other unbound keys edit it (arrows, backspace, home, end, ctrl-u undo, ctrl-r redo)."
+                    .to_string(),
+            ),
+            Context::Picklist => Some(
+                "While a pick-list of the note is open. Digits 1-9 choose (several, in a \
+                 list that takes several), space toggles the choice under the cursor; \
+                 nothing falls through to [global]."
+                    .to_string(),
+            ),
             pane => Some(format!(
                 "Looked up before [global] while the {} pane has the focus.",
                 pane.name()
@@ -131,7 +143,8 @@ keymap = [
 - `[input]`, `[viewer]`, `[palette]` and `[confirm]` are layers above the panes
   (a text box with the focus, a popup): their keys never fall through to
   `[global]`, and in `[input]` and `[palette]` a printable key bound to nothing
-  is typed. So editing keys can be rebound like any other.
+  is typed. So editing keys can be rebound like any other. `[editor]` and
+  `[picklist]` work the same way while a note is being written.
 
 Key notation: a single character as typed (`j`, `G`, `?`, `/`, `:`); named keys
 `enter`, `esc`, `tab`, `shift-tab` (or `backtab`), `space`, `backspace`, `up`,

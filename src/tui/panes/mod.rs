@@ -3,6 +3,7 @@
 //! comes in through [`View`]; replies meant for a pane come in through
 //! [`Pane::on_reply`].
 
+pub mod editor;
 pub mod notes;
 pub mod results;
 pub mod search;
@@ -78,6 +79,7 @@ panes! {
     Results(results: results::ResultsPane) = "Results", Results;
     Notes(notes: notes::NotesPane) = "Notes", Notes;
     Tasks(tasks: tasks::TasksPane) = "Tasks", Tasks;
+    Editor(editor: editor::EditorPane) = "Note", Editor;
 }
 
 impl PaneId {
@@ -124,23 +126,39 @@ impl Prefs {
     }
 }
 
+/// What writing notes needs: the templates and phrases loaded, who writes.
+#[derive(Debug, Clone, Default)]
+pub struct NotesEnv {
+    pub templates: crate::notes::TemplateSet,
+    pub phrases: crate::notes::Phrases,
+    /// The signed-in user as a note names its author.
+    pub author: String,
+    pub role: Option<crate::roles::Role>,
+    /// `Practitioner/<id>` of the signed-in user, where the server says.
+    pub practitioner: Option<String>,
+    pub records: crate::chart::RecordNumber,
+}
+
 /// What a pane may read while it updates or draws.
 pub struct View<'a> {
     pub chart: Option<&'a ChartData>,
     pub now: DateTime<Utc>,
+    /// Monotonic time, for waits (autosave).
+    pub instant: std::time::Instant,
     pub theme: &'a Theme,
     pub prefs: &'a Prefs,
+    pub notes: &'a NotesEnv,
     pub focused: bool,
 }
 
 impl View<'_> {
     /// A FHIR date or date-time as the clinician reads it.
     pub fn when(&self, s: &str) -> String {
-        crate::tui::timefmt::when(s, self.prefs.tz)
+        crate::chart::timefmt::when(s, self.prefs.tz)
     }
 
     pub fn date(&self, s: &str) -> String {
-        crate::tui::timefmt::date(s, self.prefs.tz)
+        crate::chart::timefmt::date(s, self.prefs.tz)
     }
 }
 
@@ -148,14 +166,27 @@ impl View<'_> {
 pub trait Pane {
     fn id(&self) -> PaneId;
 
-    /// A text input has focus: keys go through the `[input]` section and
-    /// unbound printable keys are typed.
-    fn editing(&self) -> bool {
-        false
+    /// A text input has focus: keys go through this keymap section (which
+    /// never falls through to `[global]`), unbound printable keys are
+    /// typed ([`Pane::insert_text`]) and other unbound keys handed over raw
+    /// ([`Pane::raw_key`]).
+    fn input_context(&self) -> Option<Context> {
+        None
     }
 
     /// Typed or pasted text for the focused text input.
     fn insert_text(&mut self, _text: &str, _view: &View) -> Vec<Command> {
+        Vec::new()
+    }
+
+    /// A key the input's keymap section does not bind (arrows, Enter,
+    /// Backspace in an editor).
+    fn raw_key(&mut self, _key: ratatui::crossterm::event::KeyEvent, _view: &View) -> Vec<Command> {
+        Vec::new()
+    }
+
+    /// Time passed (autosave).
+    fn on_tick(&mut self, _view: &View) -> Vec<Command> {
         Vec::new()
     }
 
@@ -449,6 +480,20 @@ mod tests {
     }
 
     #[test]
+    fn an_age_turns_over_at_local_midnight() {
+        use crate::chart::timefmt::{parse_zone, wall_clock};
+        use chrono_tz::Tz;
+        let chicago: Tz = parse_zone("America/Chicago").unwrap();
+        // 02:00 UTC on the birthday is still the evening before in Chicago.
+        let now: DateTime<Utc> = "2026-05-14T02:00:00Z".parse().unwrap();
+        assert_eq!(age("1971-05-14", now).as_deref(), Some("55y"));
+        assert_eq!(
+            age("1971-05-14", wall_clock(now, chicago)).as_deref(),
+            Some("54y")
+        );
+    }
+
+    #[test]
     fn the_dead_are_not_given_a_living_age() {
         let now = Utc.with_ymd_and_hms(2026, 11, 23, 12, 0, 0).unwrap();
         let died = Deceased::On("1989-05-09T10:00:00Z".into());
@@ -534,7 +579,8 @@ mod tests {
 
     #[test]
     fn pane_cycle() {
-        assert_eq!(PaneId::Tasks.next(), PaneId::Search);
-        assert_eq!(PaneId::Search.prev(), PaneId::Tasks);
+        assert_eq!(PaneId::Tasks.next(), PaneId::Editor);
+        assert_eq!(PaneId::Editor.next(), PaneId::Search);
+        assert_eq!(PaneId::Search.prev(), PaneId::Editor);
     }
 }

@@ -12,6 +12,7 @@ use crate::chart::note_text;
 use crate::chart::{ChartData, unreadable_line};
 use crate::fhir::model::DocumentReference;
 use crate::fhir::status::{self, Verdict};
+use crate::notes::document::{self, NoteState};
 use crate::tui::action::Action;
 use crate::tui::command::Command;
 use crate::tui::panes::search::window_offset;
@@ -30,6 +31,10 @@ pub struct NoteRow {
     pub text: String,
     /// The resource, for the raw view.
     pub raw: serde_json::Value,
+    /// Draft, awaiting co-signature or signed.
+    pub state: NoteState,
+    /// `Practitioner/<id>` of the author, where given.
+    pub author_ref: Option<String>,
 }
 
 #[derive(Default)]
@@ -67,6 +72,8 @@ fn note_row(doc: &DocumentReference, mark: Option<&'static str>) -> NoteRow {
         mark,
         text: note_text::decode(doc),
         raw: serde_json::to_value(doc).unwrap_or_default(),
+        state: document::state_of(doc),
+        author_ref: doc.author.first().and_then(|a| a.reference.clone()),
     }
 }
 
@@ -168,9 +175,39 @@ impl Pane for NotesPane {
             return Vec::new();
         }
         match action {
+            // The own draft of the signed-in user goes on in the editor.
+            Action::Open
+                if self.notes.get(self.selected).is_some_and(|n| {
+                    n.state == NoteState::Draft
+                        && view.notes.practitioner.is_some()
+                        && n.author_ref == view.notes.practitioner
+                }) =>
+            {
+                let raw = self.notes[self.selected].raw.clone();
+                return vec![Command::ResumeNote { document: raw }];
+            }
             Action::Open if !self.notes.is_empty() => {
                 self.reading = true;
                 self.scroll = 0;
+            }
+            Action::NewNote => return vec![Command::PickTemplate],
+            Action::Addendum => {
+                return match self.notes.get(self.selected) {
+                    Some(n) if n.state == NoteState::Signed => {
+                        let id = n.raw.get("id").and_then(serde_json::Value::as_str);
+                        match id {
+                            Some(id) => vec![Command::StartNote {
+                                template: "addendum".into(),
+                                appends: Some(format!("DocumentReference/{id}")),
+                            }],
+                            None => Vec::new(),
+                        }
+                    }
+                    Some(_) => vec![Command::Notify(
+                        "An addendum goes on a signed note; this one is not signed".into(),
+                    )],
+                    None => Vec::new(),
+                };
             }
             Action::Refresh => return vec![Command::ReloadChart],
             _ => {}
@@ -182,7 +219,7 @@ impl Pane for NotesPane {
         if self.reading {
             &[Action::MoveDown, Action::Back]
         } else {
-            &[Action::MoveDown, Action::Open]
+            &[Action::NewNote, Action::Open, Action::Addendum]
         }
     }
 

@@ -665,11 +665,14 @@ mod tests {
         chart.labs = crate::chart::Section::loaded(vec![egfr.clone()]);
         let theme = Theme::default();
         let prefs = crate::tui::panes::Prefs::default();
+        let notes = crate::tui::panes::NotesEnv::default();
         let view = View {
             chart: Some(&chart),
             now: chrono::Utc::now(),
+            instant: std::time::Instant::now(),
             theme: &theme,
             prefs: &prefs,
+            notes: &notes,
             focused: true,
         };
         let mut pane = ResultsPane::default();

@@ -158,8 +158,8 @@ impl Pane for SearchPane {
         PaneId::Search
     }
 
-    fn editing(&self) -> bool {
-        self.editing
+    fn input_context(&self) -> Option<crate::tui::keymap::Context> {
+        self.editing.then_some(crate::tui::keymap::Context::Input)
     }
 
     fn insert_text(&mut self, text: &str, _view: &View) -> Vec<Command> {
@@ -345,7 +345,7 @@ impl Pane for SearchPane {
                     age_cell(
                         &r.birth_date,
                         r.deceased.as_ref(),
-                        crate::tui::timefmt::wall_clock(view.now, view.prefs.tz),
+                        crate::chart::timefmt::wall_clock(view.now, view.prefs.tz),
                     ),
                     fit(&id_cell(r), col(4)),
                 ]);

@@ -573,12 +573,15 @@ mod tests {
             max_scroll: 3,
         };
         let theme = Theme::default();
+        let notes = crate::tui::panes::NotesEnv::default();
         let prefs = crate::tui::panes::Prefs::default();
         let view = View {
             chart: None,
             now: chrono::Utc::now(),
+            instant: std::time::Instant::now(),
             theme: &theme,
             prefs: &prefs,
+            notes: &notes,
             focused: true,
         };
         for _ in 0..10 {

@@ -155,6 +155,29 @@ impl Pane for TasksPane {
                 _ => Vec::new(),
             },
             Action::Refresh => vec![Command::LoadQueue],
+            Action::Sign => match self.selected_row() {
+                Some(r) if r.category == crate::fhir::codes::TASK_COSIGN => {
+                    vec![Command::Confirm {
+                        question: format!(
+                            "Co-sign: {}? y / n",
+                            r.summary.trim_start_matches("Co-sign: ")
+                        ),
+                        yes: Action::SignNow,
+                    }]
+                }
+                Some(_) => vec![Command::Notify(
+                    "Only a co-signature task is signed from the queue".into(),
+                )],
+                None => Vec::new(),
+            },
+            Action::SignNow => match self.selected_row() {
+                Some(r) if r.category == crate::fhir::codes::TASK_COSIGN => {
+                    vec![Command::CoSign {
+                        task: r.raw.clone(),
+                    }]
+                }
+                _ => Vec::new(),
+            },
             Action::RawView => match self.selected_row() {
                 Some(r) => vec![Command::ShowRaw {
                     title: "Raw FHIR: task".into(),

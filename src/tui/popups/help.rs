@@ -198,6 +198,8 @@ fn section_title(context: Context) -> &'static str {
         Context::Viewer => "Reading a popup",
         Context::Palette => "Command palette",
         Context::Confirm => "Yes/no questions",
+        Context::Editor => "Writing a note",
+        Context::Picklist => "Choosing from a pick-list",
     }
 }
 

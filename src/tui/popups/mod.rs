@@ -10,6 +10,7 @@ pub mod confirm;
 pub mod help;
 pub mod palette;
 pub mod raw;
+pub mod templates;
 pub mod which_key;
 
 use ratatui::Frame;
@@ -19,10 +20,11 @@ use crate::tui::action::Action;
 use crate::tui::keymap::{Context, Keymap};
 use crate::tui::theme::Theme;
 
-pub use confirm::ConfirmQuit;
+pub use confirm::Confirm;
 pub use help::HelpPopup;
 pub use palette::Palette;
 pub use raw::RawView;
+pub use templates::TemplatePicker;
 
 /// What a popup draws with.
 pub struct LayerView<'a> {
@@ -49,8 +51,9 @@ pub trait Layer {
 pub enum Popup {
     Help(HelpPopup),
     Palette(Palette),
-    ConfirmQuit(ConfirmQuit),
+    Confirm(Confirm),
     Raw(RawView),
+    Templates(TemplatePicker),
 }
 
 impl Popup {
@@ -58,8 +61,9 @@ impl Popup {
         match self {
             Popup::Help(p) => p,
             Popup::Palette(p) => p,
-            Popup::ConfirmQuit(p) => p,
+            Popup::Confirm(p) => p,
             Popup::Raw(p) => p,
+            Popup::Templates(p) => p,
         }
     }
 
@@ -67,8 +71,9 @@ impl Popup {
         match self {
             Popup::Help(p) => p,
             Popup::Palette(p) => p,
-            Popup::ConfirmQuit(p) => p,
+            Popup::Confirm(p) => p,
             Popup::Raw(p) => p,
+            Popup::Templates(p) => p,
         }
     }
 }
@@ -103,7 +108,7 @@ pub(crate) fn press(layer: &mut dyn Layer, keys: &str) -> PopupOutcome {
 }
 
 /// What a popup made of a key press.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum PopupOutcome {
     /// The popup used the key (or ignored it); it stays open.
     Consumed,
@@ -111,6 +116,8 @@ pub enum PopupOutcome {
     Close,
     /// Close the popup and run this action.
     Run(Action),
+    /// Close the popup and start a note from this template.
+    StartNote(String),
 }
 
 /// A `width` x `height` box centred in `area`, shrunk to fit.

@@ -112,17 +112,4 @@ mod tests {
         let now = "2026-01-15T12:00:00Z".parse().unwrap();
         assert_eq!(zone_label(oslo, now), "CET");
     }
-
-    #[test]
-    fn an_age_turns_over_at_local_midnight() {
-        use crate::tui::panes::age;
-        let chicago: Tz = parse_zone("America/Chicago").unwrap();
-        // 02:00 UTC on the birthday is still the evening before in Chicago.
-        let now: DateTime<Utc> = "2026-05-14T02:00:00Z".parse().unwrap();
-        assert_eq!(age("1971-05-14", now).as_deref(), Some("55y"));
-        assert_eq!(
-            age("1971-05-14", wall_clock(now, chicago)).as_deref(),
-            Some("54y")
-        );
-    }
 }

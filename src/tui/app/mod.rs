@@ -19,6 +19,7 @@ use ratatui::widgets::Paragraph;
 use crate::api::{ApiError, ApiReply, ApiRequest, Completed, Features, RequestId, Slot};
 use crate::chart::allergies::{self, Headline, NO_ALLERGIES_RECORDED};
 use crate::chart::query::{DateOrder, server_params};
+use crate::chart::timefmt;
 use crate::chart::{ChartData, PatientRow, RecordNumber};
 use crate::config::Settings;
 use crate::fhir::model::Patient;
@@ -30,12 +31,11 @@ use crate::tui::keymap::{Context, Key, Keymap, LayerKey, Lookup, display_sequenc
 use crate::tui::matcher::{MatchJob, Matches};
 use crate::tui::panes::search::sex_label;
 use crate::tui::panes::tasks::QueueState;
-use crate::tui::panes::{PaneId, Panes, Prefs, View, fit, fit_line, life_label};
+use crate::tui::panes::{NotesEnv, Pane, PaneId, Panes, Prefs, View, fit, fit_line, life_label};
 use crate::tui::popups::{
-    ConfirmQuit, HelpPopup, LayerView, Palette, Popup, PopupOutcome, RawView, which_key,
+    Confirm, HelpPopup, LayerView, Palette, Popup, PopupOutcome, RawView, which_key,
 };
 use crate::tui::theme::Theme;
-use crate::tui::timefmt;
 
 /// Quiet time after the last keystroke before a server-side search goes out.
 pub const SEARCH_DEBOUNCE: Duration = Duration::from_millis(150);
@@ -79,12 +79,36 @@ pub struct Notice {
 enum Origin {
     WhoAmI,
     Capabilities,
-    WorkingSet { page: u32 },
-    Search { query: String },
-    Chart { patient_id: String },
-    History { code: String },
-    Queue { page: u32 },
+    WorkingSet {
+        page: u32,
+    },
+    Search {
+        query: String,
+    },
+    Chart {
+        patient_id: String,
+    },
+    History {
+        code: String,
+    },
+    Queue {
+        page: u32,
+    },
     Probe,
+    /// A draft's save to the server.
+    NoteSave {
+        client_id: String,
+    },
+    /// A note's signature (or a resident's, awaiting co-signature).
+    NoteSign {
+        note: Box<crate::tui::command::NoteSnapshot>,
+    },
+    /// The co-signature task of a resident's signed note.
+    CosignTask {
+        client_id: String,
+    },
+    /// An attending's co-signature.
+    CoSign,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -102,12 +126,18 @@ macro_rules! view {
         View {
             chart: $self.chart.as_ref(),
             now: $self.clock.now,
+            instant: $self.clock.instant,
             theme: &$self.theme,
             prefs: &$self.prefs,
+            notes: &$self.notes,
             focused: $focused,
         }
     };
 }
+
+mod notes;
+
+pub use notes::{DraftEffect, SavedDraft};
 
 pub struct App {
     keymap: Keymap,
@@ -116,6 +146,16 @@ pub struct App {
     page_size: u32,
     prefs: Prefs,
     records: RecordNumber,
+    /// Templates, phrases and who writes notes.
+    notes: NotesEnv,
+    /// Saving and removing drafts on this machine, for the runner.
+    draft_effects: Vec<DraftEffect>,
+    /// Drafts found on this machine at start, not yet reopened.
+    recovered: Vec<SavedDraft>,
+    /// How drafts are kept on this machine (or why only in memory).
+    draft_protection: Option<(String, bool)>,
+    /// Whose drafts, where the server names nobody (see `owner_without_name`).
+    anonymous_owner: Option<String>,
     date_order: DateOrder,
     clock: Clock,
     focus: PaneId,
@@ -162,6 +202,7 @@ impl App {
         theme: Theme,
         now: DateTime<Utc>,
     ) -> App {
+        let (author, role) = (session.user.clone().unwrap_or_default(), session.role);
         App {
             keymap,
             theme,
@@ -175,6 +216,23 @@ impl App {
             records: RecordNumber {
                 local_system: settings.mrn_system.clone(),
             },
+            notes: NotesEnv {
+                templates: crate::notes::TemplateSet::load(
+                    Some(std::path::Path::new(crate::notes::template::SYSTEM_DIR)),
+                    settings.templates_dir.as_deref(),
+                ),
+                phrases: crate::notes::Phrases::load(settings.phrases_file.as_deref()),
+                author,
+                role,
+                practitioner: None,
+                records: RecordNumber {
+                    local_system: settings.mrn_system.clone(),
+                },
+            },
+            draft_effects: Vec::new(),
+            recovered: Vec::new(),
+            draft_protection: None,
+            anonymous_owner: None,
             date_order: settings.date_order,
             clock: Clock {
                 instant: Instant::now(),
@@ -211,6 +269,27 @@ impl App {
     /// The first requests: who am I, what the server offers, the first
     /// patients, my queue.
     pub fn start(&mut self) {
+        // A broken template or phrases file is said, with file and line;
+        // the others loaded.
+        let broken: Vec<String> = self
+            .notes
+            .templates
+            .warnings
+            .iter()
+            .chain(&self.notes.phrases.warnings)
+            .cloned()
+            .collect();
+        if !broken.is_empty() {
+            for w in &broken {
+                tracing::warn!("{w}");
+            }
+            let earlier = self.notice.take().map(|n| format!("{} · ", n.text));
+            self.warn(format!(
+                "{}Notes: {}",
+                earlier.unwrap_or_default(),
+                broken.join("; ")
+            ));
+        }
         self.match_jobs
             .push(MatchJob::SetDateOrder(self.date_order));
         self.submit(ApiRequest::WhoAmI, Origin::WhoAmI);
@@ -223,6 +302,9 @@ impl App {
         );
         if self.session.role.is_some() {
             self.load_queue();
+        }
+        if self.session.user.is_some() {
+            self.load_drafts();
         }
     }
 
@@ -341,6 +423,15 @@ impl App {
             Event::Tick => self.tick(),
             Event::Api(done) => self.handle_completed(done),
             Event::Matched(m) => self.handle_matched(m),
+            Event::DraftPersisted { client_id, result } => {
+                self.dirty = true;
+                self.draft_persisted(client_id, result);
+            }
+            Event::DraftProtection { text, on_disk } => self.set_draft_protection(text, on_disk),
+            Event::DraftsRecovered(drafts) => {
+                self.dirty = true;
+                self.drafts_recovered(drafts);
+            }
         }
         self.panes.search.server_pending = self.pending_search.is_some()
             || self
@@ -363,6 +454,9 @@ impl App {
             self.probe_in_flight = true;
             self.submit(ApiRequest::Probe, Origin::Probe);
         }
+        let view = view!(self, self.focus == PaneId::Editor);
+        let commands = self.panes.editor.on_tick(&view);
+        self.run_commands(commands);
     }
 
     /// Send the debounced search now.
@@ -500,6 +594,7 @@ impl App {
                     self.popup = Some(Popup::Raw(RawView::new(title, &items)));
                 }
                 Command::Notify(text) => self.inform(text),
+                other => self.note_command(other),
             }
         }
     }
@@ -535,11 +630,17 @@ impl App {
             self.popup_outcome(outcome);
             return;
         }
-        if self.pending_keys.is_empty() && self.panes.get(self.focus).editing() {
-            match self.keymap.layer_key(Context::Input, key) {
+        if self.pending_keys.is_empty()
+            && let Some(context) = self.panes.get(self.focus).input_context()
+        {
+            match self.keymap.layer_key(context, key) {
                 LayerKey::Action(a) => self.dispatch(a),
                 LayerKey::Text(c) => self.insert_text(c.encode_utf8(&mut [0; 4])),
-                LayerKey::Nothing => {}
+                LayerKey::Nothing => {
+                    let view = view!(self, true);
+                    let commands = self.panes.get_mut(self.focus).raw_key(key, &view);
+                    self.run_commands(commands);
+                }
             }
             return;
         }
@@ -559,15 +660,21 @@ impl App {
         match outcome {
             PopupOutcome::Consumed => {}
             PopupOutcome::Close => self.popup = None,
-            PopupOutcome::Run(Action::Quit)
-                if matches!(self.popup, Some(Popup::ConfirmQuit(_))) =>
+            PopupOutcome::Run(Action::Quit) if matches!(&self.popup, Some(Popup::Confirm(c)) if c.yes == Action::Quit) =>
             {
                 self.popup = None;
-                self.quit = true;
+                self.quit();
             }
             PopupOutcome::Run(a) => {
                 self.popup = None;
                 self.dispatch(a);
+            }
+            PopupOutcome::StartNote(template) => {
+                self.popup = None;
+                self.note_command(Command::StartNote {
+                    template,
+                    appends: None,
+                });
             }
         }
     }
@@ -587,7 +694,7 @@ impl App {
             self.popup_outcome(outcome);
             return;
         }
-        if !self.panes.get(self.focus).editing() {
+        if self.panes.get(self.focus).input_context().is_none() {
             if self.focus != PaneId::Search {
                 self.inform("Pasted text was not used: no text box has focus".into());
                 return;
@@ -604,9 +711,9 @@ impl App {
             Action::Noop => {}
             Action::Quit => {
                 if self.has_unsaved() {
-                    self.popup = Some(Popup::ConfirmQuit(ConfirmQuit));
+                    self.popup = Some(Popup::Confirm(Confirm::quit()));
                 } else {
-                    self.quit = true;
+                    self.quit();
                 }
             }
             Action::Help => self.popup = Some(Popup::Help(HelpPopup::new())),
@@ -620,6 +727,7 @@ impl App {
             Action::PaneResults => self.focus = PaneId::Results,
             Action::PaneNotes => self.focus = PaneId::Notes,
             Action::PaneTasks => self.focus = PaneId::Tasks,
+            Action::PaneEditor => self.focus = PaneId::Editor,
             Action::NextPane => self.focus = self.focus.next(),
             Action::PrevPane => self.focus = self.focus.prev(),
             Action::ClosePatient => {
@@ -689,25 +797,36 @@ impl App {
         match (origin, done.result) {
             (Origin::WhoAmI, Ok(ApiReply::WhoAmI(Some(who)))) => {
                 let had_role = self.session.role;
+                let had_user = self.session.user.clone();
                 if who.user.is_some() {
                     self.session.user = who.user;
                 }
                 if who.role.is_some() {
                     self.session.role = who.role;
                 }
+                self.notes.role = self.session.role;
+                self.notes.practitioner = who.practitioner;
                 if self.session.role != had_role {
                     self.load_queue();
+                }
+                if had_user.is_none() && self.session.user.is_some() {
+                    self.load_drafts();
+                }
+                if self.session.user.is_none() {
+                    self.owner_without_name();
                 }
             }
             (Origin::WhoAmI, Ok(_)) => {
                 if self.session.role.is_none() {
                     self.panes.tasks.state = QueueState::NoRole;
                 }
+                self.owner_without_name();
             }
             (Origin::WhoAmI, Err(e)) => {
                 if self.session.role.is_none() {
                     self.panes.tasks.state = QueueState::NoRole;
                 }
+                self.owner_without_name();
                 self.warn_failure(format!("Could not ask the server who you are: {e}"));
             }
             (Origin::Capabilities, Ok(ApiReply::Capabilities(f))) => self.features = f,
@@ -813,6 +932,13 @@ impl App {
                     self.reply_to(PaneId::Tasks, PaneReply::QueueFailed(why));
                 }
             },
+            (
+                origin @ (Origin::NoteSave { .. }
+                | Origin::NoteSign { .. }
+                | Origin::CosignTask { .. }
+                | Origin::CoSign),
+                result,
+            ) => self.note_reply(origin, result),
             // A failed probe only sets the next one back (above).
             (Origin::Probe, Err(_)) => {}
             // Back online: fetch the patient list if it never arrived.
@@ -846,10 +972,11 @@ impl App {
         // The cover sheet comes forward, unless the user is typing again.
         if !reopened
             && matches!(self.focus, PaneId::Search | PaneId::Tasks)
-            && !self.panes.get(self.focus).editing()
+            && self.panes.get(self.focus).input_context().is_none()
         {
             self.focus = PaneId::Summary;
         }
+        self.offer_recovered();
     }
 
     fn chart_failed(&mut self, patient_id: &str, name: Option<&str>, e: &ApiError) {
@@ -1020,11 +1147,7 @@ impl App {
             return;
         }
         let pane = self.panes.get(self.focus);
-        let context = if pane.editing() {
-            Context::Input
-        } else {
-            self.focus.context()
-        };
+        let context = pane.input_context().unwrap_or(self.focus.context());
         let mut spans = Vec::new();
         for a in pane
             .hint_actions()
@@ -1033,7 +1156,10 @@ impl App {
         {
             if let Some(keys) = self.keymap.keys_for(context, *a).first() {
                 spans.push(Span::styled(display_sequence(keys), t.key_hint));
-                spans.push(Span::styled(format!(" {}  ", short_hint(*a)), t.dim));
+                spans.push(Span::styled(
+                    format!(" {}  ", short_hint(*a, context)),
+                    t.dim,
+                ));
             }
         }
         frame.render_widget(Paragraph::new(Line::from(spans)), area);
@@ -1078,6 +1204,15 @@ impl App {
             " · times {}",
             timefmt::zone_label(self.prefs.tz, self.clock.now)
         )));
+        if self.panes.editor.unsaved() {
+            spans.push(Span::styled(" · unsaved note", t.link_warn));
+        }
+        if let Some((text, safe)) = &self.draft_protection
+            && (!safe || self.panes.editor.editing.is_some())
+        {
+            let style = if *safe { t.dim } else { t.link_warn };
+            spans.push(Span::styled(format!(" · {text}"), style));
+        }
         frame.render_widget(
             Paragraph::new(fit_line(Line::from(spans), usize::from(area.width)))
                 .style(t.status_bar),
@@ -1192,7 +1327,14 @@ fn listed_allergies(
 }
 
 /// Short verbs for the hint line.
-fn short_hint(a: Action) -> &'static str {
+fn short_hint(a: Action, context: Context) -> &'static str {
+    match (a, context) {
+        (Action::Open, Context::Picklist) => return "put in note",
+        (Action::Cancel, Context::Picklist) => return "close",
+        (Action::MoveDown, Context::Picklist) => return "next choice",
+        (Action::Back, Context::Editor) => return "leave (kept)",
+        _ => {}
+    }
     match a {
         Action::FocusSearch => "find",
         Action::Open => "open",
@@ -1206,6 +1348,13 @@ fn short_hint(a: Action) -> &'static str {
         Action::RawView => "raw",
         Action::Cancel => "done",
         Action::ClearInput => "clear",
+        Action::NewNote => "new note",
+        Action::Addendum => "addendum",
+        Action::NextField => "next blank",
+        Action::PrevField => "previous",
+        Action::ExpandPhrase => "phrase",
+        Action::RefreshData => "pull data",
+        Action::Sign => "sign",
         _ => a.name(),
     }
 }
@@ -1246,6 +1395,49 @@ mod tests {
         for k in crate::tui::keys::parse_keys(keys).unwrap() {
             app.update(Event::Key(k), clock);
         }
+    }
+
+    /// A server that names nobody: drafts belong to the token (by its
+    /// hash), so they are still kept here and another token's are not
+    /// offered.
+    #[test]
+    fn without_whoami_drafts_belong_to_the_token() {
+        let owner_of = |token: Option<&str>| {
+            let mut app = app_with(Keymap::defaults());
+            app.session.token = token.map(str::to_string);
+            app.start();
+            let who = app
+                .take_requests()
+                .into_iter()
+                .find(|(_, r)| matches!(r, ApiRequest::WhoAmI))
+                .map(|(id, _)| id)
+                .unwrap();
+            let clock = Clock {
+                instant: Instant::now(),
+                now: app.now(),
+            };
+            app.update(
+                Event::Api(Completed {
+                    id: who,
+                    result: Ok(ApiReply::WhoAmI(None)),
+                    latency: Duration::from_millis(5),
+                }),
+                clock,
+            );
+            match app.take_draft_effects().as_slice() {
+                [DraftEffect::Load { user, .. }] => user.clone(),
+                other => panic!("drafts loaded once: {other:?}"),
+            }
+        };
+        let a = owner_of(Some("secret-token-a"));
+        assert!(a.starts_with("token ") && !a.contains("secret"), "{a}");
+        assert_eq!(
+            a,
+            owner_of(Some("secret-token-a")),
+            "the same token, the same drafts"
+        );
+        assert_ne!(a, owner_of(Some("secret-token-b")));
+        assert_eq!(owner_of(None), "no sign-in");
     }
 
     #[test]
@@ -1302,7 +1494,7 @@ mod tests {
         assert!(matches!(app.popup(), Some(Popup::Help(_))));
         press(&mut app, "x", clock);
         assert!(app.popup().is_none(), "the rebound key closes the help");
-        app.popup = Some(Popup::ConfirmQuit(ConfirmQuit));
+        app.popup = Some(Popup::Confirm(Confirm::quit()));
         press(&mut app, "j", clock);
         assert!(app.should_quit(), "the rebound key answers yes");
     }

@@ -1,0 +1,760 @@
+//! Writing notes end to end: the app driven by keys against the real portal
+//! server over loopback HTTP, each role signed in with its own token; what
+//! the server holds afterwards is read back over HTTP.
+
+use std::time::Duration;
+
+use chartty::api::ApiClient;
+use chartty::config::Settings;
+use chartty::drafts::{DraftStore, KeySource};
+use chartty::roles::Role;
+use chartty::server::demo::DemoOptions;
+use chartty::server::{RunningServer, ServerConfig};
+use chartty::tui::headless::Headless;
+use chartty::tui::keeper::DraftKeeper;
+use chartty::tui::keymap::Keymap;
+use chartty::tui::panes::PaneId;
+use chartty::tui::popups::Popup;
+use chartty::tui::theme::Theme;
+use chartty::tui::{App, Session};
+use chrono::{DateTime, TimeZone, Utc};
+use serde_json::Value;
+
+fn anchor() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 23, 12, 0, 0).unwrap()
+}
+
+struct Portal {
+    server: RunningServer,
+    _dir: tempfile::TempDir,
+}
+
+async fn portal() -> Portal {
+    let dir = tempfile::tempdir().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server = chartty::server::start(
+        ServerConfig {
+            db: dir.path().join("portal.db"),
+            demo: Some(DemoOptions {
+                patients: 30,
+                seed: 11,
+                anchor: anchor(),
+            }),
+        },
+        listener,
+    )
+    .await
+    .unwrap();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    Portal { server, _dir: dir }
+}
+
+fn token(p: &Portal, role: Role) -> String {
+    p.server
+        .token_for(role)
+        .unwrap_or_else(|| panic!("the demo has a {role} user"))
+        .to_string()
+}
+
+async fn signed_in(p: &Portal, role: Role) -> Headless {
+    signed_in_keeping(p, role, None).await
+}
+
+/// Signed in, with drafts kept by `keeper` (in memory when `None`).
+async fn signed_in_keeping(
+    p: &Portal,
+    role: Role,
+    keeper: Option<Box<dyn DraftKeeper>>,
+) -> Headless {
+    let base = &p.server.base_url;
+    let token = token(p, role);
+    let session = Session {
+        base_url: base.clone(),
+        token: Some(token.clone()),
+        role: Some(role),
+        user: None,
+    };
+    let client = ApiClient::new(base, Some(token), Duration::from_secs(30))
+        .unwrap()
+        .with_request_log();
+    let settings = Settings {
+        time_zone: chrono_tz::Tz::UTC,
+        ..Settings::default()
+    };
+    let mut app = App::new(
+        &settings,
+        session,
+        Keymap::defaults(),
+        Theme::default(),
+        anchor(),
+    );
+    app.start();
+    let mut h = match keeper {
+        Some(k) => Headless::with_keeper(app, client, k),
+        None => Headless::new(app, client),
+    };
+    h.settle().await;
+    h
+}
+
+struct FixedKey([u8; 32]);
+
+impl KeySource for FixedKey {
+    fn key(&self) -> Result<[u8; 32], String> {
+        Ok(self.0)
+    }
+    fn describe(&self) -> String {
+        "a test key".into()
+    }
+}
+
+/// The encrypted store in `dir`, with a key of the test's own.
+fn local_store(dir: &std::path::Path) -> Box<dyn DraftKeeper> {
+    Box::new(DraftStore::open_with(dir, Box::new(FixedKey([7; 32]))))
+}
+
+/// Opens a listed patient through the search box, as a user would.
+async fn open_listed(h: &mut Headless, target: &chartty::chart::patient_row::PatientRow) {
+    let family: String = target
+        .name
+        .split(',')
+        .next()
+        .unwrap_or("")
+        .chars()
+        .take(4)
+        .collect::<String>()
+        .to_lowercase();
+    let year = target.birth_date.get(..4).unwrap_or("");
+    h.keys(&format!("1/<c-u>{family} {year}")).unwrap();
+    h.settle().await;
+    let pos = h
+        .app
+        .panes
+        .search
+        .listed()
+        .iter()
+        .position(|r| r.id == target.id)
+        .expect("the query lists the patient");
+    for _ in 0..pos {
+        h.keys("<down>").unwrap();
+    }
+    h.keys("<enter>").unwrap();
+    h.settle().await;
+    let open = h.app.chart().and_then(|c| c.patient.id.clone());
+    assert_eq!(open.as_deref(), Some(target.id.as_str()));
+}
+
+/// Opens the first listed patient that has vitals and medications (the
+/// data a progress note pulls in); returns its id.
+async fn open_patient_with_data(h: &mut Headless) -> String {
+    let listed = h.app.panes.search.listed().to_vec();
+    for row in listed.iter().take(20) {
+        open_listed(h, row).await;
+        let chart = h.app.chart().expect("a chart opens");
+        if !chart.vitals.items.is_empty() && !chart.medications.items.is_empty() {
+            return row.id.clone();
+        }
+    }
+    panic!("no demo patient with vitals and medications among the first 20");
+}
+
+async fn get(p: &Portal, role: Role, path: &str) -> Value {
+    let resp = reqwest::Client::new()
+        .get(format!("{}/{path}", p.server.base_url))
+        .bearer_auth(token(p, role))
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success(), "GET {path}: {}", resp.status());
+    resp.json().await.unwrap()
+}
+
+/// The notes on the server for a patient, written by this test (their
+/// identifier is the client-made one).
+async fn notes_written(p: &Portal, patient: &str) -> Vec<Value> {
+    let b = get(
+        p,
+        Role::Attending,
+        &format!("DocumentReference?patient={patient}&_count=100"),
+    )
+    .await;
+    b["entry"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|e| e["resource"].clone())
+        // Demo notes carry no client-made identifier.
+        .filter(|d| {
+            d["identifier"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|i| i["system"] == chartty::fhir::codes::CLIENT_ID_SYSTEM)
+        })
+        .collect()
+}
+
+fn note_text(doc: &Value) -> String {
+    use base64::Engine as _;
+    let data = doc["content"][0]["attachment"]["data"]
+        .as_str()
+        .unwrap_or("");
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(data)
+        .unwrap_or_default();
+    String::from_utf8(bytes).unwrap_or_default()
+}
+
+fn notice(h: &Headless) -> String {
+    h.app.notice().map(|n| n.text.clone()).unwrap_or_default()
+}
+
+/// Writes the progress note from its template: free text in three blanks,
+/// two assessment choices, a follow-up choice, sign and confirm.
+async fn write_progress_note(h: &mut Headless) {
+    h.keys("4n").unwrap();
+    h.settle().await;
+    let Some(Popup::Templates(picker)) = h.app.popup() else {
+        panic!("n opens the template picker: {:?}", notice(h));
+    };
+    let first = picker.shown().first().map(|c| c.name.clone());
+    assert_eq!(
+        first.as_deref(),
+        Some("progress"),
+        "a physician's most written note comes first"
+    );
+    h.keys("<enter>").unwrap();
+    assert_eq!(h.app.focus(), PaneId::Editor);
+    let e = h
+        .app
+        .panes
+        .editor
+        .editing
+        .as_ref()
+        .expect("the editor holds the note");
+    let text = e.text();
+    assert!(
+        text.contains("SUBJECTIVE") && text.contains("PLAN"),
+        "{text}"
+    );
+    // Data links filled from the open chart, not left as markers.
+    assert!(
+        !text.contains("{{vitals}}") && !text.contains("{{medications}}"),
+        "{text}"
+    );
+    let chart = h.app.chart().unwrap();
+    let med = chart.medications.items[0].medication_label().to_string();
+    assert!(text.contains(&med), "the note lists {med}:\n{text}");
+    // The first blank is selected: typing replaces it.
+    h.paste("Feels better, no chest pain.");
+    h.keys("<tab>12<enter>").unwrap();
+    h.paste("Blood pressure at goal.");
+    h.keys("<tab>2").unwrap();
+    h.paste("Recheck potassium.");
+    h.keys("<c-s>").unwrap();
+    assert!(
+        matches!(h.app.popup(), Some(Popup::Confirm(_))),
+        "ctrl-s asks first: {}",
+        notice(h)
+    );
+    h.keys("y").unwrap();
+    h.settle().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_note_from_its_template_is_signed_and_final_on_the_server() {
+    let p = portal().await;
+    let mut h = signed_in(&p, Role::Attending).await;
+    let patient = open_patient_with_data(&mut h).await;
+    write_progress_note(&mut h).await;
+    assert!(
+        h.app.panes.editor.editing.is_none(),
+        "signed: {}",
+        notice(&h)
+    );
+
+    let docs = notes_written(&p, &patient).await;
+    assert_eq!(docs.len(), 1, "exactly one note written: {docs:#?}");
+    let doc = &docs[0];
+    assert_eq!(doc["docStatus"], "final");
+    assert_eq!(doc["status"], "current");
+    assert_eq!(doc["type"]["coding"][0]["code"], "11506-3");
+    // Author, signer and date are the server's, not the client's word (the
+    // app's clock stands at the demo's anchor, days ago).
+    assert!(
+        doc["author"][0]["reference"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("Practitioner/")),
+        "{doc:#}"
+    );
+    assert_eq!(doc["authenticator"], doc["author"][0]);
+    let dated = chrono::DateTime::parse_from_rfc3339(doc["date"].as_str().unwrap()).unwrap();
+    assert!(
+        (Utc::now() - dated.with_timezone(&Utc)).num_minutes().abs() < 5,
+        "dated when signed: {dated}"
+    );
+    let text = note_text(doc);
+    for part in [
+        "Feels better, no chest pain.",
+        "Stable, Improving",
+        "Blood pressure at goal.",
+        "2 weeks",
+        "Recheck potassium.",
+    ] {
+        assert!(text.contains(part), "{part:?} in the signed note:\n{text}");
+    }
+    assert!(!text.contains("***") && !text.contains("{{"), "{text}");
+
+    // The list says so, after the chart reloaded.
+    let listed = h
+        .app
+        .chart()
+        .unwrap()
+        .notes
+        .items
+        .iter()
+        .find(|d| d.id.as_deref() == doc["id"].as_str())
+        .cloned()
+        .expect("the signed note is in the list");
+    assert_eq!(
+        chartty::notes::document::state_of(&listed),
+        chartty::notes::document::NoteState::Signed
+    );
+
+    // An addendum on it: `a` on the signed note, text, sign.
+    let row = h
+        .app
+        .chart()
+        .unwrap()
+        .notes
+        .items
+        .iter()
+        .position(|d| d.id == listed.id)
+        .unwrap();
+    h.keys("4gg").unwrap();
+    for _ in 0..row {
+        h.keys("j").unwrap();
+    }
+    h.keys("a").unwrap();
+    let e = h
+        .app
+        .panes
+        .editor
+        .editing
+        .as_ref()
+        .expect("a opens an addendum");
+    assert_eq!(
+        e.appends.as_deref(),
+        Some(format!("DocumentReference/{}", doc["id"].as_str().unwrap()).as_str())
+    );
+    h.paste("Potassium 4.1 on recheck.");
+    h.keys("<c-s>y").unwrap();
+    h.settle().await;
+    assert!(
+        h.app.panes.editor.editing.is_none(),
+        "addendum signed: {}",
+        notice(&h)
+    );
+    let docs = notes_written(&p, &patient).await;
+    assert_eq!(docs.len(), 2, "{docs:#?}");
+    let add = docs.iter().find(|d| d["id"] != doc["id"]).unwrap();
+    assert_eq!(add["relatesTo"][0]["code"], "appends");
+    assert_eq!(
+        add["relatesTo"][0]["target"]["reference"],
+        format!("DocumentReference/{}", doc["id"].as_str().unwrap())
+    );
+    assert!(note_text(add).contains("Potassium 4.1 on recheck."));
+    // The original stays as signed, untouched.
+    let again = get(
+        &p,
+        Role::Attending,
+        &format!("DocumentReference/{}", doc["id"].as_str().unwrap()),
+    )
+    .await;
+    assert_eq!(note_text(&again), text);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signing_is_refused_while_a_blank_is_left_and_the_cursor_goes_there() {
+    let p = portal().await;
+    let mut h = signed_in(&p, Role::Attending).await;
+    let patient = open_patient_with_data(&mut h).await;
+    h.keys("4n<enter>").unwrap();
+    h.paste("Subjective text.");
+    h.keys("<c-s>").unwrap();
+    assert!(
+        h.app.popup().is_none(),
+        "no confirmation while blanks remain"
+    );
+    assert!(notice(&h).contains("Not signed"), "{}", notice(&h));
+    let e = h.app.panes.editor.editing.as_ref().unwrap();
+    let first = e.fields()[0].clone();
+    assert_eq!(
+        e.cursor(),
+        (first.row, first.col),
+        "the cursor is on the first field left"
+    );
+    h.settle().await;
+    assert!(
+        notes_written(&p, &patient)
+            .await
+            .iter()
+            .all(|d| d["docStatus"] != "final")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_residents_note_waits_for_the_attendings_cosignature() {
+    let p = portal().await;
+    let mut resident = signed_in(&p, Role::Resident).await;
+    let patient = open_patient_with_data(&mut resident).await;
+    write_progress_note(&mut resident).await;
+    assert!(
+        resident.app.panes.editor.editing.is_none(),
+        "{}",
+        notice(&resident)
+    );
+    let docs = notes_written(&p, &patient).await;
+    assert_eq!(docs.len(), 1, "{docs:#?}");
+    let doc = docs[0].clone();
+    let id = doc["id"].as_str().unwrap().to_string();
+    assert_eq!(doc["docStatus"], "preliminary", "not final until co-signed");
+    let listed = resident
+        .app
+        .chart()
+        .unwrap()
+        .notes
+        .items
+        .iter()
+        .find(|d| d.id.as_deref() == Some(id.as_str()))
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        chartty::notes::document::state_of(&listed),
+        chartty::notes::document::NoteState::AwaitingCosign
+    );
+
+    // The attending's queue has the co-sign task; `s` and `y` co-sign.
+    let mut attending = signed_in(&p, Role::Attending).await;
+    attending.keys("5").unwrap();
+    let rows = attending.app.panes.tasks.rows().to_vec();
+    let at = rows
+        .iter()
+        .position(|r| r.raw["focus"]["reference"] == format!("DocumentReference/{id}"))
+        .unwrap_or_else(|| panic!("a co-sign task in the attending's queue: {rows:#?}"));
+    attending.keys("gg").unwrap();
+    for _ in 0..at {
+        attending.keys("j").unwrap();
+    }
+    attending.keys("s").unwrap();
+    assert!(matches!(attending.app.popup(), Some(Popup::Confirm(_))));
+    attending.keys("y").unwrap();
+    attending.settle().await;
+    let signed = get(&p, Role::Attending, &format!("DocumentReference/{id}")).await;
+    assert_eq!(
+        signed["docStatus"],
+        "final",
+        "co-signed: {}",
+        notice(&attending)
+    );
+    assert_eq!(
+        note_text(&signed),
+        note_text(&doc),
+        "co-signing changes no word"
+    );
+    let task = get(&p, Role::Attending, &format!("Task/{}", rows[at].task_id)).await;
+    assert_eq!(task["status"], "completed");
+    assert!(
+        attending
+            .app
+            .panes
+            .tasks
+            .rows()
+            .iter()
+            .all(|r| r.task_id != rows[at].task_id),
+        "the task left the queue"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn front_desk_gets_no_clinical_templates_and_the_server_refuses_its_notes() {
+    let p = portal().await;
+    let mut h = signed_in(&p, Role::Frontdesk).await;
+    h.keys("1<enter>").unwrap();
+    h.settle().await;
+    h.keys("4n").unwrap();
+    assert!(h.app.popup().is_none(), "no picker");
+    assert!(h.app.panes.editor.editing.is_none());
+    let said = notice(&h);
+    assert!(said.contains("No note templates for"), "{said}");
+
+    // The server says no as well, whatever a client sends.
+    let patient = h.app.panes.search.listed()[0].id.clone();
+    let doc = serde_json::json!({
+        "resourceType": "DocumentReference",
+        "status": "current",
+        "docStatus": "preliminary",
+        "subject": {"reference": format!("Patient/{patient}")},
+        "content": [{"attachment": {"contentType": "text/plain", "data": "aGVsbG8="}}]
+    });
+    let resp = reqwest::Client::new()
+        .post(format!("{}/DocumentReference", p.server.base_url))
+        .bearer_auth(token(&p, Role::Frontdesk))
+        .header("Content-Type", "application/fhir+json")
+        .body(doc.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_draft_is_saved_once_on_the_server_and_locally_and_comes_back_after_a_crash() {
+    let p = portal().await;
+    let drafts = tempfile::tempdir().unwrap();
+    let mut h = signed_in_keeping(&p, Role::Attending, Some(local_store(drafts.path()))).await;
+    let patient = open_patient_with_data(&mut h).await;
+    h.keys("4n<enter>").unwrap();
+    h.paste("Nguyễn reports dizziness ");
+    // Two quiet seconds: saved here and on the server.
+    h.tick(std::time::Instant::now() + Duration::from_secs(3));
+    h.settle().await;
+    let docs = notes_written(&p, &patient).await;
+    assert_eq!(docs.len(), 1, "{docs:#?}");
+    assert_eq!(docs[0]["docStatus"], "preliminary");
+    assert_eq!(docs[0]["meta"]["versionId"], "1");
+    let id = docs[0]["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        std::fs::read_dir(drafts.path()).unwrap().count(),
+        1,
+        "one local draft file"
+    );
+
+    // More typing: the same resource is updated (If-Match), not created again.
+    h.paste("on standing.");
+    h.tick(std::time::Instant::now() + Duration::from_secs(6));
+    h.settle().await;
+    let docs = notes_written(&p, &patient).await;
+    assert_eq!(docs.len(), 1, "{docs:#?}");
+    assert_eq!(docs[0]["meta"]["versionId"], "2");
+    let saved = h.app.panes.editor.editing.as_ref().unwrap().text();
+    assert_eq!(note_text(&docs[0]), saved);
+    assert!(
+        saved.contains("Nguyễn reports dizziness on standing."),
+        "{saved}"
+    );
+    let sent = h.sent();
+    let writes: Vec<_> = sent
+        .iter()
+        .filter(|r| r.path_and_query.starts_with("/fhir/DocumentReference"))
+        .filter(|r| r.method != "GET")
+        .map(|r| r.method)
+        .collect();
+    assert_eq!(writes, ["POST", "PUT"]);
+
+    // A stale writer (the first version) is refused by the server.
+    let mut stale = docs[0].clone();
+    stale["meta"]["versionId"] = "1".into();
+    let resp = reqwest::Client::new()
+        .put(format!("{}/DocumentReference/{id}", p.server.base_url))
+        .bearer_auth(token(&p, Role::Attending))
+        .header("Content-Type", "application/fhir+json")
+        .header("If-Match", "W/\"1\"")
+        .body(stale.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.status(),
+        412,
+        "a stale version never overwrites a newer one"
+    );
+
+    // The process dies (no quit, no last save): a new one, same user,
+    // offers the draft back exactly as last saved when the chart opens.
+    drop(h);
+    let mut again = signed_in_keeping(&p, Role::Attending, Some(local_store(drafts.path()))).await;
+    let said = notice(&again);
+    assert!(said.contains("unsigned draft"), "{said}");
+    let row = again
+        .app
+        .panes
+        .search
+        .listed()
+        .iter()
+        .find(|r| r.id == patient)
+        .cloned()
+        .expect("the patient is listed");
+    open_listed(&mut again, &row).await;
+    let e = again
+        .app
+        .panes
+        .editor
+        .editing
+        .as_ref()
+        .expect("the draft is back in the editor");
+    assert_eq!(e.text(), saved);
+    assert_eq!(e.server_id.as_deref(), Some(id.as_str()));
+
+    // Signing it writes the same resource; the local copy goes. The
+    // editor reopened on the first field left: the assessment pick-list.
+    again.keys("612<enter>").unwrap();
+    again.paste("Orthostatic hypotension.");
+    again.keys("<tab>2").unwrap();
+    again.paste("Fluids, stand slowly.");
+    let left = again.app.panes.editor.editing.as_ref().map(|e| e.fields());
+    assert_eq!(left, Some(Vec::new()), "every field filled");
+    again.keys("<c-s>y").unwrap();
+    again.settle().await;
+    assert!(
+        again.app.panes.editor.editing.is_none(),
+        "{} / {:?}",
+        notice(&again),
+        again.app.panes.editor.note
+    );
+    let docs = notes_written(&p, &patient).await;
+    assert_eq!(
+        docs.len(),
+        1,
+        "signing updated the draft, made no second note"
+    );
+    assert_eq!(docs[0]["docStatus"], "final");
+    again.end();
+    assert_eq!(
+        std::fs::read_dir(drafts.path()).unwrap().count(),
+        0,
+        "the signed note's draft is gone"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_draft_is_offered_only_to_its_own_user() {
+    let p = portal().await;
+    let drafts = tempfile::tempdir().unwrap();
+    let mut h = signed_in_keeping(&p, Role::Attending, Some(local_store(drafts.path()))).await;
+    let patient = open_patient_with_data(&mut h).await;
+    h.keys("4n<enter>").unwrap();
+    h.paste("Private words.");
+    h.end();
+    assert_eq!(
+        std::fs::read_dir(drafts.path()).unwrap().count(),
+        1,
+        "ending the session saved it"
+    );
+
+    let mut other = signed_in_keeping(&p, Role::Resident, Some(local_store(drafts.path()))).await;
+    assert!(!notice(&other).contains("draft"), "{}", notice(&other));
+    let row = other
+        .app
+        .panes
+        .search
+        .listed()
+        .iter()
+        .find(|r| r.id == patient)
+        .cloned()
+        .unwrap();
+    open_listed(&mut other, &row).await;
+    assert!(
+        other.app.panes.editor.editing.is_none(),
+        "another user's draft is not opened"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_local_copy_the_servers_draft_is_offered_back() {
+    let p = portal().await;
+    let mut h = signed_in(&p, Role::Attending).await;
+    let patient = open_patient_with_data(&mut h).await;
+    h.keys("4n<enter>").unwrap();
+    h.paste("Written on the ward PC.");
+    h.tick(std::time::Instant::now() + Duration::from_secs(3));
+    h.settle().await;
+    let saved = h.app.panes.editor.editing.as_ref().unwrap().text();
+    drop(h);
+
+    // Another machine (drafts in memory, none kept): the chart opens with
+    // the server's draft in the editor, and it goes on as the same note.
+    let mut other = signed_in(&p, Role::Attending).await;
+    let row = other
+        .app
+        .panes
+        .search
+        .listed()
+        .iter()
+        .find(|r| r.id == patient)
+        .cloned()
+        .unwrap();
+    open_listed(&mut other, &row).await;
+    assert!(
+        notice(&other).contains("saved on the server is back"),
+        "{}",
+        notice(&other)
+    );
+    let e = other
+        .app
+        .panes
+        .editor
+        .editing
+        .as_ref()
+        .expect("the server's draft is offered");
+    assert_eq!(e.text(), saved);
+    // It reopens on the first field left, the assessment list: Esc closes it.
+    other.keys("6<esc>").unwrap();
+    other.paste(" More.");
+    other.tick(std::time::Instant::now() + Duration::from_secs(3));
+    other.settle().await;
+    let docs = notes_written(&p, &patient).await;
+    assert_eq!(docs.len(), 1, "the same note, updated: {docs:#?}");
+    assert!(note_text(&docs[0]).contains("More."));
+
+    // Someone else's draft is not theirs to continue.
+    let mut resident = signed_in(&p, Role::Resident).await;
+    open_listed(&mut resident, &row).await;
+    assert!(resident.app.panes.editor.editing.is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nurse_cannot_add_to_a_physicians_note() {
+    let p = portal().await;
+    let mut doctor = signed_in(&p, Role::Attending).await;
+    let patient = open_patient_with_data(&mut doctor).await;
+    write_progress_note(&mut doctor).await;
+    let id = notes_written(&p, &patient).await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let mut nurse = signed_in(&p, Role::Nurse).await;
+    let row = nurse
+        .app
+        .panes
+        .search
+        .listed()
+        .iter()
+        .find(|r| r.id == patient)
+        .cloned()
+        .unwrap();
+    open_listed(&mut nurse, &row).await;
+    let at = nurse
+        .app
+        .chart()
+        .unwrap()
+        .notes
+        .items
+        .iter()
+        .position(|d| d.id.as_deref() == Some(id.as_str()))
+        .expect("the nurse sees the signed note");
+    nurse.keys("4gg").unwrap();
+    for _ in 0..at {
+        nurse.keys("j").unwrap();
+    }
+    nurse.keys("a").unwrap();
+    assert!(nurse.app.panes.editor.editing.is_none());
+    assert!(
+        notice(&nurse).contains("No addendum to a progress note")
+            && notice(&nurse).contains("for Nurse"),
+        "{}",
+        notice(&nurse)
+    );
+}
