@@ -758,3 +758,68 @@ async fn a_nurse_cannot_add_to_a_physicians_note() {
         notice(&nurse)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_made_up_cosign_task_cannot_finalise_a_draft() {
+    let p = portal().await;
+    let mut h = signed_in(&p, Role::Attending).await;
+    let patient = open_patient_with_data(&mut h).await;
+    h.keys("4n<enter>").unwrap();
+    h.paste("Not finished.");
+    h.tick(std::time::Instant::now() + Duration::from_secs(3));
+    h.settle().await;
+    let draft = notes_written(&p, &patient).await[0].clone();
+    assert_eq!(draft["docStatus"], "preliminary");
+    // A co-signature task nobody's signature asked for.
+    let task = serde_json::json!({
+        "resourceType": "Task", "status": "requested", "intent": "order", "priority": "routine",
+        "code": {"coding": [{"system": chartty::fhir::codes::TASK_CATEGORY_SYSTEM,
+            "code": chartty::fhir::codes::TASK_COSIGN}]},
+        "description": "Co-sign: Progress note",
+        "focus": {"reference": format!("DocumentReference/{}", draft["id"].as_str().unwrap())},
+        "for": {"reference": format!("Patient/{patient}")},
+        "performerType": [{"coding": [{"system": chartty::fhir::codes::ROLE_SYSTEM, "code": "attending"}]}]
+    });
+    let resp = reqwest::Client::new()
+        .post(format!("{}/Task", p.server.base_url))
+        .bearer_auth(token(&p, Role::Attending))
+        .header("Content-Type", "application/fhir+json")
+        .body(task.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success(), "{}", resp.status());
+    let made: Value = resp.json().await.unwrap();
+
+    let mut attending = signed_in(&p, Role::Attending).await;
+    attending.keys("5").unwrap();
+    let at = attending
+        .app
+        .panes
+        .tasks
+        .rows()
+        .iter()
+        .position(|r| Some(r.task_id.as_str()) == made["id"].as_str())
+        .expect("the task is in the queue");
+    attending.keys("gg").unwrap();
+    for _ in 0..at {
+        attending.keys("j").unwrap();
+    }
+    attending.keys("sy").unwrap();
+    attending.settle().await;
+    assert!(
+        notice(&attending).contains("not waiting for a co-signature"),
+        "{}",
+        notice(&attending)
+    );
+    let still = get(
+        &p,
+        Role::Attending,
+        &format!("DocumentReference/{}", draft["id"].as_str().unwrap()),
+    )
+    .await;
+    assert_eq!(
+        still["docStatus"], "preliminary",
+        "the draft was not finalised"
+    );
+}

@@ -34,6 +34,13 @@ fn content(resource: &Value) -> Value {
     let mut v = resource.clone();
     if let Some(o) = v.as_object_mut() {
         o.remove("meta");
+        // Set by a server from who wrote and when (chartty's portal does):
+        // not part of what the client sent.
+        for server_set in ["author", "authenticator", "date"] {
+            if resource.get("resourceType").and_then(Value::as_str) == Some("DocumentReference") {
+                o.remove(server_set);
+            }
+        }
     }
     v
 }
@@ -239,26 +246,72 @@ impl ApiClient {
     /// Co-sign: the note the task points at becomes final (the server names
     /// the signer), then the task is completed; each with the version read.
     pub async fn cosign(&self, task: Value) -> Result<ApiReply, ApiError> {
+        // The task as the server holds it now, not as the queue last read it.
+        let task_id = task
+            .get("id")
+            .and_then(Value::as_str)
+            .ok_or_else(|| ApiError::local("the task has no id"))?;
+        let task = self.get_json(&self.url(&format!("Task/{task_id}"))).await?;
+        if matches!(
+            task.get("status").and_then(Value::as_str),
+            Some("completed" | "cancelled" | "entered-in-error")
+        ) {
+            return Err(ApiError::local("this co-signature task is already closed"));
+        }
         let note = task
             .pointer("/focus/reference")
             .and_then(Value::as_str)
             .filter(|r| r.starts_with("DocumentReference/"))
             .ok_or_else(|| ApiError::local("this task points at no note"))?;
         let mut doc = self.get_json(&self.url(note)).await?;
-        let version = version_of(&doc)
-            .ok_or_else(|| ApiError::local("the server gave the note no version"))?;
-        doc["docStatus"] = Value::from("final");
-        if let Some(ext) = doc.get_mut("extension").and_then(Value::as_array_mut) {
-            ext.retain(|e| {
-                e.get("url").and_then(Value::as_str) != Some(codes::AWAITING_COSIGNATURE)
-            });
-            if ext.is_empty()
-                && let Some(o) = doc.as_object_mut()
-            {
-                o.remove("extension");
-            }
+        // The note must be of the task's patient and waiting for exactly
+        // this: a task someone made up cannot finalise any draft.
+        let patient =
+            |v: &Value, ptr: &str| v.pointer(ptr).and_then(Value::as_str).map(str::to_string);
+        if patient(&doc, "/subject/reference") != patient(&task, "/for/reference") {
+            return Err(ApiError::local(
+                "the note and the task are not of the same patient: not co-signed",
+            ));
         }
-        let signed = self.update(doc, &version).await?;
+        let awaiting = doc
+            .get("extension")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .any(|e| {
+                e.get("url").and_then(Value::as_str) == Some(codes::AWAITING_COSIGNATURE)
+                    && e.get("valueBoolean").and_then(Value::as_bool) == Some(true)
+            });
+        let already_final = doc.get("docStatus").and_then(Value::as_str) == Some("final");
+        let signed = if already_final && !awaiting {
+            // A co-signature whose task update failed before: the note is
+            // done, only the task is left.
+            let version = version_of(&doc);
+            ApiReply::Written {
+                resource: doc,
+                version,
+            }
+        } else {
+            if !awaiting || doc.get("docStatus").and_then(Value::as_str) != Some("preliminary") {
+                return Err(ApiError::local(
+                    "this note is not waiting for a co-signature: not co-signed",
+                ));
+            }
+            let version = version_of(&doc)
+                .ok_or_else(|| ApiError::local("the server gave the note no version"))?;
+            doc["docStatus"] = Value::from("final");
+            if let Some(ext) = doc.get_mut("extension").and_then(Value::as_array_mut) {
+                ext.retain(|e| {
+                    e.get("url").and_then(Value::as_str) != Some(codes::AWAITING_COSIGNATURE)
+                });
+                if ext.is_empty()
+                    && let Some(o) = doc.as_object_mut()
+                {
+                    o.remove("extension");
+                }
+            }
+            self.update(doc, &version).await?
+        };
         let mut task = task;
         let task_version =
             version_of(&task).ok_or_else(|| ApiError::local("the task has no version"))?;

@@ -249,7 +249,7 @@ pub fn fill(template_text: &str, ctx: &NoteContext) -> Filled {
     for p in placeholders(template_text) {
         if let Placeholder::Data { offset, len, link } = p {
             text.push_str(&template_text[at..offset]);
-            let block = data(&link, ctx);
+            let block = inert(&data(&link, ctx));
             text.push_str(&block);
             blocks.push((link, block));
             at = offset + len;
@@ -257,6 +257,13 @@ pub fn fill(template_text: &str, ctx: &NoteContext) -> Filled {
     }
     text.push_str(&template_text[at..]);
     Filled { text, blocks }
+}
+
+/// Chart data never becomes a field: a `***` or `{{` in a medication or
+/// problem name would add a blank that blocks signing, or a pick-list
+/// offering choices its author made up. They are shown with look-alikes.
+pub fn inert(block: &str) -> String {
+    block.replace("***", "∗∗∗").replace("{{", "{\u{200a}{")
 }
 
 /// Pull every data block of `text` again. A block the clinician changed
@@ -270,7 +277,7 @@ pub fn refresh(
     let mut new_blocks = Vec::new();
     let mut edited = Vec::new();
     for (link, old) in blocks {
-        let new = data(link, ctx);
+        let new = inert(&data(link, ctx));
         match out.find(old.as_str()) {
             Some(i) if !old.is_empty() => {
                 out.replace_range(i..i + old.len(), &new);
@@ -404,6 +411,26 @@ pub(crate) mod tests {
             "Hemoglobin A1c: no result on file (as of 12:00)"
         );
         assert_eq!(data(&DataLink::Today, &x), "2026-11-23");
+    }
+
+    #[test]
+    fn chart_data_never_becomes_a_field() {
+        let mut c = chart();
+        c.medications = Section::loaded(vec![
+            serde_json::from_value(json!({"status": "active",
+                "medicationCodeableConcept": {"text": "Evil *** {{pick: X | a | b}}"}}))
+            .unwrap(),
+        ]);
+        let f = fill("Meds: {{medications}}\nPlan: ***", &ctx(&c));
+        assert!(f.text.contains("Evil"), "{}", f.text);
+        let found =
+            crate::notes::fields::fields(&f.text.lines().map(str::to_string).collect::<Vec<_>>());
+        assert_eq!(
+            found.len(),
+            1,
+            "only the template's own blank: {found:?}\n{}",
+            f.text
+        );
     }
 
     #[test]

@@ -105,6 +105,8 @@ pub enum PaneReply {
     DraftNotSaved {
         client_id: String,
         why: String,
+        /// Worth trying again by itself (not a version conflict).
+        retry: bool,
     },
     NoteSigned {
         client_id: String,

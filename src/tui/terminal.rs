@@ -36,6 +36,10 @@ use crate::tui::keymap::Keymap;
 use crate::tui::matcher::MatchWorker;
 use crate::tui::theme::Theme;
 
+/// At most this long, writes still on their way to the server are waited
+/// for when the session ends.
+const WRITES_AT_EXIT: Duration = Duration::from_secs(3);
+
 /// How often the loop wakes without input (debounced search, the clock).
 const TICK: Duration = Duration::from_millis(50);
 
@@ -397,15 +401,38 @@ pub fn run(settings: Settings, session: Session) -> anyhow::Result<Exit> {
     // the disk before the process goes: a hang-up is a dropped SSH link,
     // and the next start offers the draft back.
     app.end_session();
+    for (id, request) in app.take_requests() {
+        worker.submit(id, request);
+    }
     for effect in app.take_draft_effects() {
         keeper.send(effect);
     }
+    // A draft or a signature on its way to the server gets a moment to
+    // arrive (the local copy is on disk either way).
+    runtime.block_on(async {
+        let deadline = tokio::time::Instant::now() + WRITES_AT_EXIT;
+        while app.writes_in_flight() > 0 {
+            match tokio::time::timeout_at(deadline, replies.recv()).await {
+                Ok(Some(done)) => app.update(Event::Api(done), Clock::system()),
+                _ => break,
+            }
+            // A reply may lead to the next write (a resident's signature to
+            // its co-signature task).
+            for (id, request) in app.take_requests() {
+                worker.submit(id, request);
+            }
+            for effect in app.take_draft_effects() {
+                keeper.send(effect);
+            }
+        }
+    });
     keeper.finish();
     drop(guard);
     if let Ok(Exit::Signal(name)) = &exit {
         tracing::info!(signal = name, "ended by a signal");
     }
-    // Requests still in flight are reads: nothing is lost by not waiting.
+    // What is still in flight now are reads, or writes given up on above
+    // (their drafts are on disk and offered back at the next start).
     drop(_enter);
     runtime.shutdown_timeout(Duration::from_millis(200));
     exit

@@ -152,6 +152,8 @@ pub struct App {
     draft_effects: Vec<DraftEffect>,
     /// Drafts found on this machine at start, not yet reopened.
     recovered: Vec<SavedDraft>,
+    /// The drafts kept on this machine were read (or there are none).
+    drafts_loaded: bool,
     /// How drafts are kept on this machine (or why only in memory).
     draft_protection: Option<(String, bool)>,
     /// Whose drafts, where the server names nobody (see `owner_without_name`).
@@ -231,6 +233,7 @@ impl App {
             },
             draft_effects: Vec::new(),
             recovered: Vec::new(),
+            drafts_loaded: false,
             draft_protection: None,
             anonymous_owner: None,
             date_order: settings.date_order,
@@ -353,6 +356,23 @@ impl App {
     /// Requests sent and not yet answered.
     pub fn in_flight(&self) -> usize {
         self.in_flight.len()
+    }
+
+    /// Writes on their way to the server (a draft, a signature, a
+    /// co-signature): worth a short wait before the process ends.
+    pub fn writes_in_flight(&self) -> usize {
+        self.in_flight
+            .values()
+            .filter(|o| {
+                matches!(
+                    o,
+                    Origin::NoteSave { .. }
+                        | Origin::NoteSign { .. }
+                        | Origin::CosignTask { .. }
+                        | Origin::CoSign
+                )
+            })
+            .count()
     }
     /// A match job sent and not yet answered.
     pub fn matching(&self) -> bool {

@@ -142,7 +142,11 @@ impl App {
     /// The drafts found here at start: offered back when their patient's
     /// chart opens.
     pub(super) fn drafts_recovered(&mut self, drafts: Vec<SavedDraft>) {
+        // From now on a draft on the server may be offered: the copy on this
+        // machine, newer where it exists, had the first word.
+        self.drafts_loaded = true;
         if drafts.is_empty() {
+            self.offer_recovered();
             return;
         }
         let names: Vec<String> = drafts
@@ -165,6 +169,23 @@ impl App {
         };
         if self.panes.editor.editing.is_some() {
             return;
+        }
+        // A kept draft of a note the server has since signed (the process
+        // ended between the signature and the removal) is not offered.
+        if let Some(chart) = &self.chart {
+            let signed: Vec<String> = chart
+                .notes
+                .items
+                .iter()
+                .filter(|d| document::state_of(d) != NoteState::Draft)
+                .filter_map(document::client_id_of)
+                .collect();
+            let (gone, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.recovered)
+                .into_iter()
+                .partition(|d| signed.contains(&d.note.client_id));
+            self.recovered = kept;
+            self.draft_effects
+                .extend(gone.into_iter().map(DraftEffect::Remove));
         }
         let Some(at) = self.recovered.iter().position(|d| d.note.patient_id == pid) else {
             self.offer_server_draft();
@@ -354,6 +375,9 @@ impl App {
     /// credential store, a reboot): the newest own draft on the server is
     /// offered back instead.
     fn offer_server_draft(&mut self) {
+        if !self.drafts_loaded {
+            return;
+        }
         let Some(me) = self.notes.practitioner.clone() else {
             return;
         };
@@ -391,6 +415,12 @@ impl App {
         };
         if self.panes.editor.editing.is_some() {
             self.focus = PaneId::Editor;
+            return;
+        }
+        if !self.drafts_loaded {
+            self.inform(
+                "Looking for drafts kept on this machine first; try again in a moment".into(),
+            );
             return;
         }
         let kind = doc.r#type.as_ref();
@@ -541,6 +571,9 @@ impl App {
                     PaneReply::DraftNotSaved {
                         client_id,
                         why: e.to_string(),
+                        // 412: someone else changed the note; 4xx: the
+                        // server will not take it as it is.
+                        retry: e.status.is_none_or(|s| s >= 500 || s == 429 || s == 408),
                     },
                 ),
             },
@@ -632,6 +665,8 @@ impl App {
 
     /// Signed: the draft here goes, the editor closes, the notes reload.
     fn note_done(&mut self, note: &NoteSnapshot, message: String) {
+        self.recovered
+            .retain(|d| d.note.client_id != note.client_id);
         if let Some((user, server)) = self.draft_owner() {
             self.draft_effects.push(DraftEffect::Remove(SavedDraft {
                 user,

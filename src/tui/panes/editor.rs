@@ -30,6 +30,8 @@ use crate::tui::panes::{Pane, PaneId, View, pane_block, placeholder};
 pub const AUTOSAVE_AFTER: Duration = Duration::from_secs(2);
 /// Typing without a pause still saves this often.
 pub const AUTOSAVE_AT_MOST: Duration = Duration::from_secs(10);
+/// A save the server did not take is tried again after this, typing or not.
+pub const SERVER_RETRY: Duration = Duration::from_secs(15);
 
 /// A note being written.
 pub struct Editing {
@@ -57,6 +59,8 @@ pub struct Editing {
     server_busy: bool,
     /// The text changed while a server save was on its way.
     server_behind: bool,
+    /// A server save failed (not a conflict): try again at this time.
+    retry_server_at: Option<Instant>,
     /// Saved on this machine (or, without a credential store, in memory).
     pub saved_local: Option<DateTime<Utc>>,
     pub saved_server: Option<DateTime<Utc>>,
@@ -84,7 +88,13 @@ impl Editing {
         pulled_at: DateTime<Utc>,
         appends: Option<String>,
     ) -> Editing {
-        let mut textarea = TextArea::new(text.lines().map(str::to_string).collect());
+        // Whatever the text came from (a template file, a kept draft, the
+        // server), no control character reaches the terminal through it.
+        let mut textarea = TextArea::new(
+            text.lines()
+                .map(|l| crate::fhir::sanitize::sanitize(l).into_owned())
+                .collect(),
+        );
         textarea.set_wrap_mode(WrapMode::Word);
         textarea.set_max_histories(200);
         let mut e = Editing {
@@ -105,6 +115,7 @@ impl Editing {
             unsaved_since: None,
             server_busy: false,
             server_behind: false,
+            retry_server_at: None,
             saved_local: None,
             saved_server: None,
             signing: false,
@@ -215,8 +226,24 @@ impl Editing {
     }
 
     /// Unsaved work: typed since the last local save.
+    /// A signature still on its way counts: it may yet fail.
     pub fn unsaved(&self) -> bool {
-        self.changed.is_some()
+        self.changed.is_some() || self.signing
+    }
+
+    /// Why the note cannot be signed at this moment, if so.
+    fn not_now(&self) -> Option<String> {
+        if self.signing {
+            return Some("The note is being signed; wait for the answer".into());
+        }
+        // A draft save on its way could land after the signature and
+        // write older text over it.
+        if self.server_busy {
+            return Some(
+                "A save of this note is on its way to the server; sign again in a moment".into(),
+            );
+        }
+        None
     }
 }
 
@@ -241,7 +268,20 @@ impl EditorPane {
     /// key, or at once when `now` is `None` (quitting).
     pub fn due_save(&mut self, now: Option<Instant>) -> Option<Command> {
         let e = self.editing.as_mut()?;
-        let changed = e.changed?;
+        let Some(changed) = e.changed else {
+            // Nothing typed since: only a failed server save may be due again.
+            let due = now.zip(e.retry_server_at).is_some_and(|(n, at)| n >= at);
+            if !due || e.server_busy || !e.server_behind || e.signing {
+                return None;
+            }
+            e.retry_server_at = None;
+            e.server_busy = true;
+            e.server_behind = false;
+            return Some(Command::SaveDraft {
+                note: e.snapshot(NoteState::Draft),
+                to_server: true,
+            });
+        };
         let since = e.unsaved_since.unwrap_or(changed);
         let wait = now.is_some_and(|n| {
             n.duration_since(changed) < AUTOSAVE_AFTER && n.duration_since(since) < AUTOSAVE_AT_MOST
@@ -255,6 +295,7 @@ impl EditorPane {
         if to_server {
             e.server_busy = true;
             e.server_behind = false;
+            e.retry_server_at = None;
         }
         Some(Command::SaveDraft {
             note: e.snapshot(NoteState::Draft),
@@ -384,7 +425,10 @@ impl Pane for EditorPane {
             }
             return Vec::new();
         }
-        e.textarea.insert_str(text);
+        // A paste may carry escape sequences or bidi overrides: they land as
+        // visible markers, never as control characters.
+        e.textarea
+            .insert_str(crate::fhir::sanitize::sanitize(text).as_ref());
         e.touched(view.instant);
         Vec::new()
     }
@@ -486,6 +530,9 @@ impl Pane for EditorPane {
                 let Some(e) = self.editing.as_mut() else {
                     return Vec::new();
                 };
+                if let Some(why) = e.not_now() {
+                    return vec![Command::Notify(why)];
+                }
                 if let Some(first) = e.fields().first().cloned() {
                     let n = e.fields().len();
                     e.select(first);
@@ -508,8 +555,24 @@ impl Pane for EditorPane {
                 }];
             }
             Action::SignNow => {
-                if self.editing.as_ref().is_none_or(|e| !e.fields().is_empty()) {
+                let Some(e) = self.editing.as_ref() else {
                     return Vec::new();
+                };
+                if !e.fields().is_empty() {
+                    return Vec::new();
+                }
+                if let Some(why) = e.not_now() {
+                    return vec![Command::Notify(why)];
+                }
+                // The chart may have changed while the question was open.
+                if view
+                    .chart
+                    .is_none_or(|c| c.patient.id.as_deref() != Some(e.patient_id.as_str()))
+                {
+                    return vec![Command::Notify(format!(
+                        "Not signed: the chart on screen is no longer {}'s",
+                        e.patient_label
+                    ))];
                 }
                 // Data pulled into the note is refreshed at signing.
                 let edited = self.refresh_data(view).unwrap_or_default();
@@ -524,7 +587,15 @@ impl Pane for EditorPane {
                 } else {
                     NoteState::Signed
                 };
-                let mut out = vec![Command::SignNote(e.snapshot(state))];
+                // What is signed is on this machine first: if the signature
+                // fails or the process dies, not a word typed is lost.
+                let mut out = vec![
+                    Command::SaveDraft {
+                        note: e.snapshot(NoteState::Draft),
+                        to_server: false,
+                    },
+                    Command::SignNote(e.snapshot(state)),
+                ];
                 if !edited.is_empty() {
                     out.push(Command::Notify(format!(
                         "{} data block(s) you edited by hand were not refreshed",
@@ -577,9 +648,16 @@ impl Pane for EditorPane {
                     }];
                 }
             }
-            PaneReply::DraftNotSaved { client_id, why } if client_id == e.client_id => {
+            PaneReply::DraftNotSaved {
+                client_id,
+                why,
+                retry,
+            } if client_id == e.client_id => {
                 e.server_busy = false;
                 e.server_behind = true;
+                // A link that failed may be back in a moment; a version
+                // conflict stays one until somebody looks at it.
+                e.retry_server_at = retry.then(|| view.instant + SERVER_RETRY);
                 self.note = Some(format!("Not saved on the server: {why}"));
             }
             PaneReply::NoteSigned { client_id, .. } if client_id == e.client_id => {
@@ -919,8 +997,34 @@ mod tests {
         env.notes.role = Some(crate::roles::Role::Resident);
         let out = p.update(Action::SignNow, &env.view());
         assert!(
-            matches!(out.as_slice(), [Command::SignNote(n)] if n.state == NoteState::AwaitingCosign && n.text == "S: fine"),
-            "{out:?}"
+            matches!(out.as_slice(), [
+                Command::SaveDraft { note: kept, to_server: false },
+                Command::SignNote(n),
+            ] if kept.text == "S: fine" && n.state == NoteState::AwaitingCosign && n.text == "S: fine"),
+            "kept on this machine, then signed: {out:?}"
+        );
+        // While the signature is on its way, a second one is refused and
+        // quitting asks.
+        assert!(p.unsaved());
+        let again = p.update(Action::Sign, &env.view());
+        assert!(
+            matches!(again.as_slice(), [Command::Notify(t)] if t.contains("being signed")),
+            "{again:?}"
+        );
+    }
+
+    #[test]
+    fn pasted_control_characters_become_visible_markers() {
+        let env = Env::new();
+        let mut p = pane("S: ***", "p1");
+        p.insert_text("ok\u{1b}]52;c;ZXZpbA==\u{7}\u{202e}gnp", &env.view());
+        let t = text(&p);
+        assert!(!t.chars().any(|c| c.is_control() && c != '\n'), "{t:?}");
+        assert!(t.contains('␛') && t.contains("U+202E"), "{t:?}");
+        let hostile = pane("title \u{1b}[2J", "p1");
+        assert!(
+            !text(&hostile).contains('\u{1b}'),
+            "a template or draft is cleaned too"
         );
     }
 
@@ -988,6 +1092,45 @@ mod tests {
         assert!(
             p.due_save(Some(env.at + Duration::from_secs(10))).is_none(),
             "saved once"
+        );
+    }
+
+    #[test]
+    fn a_server_save_that_failed_is_tried_again_without_a_key() {
+        let env = Env::new();
+        let mut p = pane("S: ***", "p1");
+        p.insert_text("x", &env.view());
+        let first = p.due_save(Some(env.at + AUTOSAVE_AFTER));
+        assert!(
+            matches!(
+                first,
+                Some(Command::SaveDraft {
+                    to_server: true,
+                    ..
+                })
+            ),
+            "{first:?}"
+        );
+        let failed = |retry| PaneReply::DraftNotSaved {
+            client_id: "c1".into(),
+            why: "the server did not answer".into(),
+            retry,
+        };
+        p.on_reply(failed(true), &env.view());
+        assert!(
+            p.due_save(Some(env.at + Duration::from_secs(5))).is_none(),
+            "not at once"
+        );
+        let again = p.due_save(Some(env.at + SERVER_RETRY));
+        assert!(
+            matches!(&again, Some(Command::SaveDraft { to_server: true, note }) if note.text == "S: x"),
+            "{again:?}"
+        );
+        // A conflict is not retried by itself.
+        p.on_reply(failed(false), &env.view());
+        assert!(
+            p.due_save(Some(env.at + Duration::from_secs(120)))
+                .is_none()
         );
     }
 

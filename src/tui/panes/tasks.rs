@@ -50,6 +50,8 @@ pub struct QueueRow {
 #[derive(Default)]
 pub struct TasksPane {
     rows: Vec<QueueRow>,
+    /// The co-signature task a question is open for.
+    confirming: Option<String>,
     pub state: QueueState,
     selected: usize,
     offset: usize,
@@ -155,12 +157,16 @@ impl Pane for TasksPane {
                 _ => Vec::new(),
             },
             Action::Refresh => vec![Command::LoadQueue],
-            Action::Sign => match self.selected_row() {
+            Action::Sign => match self.selected_row().cloned() {
                 Some(r) if r.category == crate::fhir::codes::TASK_COSIGN => {
+                    // The answer co-signs this task, whatever the queue
+                    // does meanwhile (a reload re-sorts the rows).
+                    self.confirming = Some(r.task_id.clone());
                     vec![Command::Confirm {
                         question: format!(
-                            "Co-sign: {}? y / n",
-                            r.summary.trim_start_matches("Co-sign: ")
+                            "Co-sign the {} of {}? y / n",
+                            crate::notes::lower_first(r.summary.trim_start_matches("Co-sign: ")),
+                            r.patient
                         ),
                         yes: Action::SignNow,
                     }]
@@ -170,14 +176,24 @@ impl Pane for TasksPane {
                 )],
                 None => Vec::new(),
             },
-            Action::SignNow => match self.selected_row() {
-                Some(r) if r.category == crate::fhir::codes::TASK_COSIGN => {
-                    vec![Command::CoSign {
-                        task: r.raw.clone(),
-                    }]
+            Action::SignNow => {
+                let asked = self.confirming.take();
+                match self
+                    .rows
+                    .iter()
+                    .find(|r| Some(&r.task_id) == asked.as_ref())
+                {
+                    Some(r) if r.category == crate::fhir::codes::TASK_COSIGN => {
+                        vec![Command::CoSign {
+                            task: r.raw.clone(),
+                        }]
+                    }
+                    Some(_) => Vec::new(),
+                    None => vec![Command::Notify(
+                        "Not co-signed: that task has left the queue meanwhile".into(),
+                    )],
                 }
-                _ => Vec::new(),
-            },
+            }
             Action::RawView => match self.selected_row() {
                 Some(r) => vec![Command::ShowRaw {
                     title: "Raw FHIR: task".into(),
