@@ -102,6 +102,9 @@ impl KeyringKeys {
     /// with it becomes unreadable. For tests, and for a user who wants their
     /// local drafts gone for good.
     pub fn forget(&self) -> Result<(), String> {
+        if self.stores.contains(&Store::KernelKeyring) {
+            own_session_keyring();
+        }
         let mut errors = Vec::new();
         for store in &self.stores {
             let Ok((entry, _)) = entry(*store, &self.service, &self.account) else {
@@ -259,7 +262,50 @@ fn reasons(why: Vec<String>) -> String {
     }
 }
 
+/// A process that has no session keyring of its own (started from a
+/// daemon, a container's init, a tmux server started that way) falls back
+/// to the user's shared user-session keyring, where the key keyring adds
+/// cannot be read back (seen here: every read ends in "no entry"). A login
+/// through `pam_keyinit` gets a session keyring of its own; chartty then
+/// makes one the same way. The persistent keyring, which keyring links into
+/// the session keyring, carries the key from one run to the next.
+///
+/// Credentials are per thread on Linux: this is called on the thread that
+/// then asks the kernel keyring.
+fn own_session_keyring() {
+    const KEYCTL_GET_KEYRING_ID: libc::c_long = 0;
+    const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
+    const KEY_SPEC_SESSION_KEYRING: libc::c_long = -3;
+    const KEY_SPEC_USER_SESSION_KEYRING: libc::c_long = -5;
+    // SAFETY: keyctl(2) with integer arguments and a null name; no memory is
+    // shared with the kernel beyond the call.
+    unsafe {
+        let id = |spec: libc::c_long| {
+            libc::syscall(
+                libc::SYS_keyctl,
+                KEYCTL_GET_KEYRING_ID,
+                spec,
+                0 as libc::c_long,
+            )
+        };
+        let session = id(KEY_SPEC_SESSION_KEYRING);
+        if session > 0 && session == id(KEY_SPEC_USER_SESSION_KEYRING) {
+            let joined = libc::syscall(
+                libc::SYS_keyctl,
+                KEYCTL_JOIN_SESSION_KEYRING,
+                std::ptr::null::<libc::c_char>(),
+            );
+            if joined < 0 {
+                tracing::info!("drafts key: no session keyring of chartty's own could be made");
+            }
+        }
+    }
+}
+
 fn acquire(stores: &[Store], service: &str, account: &str) -> Result<Found, String> {
+    if stores.contains(&Store::KernelKeyring) {
+        own_session_keyring();
+    }
     let mut why = Vec::new();
     // (entry, name, key it holds)
     let mut usable: Vec<(Entry, String, Option<[u8; 32]>)> = Vec::new();

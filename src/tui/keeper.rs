@@ -148,7 +148,7 @@ impl DraftKeeper for DraftStore {
         let p = self.protection();
         tracing::info!("{}", p.summary());
         if p.on_disk() {
-            ("drafts encrypted on disk".to_string(), true)
+            ("drafts encrypted".to_string(), true)
         } else {
             ("drafts in memory only (no keyring)".to_string(), false)
         }

@@ -730,7 +730,10 @@ impl App {
         match action {
             Action::Noop => {}
             Action::Quit => {
-                if self.has_unsaved() {
+                if self.panes.editor.unsaved() {
+                    let on_disk = self.draft_protection.as_ref().is_some_and(|(_, d)| *d);
+                    self.popup = Some(Popup::Confirm(Confirm::quit_note(on_disk)));
+                } else if self.has_unsaved() {
                     self.popup = Some(Popup::Confirm(Confirm::quit()));
                 } else {
                     self.quit();

@@ -784,6 +784,11 @@ impl Pane for EditorPane {
             let FieldKind::Pick(list) = &p.field.kind else {
                 return;
             };
+            let help = if list.multiple {
+                "digits choose, enter puts them in"
+            } else {
+                "a digit chooses"
+            };
             let height = (list.options.len() as u16 + 3).min(text.height);
             let width = list
                 .options
@@ -792,8 +797,16 @@ impl Pane for EditorPane {
                 .max()
                 .unwrap_or(20)
                 .max(list.label.chars().count() as u16 + 4)
+                .max(help.chars().count() as u16 + 2)
                 .min(text.width);
-            let rect = crate::tui::popups::centered(text, width, height);
+            // At the right edge: the note's lines, data blocks included, are
+            // read from the left while choosing.
+            let rect = Rect {
+                x: text.x + text.width.saturating_sub(width),
+                y: text.y + (text.height.saturating_sub(height)) / 2,
+                width,
+                height,
+            };
             frame.render_widget(Clear, rect);
             let mut lines: Vec<Line> = list
                 .options
@@ -817,14 +830,7 @@ impl Pane for EditorPane {
                     Line::from(Span::styled(format!("{} {mark}{o}", i + 1), style))
                 })
                 .collect();
-            lines.push(Line::from(Span::styled(
-                if list.multiple {
-                    "digits choose, enter puts them in"
-                } else {
-                    "a digit chooses"
-                },
-                theme.dim,
-            )));
+            lines.push(Line::from(Span::styled(help, theme.dim)));
             frame.render_widget(
                 Paragraph::new(lines).block(
                     Block::default()

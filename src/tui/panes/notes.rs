@@ -306,13 +306,26 @@ impl Pane for NotesPane {
                 }
             })
             .collect();
+        // As wide as the longest status listed ("awaiting co-signature"
+        // must read whole), at least the header's.
+        let status_width = self
+            .notes
+            .iter()
+            .map(|n| {
+                n.mark
+                    .map_or(n.status.chars().count(), |m| m.chars().count())
+            })
+            .max()
+            .unwrap_or(0)
+            .max(10) as u16
+            + 1;
         let table = Table::new(
             rows,
             [
                 Constraint::Length(16),
                 Constraint::Fill(2),
                 Constraint::Fill(1),
-                Constraint::Length(12),
+                Constraint::Length(status_width),
             ],
         )
         .header(Row::new(vec!["Date", "Type", "Author", "Status"]).style(theme.header))

@@ -24,6 +24,20 @@ impl Confirm {
             yes: Action::Quit,
         }
     }
+
+    /// Quitting while a note's last words are not saved yet: says what
+    /// happens to them where drafts are kept.
+    pub fn quit_note(kept_on_disk: bool) -> Confirm {
+        let question = if kept_on_disk {
+            "Quit? The note's last words are saved on this machine as you go, and offered again at the next start. y / n"
+        } else {
+            "Quit? The note's last words are not on the server yet, and drafts here are in memory only: they will be lost. y / n"
+        };
+        Confirm {
+            question: question.into(),
+            yes: Action::Quit,
+        }
+    }
 }
 
 impl Layer for Confirm {
@@ -45,8 +59,13 @@ impl Layer for Confirm {
 
     fn render(&self, frame: &mut Frame, area: Rect, view: &LayerView) {
         let theme = view.theme;
-        let width = (self.question.chars().count() as u16 + 4).clamp(30, 70);
-        let rect = centered(area, width, 4);
+        let len = self.question.chars().count() as u16;
+        let width = (len + 4).clamp(30, 70).min(area.width);
+        // Room for the question wrapped at the width (one line where it fits).
+        let lines = len.div_ceil(width.saturating_sub(4).max(1)).max(1);
+        // Word wrapping leaves ragged ends: a line to spare when it wraps.
+        let lines = if lines > 1 { lines + 1 } else { lines };
+        let rect = centered(area, width, lines + 2);
         frame.render_widget(Clear, rect);
         frame.render_widget(
             Paragraph::new(vec![Line::from(Span::styled(
