@@ -192,8 +192,19 @@ fn a_draft_typed_before_sigkill_is_offered_back_and_nothing_is_on_disk_in_plain(
 
     // The next start offers it back when the chart opens: the local copy
     // where a credential store keeps the key, else the server's.
+    let mut kept = Vec::new();
+    files_under(&root.path().join("data"), &mut kept);
+    let kept_here = kept
+        .iter()
+        .any(|f| f.extension().is_some_and(|e| e == "draft"));
     let mut app = spawn(&s, &root);
     app.wait_patients();
+    if kept_here {
+        // The copy on this machine is what comes back, said at start.
+        app.wait_screen("the kept draft announced", REACT, |s| {
+            s.contains("unsigned draft(s) kept from before")
+        });
+    }
     open_chart(&app, &p);
     app.wait_screen("the draft offered back", REACT, |s| {
         s.contains("is back in the editor")
