@@ -154,6 +154,11 @@ pub struct App {
     recovered: Vec<SavedDraft>,
     /// The drafts kept on this machine were read (or there are none).
     drafts_loaded: bool,
+    /// Drafts saved before the server said who is signed in.
+    unowned: Vec<(crate::tui::command::NoteSnapshot, DateTime<Utc>)>,
+    /// `$whoami` got no answer (the link was down): asked again once a
+    /// request gets through.
+    ask_who_again: bool,
     /// How drafts are kept on this machine (or why only in memory).
     draft_protection: Option<(String, bool)>,
     /// Whose drafts, where the server names nobody (see `owner_without_name`).
@@ -234,6 +239,8 @@ impl App {
             draft_effects: Vec::new(),
             recovered: Vec::new(),
             drafts_loaded: false,
+            unowned: Vec::new(),
+            ask_who_again: false,
             draft_protection: None,
             anonymous_owner: None,
             date_order: settings.date_order,
@@ -803,6 +810,10 @@ impl App {
         if origin == Origin::Probe {
             self.probe_in_flight = false;
         }
+        if self.ask_who_again && done.result.is_ok() {
+            self.ask_who_again = false;
+            self.submit(ApiRequest::WhoAmI, Origin::WhoAmI);
+        }
         let now = self.clock.instant;
         match (self.link, self.probe) {
             (LinkState::Down, None) => self.probe = Some((now + PROBE_FIRST, PROBE_FIRST)),
@@ -849,7 +860,12 @@ impl App {
                 if self.session.role.is_none() {
                     self.panes.tasks.state = QueueState::NoRole;
                 }
-                self.owner_without_name();
+                if e.status.is_some() {
+                    // The server answered: it does not say who you are.
+                    self.owner_without_name();
+                } else {
+                    self.ask_who_again = true;
+                }
                 self.warn_failure(format!("Could not ask the server who you are: {e}"));
             }
             (Origin::Capabilities, Ok(ApiReply::Capabilities(f))) => self.features = f,
@@ -1461,6 +1477,83 @@ mod tests {
         );
         assert_ne!(a, owner_of(Some("secret-token-b")));
         assert_eq!(owner_of(None), "no sign-in");
+    }
+
+    /// `$whoami` unanswered (the link was down): nobody's drafts are
+    /// assumed; it is asked again once a request gets through, and a draft
+    /// saved meanwhile is written as soon as its owner is known.
+    #[test]
+    fn drafts_wait_for_the_server_to_say_who_is_signed_in() {
+        let mut app = app_with(Keymap::defaults());
+        app.start();
+        let clock = Clock {
+            instant: Instant::now(),
+            now: app.now(),
+        };
+        let mut requests = app.take_requests();
+        let id_of = |reqs: &[(RequestId, ApiRequest)], want: fn(&ApiRequest) -> bool| {
+            reqs.iter()
+                .find(|(_, r)| want(r))
+                .map(|(id, _)| *id)
+                .unwrap()
+        };
+        let who = id_of(&requests, |r| matches!(r, ApiRequest::WhoAmI));
+        let done = |id, result| {
+            Event::Api(Completed {
+                id,
+                result,
+                latency: Duration::from_millis(5),
+            })
+        };
+        app.update(done(who, Err(ApiError::local("connection refused"))), clock);
+        assert!(
+            app.take_draft_effects().is_empty(),
+            "no owner assumed on a dead link"
+        );
+        // A note saved now waits for its owner.
+        let note = crate::tui::command::NoteSnapshot {
+            patient_id: "p1".into(),
+            patient_label: "P".into(),
+            template: "progress".into(),
+            title: "Progress note".into(),
+            loinc: "11506-3".into(),
+            loinc_display: "Progress note".into(),
+            client_id: "c1".into(),
+            server_id: None,
+            server_version: None,
+            appends: None,
+            text: "words".into(),
+            state: crate::notes::document::NoteState::Draft,
+        };
+        app.run_commands(vec![Command::SaveDraft {
+            note,
+            to_server: false,
+        }]);
+        assert!(app.take_draft_effects().is_empty());
+        // The link is back: the next answer makes the app ask again.
+        let caps = id_of(&requests, |r| matches!(r, ApiRequest::Capabilities));
+        app.update(
+            done(caps, Ok(ApiReply::Capabilities(Features::default()))),
+            clock,
+        );
+        requests = app.take_requests();
+        let who = id_of(&requests, |r| matches!(r, ApiRequest::WhoAmI));
+        let me = crate::api::WhoAmI {
+            user: Some("Dr. Ama Mensah".into()),
+            role: Some(crate::roles::Role::Attending),
+            practitioner: None,
+        };
+        app.update(done(who, Ok(ApiReply::WhoAmI(Some(me)))), clock);
+        match app.take_draft_effects().as_slice() {
+            [DraftEffect::Save(d), DraftEffect::Load { user, .. }] => {
+                assert_eq!(
+                    (d.user.as_str(), d.note.text.as_str()),
+                    ("Dr. Ama Mensah", "words")
+                );
+                assert_eq!(user, "Dr. Ama Mensah");
+            }
+            other => panic!("the waiting draft saved, then drafts loaded: {other:?}"),
+        }
     }
 
     #[test]

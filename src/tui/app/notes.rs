@@ -135,6 +135,15 @@ impl App {
             self.notes.author = user.clone();
         }
         if let Some((user, server)) = self.draft_owner() {
+            // Saves made before the owner was known go first.
+            for (note, saved_at) in std::mem::take(&mut self.unowned) {
+                self.draft_effects.push(DraftEffect::Save(SavedDraft {
+                    user: user.clone(),
+                    server: server.clone(),
+                    note,
+                    saved_at,
+                }));
+            }
             self.draft_effects.push(DraftEffect::Load { user, server });
         }
     }
@@ -513,13 +522,19 @@ impl App {
     }
 
     fn save_draft(&mut self, note: NoteSnapshot, to_server: bool) {
-        if let Some((user, server)) = self.draft_owner() {
-            self.draft_effects.push(DraftEffect::Save(SavedDraft {
+        match self.draft_owner() {
+            Some((user, server)) => self.draft_effects.push(DraftEffect::Save(SavedDraft {
                 user,
                 server,
                 note: note.clone(),
                 saved_at: self.clock.now,
-            }));
+            })),
+            // Whose it is is not known yet (the server has not said who
+            // is signed in): kept until it is, the newest copy per note.
+            None => {
+                self.unowned.retain(|(n, _)| n.client_id != note.client_id);
+                self.unowned.push((note.clone(), self.clock.now));
+            }
         }
         if to_server {
             let write = self.note_write(&note, NoteState::Draft);
