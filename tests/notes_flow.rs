@@ -435,6 +435,28 @@ async fn a_residents_note_waits_for_the_attendings_cosignature() {
         chartty::notes::document::NoteState::AwaitingCosign
     );
 
+    // Once it waits for an attending, the resident can no longer change it:
+    // what is co-signed is what was signed.
+    let mut changed = doc.clone();
+    changed["description"] = "changed after signing".into();
+    let resp = reqwest::Client::new()
+        .put(format!("{}/DocumentReference/{id}", p.server.base_url))
+        .bearer_auth(token(&p, Role::Resident))
+        .header("Content-Type", "application/fhir+json")
+        .header(
+            "If-Match",
+            format!("W/\"{}\"", doc["meta"]["versionId"].as_str().unwrap()),
+        )
+        .body(changed.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.status(),
+        403,
+        "a note awaiting co-signature is not the resident's to change"
+    );
+
     // The attending's queue has the co-sign task; `s` and `y` co-sign.
     let mut attending = signed_in(&p, Role::Attending).await;
     attending.keys("5").unwrap();

@@ -232,6 +232,9 @@ pub enum Cond {
     Category(&'static [&'static str]),
     /// Written by the caller: a note's `author`, a result's `performer`.
     ByCaller(&'static str),
+    /// A note not (yet) signed by a resident for co-signature: once it waits
+    /// for an attending, what the attending co-signs is what was signed.
+    NotAwaitingCosign,
     All(&'static [Cond]),
 }
 
@@ -398,11 +401,15 @@ pub static RULES: &[Rule] = &[
         )
     },
     Rule {
-        current: Cond::All(&[Cond::ByCaller("author"), Cond::DocStatus(DRAFT)]),
+        current: Cond::All(&[
+            Cond::ByCaller("author"),
+            Cond::DocStatus(DRAFT),
+            Cond::NotAwaitingCosign,
+        ]),
         proposed: Cond::DocStatus(DRAFT),
         ..rule(
             "residents-edit-their-drafts",
-            "a resident edits their own drafts, which stay preliminary until an attending co-signs",
+            "a resident edits their own drafts, which stay preliminary until an attending co-signs, until they are signed for co-signature",
             &[Resident],
             Types::Only(&["DocumentReference"]),
             &[Update],
@@ -726,6 +733,16 @@ impl Eval<'_> {
                 }
                 any
             }
+            Cond::NotAwaitingCosign => !res
+                .get("extension")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .any(|e| {
+                    e.get("url").and_then(Value::as_str)
+                        == Some(crate::fhir::codes::AWAITING_COSIGNATURE)
+                        && e.get("valueBoolean").and_then(Value::as_bool) == Some(true)
+                }),
             Cond::DocStatus(list) => {
                 let s = res
                     .get("docStatus")
@@ -782,7 +799,9 @@ fn scope_of(cond: Cond, ty: &str, user: &User, scope: &mut Scope) -> Option<()> 
                 scope_of(*c, ty, user, scope)?;
             }
         }
-        Cond::NoteType(_) | Cond::ObsCategory(_) | Cond::ByCaller(_) => return None,
+        Cond::NoteType(_) | Cond::ObsCategory(_) | Cond::ByCaller(_) | Cond::NotAwaitingCosign => {
+            return None;
+        }
     }
     Some(())
 }

@@ -156,6 +156,9 @@ pub struct App {
     drafts_loaded: bool,
     /// Drafts saved before the server said who is signed in.
     unowned: Vec<(crate::tui::command::NoteSnapshot, DateTime<Utc>)>,
+    /// Resident notes written as awaiting co-signature, by client id: the
+    /// server's note id.
+    awaiting_written: HashMap<String, String>,
     /// `$whoami` got no answer (the link was down): asked again once a
     /// request gets through.
     ask_who_again: bool,
@@ -241,6 +244,7 @@ impl App {
             drafts_loaded: false,
             unowned: Vec::new(),
             ask_who_again: false,
+            awaiting_written: HashMap::new(),
             draft_protection: None,
             anonymous_owner: None,
             date_order: settings.date_order,

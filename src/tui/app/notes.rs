@@ -548,6 +548,15 @@ impl App {
     }
 
     fn sign_note(&mut self, note: NoteSnapshot) {
+        // A resident's note already written as awaiting co-signature (its
+        // task could not be made): only the task is left to make; the
+        // server takes no more changes to the note itself.
+        if note.state == NoteState::AwaitingCosign
+            && let Some(id) = self.awaiting_written.get(&note.client_id).cloned()
+        {
+            self.make_cosign_task(&note, &id);
+            return;
+        }
         let write = self.note_write(&note, note.state);
         self.submit(
             ApiRequest::Write(write),
@@ -610,23 +619,9 @@ impl App {
                                 server: Some((id.clone(), version)),
                             },
                         );
-                        let task = document::cosign_task(
-                            &id,
-                            &note.patient_id,
-                            &note.title,
-                            self.clock.now,
-                        );
-                        self.submit(
-                            ApiRequest::Write(Write::Create {
-                                resource: task,
-                                client_id: format!("cosign-{id}"),
-                                conditional: self.features.conditional_create,
-                                replace_existing: false,
-                            }),
-                            Origin::CosignTask {
-                                client_id: note.client_id.clone(),
-                            },
-                        );
+                        self.awaiting_written
+                            .insert(note.client_id.clone(), id.clone());
+                        self.make_cosign_task(&note, &id);
                     } else {
                         self.note_done(&note, format!("Signed: {}", note.title));
                     }
@@ -676,6 +671,23 @@ impl App {
             },
             _ => {}
         }
+    }
+
+    /// The attending queue's task to co-sign note `id`, made once whatever
+    /// the retries (conditional on an id made from the note's).
+    fn make_cosign_task(&mut self, note: &NoteSnapshot, id: &str) {
+        let task = document::cosign_task(id, &note.patient_id, &note.title, self.clock.now);
+        self.submit(
+            ApiRequest::Write(Write::Create {
+                resource: task,
+                client_id: format!("cosign-{id}"),
+                conditional: self.features.conditional_create,
+                replace_existing: false,
+            }),
+            Origin::CosignTask {
+                client_id: note.client_id.clone(),
+            },
+        );
     }
 
     /// Signed: the draft here goes, the editor closes, the notes reload.
