@@ -262,6 +262,22 @@ async fn write_progress_note(h: &mut Headless) {
     h.settle().await;
 }
 
+/// [`write_progress_note`] up to the signature's question, unanswered.
+async fn fill_progress_note(h: &mut Headless) {
+    h.keys("4n<enter>").unwrap();
+    h.paste("Feels better.");
+    h.keys("<tab>12<enter>").unwrap();
+    h.paste("Stable on treatment.");
+    h.keys("<tab>2").unwrap();
+    h.paste("Recheck in two weeks.");
+    h.keys("<c-s>").unwrap();
+    assert!(
+        matches!(h.app.popup(), Some(Popup::Confirm(_))),
+        "{}",
+        notice(h)
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_note_from_its_template_is_signed_and_final_on_the_server() {
     let p = portal().await;
@@ -843,5 +859,78 @@ async fn a_made_up_cosign_task_cannot_finalise_a_draft() {
     assert_eq!(
         still["docStatus"], "preliminary",
         "the draft was not finalised"
+    );
+}
+
+/// The reply to a resident's co-signature task is lost (the task was made,
+/// the answer never came): the editor keeps the note and says so; signing
+/// again makes the task only, and only once — the note, frozen on the
+/// server, is not written again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_residents_signature_whose_task_reply_was_lost_is_finished_by_signing_again() {
+    let p = portal().await;
+    let mut r = signed_in(&p, Role::Resident).await;
+    let patient = open_patient_with_data(&mut r).await;
+    fill_progress_note(&mut r).await;
+    r.keys("y").unwrap();
+    for done in r.collect().await {
+        r.deliver(done);
+    }
+    let lost = r.collect().await;
+    assert_eq!(
+        lost.len(),
+        1,
+        "the task's create is the one request in flight"
+    );
+    for mut done in lost {
+        done.result = Err(chartty::api::ApiError::local("connection reset by peer"));
+        r.deliver(done);
+    }
+    let e = r
+        .app
+        .panes
+        .editor
+        .editing
+        .as_ref()
+        .expect("the note stays in the editor");
+    assert!(
+        r.app
+            .panes
+            .editor
+            .note
+            .as_deref()
+            .is_some_and(|n| n.contains("co-signature task was not made")),
+        "{:?}",
+        r.app.panes.editor.note
+    );
+    let note_id = e.server_id.clone().expect("the note is on the server");
+    let before = r.sent().len();
+    r.keys("<c-s>y").unwrap();
+    r.settle().await;
+    assert!(r.app.panes.editor.editing.is_none(), "{}", notice(&r));
+    let retried: Vec<String> = r.sent()[before..]
+        .iter()
+        .filter(|q| q.method != "GET")
+        // The chart's reload afterwards is a batch of reads.
+        .filter(|q| q.path_and_query != "/fhir")
+        .map(|q| format!("{} {}", q.method, q.path_and_query))
+        .collect();
+    assert_eq!(retried, ["POST /fhir/Task"], "the task only: {retried:?}");
+    let tasks = get(
+        &p,
+        Role::Attending,
+        &format!("Task?focus=DocumentReference/{note_id}"),
+    )
+    .await;
+    assert_eq!(
+        tasks["entry"].as_array().map(Vec::len),
+        Some(1),
+        "one task: {tasks:#}"
+    );
+    let docs = notes_written(&p, &patient).await;
+    assert_eq!(docs.len(), 1);
+    assert_eq!(
+        docs[0]["docStatus"], "preliminary",
+        "awaiting the attending"
     );
 }
