@@ -2,14 +2,16 @@
 //! server over loopback HTTP, each role signed in with its own token; what
 //! the server holds afterwards is read back over HTTP.
 
+mod common;
+
 use std::time::Duration;
+
+use common::{Portal, anchor};
 
 use chartty::api::ApiClient;
 use chartty::config::Settings;
 use chartty::drafts::{DraftStore, KeySource};
 use chartty::roles::Role;
-use chartty::server::demo::DemoOptions;
-use chartty::server::{RunningServer, ServerConfig};
 use chartty::tui::headless::Headless;
 use chartty::tui::keeper::DraftKeeper;
 use chartty::tui::keymap::Keymap;
@@ -17,36 +19,11 @@ use chartty::tui::panes::PaneId;
 use chartty::tui::popups::Popup;
 use chartty::tui::theme::Theme;
 use chartty::tui::{App, Session};
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::Utc;
 use serde_json::Value;
 
-fn anchor() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 11, 23, 12, 0, 0).unwrap()
-}
-
-struct Portal {
-    server: RunningServer,
-    _dir: tempfile::TempDir,
-}
-
 async fn portal() -> Portal {
-    let dir = tempfile::tempdir().unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let server = chartty::server::start(
-        ServerConfig {
-            db: dir.path().join("portal.db"),
-            demo: Some(DemoOptions {
-                patients: 30,
-                seed: 11,
-                anchor: anchor(),
-            }),
-        },
-        listener,
-    )
-    .await
-    .unwrap();
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    Portal { server, _dir: dir }
+    common::demo_portal(30, 11).await
 }
 
 fn token(p: &Portal, role: Role) -> String {
@@ -142,6 +119,50 @@ async fn open_listed(h: &mut Headless, target: &chartty::chart::patient_row::Pat
     h.settle().await;
     let open = h.app.chart().and_then(|c| c.patient.id.clone());
     assert_eq!(open.as_deref(), Some(target.id.as_str()));
+}
+
+/// Opens the chart of a patient the search pane lists, by id.
+async fn open_id(h: &mut Headless, id: &str) {
+    let row = h
+        .app
+        .panes
+        .search
+        .listed()
+        .iter()
+        .find(|r| r.id == id)
+        .cloned()
+        .unwrap_or_else(|| panic!("{id} is listed"));
+    open_listed(h, &row).await;
+}
+
+/// Puts the selection on the note with server id `id` in the notes pane.
+fn select_note(h: &mut Headless, id: &str) {
+    let at = h
+        .app
+        .chart()
+        .and_then(|c| {
+            c.notes
+                .items
+                .iter()
+                .position(|d| d.id.as_deref() == Some(id))
+        })
+        .unwrap_or_else(|| panic!("note {id} is listed"));
+    h.keys(&format!("4gg{}", "j".repeat(at))).unwrap();
+}
+
+/// Puts the selection on the first queue task that `pick` takes; its id.
+fn select_task(
+    h: &mut Headless,
+    pick: impl Fn(&chartty::tui::panes::tasks::QueueRow) -> bool,
+) -> String {
+    h.keys("5").unwrap();
+    let rows = h.app.panes.tasks.rows().to_vec();
+    let at = rows
+        .iter()
+        .position(pick)
+        .unwrap_or_else(|| panic!("the task is in the queue: {rows:#?}"));
+    h.keys(&format!("gg{}", "j".repeat(at))).unwrap();
+    rows[at].task_id.clone()
 }
 
 /// Opens the first listed patient that has vitals and medications (the
@@ -339,19 +360,7 @@ async fn a_note_from_its_template_is_signed_and_final_on_the_server() {
     );
 
     // An addendum on it: `a` on the signed note, text, sign.
-    let row = h
-        .app
-        .chart()
-        .unwrap()
-        .notes
-        .items
-        .iter()
-        .position(|d| d.id == listed.id)
-        .unwrap();
-    h.keys("4gg").unwrap();
-    for _ in 0..row {
-        h.keys("j").unwrap();
-    }
+    select_note(&mut h, doc["id"].as_str().unwrap());
     h.keys("a").unwrap();
     let e = h
         .app
@@ -475,16 +484,9 @@ async fn a_residents_note_waits_for_the_attendings_cosignature() {
 
     // The attending's queue has the co-sign task; `s` and `y` co-sign.
     let mut attending = signed_in(&p, Role::Attending).await;
-    attending.keys("5").unwrap();
-    let rows = attending.app.panes.tasks.rows().to_vec();
-    let at = rows
-        .iter()
-        .position(|r| r.raw["focus"]["reference"] == format!("DocumentReference/{id}"))
-        .unwrap_or_else(|| panic!("a co-sign task in the attending's queue: {rows:#?}"));
-    attending.keys("gg").unwrap();
-    for _ in 0..at {
-        attending.keys("j").unwrap();
-    }
+    let task_id = select_task(&mut attending, |r| {
+        r.raw["focus"]["reference"] == format!("DocumentReference/{id}")
+    });
     attending.keys("s").unwrap();
     assert!(matches!(attending.app.popup(), Some(Popup::Confirm(_))));
     attending.keys("y").unwrap();
@@ -501,7 +503,7 @@ async fn a_residents_note_waits_for_the_attendings_cosignature() {
         note_text(&doc),
         "co-signing changes no word"
     );
-    let task = get(&p, Role::Attending, &format!("Task/{}", rows[at].task_id)).await;
+    let task = get(&p, Role::Attending, &format!("Task/{task_id}")).await;
     assert_eq!(task["status"], "completed");
     assert!(
         attending
@@ -510,7 +512,7 @@ async fn a_residents_note_waits_for_the_attendings_cosignature() {
             .tasks
             .rows()
             .iter()
-            .all(|r| r.task_id != rows[at].task_id),
+            .all(|r| r.task_id != task_id),
         "the task left the queue"
     );
 }
@@ -615,16 +617,7 @@ async fn a_draft_is_saved_once_on_the_server_and_locally_and_comes_back_after_a_
     let mut again = signed_in_keeping(&p, Role::Attending, Some(local_store(drafts.path()))).await;
     let said = notice(&again);
     assert!(said.contains("unsigned draft"), "{said}");
-    let row = again
-        .app
-        .panes
-        .search
-        .listed()
-        .iter()
-        .find(|r| r.id == patient)
-        .cloned()
-        .expect("the patient is listed");
-    open_listed(&mut again, &row).await;
+    open_id(&mut again, &patient).await;
     let e = again
         .app
         .panes
@@ -683,16 +676,7 @@ async fn a_draft_is_offered_only_to_its_own_user() {
 
     let mut other = signed_in_keeping(&p, Role::Resident, Some(local_store(drafts.path()))).await;
     assert!(!notice(&other).contains("draft"), "{}", notice(&other));
-    let row = other
-        .app
-        .panes
-        .search
-        .listed()
-        .iter()
-        .find(|r| r.id == patient)
-        .cloned()
-        .unwrap();
-    open_listed(&mut other, &row).await;
+    open_id(&mut other, &patient).await;
     assert!(
         other.app.panes.editor.editing.is_none(),
         "another user's draft is not opened"
@@ -714,16 +698,7 @@ async fn without_a_local_copy_the_servers_draft_is_offered_back() {
     // Another machine (drafts in memory, none kept): the chart opens with
     // the server's draft in the editor, and it goes on as the same note.
     let mut other = signed_in(&p, Role::Attending).await;
-    let row = other
-        .app
-        .panes
-        .search
-        .listed()
-        .iter()
-        .find(|r| r.id == patient)
-        .cloned()
-        .unwrap();
-    open_listed(&mut other, &row).await;
+    open_id(&mut other, &patient).await;
     assert!(
         notice(&other).contains("saved on the server is back"),
         "{}",
@@ -748,7 +723,7 @@ async fn without_a_local_copy_the_servers_draft_is_offered_back() {
 
     // Someone else's draft is not theirs to continue.
     let mut resident = signed_in(&p, Role::Resident).await;
-    open_listed(&mut resident, &row).await;
+    open_id(&mut resident, &patient).await;
     assert!(resident.app.panes.editor.editing.is_none());
 }
 
@@ -764,29 +739,8 @@ async fn a_nurse_cannot_add_to_a_physicians_note() {
         .to_string();
 
     let mut nurse = signed_in(&p, Role::Nurse).await;
-    let row = nurse
-        .app
-        .panes
-        .search
-        .listed()
-        .iter()
-        .find(|r| r.id == patient)
-        .cloned()
-        .unwrap();
-    open_listed(&mut nurse, &row).await;
-    let at = nurse
-        .app
-        .chart()
-        .unwrap()
-        .notes
-        .items
-        .iter()
-        .position(|d| d.id.as_deref() == Some(id.as_str()))
-        .expect("the nurse sees the signed note");
-    nurse.keys("4gg").unwrap();
-    for _ in 0..at {
-        nurse.keys("j").unwrap();
-    }
+    open_id(&mut nurse, &patient).await;
+    select_note(&mut nurse, &id);
     nurse.keys("a").unwrap();
     assert!(nurse.app.panes.editor.editing.is_none());
     assert!(
@@ -830,19 +784,9 @@ async fn a_made_up_cosign_task_cannot_finalise_a_draft() {
     let made: Value = resp.json().await.unwrap();
 
     let mut attending = signed_in(&p, Role::Attending).await;
-    attending.keys("5").unwrap();
-    let at = attending
-        .app
-        .panes
-        .tasks
-        .rows()
-        .iter()
-        .position(|r| Some(r.task_id.as_str()) == made["id"].as_str())
-        .expect("the task is in the queue");
-    attending.keys("gg").unwrap();
-    for _ in 0..at {
-        attending.keys("j").unwrap();
-    }
+    select_task(&mut attending, |r| {
+        Some(r.task_id.as_str()) == made["id"].as_str()
+    });
     attending.keys("sy").unwrap();
     attending.settle().await;
     assert!(

@@ -217,6 +217,19 @@ fn seed() -> Vec<Value> {
             "pr-resident",
             "11506-3",
         ),
+        with(
+            note(
+                "acc-note-awaiting",
+                PATIENT,
+                "preliminary",
+                "pr-resident",
+                "11506-3",
+            ),
+            |n| {
+                n["extension"] = json!([{"url": chartty::fhir::codes::AWAITING_COSIGNATURE,
+                    "valueBoolean": true}])
+            },
+        ),
         note("acc-note-other", OTHER, "final", "pr-attending", "11506-3"),
         note(
             "acc-note-nursing",
@@ -1017,6 +1030,9 @@ async fn specials(clinic: &Clinic) -> Vec<Special> {
     let signed = clinic.current("DocumentReference", "acc-note-signed").await;
     let draft = clinic.current("DocumentReference", "acc-note-draft").await;
     let cosign = clinic.current("DocumentReference", "acc-note-cosign").await;
+    let awaiting = clinic
+        .current("DocumentReference", "acc-note-awaiting")
+        .await;
     let lab = clinic.current("Observation", "acc-lab").await;
     let vital_other = clinic.current("Observation", "acc-vital-other").await;
     let nurse_task = clinic.current("Task", "acc-task-nurse").await;
@@ -1063,6 +1079,28 @@ async fn specials(clinic: &Clinic) -> Vec<Special> {
             M::PUT,
             "DocumentReference/acc-note-draft",
             Some(with(draft.clone(), |n| n["docStatus"] = json!("final"))),
+            refused,
+        ),
+        // Once signed for co-signature, what the attending co-signs is
+        // what the resident signed.
+        special(
+            "resident rewrites their note awaiting co-signature",
+            Resident,
+            M::PUT,
+            "DocumentReference/acc-note-awaiting",
+            Some(with(awaiting.clone(), |n| {
+                n["description"] = json!("rewritten after signing")
+            })),
+            refused,
+        ),
+        special(
+            "resident rewrites their note awaiting co-signature in a transaction",
+            Resident,
+            M::POST,
+            "",
+            Some(transaction(json!([{
+                "resource": with(awaiting.clone(), |n| n["description"] = json!("rewritten after signing")),
+                "request": {"method": "PUT", "url": "DocumentReference/acc-note-awaiting"}}]))),
             refused,
         ),
         special(

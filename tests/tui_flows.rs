@@ -3,14 +3,13 @@
 
 mod common;
 
-use common::screen;
+use common::{Portal, anchor, screen};
 use std::time::Duration;
 
 use chartty::api::ApiClient;
 use chartty::config::Settings;
 use chartty::roles::Role;
-use chartty::server::demo::DemoOptions;
-use chartty::server::{RunningServer, ServerConfig};
+use chartty::server::ServerConfig;
 use chartty::tui::action::Action;
 use chartty::tui::app::LinkState;
 use chartty::tui::headless::Headless;
@@ -20,37 +19,12 @@ use chartty::tui::panes::tasks::QueueState;
 use chartty::tui::popups::Popup;
 use chartty::tui::theme::Theme;
 use chartty::tui::{App, Session};
-use chrono::{DateTime, TimeZone, Utc};
 
 const PATIENTS: usize = 60;
 const SEED: u64 = 7;
 
-fn anchor() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 11, 23, 12, 0, 0).unwrap()
-}
-
-struct Portal {
-    server: RunningServer,
-    _dir: tempfile::TempDir,
-}
-
 async fn portal() -> Portal {
-    let dir = tempfile::tempdir().unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let server = chartty::server::start(
-        ServerConfig {
-            db: dir.path().join("portal.db"),
-            demo: Some(DemoOptions {
-                patients: PATIENTS,
-                seed: SEED,
-                anchor: anchor(),
-            }),
-        },
-        listener,
-    )
-    .await
-    .unwrap();
-    Portal { server, _dir: dir }
+    common::demo_portal(PATIENTS, SEED).await
 }
 
 async fn app_at(base: &str, token: Option<String>, role: Option<Role>, keymap: Keymap) -> Headless {

@@ -47,15 +47,7 @@ fn content(resource: &Value) -> Value {
 
 /// Whether `resource` holds the identifier the client made.
 fn carries_client_id(resource: &Value, client_id: &str) -> bool {
-    resource
-        .get("identifier")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .any(|i| {
-            i.get("system").and_then(Value::as_str) == Some(codes::CLIENT_ID_SYSTEM)
-                && i.get("value").and_then(Value::as_str) == Some(client_id)
-        })
+    codes::client_id_in(resource.get("identifier")) == Some(client_id)
 }
 
 /// Add `identifier = {system: CLIENT_ID_SYSTEM, value: client_id}` unless present.
@@ -273,15 +265,7 @@ impl ApiClient {
                 "the note and the task are not of the same patient: not co-signed",
             ));
         }
-        let awaiting = doc
-            .get("extension")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .any(|e| {
-                e.get("url").and_then(Value::as_str) == Some(codes::AWAITING_COSIGNATURE)
-                    && e.get("valueBoolean").and_then(Value::as_bool) == Some(true)
-            });
+        let awaiting = codes::awaits_cosignature(doc.get("extension"));
         let already_final = doc.get("docStatus").and_then(Value::as_str) == Some("final");
         let signed = if already_final && !awaiting {
             // A co-signature whose task update failed before: the note is

@@ -51,3 +51,49 @@ pub const LOINC_NOTE: &str = "34109-9";
 /// `identifier.system` of the id a client gives a resource it creates, so a
 /// retried create is recognised (`If-None-Exist: identifier=<system>|<id>`).
 pub const CLIENT_ID_SYSTEM: &str = "urn:chartty:client-id";
+
+/// The id the client made for a resource, read from its `identifier`
+/// element (JSON), if it carries one.
+pub fn client_id_in(identifier: Option<&serde_json::Value>) -> Option<&str> {
+    identifier?
+        .as_array()?
+        .iter()
+        .find(|i| i.get("system").and_then(serde_json::Value::as_str) == Some(CLIENT_ID_SYSTEM))
+        .and_then(|i| i.get("value").and_then(serde_json::Value::as_str))
+}
+
+/// Whether a note's `extension` element (JSON) says it was signed by a
+/// resident and awaits an attending's co-signature.
+pub fn awaits_cosignature(extension: Option<&serde_json::Value>) -> bool {
+    extension
+        .and_then(serde_json::Value::as_array)
+        .into_iter()
+        .flatten()
+        .any(|e| {
+            e.get("url").and_then(serde_json::Value::as_str) == Some(AWAITING_COSIGNATURE)
+                && e.get("valueBoolean").and_then(serde_json::Value::as_bool) == Some(true)
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn client_ids_and_cosignature_marks_are_read_strictly() {
+        let ids = json!([{"system": "urn:x", "value": "1"}, {"system": CLIENT_ID_SYSTEM, "value": "c-7"}]);
+        assert_eq!(client_id_in(Some(&ids)), Some("c-7"));
+        assert_eq!(
+            client_id_in(Some(&json!({"system": CLIENT_ID_SYSTEM}))),
+            None
+        );
+        assert_eq!(client_id_in(None), None);
+        let on = json!([{"url": AWAITING_COSIGNATURE, "valueBoolean": true}]);
+        let off = json!([{"url": AWAITING_COSIGNATURE, "valueBoolean": false}]);
+        let other = json!([{"url": "urn:other", "valueBoolean": true}]);
+        assert!(awaits_cosignature(Some(&on)));
+        assert!(!awaits_cosignature(Some(&off)) && !awaits_cosignature(Some(&other)));
+        assert!(!awaits_cosignature(Some(&json!("nonsense"))) && !awaits_cosignature(None));
+    }
+}

@@ -130,17 +130,7 @@ pub fn note(d: &DocumentReference) -> Verdict {
         Some("current") | None => {}
         Some(_) => return Verdict::Mark("status?"),
     }
-    let awaiting = d
-        .extra
-        .get("extension")
-        .and_then(serde_json::Value::as_array)
-        .into_iter()
-        .flatten()
-        .any(|e| {
-            e.get("url").and_then(serde_json::Value::as_str)
-                == Some(crate::fhir::codes::AWAITING_COSIGNATURE)
-                && e.get("valueBoolean").and_then(serde_json::Value::as_bool) == Some(true)
-        });
+    let awaiting = crate::fhir::codes::awaits_cosignature(d.extra.get("extension"));
     match d.doc_status.as_deref() {
         Some("final") | None => Verdict::Show,
         Some("preliminary") if awaiting => Verdict::Mark("awaiting co-signature"),

@@ -91,27 +91,12 @@ pub fn cosign_task(note_id: &str, patient_id: &str, title: &str, now: DateTime<U
 
 /// The identifier the client made for a note, where it has one.
 pub fn client_id_of(d: &DocumentReference) -> Option<String> {
-    d.extra
-        .get("identifier")
-        .and_then(Value::as_array)?
-        .iter()
-        .find(|i| i.get("system").and_then(Value::as_str) == Some(codes::CLIENT_ID_SYSTEM))
-        .and_then(|i| i.get("value").and_then(Value::as_str))
-        .map(str::to_string)
+    codes::client_id_in(d.extra.get("identifier")).map(str::to_string)
 }
 
 /// Where a stored note stands, as the notes list says it.
 pub fn state_of(d: &DocumentReference) -> NoteState {
-    let awaiting = d
-        .extra
-        .get("extension")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .any(|e| {
-            e.get("url").and_then(Value::as_str) == Some(codes::AWAITING_COSIGNATURE)
-                && e.get("valueBoolean").and_then(Value::as_bool) == Some(true)
-        });
+    let awaiting = codes::awaits_cosignature(d.extra.get("extension"));
     // As the notes list reads it (`fhir::status`): only "preliminary" is
     // unsigned; a note with no docStatus (common on other servers) is a
     // document like any other, open to addenda, never to editing.

@@ -733,16 +733,9 @@ impl Eval<'_> {
                 }
                 any
             }
-            Cond::NotAwaitingCosign => !res
-                .get("extension")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .any(|e| {
-                    e.get("url").and_then(Value::as_str)
-                        == Some(crate::fhir::codes::AWAITING_COSIGNATURE)
-                        && e.get("valueBoolean").and_then(Value::as_bool) == Some(true)
-                }),
+            Cond::NotAwaitingCosign => {
+                !crate::fhir::codes::awaits_cosignature(res.get("extension"))
+            }
             Cond::DocStatus(list) => {
                 let s = res
                     .get("docStatus")

@@ -319,6 +319,13 @@ pub fn run(settings: Settings, session: Session) -> anyhow::Result<Exit> {
         let _ = kept_tx.send(e);
     });
     let mut app = App::new(&settings, session, load.keymap, theme, Utc::now());
+    app.use_notes_library(
+        crate::notes::TemplateSet::load(
+            Some(std::path::Path::new(crate::notes::template::SYSTEM_DIR)),
+            settings.templates_dir.as_deref(),
+        ),
+        crate::notes::Phrases::load(settings.phrases_file.as_deref()),
+    );
     if !load.warnings.is_empty() {
         app.warn(format!("Keymap: {}", load.warnings.join("; ")));
     }

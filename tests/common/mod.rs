@@ -549,6 +549,32 @@ pub fn messy_clinic() -> Value {
         }).collect::<Vec<_>>()})
 }
 
+/// A portal server with the demo clinic and its users (one per role).
+pub struct Portal {
+    pub server: RunningServer,
+    _dir: tempfile::TempDir,
+}
+
+pub async fn demo_portal(patients: usize, seed: u64) -> Portal {
+    let dir = tempfile::tempdir().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server = chartty::server::start(
+        ServerConfig {
+            db: dir.path().join("portal.db"),
+            demo: Some(chartty::server::demo::DemoOptions {
+                patients,
+                seed,
+                anchor: anchor(),
+            }),
+        },
+        listener,
+    )
+    .await
+    .unwrap();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    Portal { server, _dir: dir }
+}
+
 /// A portal server with open access (no users) holding the messy clinic.
 pub struct Clinic {
     pub server: RunningServer,

@@ -130,6 +130,9 @@ macro_rules! view {
             theme: &$self.theme,
             prefs: &$self.prefs,
             notes: &$self.notes,
+            user: $self.session.user.as_deref(),
+            role: $self.session.role,
+            records: &$self.records,
             focused: $focused,
         }
     };
@@ -212,7 +215,6 @@ impl App {
         theme: Theme,
         now: DateTime<Utc>,
     ) -> App {
-        let (author, role) = (session.user.clone().unwrap_or_default(), session.role);
         App {
             keymap,
             theme,
@@ -226,18 +228,11 @@ impl App {
             records: RecordNumber {
                 local_system: settings.mrn_system.clone(),
             },
+            // Built-in templates only: the runner reads the site's and the
+            // user's files (`App::use_notes_library`); the app does no I/O.
             notes: NotesEnv {
-                templates: crate::notes::TemplateSet::load(
-                    Some(std::path::Path::new(crate::notes::template::SYSTEM_DIR)),
-                    settings.templates_dir.as_deref(),
-                ),
-                phrases: crate::notes::Phrases::load(settings.phrases_file.as_deref()),
-                author,
-                role,
-                practitioner: None,
-                records: RecordNumber {
-                    local_system: settings.mrn_system.clone(),
-                },
+                templates: crate::notes::TemplateSet::built_in(),
+                ..NotesEnv::default()
             },
             draft_effects: Vec::new(),
             recovered: Vec::new(),
@@ -842,7 +837,6 @@ impl App {
                 if who.role.is_some() {
                     self.session.role = who.role;
                 }
-                self.notes.role = self.session.role;
                 self.notes.practitioner = who.practitioner;
                 if self.session.role != had_role {
                     self.load_queue();
@@ -1558,6 +1552,32 @@ mod tests {
             }
             other => panic!("the waiting draft saved, then drafts loaded: {other:?}"),
         }
+    }
+
+    /// Site and user templates come from the runner; a broken one is said
+    /// at start with its file and line, and the others are offered.
+    #[test]
+    fn a_broken_template_file_is_said_at_start_and_the_rest_load() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("bad.toml"), "name = \"bad\"\ntitle = 3\n").unwrap();
+        std::fs::write(
+            dir.path().join("wound.toml"),
+            "name = \"wound\"\ntitle = \"Wound check\"\nloinc = \"34746-8\"\nloinc_display = \"Nurse Note\"\nroles = [\"nurse\"]\ntext = \"SITE ***\"\n",
+        )
+        .unwrap();
+        let mut app = app_with(Keymap::defaults());
+        app.use_notes_library(
+            crate::notes::TemplateSet::load(None, Some(dir.path())),
+            crate::notes::Phrases::default(),
+        );
+        app.start();
+        let said = app.notice().map(|n| n.text.clone()).unwrap_or_default();
+        assert!(said.contains("bad.toml:2"), "{said}");
+        assert!(app.notes.templates.get("wound").is_some());
+        assert!(
+            app.notes.templates.get("progress").is_some(),
+            "built-ins still there"
+        );
     }
 
     #[test]

@@ -42,6 +42,15 @@ pub enum DraftEffect {
     Remove(SavedDraft),
 }
 
+/// The server's id of a resource it wrote.
+fn id_of(resource: &Value) -> String {
+    resource
+        .get("id")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string()
+}
+
 /// A fresh id for a note, unique per intended write.
 fn client_id() -> String {
     let b: [u8; 16] = rand::random();
@@ -83,6 +92,13 @@ fn addendum_template(of: &DocumentReference) -> Template {
 }
 
 impl App {
+    /// The site's and the user's templates and phrases, read by the runner
+    /// (before [`App::start`], which says what could not be read).
+    pub fn use_notes_library(&mut self, templates: TemplateSet, phrases: crate::notes::Phrases) {
+        self.notes.templates = templates;
+        self.notes.phrases = phrases;
+    }
+
     /// Saving and removing drafts here, for the runner.
     pub fn take_draft_effects(&mut self) -> Vec<crate::tui::app::DraftEffect> {
         std::mem::take(&mut self.draft_effects)
@@ -131,9 +147,6 @@ impl App {
 
     /// Ask the runner for this user's drafts (once the user is known).
     pub(super) fn load_drafts(&mut self) {
-        if let Some(user) = &self.session.user {
-            self.notes.author = user.clone();
-        }
         if let Some((user, server)) = self.draft_owner() {
             // Saves made before the owner was known go first.
             for (note, saved_at) in std::mem::take(&mut self.unowned) {
@@ -356,7 +369,7 @@ impl App {
             chart,
             now: self.clock.now,
             tz: self.prefs.tz,
-            author: &self.notes.author,
+            author: self.session.user.as_deref().unwrap_or(""),
             records: &self.records,
         };
         let filled = fill(&template.text, &ctx);
@@ -455,18 +468,7 @@ impl App {
                 roles: Vec::new(),
                 text: String::new(),
             });
-        let client = doc
-            .extra
-            .get("identifier")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .find(|i| {
-                i.get("system").and_then(Value::as_str)
-                    == Some(crate::fhir::codes::CLIENT_ID_SYSTEM)
-            })
-            .and_then(|i| i.get("value").and_then(Value::as_str))
-            .map_or_else(client_id, str::to_string);
+        let client = document::client_id_of(&doc).unwrap_or_else(client_id);
         let p = &chart.patient;
         let mut e = Editing::new(
             p.id.clone().unwrap_or_default(),
@@ -575,11 +577,7 @@ impl App {
         match origin {
             Origin::NoteSave { client_id } => match result {
                 Ok(ApiReply::Written { resource, version }) => {
-                    let id = resource
-                        .get("id")
-                        .and_then(Value::as_str)
-                        .unwrap_or("")
-                        .to_string();
+                    let id = id_of(&resource);
                     self.reply_to(
                         PaneId::Editor,
                         PaneReply::DraftSaved {
@@ -603,11 +601,7 @@ impl App {
             },
             Origin::NoteSign { note } => match result {
                 Ok(ApiReply::Written { resource, version }) => {
-                    let id = resource
-                        .get("id")
-                        .and_then(Value::as_str)
-                        .unwrap_or("")
-                        .to_string();
+                    let id = id_of(&resource);
                     if note.state == NoteState::AwaitingCosign {
                         // The editor holds the note until the task is made:
                         // a retry must update the version just written.

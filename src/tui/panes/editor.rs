@@ -314,8 +314,8 @@ impl EditorPane {
             chart,
             now: view.now,
             tz: view.prefs.tz,
-            author: view.notes.author.as_str(),
-            records: &view.notes.records,
+            author: view.user.unwrap_or(""),
+            records: view.records,
         };
         let (filled, edited) = refresh(&e.text(), &e.blocks, &ctx);
         let cursor = e.cursor();
@@ -347,8 +347,8 @@ impl EditorPane {
             chart,
             now: view.now,
             tz: view.prefs.tz,
-            author: view.notes.author.as_str(),
-            records: &view.notes.records,
+            author: view.user.unwrap_or(""),
+            records: view.records,
         };
         let Some(filled) = view.notes.phrases.expand(&name, &ctx) else {
             return Err(format!(
@@ -582,7 +582,7 @@ impl Pane for EditorPane {
                 e.signing = true;
                 e.changed = None;
                 e.unsaved_since = None;
-                let state = if view.notes.role == Some(crate::roles::Role::Resident) {
+                let state = if view.role == Some(crate::roles::Role::Resident) {
                     NoteState::AwaitingCosign
                 } else {
                     NoteState::Signed
@@ -883,6 +883,8 @@ mod tests {
         theme: Theme,
         prefs: Prefs,
         notes: NotesEnv,
+        role: Option<crate::roles::Role>,
+        records: crate::chart::RecordNumber,
         chart: crate::chart::ChartData,
         at: Instant,
     }
@@ -893,6 +895,8 @@ mod tests {
                 theme: Theme::default(),
                 prefs: Prefs::default(),
                 notes: NotesEnv::default(),
+                role: Some(crate::roles::Role::Attending),
+                records: crate::chart::RecordNumber::default(),
                 chart: crate::notes::fill::tests::chart(),
                 at: Instant::now(),
             }
@@ -905,6 +909,9 @@ mod tests {
                 theme: &self.theme,
                 prefs: &self.prefs,
                 notes: &self.notes,
+                user: Some("Dr. Ama Mensah"),
+                role: self.role,
+                records: &self.records,
                 focused: true,
             }
         }
@@ -1000,7 +1007,7 @@ mod tests {
             "{out:?}"
         );
         let mut env = Env::new();
-        env.notes.role = Some(crate::roles::Role::Resident);
+        env.role = Some(crate::roles::Role::Resident);
         let out = p.update(Action::SignNow, &env.view());
         assert!(
             matches!(out.as_slice(), [

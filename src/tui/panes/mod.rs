@@ -126,17 +126,14 @@ impl Prefs {
     }
 }
 
-/// What writing notes needs: the templates and phrases loaded, who writes.
+/// What writing notes needs beyond the session: the templates and phrases
+/// loaded, and who the server says the signed-in user is.
 #[derive(Debug, Clone, Default)]
 pub struct NotesEnv {
     pub templates: crate::notes::TemplateSet,
     pub phrases: crate::notes::Phrases,
-    /// The signed-in user as a note names its author.
-    pub author: String,
-    pub role: Option<crate::roles::Role>,
     /// `Practitioner/<id>` of the signed-in user, where the server says.
     pub practitioner: Option<String>,
-    pub records: crate::chart::RecordNumber,
 }
 
 /// What a pane may read while it updates or draws.
@@ -148,6 +145,11 @@ pub struct View<'a> {
     pub theme: &'a Theme,
     pub prefs: &'a Prefs,
     pub notes: &'a NotesEnv,
+    /// The signed-in user (a note's author) and role, as the session has them.
+    pub user: Option<&'a str>,
+    pub role: Option<crate::roles::Role>,
+    /// How this site's record numbers read.
+    pub records: &'a crate::chart::RecordNumber,
     pub focused: bool,
 }
 

@@ -673,6 +673,9 @@ mod tests {
             theme: &theme,
             prefs: &prefs,
             notes: &notes,
+            user: None,
+            role: None,
+            records: &crate::chart::RecordNumber::default(),
             focused: true,
         };
         let mut pane = ResultsPane::default();

@@ -582,6 +582,9 @@ mod tests {
             theme: &theme,
             prefs: &prefs,
             notes: &notes,
+            user: None,
+            role: None,
+            records: &crate::chart::RecordNumber::default(),
             focused: true,
         };
         for _ in 0..10 {
