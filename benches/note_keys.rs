@@ -93,6 +93,7 @@ async fn run() {
         token: Some(token.clone()),
         role: Some(Role::Attending),
         user: None,
+        ..Session::default()
     };
     let client = ApiClient::new(&base, Some(token.clone()), Duration::from_secs(30))
         .unwrap_or_else(|e| fail(&format!("client: {e}")));

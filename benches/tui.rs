@@ -156,6 +156,7 @@ fn app_with(patients: Vec<PatientRow>) -> Driven {
         token: None,
         role: None,
         user: Some("Bench User".into()),
+        ..Session::default()
     };
     let now = Utc
         .with_ymd_and_hms(2026, 11, 23, 12, 0, 0)

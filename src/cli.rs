@@ -13,6 +13,8 @@ use crate::roles::Role;
 use crate::server::{self, ServerConfig, demo::DemoOptions};
 use crate::tui::{self, Session, keymap::Keymap};
 
+mod login;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "chartty",
@@ -93,6 +95,18 @@ pub enum Command {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
+    /// Sign in to the server (SMART on FHIR): a browser on this machine or
+    /// through an SSH port forward, a pasted address, or a device code
+    Login {
+        /// Sign in with a code approved on another device (a phone)
+        #[arg(long)]
+        device: bool,
+        /// Loopback port for the browser's redirect [default: login_port, 8765]
+        #[arg(long)]
+        port: Option<u16>,
+    },
+    /// Revoke the kept sign-in at the server and forget it here
+    Logout,
     /// Print the effective keymap (built-in defaults and your overrides)
     Keys,
     /// List the smart phrases (built-in and your own) and the key that
@@ -233,13 +247,29 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 "no server configured: pass --server URL, set CHARTTY_SERVER, \
                  put `server = \"...\"` in the config file, or try `chartty demo`",
             )?;
-            let session = Session {
+            let mut session = Session {
                 base_url,
                 token: settings.token.clone(),
-                role: None,
-                user: None,
+                ..Session::default()
             };
-            tui::run(settings, session)?;
+            if settings.token.is_some() {
+                eprintln!(
+                    "chartty: a token given with --token or CHARTTY_TOKEN shows in shell history \
+                     and to other users in `ps`; prefer `chartty login` where the server offers it"
+                );
+                tui::run(settings, session)?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            // The sign-in's HTTP connections live on this runtime: it runs
+            // until the TUI ends.
+            let rt = runtime()?;
+            let (bearer, who) = rt.block_on(login::start(&settings))?;
+            session.identity =
+                who.map(|w| w.fhir_user.unwrap_or(format!("{} {}", w.issuer, w.subject)));
+            session.bearer = Some(bearer);
+            let outcome = tui::run(settings, session);
+            rt.shutdown_timeout(std::time::Duration::from_millis(200));
+            outcome?;
         }
         Some(Command::Demo {
             role,
@@ -287,6 +317,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 return Ok(ExitCode::from(2));
             }
+        }
+        Some(Command::Login { device, port }) => {
+            let settings = config::load(&overrides)?;
+            runtime()?.block_on(login::login(&settings, login::How { device, port }))?;
+        }
+        Some(Command::Logout) => {
+            let settings = config::load(&overrides)?;
+            let said = runtime()?.block_on(login::logout(&settings))?;
+            eprintln!("{said}");
         }
         Some(Command::Keys) => {
             let settings = config::load(&overrides)?;
@@ -575,6 +614,7 @@ fn demo(overrides: &CliOverrides, role: Role, opts: DemoOptions) -> anyhow::Resu
         token: Some(user.token.clone()),
         role: Some(role),
         user: Some(user.name.clone()),
+        ..Session::default()
     };
     // The server keeps running on the runtime's worker threads while the TUI
     // owns this thread; it is stopped (and the data removed) whatever the TUI

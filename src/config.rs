@@ -54,6 +54,14 @@ pub struct Settings {
     pub templates_dir: Option<PathBuf>,
     /// The user's smart phrases (default `$XDG_CONFIG_HOME/chartty/phrases.toml`).
     pub phrases_file: Option<PathBuf>,
+    /// Minutes without a key before the screen locks; 0: never.
+    pub idle_lock_minutes: u64,
+    /// Keep a SMART sign-in's refresh token in the OS credential store
+    /// (false: sign in at every start).
+    pub keep_sign_in: bool,
+    /// The loopback port `chartty login` takes the browser's redirect on
+    /// (forward it over SSH).
+    pub login_port: u16,
 }
 
 impl Default for Settings {
@@ -73,6 +81,9 @@ impl Default for Settings {
             stale_results_days: 90,
             templates_dir: None,
             phrases_file: None,
+            idle_lock_minutes: 10,
+            keep_sign_in: true,
+            login_port: 8765,
         }
     }
 }
@@ -84,6 +95,9 @@ request_timeout_secs = 15
 date_order = \"mdy\"
 stale_vitals_days = 30
 stale_results_days = 90
+idle_lock_minutes = 10
+keep_sign_in = true
+login_port = 8765
 ";
 
 /// The system-wide file.
@@ -105,6 +119,9 @@ pub const KEYS: &[(&str, &str)] = &[
     ("stale_results_days", "CHARTTY_STALE_RESULTS_DAYS"),
     ("templates_dir", "CHARTTY_TEMPLATES_DIR"),
     ("phrases_file", "CHARTTY_PHRASES_FILE"),
+    ("idle_lock_minutes", "CHARTTY_IDLE_LOCK_MINUTES"),
+    ("keep_sign_in", "CHARTTY_KEEP_SIGN_IN"),
+    ("login_port", "CHARTTY_LOGIN_PORT"),
 ];
 
 pub const PAGE_SIZE_RANGE: std::ops::RangeInclusive<u32> = 1..=1000;
@@ -128,6 +145,9 @@ struct RawSettings {
     stale_results_days: Option<u32>,
     templates_dir: Option<PathBuf>,
     phrases_file: Option<PathBuf>,
+    idle_lock_minutes: Option<u64>,
+    keep_sign_in: Option<bool>,
+    login_port: Option<u16>,
 }
 
 /// Where the layers come from.
@@ -277,6 +297,9 @@ pub fn load_from(overrides: &CliOverrides, sources: &Sources) -> anyhow::Result<
                 .as_ref()
                 .map(|d| d.join("chartty/phrases.toml"))
         }),
+        idle_lock_minutes: raw.idle_lock_minutes.unwrap_or(10),
+        keep_sign_in: raw.keep_sign_in.unwrap_or(true),
+        login_port: raw.login_port.unwrap_or(8765),
     })
 }
 
@@ -322,8 +345,16 @@ fn read_layer(path: &Path, required: bool) -> anyhow::Result<Option<String>> {
 fn check_env_value(key: &str, var: &str, value: &str) -> anyhow::Result<()> {
     let numeric = matches!(
         key,
-        "page_size" | "request_timeout_secs" | "stale_vitals_days" | "stale_results_days"
+        "page_size"
+            | "request_timeout_secs"
+            | "stale_vitals_days"
+            | "stale_results_days"
+            | "idle_lock_minutes"
+            | "login_port"
     );
+    if key == "keep_sign_in" && !matches!(value.trim(), "true" | "false") {
+        bail!("{var} must be true or false");
+    }
     if numeric && value.trim().parse::<u64>().is_err() {
         // The value is not echoed back: some variables hold secrets.
         bail!("{var} must be a whole number");

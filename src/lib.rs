@@ -11,6 +11,7 @@
 //! - `notes`: note templates, their fields, data pulled from the chart,
 //!   smart phrases.
 //! - `config`: the client's settings.
+//! - `keystore`: the OS credential stores (drafts key, refresh tokens).
 //! - `drafts`: notes in progress kept on local disk, encrypted, crash-safe.
 //! - `tui`: the terminal app; its panes never import `api`.
 //! - `cli`: wires the halves together for `chartty demo`.
@@ -23,6 +24,7 @@ pub mod cli;
 pub mod config;
 pub mod drafts;
 pub mod fhir;
+pub mod keystore;
 pub mod notes;
 pub mod roles;
 pub mod server;

@@ -16,6 +16,12 @@ const RULES: &[(&str, &[&str])] = &[
     ("notes", &["tui", "api", "server", "cli"]),
     ("config.rs", &["tui", "api", "server", "cli"]),
     ("drafts", &["tui", "api", "server", "cli"]),
+    (
+        "keystore.rs",
+        &[
+            "tui", "api", "chart", "server", "config", "cli", "drafts", "notes",
+        ],
+    ),
     ("server", &["tui", "api", "chart", "config", "cli"]),
     ("tui", &["server", "cli"]),
     // Panes turn actions into commands; only the app and the runner talk to

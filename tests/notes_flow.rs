@@ -50,6 +50,7 @@ async fn signed_in_keeping(
         token: Some(token.clone()),
         role: Some(role),
         user: None,
+        ..Session::default()
     };
     let client = ApiClient::new(base, Some(token), Duration::from_secs(30))
         .unwrap()

@@ -33,6 +33,7 @@ async fn app_at(base: &str, token: Option<String>, role: Option<Role>, keymap: K
         token: token.clone(),
         role,
         user: None,
+        ..Session::default()
     };
     let client = ApiClient::new(base, token, Duration::from_secs(30))
         .unwrap()

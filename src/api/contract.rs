@@ -54,6 +54,27 @@ pub enum ApiRequest {
     /// Co-sign the note a co-signature task points at (read it, write it
     /// final with the version read), then close the task.
     CoSign { task: Value },
+    /// Drop every token from memory (the screen locked). `login`: who the
+    /// server said is signed in, for unlocking a session with a fixed token.
+    Lock { login: Option<String> },
+    /// Unlock with the token the session started with.
+    UnlockWithToken { token: Secret },
+    /// Start the device sign-in that unlocks (a code to show).
+    UnlockStart,
+    /// Wait for that sign-in; unlocks only for the same person.
+    UnlockWait {
+        start: crate::api::signin::DeviceStart,
+    },
+}
+
+/// Text that must never show in a log or a debug print.
+#[derive(Clone, PartialEq)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(..)")
+    }
 }
 
 /// Which requests a newer one makes pointless: the older one is cancelled.
@@ -92,6 +113,10 @@ impl ApiRequest {
             ApiRequest::Probe => "probe",
             ApiRequest::Write(_) => "write",
             ApiRequest::CoSign { .. } => "co-sign",
+            ApiRequest::Lock { .. } => "lock",
+            ApiRequest::UnlockWithToken { .. } => "unlock-token",
+            ApiRequest::UnlockStart => "unlock-start",
+            ApiRequest::UnlockWait { .. } => "unlock-wait",
         }
     }
 }
@@ -137,6 +162,8 @@ pub enum Write {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct WhoAmI {
     pub user: Option<String>,
+    /// The login name (the portal's; the `sub` of its sign-in).
+    pub login: Option<String>,
     pub role: Option<Role>,
     pub practitioner: Option<String>,
 }
@@ -146,6 +173,14 @@ pub enum ApiReply {
     /// `None`: the server does not offer `$whoami` (a plain FHIR server).
     WhoAmI(Option<WhoAmI>),
     Capabilities(Features),
+    /// Every token is out of memory.
+    Locked,
+    /// Show this code and address; then wait with `UnlockWait`.
+    UnlockCode(crate::api::signin::DeviceStart),
+    /// Signed in again as the same person (named where the server said).
+    Unlocked {
+        who: Option<String>,
+    },
     /// A page of patients (working set, search, or a next page of either),
     /// as compact list entries: the working set never holds whole resources.
     Patients {

@@ -11,6 +11,7 @@
 pub mod chart;
 pub mod contract;
 pub mod retry;
+pub mod signin;
 mod worker;
 mod write;
 
@@ -29,7 +30,7 @@ use crate::fhir::sanitize::{sanitize, sanitize_json};
 use crate::roles::Role;
 
 pub use contract::{
-    ApiError, ApiReply, ApiRequest, Completed, Features, RequestId, Slot, WhoAmI, Write,
+    ApiError, ApiReply, ApiRequest, Completed, Features, RequestId, Secret, Slot, WhoAmI, Write,
 };
 pub use retry::Backoff;
 pub use worker::Worker;
@@ -64,9 +65,10 @@ struct Answer {
 pub struct ApiClient {
     http: reqwest::Client,
     base: String,
-    token: Option<String>,
+    bearer: signin::Bearer,
     records: RecordNumber,
     backoff: Backoff,
+    timeout: Duration,
     /// Only tests keep one: it holds queries, and queries hold names typed.
     log: Option<Arc<Mutex<VecDeque<SentRequest>>>>,
 }
@@ -80,7 +82,7 @@ impl std::fmt::Debug for ApiClient {
     }
 }
 
-fn install_crypto_provider() {
+pub(crate) fn install_crypto_provider() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         // reqwest is built without a default provider; a second install
@@ -102,11 +104,23 @@ impl ApiClient {
         Ok(ApiClient {
             http,
             base: base.trim_end_matches('/').to_string(),
-            token,
+            bearer: signin::Bearer::fixed(token),
             records: RecordNumber::default(),
             backoff: Backoff::default(),
+            timeout,
             log: None,
         })
+    }
+
+    /// Sign requests with this bearer (a SMART sign-in, refreshed as it
+    /// goes) instead of the fixed token.
+    pub fn with_bearer(mut self, bearer: signin::Bearer) -> Self {
+        self.bearer = bearer;
+        self
+    }
+
+    pub fn bearer(&self) -> &signin::Bearer {
+        &self.bearer
     }
 
     /// Keep a log of the requests sent (tests).
@@ -183,8 +197,10 @@ impl ApiClient {
             .http
             .request(method, url)
             .header(reqwest::header::ACCEPT, "application/fhir+json");
-        if let Some(t) = &self.token {
-            req = req.bearer_auth(t);
+        match self.bearer.current().await {
+            Ok(Some(t)) => req = req.bearer_auth(t),
+            Ok(None) => {}
+            Err(why) => return Err(ApiError::local(why)),
         }
         for (k, v) in headers {
             req = req.header(*k, v);
@@ -278,6 +294,30 @@ impl ApiClient {
     pub async fn execute(&self, request: ApiRequest) -> Result<ApiReply, ApiError> {
         match request {
             ApiRequest::WhoAmI => self.whoami().await.map(ApiReply::WhoAmI),
+            ApiRequest::Lock { login } => {
+                self.bearer.lock(&self.base, login).await;
+                Ok(ApiReply::Locked)
+            }
+            ApiRequest::UnlockWithToken { token } => self
+                .bearer
+                .unlock_with_token(&token.0)
+                .await
+                .map(|()| ApiReply::Unlocked { who: None })
+                .map_err(ApiError::local),
+            ApiRequest::UnlockStart => self
+                .bearer
+                .unlock_start(self.timeout)
+                .await
+                .map(ApiReply::UnlockCode)
+                .map_err(ApiError::local),
+            ApiRequest::UnlockWait { start } => self
+                .bearer
+                .unlock_wait(&start)
+                .await
+                .map(|who| ApiReply::Unlocked {
+                    who: Some(who.label()),
+                })
+                .map_err(ApiError::local),
             ApiRequest::Capabilities => self.capabilities().await.map(ApiReply::Capabilities),
             ApiRequest::PatientPage { count } => {
                 let url = self.url(&format!(
@@ -588,6 +628,7 @@ fn parse_whoami(v: &Value) -> WhoAmI {
             });
         match (name, text) {
             ("user", Some(t)) => who.user = Some(t),
+            ("login", Some(t)) => who.login = Some(t),
             ("role", Some(t)) => who.role = t.parse().ok(),
             ("practitioner", Some(t)) => who.practitioner = Some(t),
             _ => {}

@@ -29,15 +29,8 @@ use std::time::Duration;
 use keyring::Entry;
 
 use super::KeySource;
-
-/// Which OS credential store.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Store {
-    /// The freedesktop Secret Service over the D-Bus session bus.
-    SecretService,
-    /// The Linux kernel keyring (keyutils), persistent keyring where the kernel has it.
-    KernelKeyring,
-}
+pub use crate::keystore::Store;
+use crate::keystore::{entry, label, own_session_keyring};
 
 /// The drafts key from the OS credential store (see the module docs).
 /// Asked once, on the first [`KeySource::key`]; the answer is kept.
@@ -173,61 +166,6 @@ impl KeySource for KeyringKeys {
     }
 }
 
-fn label(store: Store) -> &'static str {
-    match store {
-        Store::SecretService => "Secret Service",
-        Store::KernelKeyring => "kernel keyring",
-    }
-}
-
-/// The keyring entry for `store`, with how to name it, or why it cannot be
-/// used.
-fn entry(store: Store, service: &str, account: &str) -> Result<(Entry, String), String> {
-    match store {
-        Store::SecretService => {
-            secret_service_usable()?;
-            let cred =
-                keyring::secret_service::SsCredential::new_with_target(None, service, account)
-                    .map_err(|e| e.to_string())?;
-            Ok((
-                Entry::new_with_credential(Box::new(cred)),
-                "Secret Service".to_string(),
-            ))
-        }
-        Store::KernelKeyring => {
-            let cred =
-                keyring::keyutils::KeyutilsCredential::new_with_target(None, service, account)
-                    .map_err(|e| format!("not reachable: {e}"))?;
-            let name = if cred.persistent.is_some() {
-                "kernel keyring (persistent)"
-            } else {
-                "kernel keyring (session only: lost at logout)"
-            };
-            Ok((Entry::new_with_credential(Box::new(cred)), name.to_string()))
-        }
-    }
-}
-
-/// Whether the Secret Service can be used without a prompt: a session bus,
-/// a service on it, and a default collection that is already unlocked.
-fn secret_service_usable() -> Result<(), String> {
-    use dbus_secret_service::{EncryptionType, SecretService};
-    if std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_none_or(|a| a.is_empty()) {
-        return Err("no D-Bus session (DBUS_SESSION_BUS_ADDRESS is not set)".to_string());
-    }
-    let ss = SecretService::connect(EncryptionType::Plain)
-        .map_err(|e| format!("not reachable on the session bus: {e}"))?;
-    let collection = ss
-        .get_default_collection()
-        .map_err(|e| format!("no default collection: {e}"))?;
-    if collection.is_locked().map_err(|e| e.to_string())? {
-        return Err(
-            "its default collection is locked (chartty does not prompt to unlock it)".into(),
-        );
-    }
-    Ok(())
-}
-
 fn hex(key: &[u8; 32]) -> String {
     key.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -259,46 +197,6 @@ fn reasons(why: Vec<String>) -> String {
         "no credential store to ask".to_string()
     } else {
         why.join("; ")
-    }
-}
-
-/// A process that has no session keyring of its own (started from a
-/// daemon, a container's init, a tmux server started that way) falls back
-/// to the user's shared user-session keyring, where the key keyring adds
-/// cannot be read back (seen here: every read ends in "no entry"). A login
-/// through `pam_keyinit` gets a session keyring of its own; chartty then
-/// makes one the same way. The persistent keyring, which keyring links into
-/// the session keyring, carries the key from one run to the next.
-///
-/// Credentials are per thread on Linux: this is called on the thread that
-/// then asks the kernel keyring.
-fn own_session_keyring() {
-    const KEYCTL_GET_KEYRING_ID: libc::c_long = 0;
-    const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
-    const KEY_SPEC_SESSION_KEYRING: libc::c_long = -3;
-    const KEY_SPEC_USER_SESSION_KEYRING: libc::c_long = -5;
-    // SAFETY: keyctl(2) with integer arguments and a null name; no memory is
-    // shared with the kernel beyond the call.
-    unsafe {
-        let id = |spec: libc::c_long| {
-            libc::syscall(
-                libc::SYS_keyctl,
-                KEYCTL_GET_KEYRING_ID,
-                spec,
-                0 as libc::c_long,
-            )
-        };
-        let session = id(KEY_SPEC_SESSION_KEYRING);
-        if session > 0 && session == id(KEY_SPEC_USER_SESSION_KEYRING) {
-            let joined = libc::syscall(
-                libc::SYS_keyctl,
-                KEYCTL_JOIN_SESSION_KEYRING,
-                std::ptr::null::<libc::c_char>(),
-            );
-            if joined < 0 {
-                tracing::info!("drafts key: no session keyring of chartty's own could be made");
-            }
-        }
     }
 }
 

@@ -23,6 +23,8 @@ pub enum MatchJob {
         server_found: Vec<String>,
     },
     SetDateOrder(DateOrder),
+    /// Forget every patient (the screen locked).
+    Clear,
 }
 
 /// The ranked rows for a query.
@@ -48,6 +50,12 @@ pub fn run_jobs(index: &mut PatientIndex, jobs: Vec<MatchJob>) -> Option<Matches
                 }
             }
             MatchJob::SetDateOrder(order) => index.set_date_order(order),
+            MatchJob::Clear => {
+                let order = index.date_order();
+                *index = PatientIndex::default();
+                index.set_date_order(order);
+                last = None;
+            }
             MatchJob::Search {
                 seq,
                 query,

@@ -195,6 +195,10 @@ impl PatientIndex {
         }
     }
 
+    pub fn date_order(&self) -> DateOrder {
+        self.date_order
+    }
+
     pub fn len(&self) -> usize {
         self.rows.len()
     }

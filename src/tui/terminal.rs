@@ -309,6 +309,10 @@ pub fn run(settings: Settings, session: Session) -> anyhow::Result<Exit> {
     .with_record_number(RecordNumber {
         local_system: settings.mrn_system.clone(),
     });
+    let client = match &session.bearer {
+        Some(b) => client.with_bearer(b.clone()),
+        None => client,
+    };
     let (mut worker, mut replies) = Worker::new(client, runtime.handle().clone());
     let (match_tx, mut matches) = mpsc::unbounded_channel();
     let matcher = MatchWorker::spawn(move |m| {
@@ -382,7 +386,13 @@ pub fn run(settings: Settings, session: Session) -> anyhow::Result<Exit> {
                 Some(e) = kept.recv() => e,
                 _ = tick.tick() => Event::Tick,
                 _ = term.recv() => return Ok(Exit::Signal("SIGTERM")),
-                _ = hangup.recv() => return Ok(Exit::Signal("SIGHUP")),
+                _ = hangup.recv() => {
+                    // A dropped SSH link: nobody is looking any more. The
+                    // note is saved and the patient data dropped before the
+                    // process goes.
+                    app.lock(crate::tui::app::LockReason::HangUp);
+                    return Ok(Exit::Signal("SIGHUP"));
+                }
                 _ = quit.recv() => return Ok(Exit::Signal("SIGQUIT")),
                 _ = interrupt.recv() => return Ok(Exit::Signal("SIGINT")),
             };

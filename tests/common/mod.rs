@@ -632,6 +632,7 @@ pub async fn app_as(
         token: None,
         role,
         user: role.map(|r| format!("Test {}", r.label())),
+        ..Session::default()
     };
     let client = ApiClient::new(base, None, Duration::from_secs(30))
         .unwrap()

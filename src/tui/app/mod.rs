@@ -49,12 +49,18 @@ pub const PROBE_FIRST: Duration = Duration::from_secs(2);
 pub const PROBE_MAX: Duration = Duration::from_secs(30);
 
 /// Who is signed in where; built by the command line.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Session {
     pub base_url: String,
     pub token: Option<String>,
     pub role: Option<Role>,
     pub user: Option<String>,
+    /// A SMART sign-in: the bearer every request carries, refreshed as it
+    /// goes (instead of `token`).
+    pub bearer: Option<crate::api::signin::Bearer>,
+    /// Who signed in, where the sign-in said (`fhirUser`, else issuer and
+    /// subject): owns the drafts on a server without `$whoami`.
+    pub identity: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,6 +115,24 @@ enum Origin {
     },
     /// An attending's co-signature.
     CoSign,
+    /// Tokens dropped from memory.
+    Lock,
+    /// A step of unlocking.
+    Unlock,
+}
+
+impl Origin {
+    /// A change on its way to the server: its reply is applied even while
+    /// the screen is locked, and the token stays until it is back.
+    fn is_write(&self) -> bool {
+        matches!(
+            self,
+            Origin::NoteSave { .. }
+                | Origin::NoteSign { .. }
+                | Origin::CosignTask { .. }
+                | Origin::CoSign
+        )
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -138,7 +162,10 @@ macro_rules! view {
     };
 }
 
+mod lock;
 mod notes;
+
+pub use lock::{LockReason, LockState, LockStep};
 
 pub use notes::{DraftEffect, SavedDraft};
 
@@ -203,6 +230,13 @@ pub struct App {
     /// Ids the server found for a query (listed whatever local matching says).
     server_found: (String, Vec<String>),
     stats: Stats,
+    /// The lock screen, while locked.
+    locked: Option<LockState>,
+    /// The login the server named (`$whoami`), for unlocking.
+    login: Option<String>,
+    /// Lock after this long without a key; `None`: never.
+    idle_lock: Option<Duration>,
+    last_input: Instant,
     quit: bool,
     dirty: bool,
 }
@@ -270,6 +304,11 @@ impl App {
             pending_search: None,
             server_found: (String::new(), Vec::new()),
             stats: Stats::default(),
+            locked: None,
+            login: None,
+            idle_lock: (settings.idle_lock_minutes > 0)
+                .then(|| Duration::from_secs(settings.idle_lock_minutes.saturating_mul(60))),
+            last_input: Instant::now(),
             quit: false,
             dirty: true,
         }
@@ -301,6 +340,12 @@ impl App {
         }
         self.match_jobs
             .push(MatchJob::SetDateOrder(self.date_order));
+        self.start_requests();
+    }
+
+    /// Who am I, what the server offers, the first patients, my queue, my
+    /// drafts: at start, and again after unlocking.
+    fn start_requests(&mut self) {
         self.submit(ApiRequest::WhoAmI, Origin::WhoAmI);
         self.submit(ApiRequest::Capabilities, Origin::Capabilities);
         self.submit(
@@ -442,6 +487,37 @@ impl App {
             self.dirty = true;
         }
         self.clock = clock;
+        if matches!(event, Event::Key(_) | Event::Paste(_)) {
+            self.last_input = clock.instant;
+        }
+        if self.locked.is_some() {
+            match event {
+                Event::Key(key) if key.kind == KeyEventKind::Press => self.lock_key(key),
+                Event::Paste(text) => self.lock_paste(&text),
+                Event::Api(done) => {
+                    if let Some(origin) = self.in_flight.remove(&done.id) {
+                        if origin.is_write() {
+                            self.in_flight.insert(done.id, origin);
+                            self.handle_completed(done);
+                        } else {
+                            self.locked_reply(&origin, done.result);
+                        }
+                    }
+                    // The last write back: the token may go now.
+                    self.release_token_when_idle();
+                }
+                Event::Resize => self.dirty = true,
+                Event::DraftPersisted { client_id, result } => {
+                    self.draft_persisted(client_id, result)
+                }
+                Event::DraftProtection { text, on_disk } => {
+                    self.set_draft_protection(text, on_disk)
+                }
+                // Matches and recovered drafts hold patient data: not now.
+                _ => {}
+            }
+            return;
+        }
         match event {
             Event::Key(key) => self.handle_key(key),
             Event::Paste(text) => self.handle_paste(&text),
@@ -468,6 +544,10 @@ impl App {
 
     /// Time passes: send a debounced search, probe a server that is down.
     fn tick(&mut self) {
+        self.check_idle(self.clock.instant);
+        if self.locked.is_some() {
+            return;
+        }
         if let Some((_, at)) = &self.pending_search
             && self.clock.instant.duration_since(*at) >= SEARCH_DEBOUNCE
         {
@@ -745,6 +825,7 @@ impl App {
                     self.quit();
                 }
             }
+            Action::Lock => self.lock(LockReason::Asked),
             Action::Help => self.popup = Some(Popup::Help(HelpPopup::new())),
             Action::CommandPalette => self.popup = Some(Popup::Palette(Palette::new())),
             Action::FocusSearch => {
@@ -828,11 +909,16 @@ impl App {
             self.notice_from_failure = false;
         }
         match (origin, done.result) {
+            // Late answers from a lock that is over.
+            (Origin::Lock | Origin::Unlock, _) => {}
             (Origin::WhoAmI, Ok(ApiReply::WhoAmI(Some(who)))) => {
                 let had_role = self.session.role;
                 let had_user = self.session.user.clone();
                 if who.user.is_some() {
                     self.session.user = who.user;
+                }
+                if who.login.is_some() {
+                    self.login = who.login;
                 }
                 if who.role.is_some() {
                     self.session.role = who.role;
@@ -1050,6 +1136,10 @@ impl App {
     // ----- drawing -----
 
     pub fn render(&mut self, frame: &mut Frame) {
+        if self.locked.is_some() {
+            self.render_lock(frame);
+            return;
+        }
         let area = frame.area();
         let [banner, tabs, body, hint, status] = Layout::vertical([
             Constraint::Length(2),
@@ -1423,6 +1513,7 @@ mod tests {
             token: None,
             role: None,
             user: None,
+            ..Session::default()
         };
         let now = chrono::TimeZone::with_ymd_and_hms(&Utc, 2026, 11, 23, 12, 0, 0).unwrap();
         App::new(&Settings::default(), session, keymap, Theme::default(), now)
@@ -1537,6 +1628,7 @@ mod tests {
         requests = app.take_requests();
         let who = id_of(&requests, |r| matches!(r, ApiRequest::WhoAmI));
         let me = crate::api::WhoAmI {
+            login: None,
             user: Some("Dr. Ama Mensah".into()),
             role: Some(crate::roles::Role::Attending),
             practitioner: None,

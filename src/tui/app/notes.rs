@@ -134,6 +134,9 @@ impl App {
         }
         use sha2::{Digest, Sha256};
         let who = match &self.session.token {
+            _ if self.session.identity.is_some() => {
+                self.session.identity.clone().unwrap_or_default()
+            }
             Some(t) => {
                 let h = Sha256::digest(t.as_bytes());
                 let hex: String = h.iter().take(8).map(|b| format!("{b:02x}")).collect();

@@ -1,0 +1,283 @@
+//! The bearer token every request carries, shared by every clone of the
+//! [`crate::api::ApiClient`]: a fixed token (`--token`), or a SMART sign-in
+//! whose access token is refreshed before it expires (the rotated refresh
+//! token goes back to the credential store). Locking drops every token from
+//! memory; only the person who was signed in unlocks.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use sha2::{Digest, Sha256};
+use zeroize::Zeroize;
+
+use super::kept::{Kept, KeptSignIns};
+use super::{DeviceStart, Identity, RefreshFailed, SignIn, TokenSet};
+
+#[derive(Clone, Default)]
+pub struct Bearer(Arc<tokio::sync::Mutex<Held>>);
+
+impl std::fmt::Debug for Bearer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Bearer(..)")
+    }
+}
+
+#[derive(Default)]
+enum Held {
+    #[default]
+    Nothing,
+    Token(String),
+    Smart(Box<Smart>),
+    Locked(Box<Locked>),
+}
+
+struct Smart {
+    signin: SignIn,
+    tokens: TokenSet,
+    kept: Option<Arc<KeptSignIns>>,
+}
+
+/// What a locked session remembers: enough to know who may unlock, never a
+/// token that works.
+struct Locked {
+    /// SHA-256 of the fixed token this session used.
+    token_hash: Option<[u8; 32]>,
+    /// Who was signed in (a SMART sign-in), or the server's login name.
+    identity: Option<Identity>,
+    login: Option<String>,
+    signin: Option<SignIn>,
+    kept: Option<Arc<KeptSignIns>>,
+    /// Where to find the server's sign-in when the session had a fixed token.
+    base: String,
+}
+
+fn hash(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+impl Bearer {
+    pub fn fixed(token: Option<String>) -> Bearer {
+        Bearer(Arc::new(tokio::sync::Mutex::new(match token {
+            Some(t) => Held::Token(t),
+            None => Held::Nothing,
+        })))
+    }
+
+    pub fn signed_in(signin: SignIn, tokens: TokenSet, kept: Option<Arc<KeptSignIns>>) -> Bearer {
+        Bearer(Arc::new(tokio::sync::Mutex::new(Held::Smart(Box::new(
+            Smart {
+                signin,
+                tokens,
+                kept,
+            },
+        )))))
+    }
+
+    /// The token to send now, refreshed first when it is about to expire.
+    /// `Err` while locked: nothing is sent.
+    pub async fn current(&self) -> Result<Option<String>, String> {
+        let mut held = self.0.lock().await;
+        match &mut *held {
+            Held::Nothing => Ok(None),
+            Held::Token(t) => Ok(Some(t.clone())),
+            Held::Locked(_) => Err("the session is locked".to_string()),
+            Held::Smart(s) => {
+                if s.tokens.due(Instant::now()) {
+                    refresh(s).await;
+                }
+                Ok(Some(s.tokens.access_token.clone()))
+            }
+        }
+    }
+
+    /// Who is signed in, where the server said (SMART `fhirUser`).
+    pub async fn identity(&self) -> Option<Identity> {
+        match &*self.0.lock().await {
+            Held::Smart(s) => s.tokens.identity.clone(),
+            Held::Locked(l) => l.identity.clone(),
+            _ => None,
+        }
+    }
+
+    /// Drops every token from memory. `login`: who the server says is
+    /// signed in, for a session with a fixed token.
+    pub async fn lock(&self, base: &str, login: Option<String>) {
+        let mut held = self.0.lock().await;
+        let locked = match std::mem::take(&mut *held) {
+            Held::Locked(l) => *l,
+            Held::Nothing => Locked {
+                token_hash: None,
+                identity: None,
+                login,
+                signin: None,
+                kept: None,
+                base: base.to_string(),
+            },
+            Held::Token(mut t) => {
+                let token_hash = Some(hash(&t));
+                t.zeroize();
+                Locked {
+                    token_hash,
+                    identity: None,
+                    login,
+                    signin: None,
+                    kept: None,
+                    base: base.to_string(),
+                }
+            }
+            Held::Smart(s) => {
+                let Smart {
+                    signin,
+                    mut tokens,
+                    kept,
+                } = *s;
+                tokens.access_token.zeroize();
+                if let Some(r) = tokens.refresh_token.as_mut() {
+                    r.zeroize();
+                }
+                Locked {
+                    token_hash: None,
+                    identity: tokens.identity.clone(),
+                    login,
+                    signin: Some(signin),
+                    kept,
+                    base: base.to_string(),
+                }
+            }
+        };
+        *held = Held::Locked(Box::new(locked));
+    }
+
+    pub async fn is_locked(&self) -> bool {
+        matches!(&*self.0.lock().await, Held::Locked(_))
+    }
+
+    /// Unlocks with the fixed token the session was started with.
+    pub async fn unlock_with_token(&self, token: &str) -> Result<(), String> {
+        let mut held = self.0.lock().await;
+        let Held::Locked(l) = &*held else {
+            return Ok(());
+        };
+        match l.token_hash {
+            Some(h) if h == hash(token.trim()) => {
+                *held = Held::Token(token.trim().to_string());
+                Ok(())
+            }
+            Some(_) => Err("that is not the token this session was signed in with".into()),
+            None => Err("this session was not started with a token: unlock by signing in".into()),
+        }
+    }
+
+    /// Starts the device sign-in that unlocks the session.
+    pub async fn unlock_start(&self, timeout: std::time::Duration) -> Result<DeviceStart, String> {
+        let signin = {
+            let held = self.0.lock().await;
+            let Held::Locked(l) = &*held else {
+                return Err("the session is not locked".into());
+            };
+            match &l.signin {
+                Some(s) => s.clone(),
+                None => {
+                    let base = l.base.clone();
+                    drop(held);
+                    SignIn::discover(&base, timeout).await?
+                }
+            }
+        };
+        let start = signin.device_start().await?;
+        if let Held::Locked(l) = &mut *self.0.lock().await
+            && l.signin.is_none()
+        {
+            l.signin = Some(signin);
+        }
+        Ok(start)
+    }
+
+    /// Waits for the device sign-in begun by [`Bearer::unlock_start`]; the
+    /// session unlocks only if the same person signed in.
+    pub async fn unlock_wait(&self, start: &DeviceStart) -> Result<Identity, String> {
+        let signin = match &*self.0.lock().await {
+            Held::Locked(l) => l.signin.clone().ok_or("no sign-in started")?,
+            _ => return Err("the session is not locked".into()),
+        };
+        let tokens = signin.device_wait(start).await?;
+        let Some(who) = tokens.identity.clone() else {
+            let _ = signin.revoke(&tokens.access_token, "access_token").await;
+            return Err("the server did not say who signed in; quit and start again".into());
+        };
+        let mut held = self.0.lock().await;
+        let Held::Locked(l) = &*held else {
+            return Err("the session is not locked".into());
+        };
+        let same = match (&l.identity, &l.login) {
+            (Some(was), _) => was.same_person(&who),
+            (None, Some(login)) => &who.subject == login,
+            (None, None) => false,
+        };
+        if !same {
+            drop(held);
+            let _ = signin.revoke(&tokens.access_token, "access_token").await;
+            if let Some(r) = &tokens.refresh_token {
+                let _ = signin.revoke(r, "refresh_token").await;
+            }
+            return Err(format!(
+                "{} signed in: this screen unlocks only for the person who locked it",
+                who.label()
+            ));
+        }
+        let kept = l.kept.clone();
+        if let (Some(k), Some(r)) = (&kept, &tokens.refresh_token) {
+            keep(
+                k.clone(),
+                signin.base.clone(),
+                Kept::new(r.clone(), Some(&who)),
+            )
+            .await;
+        }
+        *held = Held::Smart(Box::new(Smart {
+            signin,
+            tokens,
+            kept,
+        }));
+        Ok(who)
+    }
+}
+
+async fn keep(kept: Arc<KeptSignIns>, base: String, k: Kept) {
+    let result = tokio::task::spawn_blocking(move || kept.keep(&base, &k)).await;
+    if let Ok(Err(why)) | Err(why) = result.map_err(|e| e.to_string()) {
+        tracing::warn!("the renewed sign-in was not kept in the credential store: {why}");
+    }
+}
+
+async fn refresh(s: &mut Smart) {
+    let Some(refresh_token) = s.tokens.refresh_token.clone() else {
+        return;
+    };
+    match s.signin.refresh(&refresh_token).await {
+        Ok(mut fresh) => {
+            if fresh.identity.is_none() {
+                fresh.identity = s.tokens.identity.clone();
+            }
+            if fresh.refresh_token.is_none() {
+                fresh.refresh_token = Some(refresh_token);
+            } else if let (Some(k), Some(r)) = (&s.kept, &fresh.refresh_token) {
+                // Rotated: the old one is spent; the store must hold the new.
+                keep(
+                    k.clone(),
+                    s.signin.base.clone(),
+                    Kept::new(r.clone(), fresh.identity.as_ref()),
+                )
+                .await;
+            }
+            s.tokens = fresh;
+        }
+        Err(RefreshFailed::Ended(why)) => {
+            tracing::warn!("refresh: {why}");
+            s.tokens.refresh_token = None;
+        }
+        Err(RefreshFailed::Passing(why)) => {
+            tracing::info!("refresh failed, tried again later: {why}")
+        }
+    }
+}

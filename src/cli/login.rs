@@ -1,0 +1,235 @@
+//! `chartty login`, `chartty logout`, and the sign-in the TUI starts with:
+//! a SMART sign-in kept in the credential store is refreshed; else the user
+//! signs in here, before the TUI takes the terminal.
+
+use std::io::{BufRead, Write};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, anyhow, bail};
+
+use crate::api::signin::kept::{Kept, KeptSignIns};
+use crate::api::signin::loopback::{Callback, code_from_pasted};
+use crate::api::signin::{Bearer, DeviceStart, Identity, RefreshFailed, SignIn, TokenSet, pkce};
+use crate::config::Settings;
+
+/// How to sign in.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct How {
+    /// The device code flow even where the browser flow is offered.
+    pub device: bool,
+    /// The loopback port (else the configured `login_port`).
+    pub port: Option<u16>,
+}
+
+fn base(settings: &Settings) -> anyhow::Result<String> {
+    settings.server.clone().context(
+        "no server configured: pass --server URL, set CHARTTY_SERVER, \
+         or put `server = \"...\"` in the config file",
+    )
+}
+
+fn timeout(settings: &Settings) -> Duration {
+    Duration::from_secs(settings.request_timeout_secs.max(1))
+}
+
+fn store(settings: &Settings) -> Option<Arc<KeptSignIns>> {
+    settings.keep_sign_in.then(|| Arc::new(KeptSignIns::os()))
+}
+
+/// `chartty login`: sign in and keep the sign-in.
+pub async fn login(settings: &Settings, how: How) -> anyhow::Result<Identity> {
+    let base = base(settings)?;
+    let signin = SignIn::discover(&base, timeout(settings))
+        .await
+        .map_err(|e| anyhow!(e))?;
+    let tokens = interactive(&signin, settings, how).await?;
+    let who = tokens.identity.clone().unwrap_or_default();
+    keep_after_sign_in(settings, &signin, &tokens);
+    Ok(who)
+}
+
+fn keep_after_sign_in(settings: &Settings, signin: &SignIn, tokens: &TokenSet) {
+    let who = tokens.identity.as_ref().map(Identity::label);
+    let who = who.as_deref().unwrap_or("(the server did not say who)");
+    let Some(refresh) = &tokens.refresh_token else {
+        eprintln!(
+            "Signed in as {who}. The server gave no refresh token: chartty signs in again at the next start."
+        );
+        return;
+    };
+    let Some(kept) = store(settings) else {
+        eprintln!(
+            "Signed in as {who}. keep_sign_in is off: nothing is kept; chartty signs in again at the next start."
+        );
+        return;
+    };
+    match kept.keep(
+        &signin.base,
+        &Kept::new(refresh.clone(), tokens.identity.as_ref()),
+    ) {
+        Ok(place) => eprintln!("Signed in as {who}. The sign-in is kept in the {place}."),
+        Err(why) => eprintln!(
+            "Signed in as {who}. The sign-in is kept in memory only ({why}): chartty signs in again at the next start."
+        ),
+    }
+}
+
+/// Signs in with the browser (loopback redirect or pasted address) or a
+/// device code, printing what the user must do.
+async fn interactive(signin: &SignIn, settings: &Settings, how: How) -> anyhow::Result<TokenSet> {
+    let use_device = how.device || signin.config.code_endpoint().is_none();
+    if use_device {
+        let start = signin.device_start().await.map_err(|e| anyhow!(e))?;
+        print_device(&start);
+        return signin.device_wait(&start).await.map_err(|e| anyhow!(e));
+    }
+    let port = how.port.unwrap_or(settings.login_port);
+    let callback = match Callback::bind(port).await {
+        Ok(c) => c,
+        // Taken (another sign-in, another program): any free port will do
+        // when pasting back; say so.
+        Err(why) if how.port.is_none() => {
+            eprintln!("{why}; using another port");
+            Callback::bind(0).await.map_err(|e| anyhow!(e))?
+        }
+        Err(why) => bail!(why),
+    };
+    let verifier = pkce::random_text().map_err(|e| anyhow!(e))?;
+    let state = pkce::random_text().map_err(|e| anyhow!(e))?;
+    let url = signin
+        .authorize_url(&callback.redirect_uri, &state, &verifier)
+        .map_err(|e| anyhow!(e))?;
+    let port = callback.port();
+    eprintln!(
+        "Open this address in a browser and sign in:\n\n  {url}\n\n\
+         Over SSH, forward the port first (ssh -L {port}:127.0.0.1:{port} …), \
+         or paste here the address the browser ends on (it starts with {}):",
+        callback.redirect_uri
+    );
+    let pasted = pasted_lines();
+    let code = tokio::select! {
+        code = callback.code(&state) => code,
+        code = first_pasted_code(pasted, &state) => code,
+    }
+    .map_err(|e| anyhow!(e))?;
+    signin
+        .exchange_code(&code, &verifier, &callback.redirect_uri)
+        .await
+        .map_err(|e| anyhow!(e))
+}
+
+fn print_device(start: &DeviceStart) {
+    eprintln!(
+        "On any device (a phone will do), open\n\n  {}\n\nand enter the code  {}",
+        start.verification_uri, start.user_code
+    );
+    if let Some(full) = &start.verification_uri_complete {
+        eprintln!("(or open {full})");
+    }
+    eprintln!("Waiting for the approval…");
+}
+
+/// Lines typed or pasted on standard input, read on a thread of their own.
+fn pasted_lines() -> tokio::sync::mpsc::UnboundedReceiver<String> {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let _ = std::thread::Builder::new()
+        .name("paste-back".into())
+        .spawn(move || {
+            for line in std::io::stdin().lock().lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+    rx
+}
+
+async fn first_pasted_code(
+    mut lines: tokio::sync::mpsc::UnboundedReceiver<String>,
+    state: &str,
+) -> Result<String, String> {
+    while let Some(line) = lines.recv().await {
+        if line.trim().is_empty() {
+            continue;
+        }
+        match code_from_pasted(&line, state) {
+            Ok(code) => return Ok(code),
+            Err(why) => {
+                eprintln!("{why}");
+                let _ = std::io::stderr().flush();
+            }
+        }
+    }
+    // Standard input closed: only the browser's redirect can answer now.
+    std::future::pending().await
+}
+
+/// The bearer the TUI starts with when no token is configured: the kept
+/// sign-in, refreshed, else a sign-in now.
+pub async fn start(settings: &Settings) -> anyhow::Result<(Bearer, Option<Identity>)> {
+    let base = base(settings)?;
+    let signin = SignIn::discover(&base, timeout(settings)).await.map_err(|e| {
+        anyhow!(
+            "not signed in: {e}\n(pass a token with --token or CHARTTY_TOKEN if the server's administrator gave you one)"
+        )
+    })?;
+    let kept = store(settings);
+    if let Some(store) = &kept {
+        match store.load(&signin.base) {
+            Ok(Some((k, _place))) => match signin.refresh(&k.refresh_token).await {
+                Ok(mut tokens) => {
+                    if tokens.identity.is_none() {
+                        tokens.identity = k.identity();
+                    }
+                    if let Some(r) = &tokens.refresh_token {
+                        if let Err(why) = store.keep(
+                            &signin.base,
+                            &Kept::new(r.clone(), tokens.identity.as_ref()),
+                        ) {
+                            tracing::warn!("the renewed sign-in was not kept: {why}");
+                        }
+                    } else {
+                        tokens.refresh_token = Some(k.refresh_token.clone());
+                    }
+                    let who = tokens.identity.clone();
+                    return Ok((Bearer::signed_in(signin, tokens, kept), who));
+                }
+                Err(RefreshFailed::Ended(why)) => {
+                    let _ = store.forget(&signin.base);
+                    eprintln!("{why}");
+                }
+                Err(RefreshFailed::Passing(why)) => {
+                    bail!("the kept sign-in could not be renewed: {why}")
+                }
+            },
+            Ok(None) => {}
+            Err(why) => eprintln!("No kept sign-in could be read ({why})."),
+        }
+    }
+    let tokens = interactive(&signin, settings, How::default()).await?;
+    keep_after_sign_in(settings, &signin, &tokens);
+    let who = tokens.identity.clone();
+    Ok((Bearer::signed_in(signin, tokens, kept), who))
+}
+
+/// `chartty logout`: revoke at the server, then forget locally.
+pub async fn logout(settings: &Settings) -> anyhow::Result<String> {
+    let base = base(settings)?;
+    let store = KeptSignIns::os();
+    let kept = store.load(&base).map_err(|e| anyhow!(e))?;
+    let Some((k, _)) = kept else {
+        return Ok(format!("No sign-in to {base} is kept here."));
+    };
+    let revoked = match SignIn::discover(&base, timeout(settings)).await {
+        Ok(signin) => signin.revoke(&k.refresh_token, "refresh_token").await,
+        Err(e) => Err(e),
+    };
+    store.forget(&base).map_err(|e| anyhow!(e))?;
+    Ok(match revoked {
+        Ok(true) => "Signed out: the server revoked the sign-in and it is no longer kept here.".into(),
+        Ok(false) => "Signed out here; the server offers no revocation, so the sign-in stays valid there until it expires.".into(),
+        Err(why) => format!("Signed out here, but the server could not revoke the sign-in ({why}); it stays valid there until it expires."),
+    })
+}
