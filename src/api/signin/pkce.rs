@@ -28,8 +28,8 @@ mod tests {
     #[test]
     fn rfc7636_appendix_b() {
         assert_eq!(
-            challenge("dBjftJeZ4CVP-1mB8ICjP72ycFhFjpdJ0rE1UnpaWbI"),
-            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URLbwl7Q9JtwAM"
+            challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
         );
     }
 
