@@ -7,6 +7,8 @@
 
 #![allow(dead_code)] // each test binary uses part of this
 
+pub mod portal;
+
 use std::ffi::OsStr;
 use std::io;
 use std::os::fd::{BorrowedFd, OwnedFd};
