@@ -14,6 +14,7 @@ use crate::server::{self, ServerConfig, demo::DemoOptions};
 use crate::tui::{self, Session, keymap::Keymap};
 
 mod login;
+mod qr;
 
 #[derive(Debug, Parser)]
 #[command(

@@ -107,6 +107,7 @@ async fn interactive(signin: &SignIn, settings: &Settings, how: How) -> anyhow::
          or paste here the address the browser ends on (it starts with {}):",
         callback.redirect_uri
     );
+    print_qr(&url);
     let pasted = pasted_lines();
     let code = tokio::select! {
         code = callback.code(&state) => code,
@@ -126,8 +127,22 @@ fn print_device(start: &DeviceStart) {
     );
     if let Some(full) = &start.verification_uri_complete {
         eprintln!("(or open {full})");
+        print_qr(full);
     }
     eprintln!("Waiting for the approval…");
+}
+
+/// The address as a QR code, where the terminal has room for it.
+fn print_qr(url: &str) {
+    use std::io::IsTerminal as _;
+    if !std::io::stderr().is_terminal() {
+        return;
+    }
+    let (cols, rows) = ratatui::crossterm::terminal::size().unwrap_or((80, 24));
+    // Leave room for the lines around it.
+    if let Some(code) = super::qr::draw(url, cols, rows.saturating_sub(8)) {
+        eprintln!("\n{code}");
+    }
 }
 
 /// Lines typed or pasted on standard input, read on a thread of their own.
