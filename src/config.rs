@@ -52,6 +52,8 @@ pub struct Settings {
     pub stale_results_days: u32,
     /// The user's note templates (default `$XDG_CONFIG_HOME/chartty/templates`).
     pub templates_dir: Option<PathBuf>,
+    /// A PEM bundle of CA certificates trusted besides the system's (a site CA).
+    pub ca_file: Option<PathBuf>,
     /// The user's smart phrases (default `$XDG_CONFIG_HOME/chartty/phrases.toml`).
     pub phrases_file: Option<PathBuf>,
 }
@@ -73,6 +75,7 @@ impl Default for Settings {
             stale_results_days: 90,
             templates_dir: None,
             phrases_file: None,
+            ca_file: None,
         }
     }
 }
@@ -105,6 +108,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("stale_results_days", "CHARTTY_STALE_RESULTS_DAYS"),
     ("templates_dir", "CHARTTY_TEMPLATES_DIR"),
     ("phrases_file", "CHARTTY_PHRASES_FILE"),
+    ("ca_file", "CHARTTY_CA_FILE"),
 ];
 
 pub const PAGE_SIZE_RANGE: std::ops::RangeInclusive<u32> = 1..=1000;
@@ -128,6 +132,7 @@ struct RawSettings {
     stale_results_days: Option<u32>,
     templates_dir: Option<PathBuf>,
     phrases_file: Option<PathBuf>,
+    ca_file: Option<PathBuf>,
 }
 
 /// Where the layers come from.
@@ -277,6 +282,10 @@ pub fn load_from(overrides: &CliOverrides, sources: &Sources) -> anyhow::Result<
                 .as_ref()
                 .map(|d| d.join("chartty/phrases.toml"))
         }),
+        ca_file: raw
+            .ca_file
+            .filter(|p| !p.as_os_str().is_empty())
+            .map(|p| expand_home(p, home)),
     })
 }
 
@@ -360,11 +369,19 @@ pub fn validate_server_url(s: &str) -> anyhow::Result<url::Url> {
     match url.scheme() {
         "https" => Ok(url),
         "http" if loopback => Ok(url),
-        "http" => bail!(
-            "refusing plain http:// to {host}: patient data and tokens would cross the \
-             network unencrypted; use https:// (plain http is allowed only to localhost, \
-             127.0.0.0/8 and ::1)"
-        ),
+        "http" => {
+            let mut fixed = url.clone();
+            let suggestion = match fixed.set_scheme("https") {
+                Ok(()) => format!(" (server = \"{fixed}\")"),
+                Err(()) => String::new(),
+            };
+            bail!(
+                "refusing plain http:// to {host}: patient data and tokens would cross the \
+                 network unencrypted. Use the server's https:// address{suggestion} in the \
+                 settings file, CHARTTY_SERVER or --server; plain http is allowed only to \
+                 this machine (localhost, 127.0.0.0/8, ::1)"
+            )
+        }
         other => bail!("server URL scheme {other:?} is not supported; use https://"),
     }
 }
@@ -600,6 +617,29 @@ mod tests {
     }
 
     #[test]
+    fn a_site_ca_file_is_read_from_files_and_the_environment() {
+        let f = Fixture::new();
+        let s = load_from(&CliOverrides::default(), &f.sources(None, None, &[])).unwrap();
+        assert_eq!(s.ca_file, None);
+        let s = load_from(
+            &CliOverrides::default(),
+            &f.sources(None, Some("ca_file = \"~/site-ca.pem\"\n"), &[]),
+        )
+        .unwrap();
+        assert_eq!(s.ca_file, Some(PathBuf::from("/home/clin/site-ca.pem")));
+        let s = load_from(
+            &CliOverrides::default(),
+            &f.sources(
+                Some("ca_file = \"/etc/chartty/ca.pem\"\n"),
+                None,
+                &[("CHARTTY_CA_FILE", "/opt/ca.pem")],
+            ),
+        )
+        .unwrap();
+        assert_eq!(s.ca_file, Some(PathBuf::from("/opt/ca.pem")));
+    }
+
+    #[test]
     fn server_url_rules() {
         for ok in [
             "https://fhir.example.org/r4",
@@ -627,8 +667,14 @@ mod tests {
         }
         let err = validate_server_url("https://user:secret@fhir.example.org/").unwrap_err();
         assert!(!err.to_string().contains("secret"));
-        let err = validate_server_url("http://fhir.example.org/").unwrap_err();
-        assert!(err.to_string().contains("fhir.example.org"));
+        let err = validate_server_url("http://fhir.example.org/r4").unwrap_err();
+        let err = err.to_string();
+        assert!(
+            err.contains("server = \"https://fhir.example.org/r4\"")
+                && err.contains("CHARTTY_SERVER")
+                && err.contains("--server"),
+            "the error says how to fix it: {err}"
+        );
     }
 
     #[test]

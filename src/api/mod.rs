@@ -10,12 +10,13 @@
 
 pub mod chart;
 pub mod contract;
+pub mod http;
 pub mod retry;
 mod worker;
 mod write;
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex, Once};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -80,25 +81,19 @@ impl std::fmt::Debug for ApiClient {
     }
 }
 
-fn install_crypto_provider() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        // reqwest is built without a default provider; a second install
-        // (another part of the process did it) is harmless.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    });
-}
-
 impl ApiClient {
+    /// Proxies from the environment, no site CA.
     pub fn new(base: &str, token: Option<String>, timeout: Duration) -> anyhow::Result<Self> {
-        install_crypto_provider();
-        let http = reqwest::Client::builder()
-            .gzip(true)
-            .timeout(timeout)
-            .read_timeout(timeout)
-            .connect_timeout(timeout.min(Duration::from_secs(5)))
-            .user_agent(concat!("chartty/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+        Self::with_options(base, token, &http::HttpOptions::new(timeout))
+    }
+
+    /// A client built with `opts` (a site CA, proxies), by [`http::http_client`].
+    pub fn with_options(
+        base: &str,
+        token: Option<String>,
+        opts: &http::HttpOptions,
+    ) -> anyhow::Result<Self> {
+        let http = http::http_client(opts)?;
         Ok(ApiClient {
             http,
             base: base.trim_end_matches('/').to_string(),
@@ -597,6 +592,18 @@ fn parse_whoami(v: &Value) -> WhoAmI {
 }
 
 fn transport_error(e: reqwest::Error) -> ApiError {
+    // The refusal is chartty's own wording, with no path or query.
+    // A refused redirect is an answer, not a lost connection: with its
+    // status it is neither retried nor taken for the link being down.
+    if let Some(refused) = http::refused_redirect(&e) {
+        return ApiError {
+            status: refused.status,
+            message: refused.message,
+        };
+    }
+    if let Some(problem) = http::certificate_problem(&e) {
+        return ApiError::local(problem);
+    }
     let message = if e.is_timeout() {
         "the server did not answer in time".to_string()
     } else if e.is_connect() {
