@@ -52,6 +52,8 @@ pub struct Settings {
     pub stale_results_days: u32,
     /// The user's note templates (default `$XDG_CONFIG_HOME/chartty/templates`).
     pub templates_dir: Option<PathBuf>,
+    /// A PEM bundle of CA certificates trusted besides the system's (a site CA).
+    pub ca_file: Option<PathBuf>,
     /// The user's smart phrases (default `$XDG_CONFIG_HOME/chartty/phrases.toml`).
     pub phrases_file: Option<PathBuf>,
     /// Minutes without a key before the screen locks; 0: never.
@@ -84,6 +86,7 @@ impl Default for Settings {
             idle_lock_minutes: 10,
             keep_sign_in: true,
             login_port: 8765,
+            ca_file: None,
         }
     }
 }
@@ -122,6 +125,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("idle_lock_minutes", "CHARTTY_IDLE_LOCK_MINUTES"),
     ("keep_sign_in", "CHARTTY_KEEP_SIGN_IN"),
     ("login_port", "CHARTTY_LOGIN_PORT"),
+    ("ca_file", "CHARTTY_CA_FILE"),
 ];
 
 pub const PAGE_SIZE_RANGE: std::ops::RangeInclusive<u32> = 1..=1000;
@@ -148,6 +152,7 @@ struct RawSettings {
     idle_lock_minutes: Option<u64>,
     keep_sign_in: Option<bool>,
     login_port: Option<u16>,
+    ca_file: Option<PathBuf>,
 }
 
 /// Where the layers come from.
@@ -300,6 +305,10 @@ pub fn load_from(overrides: &CliOverrides, sources: &Sources) -> anyhow::Result<
         idle_lock_minutes: raw.idle_lock_minutes.unwrap_or(10),
         keep_sign_in: raw.keep_sign_in.unwrap_or(true),
         login_port: raw.login_port.unwrap_or(8765),
+        ca_file: raw
+            .ca_file
+            .filter(|p| !p.as_os_str().is_empty())
+            .map(|p| expand_home(p, home)),
     })
 }
 
@@ -391,11 +400,19 @@ pub fn validate_server_url(s: &str) -> anyhow::Result<url::Url> {
     match url.scheme() {
         "https" => Ok(url),
         "http" if loopback => Ok(url),
-        "http" => bail!(
-            "refusing plain http:// to {host}: patient data and tokens would cross the \
-             network unencrypted; use https:// (plain http is allowed only to localhost, \
-             127.0.0.0/8 and ::1)"
-        ),
+        "http" => {
+            let mut fixed = url.clone();
+            let suggestion = match fixed.set_scheme("https") {
+                Ok(()) => format!(" (server = \"{fixed}\")"),
+                Err(()) => String::new(),
+            };
+            bail!(
+                "refusing plain http:// to {host}: patient data and tokens would cross the \
+                 network unencrypted. Use the server's https:// address{suggestion} in the \
+                 settings file, CHARTTY_SERVER or --server; plain http is allowed only to \
+                 this machine (localhost, 127.0.0.0/8, ::1)"
+            )
+        }
         other => bail!("server URL scheme {other:?} is not supported; use https://"),
     }
 }
@@ -631,6 +648,29 @@ mod tests {
     }
 
     #[test]
+    fn a_site_ca_file_is_read_from_files_and_the_environment() {
+        let f = Fixture::new();
+        let s = load_from(&CliOverrides::default(), &f.sources(None, None, &[])).unwrap();
+        assert_eq!(s.ca_file, None);
+        let s = load_from(
+            &CliOverrides::default(),
+            &f.sources(None, Some("ca_file = \"~/site-ca.pem\"\n"), &[]),
+        )
+        .unwrap();
+        assert_eq!(s.ca_file, Some(PathBuf::from("/home/clin/site-ca.pem")));
+        let s = load_from(
+            &CliOverrides::default(),
+            &f.sources(
+                Some("ca_file = \"/etc/chartty/ca.pem\"\n"),
+                None,
+                &[("CHARTTY_CA_FILE", "/opt/ca.pem")],
+            ),
+        )
+        .unwrap();
+        assert_eq!(s.ca_file, Some(PathBuf::from("/opt/ca.pem")));
+    }
+
+    #[test]
     fn server_url_rules() {
         for ok in [
             "https://fhir.example.org/r4",
@@ -658,8 +698,14 @@ mod tests {
         }
         let err = validate_server_url("https://user:secret@fhir.example.org/").unwrap_err();
         assert!(!err.to_string().contains("secret"));
-        let err = validate_server_url("http://fhir.example.org/").unwrap_err();
-        assert!(err.to_string().contains("fhir.example.org"));
+        let err = validate_server_url("http://fhir.example.org/r4").unwrap_err();
+        let err = err.to_string();
+        assert!(
+            err.contains("server = \"https://fhir.example.org/r4\"")
+                && err.contains("CHARTTY_SERVER")
+                && err.contains("--server"),
+            "the error says how to fix it: {err}"
+        );
     }
 
     #[test]

@@ -10,13 +10,14 @@
 
 pub mod chart;
 pub mod contract;
+pub mod http;
 pub mod retry;
 pub mod signin;
 mod worker;
 mod write;
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex, Once};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -68,7 +69,9 @@ pub struct ApiClient {
     bearer: signin::Bearer,
     records: RecordNumber,
     backoff: Backoff,
-    timeout: Duration,
+    /// How the client was built, for the sign-in that unlocks a locked
+    /// session (the same CA file and proxies).
+    options: http::HttpOptions,
     /// Only tests keep one: it holds queries, and queries hold names typed.
     log: Option<Arc<Mutex<VecDeque<SentRequest>>>>,
 }
@@ -82,32 +85,26 @@ impl std::fmt::Debug for ApiClient {
     }
 }
 
-pub(crate) fn install_crypto_provider() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        // reqwest is built without a default provider; a second install
-        // (another part of the process did it) is harmless.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    });
-}
-
 impl ApiClient {
+    /// Proxies from the environment, no site CA.
     pub fn new(base: &str, token: Option<String>, timeout: Duration) -> anyhow::Result<Self> {
-        install_crypto_provider();
-        let http = reqwest::Client::builder()
-            .gzip(true)
-            .timeout(timeout)
-            .read_timeout(timeout)
-            .connect_timeout(timeout.min(Duration::from_secs(5)))
-            .user_agent(concat!("chartty/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+        Self::with_options(base, token, &http::HttpOptions::new(timeout))
+    }
+
+    /// A client built with `opts` (a site CA, proxies), by [`http::http_client`].
+    pub fn with_options(
+        base: &str,
+        token: Option<String>,
+        opts: &http::HttpOptions,
+    ) -> anyhow::Result<Self> {
+        let http = http::http_client(opts)?;
         Ok(ApiClient {
             http,
             base: base.trim_end_matches('/').to_string(),
             bearer: signin::Bearer::fixed(token),
             records: RecordNumber::default(),
             backoff: Backoff::default(),
-            timeout,
+            options: opts.clone(),
             log: None,
         })
     }
@@ -306,7 +303,7 @@ impl ApiClient {
                 .map_err(ApiError::local),
             ApiRequest::UnlockStart => self
                 .bearer
-                .unlock_start(self.timeout)
+                .unlock_start(&self.options)
                 .await
                 .map(ApiReply::UnlockCode)
                 .map_err(ApiError::local),
@@ -638,6 +635,18 @@ fn parse_whoami(v: &Value) -> WhoAmI {
 }
 
 fn transport_error(e: reqwest::Error) -> ApiError {
+    // The refusal is chartty's own wording, with no path or query.
+    // A refused redirect is an answer, not a lost connection: with its
+    // status it is neither retried nor taken for the link being down.
+    if let Some(refused) = http::refused_redirect(&e) {
+        return ApiError {
+            status: refused.status,
+            message: refused.message,
+        };
+    }
+    if let Some(problem) = http::certificate_problem(&e) {
+        return ApiError::local(problem);
+    }
     let message = if e.is_timeout() {
         "the server did not answer in time".to_string()
     } else if e.is_connect() {

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, anyhow, bail};
 
+use crate::api::http::HttpOptions;
 use crate::api::signin::kept::{Kept, KeptSignIns};
 use crate::api::signin::loopback::{Callback, code_from_pasted};
 use crate::api::signin::{Bearer, DeviceStart, Identity, RefreshFailed, SignIn, TokenSet, pkce};
@@ -29,8 +30,10 @@ fn base(settings: &Settings) -> anyhow::Result<String> {
     )
 }
 
-fn timeout(settings: &Settings) -> Duration {
-    Duration::from_secs(settings.request_timeout_secs.max(1))
+/// The same timeout, CA file and proxies as the TUI's requests.
+fn http(settings: &Settings) -> HttpOptions {
+    HttpOptions::new(Duration::from_secs(settings.request_timeout_secs.max(1)))
+        .with_ca_file(settings.ca_file.clone())
 }
 
 fn store(settings: &Settings) -> Option<Arc<KeptSignIns>> {
@@ -40,7 +43,7 @@ fn store(settings: &Settings) -> Option<Arc<KeptSignIns>> {
 /// `chartty login`: sign in and keep the sign-in.
 pub async fn login(settings: &Settings, how: How) -> anyhow::Result<Identity> {
     let base = base(settings)?;
-    let signin = SignIn::discover(&base, timeout(settings))
+    let signin = SignIn::discover(&base, &http(settings))
         .await
         .map_err(|e| anyhow!(e))?;
     let tokens = interactive(&signin, settings, how).await?;
@@ -185,7 +188,7 @@ async fn first_pasted_code(
 /// sign-in, refreshed, else a sign-in now.
 pub async fn start(settings: &Settings) -> anyhow::Result<(Bearer, Option<Identity>)> {
     let base = base(settings)?;
-    let signin = SignIn::discover(&base, timeout(settings)).await.map_err(|e| {
+    let signin = SignIn::discover(&base, &http(settings)).await.map_err(|e| {
         anyhow!(
             "not signed in: {e}\n(pass a token with --token or CHARTTY_TOKEN if the server's administrator gave you one)"
         )
@@ -237,7 +240,7 @@ pub async fn logout(settings: &Settings) -> anyhow::Result<String> {
     let Some((k, _)) = kept else {
         return Ok(format!("No sign-in to {base} is kept here."));
     };
-    let revoked = match SignIn::discover(&base, timeout(settings)).await {
+    let revoked = match SignIn::discover(&base, &http(settings)).await {
         Ok(signin) => signin.revoke(&k.refresh_token, "refresh_token").await,
         Err(e) => Err(e),
     };

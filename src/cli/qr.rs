@@ -55,7 +55,11 @@ mod tests {
         assert_eq!(lines.len(), side.div_ceil(2));
         // The quiet zone is light all round.
         assert!(lines[0].chars().all(|c| c == '█'));
-        assert!(lines.iter().all(|l| l.starts_with("██") && l.ends_with("██")));
+        assert!(
+            lines
+                .iter()
+                .all(|l| l.starts_with("██") && l.ends_with("██"))
+        );
         let long = format!("https://idp.example.org/authorize?{}", "x".repeat(600));
         assert!(draw(&long, 80, 24).is_none());
         assert!(draw(&long, 300, 200).is_some());

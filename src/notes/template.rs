@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::config::line_of;
+use crate::fhir::sanitize::sanitize;
 use crate::notes::fields::{Placeholder, placeholders};
 use crate::roles::Role;
 
@@ -132,11 +133,13 @@ pub fn parse(src: &str, origin: &str) -> Result<Template, String> {
             ));
         }
     }
+    // Titles are drawn in the picker and the editor; a site's template
+    // file is not the user's own text.
     Ok(Template {
         name: raw.name,
-        title: raw.title,
+        title: sanitize(&raw.title).into_owned(),
         loinc: raw.loinc,
-        loinc_display: raw.loinc_display,
+        loinc_display: sanitize(&raw.loinc_display).into_owned(),
         roles,
         text: raw.text.into_inner().trim_start_matches('\n').to_string(),
     })
@@ -222,6 +225,17 @@ impl TemplateSet {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn titles_are_drawn_neutralised() {
+        let t = parse(
+            "name = \"x\"\ntitle = \"Visit \\u001b]0;t\\u0007\\u202e\"\nloinc = \"11506-3\"\nloinc_display = \"P\\u200dN\"\nroles = [\"nurse\"]\ntext = \"x\"\n",
+            "t.toml",
+        );
+        let t = t.unwrap();
+        assert_eq!(t.title, "Visit ␛]0;t␇⟨U+202E⟩");
+        assert_eq!(t.loinc_display, "P⟨U+200D⟩N");
+    }
 
     #[test]
     fn the_built_in_templates_load_and_name_their_loinc_types() {

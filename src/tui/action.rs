@@ -34,7 +34,7 @@ macro_rules! actions {
 actions! {
     Noop => "noop", "Unbind: the key does nothing";
     Quit => "quit", "Quit chartty (asks first if anything is unsaved)";
-    Lock => "lock", "Lock the screen now: patient data and the token leave memory";
+    Lock => "lock", "Lock the screen now; patient data leaves memory";
     Help => "help", "Show the keys of this pane and the global keys";
     CommandPalette => "command_palette", "Search every action by name and run it";
     Cancel => "cancel", "Close the popup or leave the search box";

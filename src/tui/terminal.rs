@@ -26,6 +26,7 @@ use ratatui::crossterm::terminal::{
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 
+use crate::api::http::HttpOptions;
 use crate::api::{ApiClient, Worker};
 use crate::chart::RecordNumber;
 use crate::config::Settings;
@@ -301,14 +302,12 @@ pub fn run(settings: Settings, session: Session) -> anyhow::Result<Exit> {
         Ok(t) => (t, None),
         Err(e) => (Theme::default(), Some(format!("Theme not loaded: {e:#}"))),
     };
-    let client = ApiClient::new(
-        &session.base_url,
-        session.token.clone(),
-        Duration::from_secs(settings.request_timeout_secs.max(1)),
-    )?
-    .with_record_number(RecordNumber {
-        local_system: settings.mrn_system.clone(),
-    });
+    let http = HttpOptions::new(Duration::from_secs(settings.request_timeout_secs.max(1)))
+        .with_ca_file(settings.ca_file.clone());
+    let client = ApiClient::with_options(&session.base_url, session.token.clone(), &http)?
+        .with_record_number(RecordNumber {
+            local_system: settings.mrn_system.clone(),
+        });
     let client = match &session.bearer {
         Some(b) => client.with_bearer(b.clone()),
         None => client,

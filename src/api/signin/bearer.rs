@@ -169,7 +169,10 @@ impl Bearer {
     }
 
     /// Starts the device sign-in that unlocks the session.
-    pub async fn unlock_start(&self, timeout: std::time::Duration) -> Result<DeviceStart, String> {
+    pub async fn unlock_start(
+        &self,
+        http: &crate::api::http::HttpOptions,
+    ) -> Result<DeviceStart, String> {
         let signin = {
             let held = self.0.lock().await;
             let Held::Locked(l) = &*held else {
@@ -180,7 +183,7 @@ impl Bearer {
                 None => {
                     let base = l.base.clone();
                     drop(held);
-                    SignIn::discover(&base, timeout).await?
+                    SignIn::discover(&base, http).await?
                 }
             }
         };

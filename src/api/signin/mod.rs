@@ -13,7 +13,7 @@ pub mod loopback;
 pub mod pkce;
 pub mod tokens;
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 pub use bearer::Bearer;
 pub use device::DeviceStart;
@@ -78,16 +78,9 @@ pub enum RefreshFailed {
 
 impl SignIn {
     /// Reads `[base]/.well-known/smart-configuration`.
-    pub async fn discover(base: &str, timeout: Duration) -> Result<SignIn, String> {
+    pub async fn discover(base: &str, opts: &super::http::HttpOptions) -> Result<SignIn, String> {
         require_https(base)?;
-        super::install_crypto_provider();
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(timeout)
-            .connect_timeout(timeout.min(Duration::from_secs(10)))
-            .user_agent(concat!("chartty/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| format!("no HTTP client: {e}"))?;
+        let http = super::http::sign_in_client(opts).map_err(|e| format!("{e:#}"))?;
         let base = base.trim_end_matches('/').to_string();
         let url = format!("{base}/.well-known/smart-configuration");
         let resp = http

@@ -13,12 +13,15 @@
 //! decimals whose trailing zeros matter (`5.0`, `2.50`), hundreds of
 //! finger-stick glucose readings that bury the other labs, critical values
 //! weeks old, notes in HTML, names with ø, ł, ı, ß, and a few records a
-//! strict client cannot decode (see `history`, `results`, `notes`). Each
+//! strict client cannot decode (see `history`, `results`, `notes`), and one
+//! patient whose name, allergy and message attack the terminal (see
+//! `hostile`). Each
 //! of these draws from a random stream of its own: adding one leaves the
 //! values drawn elsewhere, and so the rest of the clinic, as they were.
 
 mod catalog;
 mod history;
+mod hostile;
 mod json;
 mod messages;
 mod names;
@@ -98,9 +101,26 @@ pub fn patient(opts: &DemoOptions, index: usize) -> Value {
     patient::build_patient(opts, index)
 }
 
-/// The whole population: shared resources, then each patient in order.
+/// What finds the hostile patient in a name search (its family name starts so).
+pub const HOSTILE_PATIENT_SEARCH: &str = hostile::FAMILY_PREFIX;
+
+/// The patient whose record carries text that attacks a terminal (escape
+/// sequences, a clipboard write, bidi overrides, C1 and zero-width
+/// characters), Patient first. The same in every clinic of one patient or more.
+pub fn hostile_patient_resources(opts: &DemoOptions) -> Vec<Value> {
+    hostile::resources(opts.anchor)
+}
+
+/// The whole population: shared resources, then each patient in order, then
+/// the hostile patient (last, so the others keep their places in the store).
 pub fn generate(opts: DemoOptions) -> impl Iterator<Item = Value> {
+    let hostile = if opts.patients > 0 {
+        hostile_patient_resources(&opts)
+    } else {
+        Vec::new()
+    };
     shared_resources(&opts)
         .into_iter()
         .chain((0..opts.patients).flat_map(move |i| patient_resources(&opts, i)))
+        .chain(hostile)
 }

@@ -792,6 +792,67 @@ fn messages_come_from_patients_and_some_carry_hostile_text() {
     assert_eq!(hostile.len(), 3, "{hostile:?}");
 }
 
+/// The patient whose record attacks the terminal is in every clinic, the
+/// same whatever the seed or size, findable by name, and stored verbatim:
+/// neutralising it is the client's work, not the generator's.
+#[test]
+fn every_clinic_holds_the_same_hostile_patient_verbatim() {
+    let pick = |opts: DemoOptions| -> Vec<Value> {
+        let all: Vec<Value> = generate(opts).collect();
+        let start = all
+            .iter()
+            .position(|r| r["resourceType"] == "Patient" && r["id"] == "p-hostile");
+        start.map(|i| all[i..].to_vec()).unwrap_or_default()
+    };
+    let one = pick(options(1, 1));
+    assert_eq!(one.len(), 4, "{one:?}");
+    assert_eq!(pick(options(40, 9)), one);
+    assert_eq!(pick(options(3, u64::MAX)), one);
+    assert!(
+        generate(options(0, 1)).all(|r| r["id"] != "p-hostile"),
+        "an empty clinic has no patients at all"
+    );
+    for r in &one {
+        let errs = shape_errors(r);
+        assert!(errs.is_empty(), "{errs:?} in {r}");
+    }
+
+    let patient = &one[0];
+    let family = str_at(patient, "/name/0/family");
+    assert!(family.starts_with(HOSTILE_PATIENT_SEARCH), "{family:?}");
+    assert!(family.contains("\u{1b}[2J"), "screen clear: {family:?}");
+    assert!(family.contains("\u{1b}]0;"), "window title: {family:?}");
+    assert!(str_at(patient, "/name/0/given/0").contains('\u{200d}'));
+    assert_eq!(str_at(patient, "/identifier/0/value"), "900000001");
+
+    let allergy = of_type(&one, "AllergyIntolerance").next();
+    let substance = allergy.map(|a| str_at(a, "/code/text")).unwrap_or("");
+    assert!(substance.contains('\u{202e}'), "{substance:?}");
+    assert_eq!(
+        allergy.map(|a| str_at(a, "/reaction/0/substance/text")),
+        Some(substance)
+    );
+
+    let message = of_type(&one, "Communication")
+        .next()
+        .map(|c| str_at(c, "/payload/0/contentString"))
+        .unwrap_or("");
+    assert!(
+        message.contains("\u{1b}]52;c;ZWNobyBwd25lZA==\u{7}"),
+        "clipboard write: {message:?}"
+    );
+    assert!(message.contains('\u{9b}'), "C1 CSI: {message:?}");
+
+    let task = of_type(&one, "Task").next();
+    let summary = task.map(|t| str_at(t, "/description")).unwrap_or("");
+    assert!(summary.contains("\u{1b}]52;") && summary.contains('\u{9b}'));
+    assert_eq!(
+        task.map(|t| str_at(t, "/performerType/0/coding/0/code")),
+        Some("nurse")
+    );
+    assert!(task.is_some_and(|t| str_at(t, "/restriction/period/end") > str_at(t, "/authoredOn")));
+}
+
 #[test]
 fn staff_has_one_practitioner_per_role() {
     let shared = shared_resources(&options(1, 1));

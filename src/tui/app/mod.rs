@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use ratatui::Frame;
-use ratatui::crossterm::event::{KeyEvent, KeyEventKind};
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind};
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
@@ -23,6 +23,7 @@ use crate::chart::timefmt;
 use crate::chart::{ChartData, PatientRow, RecordNumber};
 use crate::config::Settings;
 use crate::fhir::model::Patient;
+use crate::fhir::sanitize::{needs_replacing, sanitize};
 use crate::roles::Role;
 use crate::tui::action::Action;
 use crate::tui::command::{Command, PaneReply};
@@ -456,12 +457,15 @@ impl App {
 
     /// Shown once, e.g. problems in the user's keymap file.
     pub fn warn(&mut self, text: String) {
+        // Notices quote files, settings and errors the user did not write.
+        let text = sanitize(&text).into_owned();
         self.notice = Some(Notice { text, error: true });
         self.notice_from_failure = false;
         self.dirty = true;
     }
 
     fn inform(&mut self, text: String) {
+        let text = sanitize(&text).into_owned();
         self.notice = Some(Notice { text, error: false });
         self.notice_from_failure = false;
     }
@@ -726,6 +730,21 @@ impl App {
             return;
         }
         self.dirty = true;
+        // A character that must not reach the terminal (a C1 control, a
+        // bidi override, typed or pasted as keys) is typed as its marker,
+        // never handed raw to a text box.
+        if let KeyCode::Char(c) = key.code
+            && needs_replacing(c)
+        {
+            let marker = sanitize(c.encode_utf8(&mut [0; 4])).into_owned();
+            if let Some(popup) = &mut self.popup {
+                let outcome = popup.layer_mut().insert_text(&marker);
+                self.popup_outcome(outcome);
+            } else if self.panes.get(self.focus).input_context().is_some() {
+                self.insert_text(&marker);
+            }
+            return;
+        }
         if let Some(popup) = &mut self.popup {
             let layer = popup.layer_mut();
             let outcome = match self.keymap.layer_key(layer.context(), key) {
@@ -795,6 +814,10 @@ impl App {
     /// has focus; with none, to the search box if its pane is shown.
     fn handle_paste(&mut self, text: &str) {
         self.dirty = true;
+        // Pasted text comes from anywhere (a web page, a message): its
+        // hidden characters become markers before any text box holds them.
+        let text = sanitize(text);
+        let text = text.as_ref();
         if let Some(popup) = &mut self.popup {
             let outcome = popup.layer_mut().insert_text(text);
             self.popup_outcome(outcome);
@@ -1310,7 +1333,7 @@ impl App {
                     )
                 })
             })
-            .unwrap_or_else(|| self.session.base_url.clone());
+            .unwrap_or_else(|| sanitize(&self.session.base_url).into_owned());
         let (link_text, link_style) = match self.link {
             LinkState::Unknown => ("○ connecting", t.link_warn),
             LinkState::Online => ("● online", t.link_ok),
@@ -1729,6 +1752,58 @@ mod tests {
         app.popup = Some(Popup::Confirm(Confirm::quit()));
         press(&mut app, "j", clock);
         assert!(app.should_quit(), "the rebound key answers yes");
+    }
+
+    /// Pasted or typed, a character that steers a terminal reaches a text
+    /// box as its marker: the box's text is drawn as it is.
+    #[test]
+    fn hostile_pastes_and_keys_become_markers_in_text_boxes() {
+        let mut app = app_with(Keymap::defaults());
+        let clock = Clock::system();
+        app.update(
+            Event::Paste("Doe\u{1b}]52;c;ZXZpbA==\u{7}\u{202e}x\u{200d}".into()),
+            clock,
+        );
+        assert_eq!(
+            app.panes.search.query(),
+            "Doe␛]52;c;ZXZpbA==␇⟨U+202E⟩x⟨U+200D⟩"
+        );
+        for c in ['\u{9b}', '\u{202e}', '\u{2066}'] {
+            app.update(
+                Event::Key(KeyEvent::new(
+                    KeyCode::Char(c),
+                    ratatui::crossterm::event::KeyModifiers::NONE,
+                )),
+                clock,
+            );
+        }
+        assert!(
+            app.panes
+                .search
+                .query()
+                .ends_with("⟨U+009B⟩⟨U+202E⟩⟨U+2066⟩"),
+            "{}",
+            app.panes.search.query()
+        );
+        press(&mut app, "<esc>:", clock);
+        app.update(Event::Paste("qu\u{202e}it".into()), clock);
+        let Some(Popup::Palette(p)) = app.popup() else {
+            panic!("the palette is open")
+        };
+        assert_eq!(p.query(), "qu⟨U+202E⟩it");
+    }
+
+    /// Notices quote settings, files and errors: they are drawn neutralised.
+    #[test]
+    fn notices_are_sanitised() {
+        let mut app = app_with(Keymap::defaults());
+        app.warn("Theme not loaded: theme \"\u{1b}]0;x\u{7}\u{202e}\"".into());
+        assert_eq!(
+            app.notice().map(|n| n.text.as_str()),
+            Some("Theme not loaded: theme \"␛]0;x␇⟨U+202E⟩\"")
+        );
+        app.inform("a\u{9b}2J".into());
+        assert_eq!(app.notice().map(|n| n.text.as_str()), Some("a⟨U+009B⟩2J"));
     }
 
     #[test]
