@@ -188,6 +188,17 @@ pub enum Polled {
     Refused(OAuthError),
 }
 
+/// A device code's row.
+struct Waiting {
+    client_id: String,
+    scope: String,
+    expires: i64,
+    interval_s: i64,
+    last_poll: Option<i64>,
+    state: String,
+    user_id: Option<i64>,
+}
+
 /// A poll of the token endpoint (in the writer's transaction).
 pub fn poll(
     conn: &Connection,
@@ -196,26 +207,35 @@ pub fn poll(
     now: i64,
 ) -> rusqlite::Result<Polled> {
     let hash = token_hash(device_code);
-    let row: Option<(String, String, i64, i64, Option<i64>, String, Option<i64>)> = conn
+    let row = conn
         .query_row(
             "SELECT client_id, scope, expires, interval_s, last_poll, state, user_id
              FROM auth_device WHERE hash = ?1",
             params![hash.as_slice()],
             |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                    r.get(6)?,
-                ))
+                Ok(Waiting {
+                    client_id: r.get(0)?,
+                    scope: r.get(1)?,
+                    expires: r.get(2)?,
+                    interval_s: r.get(3)?,
+                    last_poll: r.get(4)?,
+                    state: r.get(5)?,
+                    user_id: r.get(6)?,
+                })
             },
         )
         .optional()?;
     let refuse = |e: &'static str, d: &str| Ok(Polled::Refused(OAuthError::new(e, d)));
-    let Some((owner, scope, expires, interval_s, last_poll, state, user_id)) = row else {
+    let Some(Waiting {
+        client_id: owner,
+        scope,
+        expires,
+        interval_s,
+        last_poll,
+        state,
+        user_id,
+    }) = row
+    else {
         return refuse("invalid_grant", "unknown device_code");
     };
     if owner != client_id {
