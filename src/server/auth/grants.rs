@@ -45,6 +45,12 @@ pub fn create(
     scope: &str,
     now: i64,
 ) -> rusqlite::Result<i64> {
+    // Refresh tokens a month past their expiry are of no use, even to
+    // recognise a reuse.
+    conn.execute(
+        "DELETE FROM auth_refresh WHERE expires < ?1",
+        params![now - 30 * 86_400_000],
+    )?;
     conn.execute(
         "INSERT INTO auth_grants (user_id, client_id, scope, created) VALUES (?1, ?2, ?3, ?4)",
         params![user_id, client_id, scope, now],

@@ -25,7 +25,7 @@ impl Default for Cost {
 }
 
 impl Cost {
-    /// For passwords the server makes itself (demo users): 128 random bits
+    /// For passwords the server makes itself (demo users): ~99 random bits
     /// cannot be guessed whatever the hash costs, so a cheap one keeps
     /// every demo start fast.
     pub const GENERATED: Cost = Cost {
