@@ -620,10 +620,14 @@ fn serve(
         let mut out = std::io::stdout().lock();
         writeln!(out, "serving FHIR R4 at {}", running.base_url)?;
         for user in &running.users {
+            writeln!(out, "token {} {}", user.role, user.token)?;
+        }
+        // After the token lines, which scripts read as they always were.
+        for user in &running.users {
             writeln!(
                 out,
-                "token {} {} login {} password {}",
-                user.role, user.token, user.login, user.password
+                "password {} {} {}",
+                user.role, user.login, user.password
             )?;
         }
         out.flush()?;
