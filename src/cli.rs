@@ -86,6 +86,11 @@ pub enum Command {
         /// large transaction Bundles)
         #[arg(long, value_name = "MIB", default_value_t = 8)]
         max_body_mib: usize,
+        /// The origin users reach the server at, when a TLS-terminating
+        /// proxy stands in front (e.g. https://portal.example); it names
+        /// the sign-in endpoints and signs id_tokens
+        #[arg(long, value_name = "URL")]
+        public_url: Option<String>,
     },
     /// Load FHIR R4 Bundles (.json) and bulk NDJSON (.ndjson) into a database
     Import {
@@ -201,6 +206,24 @@ pub enum UserCommand {
         /// The user's Practitioner id (named as author, sender, signer)
         #[arg(long)]
         practitioner: Option<String>,
+        /// Read the user's sign-in password from stdin (one line)
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Set a user's sign-in password, read from stdin (asked twice, unechoed, on a terminal)
+    Password {
+        #[arg(long)]
+        db: PathBuf,
+        login: String,
+    },
+    /// Turn on authenticator codes (TOTP) for a user and print the secret, or turn them off
+    Totp {
+        #[arg(long)]
+        db: PathBuf,
+        login: String,
+        /// Turn TOTP off
+        #[arg(long)]
+        off: bool,
     },
     /// List users and how many live tokens each holds
     List {
@@ -289,8 +312,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             seed,
             token_hours,
             max_body_mib,
+            public_url,
         }) => {
             let demo = demo.then(|| DemoOptions::new(patients, seed));
+            let public_url = public_url.as_deref().map(public_origin).transpose()?;
             let options = server::Options {
                 token_ttl: std::time::Duration::from_secs(token_hours.saturating_mul(3600)),
                 limits: server::Limits {
@@ -299,6 +324,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         .context("--max-body-mib is too large")?,
                     ..server::Limits::default()
                 },
+                public_url,
                 ..server::Options::default()
             };
             serve(listen, db, demo, options)?;
@@ -476,14 +502,49 @@ fn serve_admin(admin: ServeAdmin) -> anyhow::Result<ExitCode> {
                     name,
                     role,
                     practitioner,
+                    password_stdin,
                 },
         } => {
+            // Read before anything is written: a password that fails leaves
+            // no user half made.
+            let password = if password_stdin {
+                let p = read_password(false)?;
+                server::auth::password::acceptable(&p)?;
+                Some(p)
+            } else {
+                None
+            };
             admin::add_user(&db, &login, &name, role, practitioner.as_deref())?;
-            writeln!(
-                out,
-                "user {login} ({role}); `chartty serve token issue --user {login}` gives them a token"
-            )?;
+            if let Some(p) = password {
+                admin::set_password(&db, &login, &p)?;
+                writeln!(
+                    out,
+                    "user {login} ({role}), who signs in with the password given"
+                )?;
+            } else {
+                writeln!(
+                    out,
+                    "user {login} ({role}); `chartty serve token issue --user {login}` gives them a token, \
+                     `chartty serve user password --db … {login}` a password"
+                )?;
+            }
         }
+        ServeAdmin::User {
+            action: UserCommand::Password { db, login },
+        } => {
+            let password = read_password(true)?;
+            admin::set_password(&db, &login, &password)?;
+            writeln!(out, "password of {login} set")?;
+        }
+        ServeAdmin::User {
+            action: UserCommand::Totp { db, login, off },
+        } => match admin::set_totp(&db, &login, !off)? {
+            Some(secret) => {
+                writeln!(out, "{}", server::auth::totp::otpauth_uri(&login, &secret))?;
+                writeln!(out, "secret {}", server::auth::totp::base32(&secret))?;
+            }
+            None => writeln!(out, "authenticator codes off for {login}")?,
+        },
         ServeAdmin::User {
             action: UserCommand::List { db },
         } => {
@@ -518,6 +579,64 @@ fn serve_admin(admin: ServeAdmin) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The origin of `--public-url` (scheme, host, port; nothing after).
+fn public_origin(given: &str) -> anyhow::Result<String> {
+    let url =
+        url::Url::parse(given).with_context(|| format!("--public-url {given:?} is not a URL"))?;
+    anyhow::ensure!(
+        matches!(url.scheme(), "http" | "https")
+            && url.host().is_some()
+            && url.path() == "/"
+            && url.query().is_none()
+            && url.fragment().is_none()
+            && url.username().is_empty(),
+        "--public-url takes an origin only, like https://portal.example"
+    );
+    Ok(url.origin().ascii_serialization())
+}
+
+/// A password from stdin: one line; on a terminal, asked twice without
+/// echo (and the two must agree).
+fn read_password(confirm: bool) -> anyhow::Result<String> {
+    use std::io::BufRead as _;
+    let stdin = std::io::stdin();
+    if !rustix::termios::isatty(&stdin) {
+        let mut line = String::new();
+        stdin.lock().read_line(&mut line)?;
+        let p = line.trim_end_matches(['\n', '\r']).to_string();
+        anyhow::ensure!(!p.is_empty(), "no password on stdin");
+        return Ok(p);
+    }
+    let first = read_unechoed("New password: ")?;
+    if confirm {
+        let second = read_unechoed("Again: ")?;
+        anyhow::ensure!(first == second, "the two passwords differ; nothing changed");
+    }
+    Ok(first)
+}
+
+/// One line from the terminal with echo off, echo restored however the
+/// read ends.
+fn read_unechoed(prompt: &str) -> anyhow::Result<String> {
+    use rustix::termios::{LocalModes, OptionalActions, tcgetattr, tcsetattr};
+    use std::io::BufRead as _;
+    let stdin = std::io::stdin();
+    let before = tcgetattr(&stdin).context("reading the terminal's settings")?;
+    let mut quiet = before.clone();
+    quiet.local_modes.remove(LocalModes::ECHO);
+    let mut err = std::io::stderr();
+    write!(err, "{prompt}")?;
+    err.flush()?;
+    tcsetattr(&stdin, OptionalActions::Flush, &quiet).context("turning echo off")?;
+    let mut line = String::new();
+    let read = stdin.lock().read_line(&mut line);
+    let restored = tcsetattr(&stdin, OptionalActions::Now, &before);
+    writeln!(err)?;
+    read?;
+    restored.context("turning echo back on")?;
+    Ok(line.trim_end_matches(['\n', '\r']).to_string())
+}
+
 /// `chartty serve`: print how to reach it, then serve until Ctrl-C.
 fn serve(
     listen: SocketAddr,
@@ -542,6 +661,14 @@ fn serve(
         writeln!(out, "serving FHIR R4 at {}", running.base_url)?;
         for user in &running.users {
             writeln!(out, "token {} {}", user.role, user.token)?;
+        }
+        // After the token lines, which scripts read as they always were.
+        for user in &running.users {
+            writeln!(
+                out,
+                "password {} {} {}",
+                user.role, user.login, user.password
+            )?;
         }
         out.flush()?;
         drop(out);

@@ -157,6 +157,38 @@ pub fn set_disabled(db: &Path, login: &str, disabled: bool) -> anyhow::Result<bo
     })
 }
 
+/// `user password`: sets a user's password (hashed at the default cost).
+pub fn set_password(db: &Path, login: &str, password: &str) -> anyhow::Result<()> {
+    super::auth::password::acceptable(password)?;
+    let phc = super::auth::password::hash(password, super::auth::password::Cost::default())?;
+    let mut conn = open(db)?;
+    audited(&mut conn, "user-password", |c| {
+        anyhow::ensure!(
+            users::set_password(c, login, Some(&phc))?,
+            "no user {login:?}"
+        );
+        Ok(((), format!("password of {login} set")))
+    })
+}
+
+/// `user totp`: turns TOTP on (a new secret, returned) or off.
+pub fn set_totp(db: &Path, login: &str, on: bool) -> anyhow::Result<Option<Vec<u8>>> {
+    let secret = if on {
+        Some(super::auth::totp::new_secret()?)
+    } else {
+        None
+    };
+    let mut conn = open(db)?;
+    let action = if on { "user-totp-on" } else { "user-totp-off" };
+    audited(&mut conn, action, |c| {
+        anyhow::ensure!(
+            users::set_totp(c, login, secret.as_deref())?,
+            "no user {login:?}"
+        );
+        Ok((secret.clone(), login.to_string()))
+    })
+}
+
 /// `user list`.
 pub fn list_users(db: &Path) -> anyhow::Result<Vec<(users::User, bool, i64)>> {
     let conn = open(db)?;

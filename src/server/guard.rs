@@ -6,7 +6,10 @@
 //! no one without a token can make it hold a body in memory), and in
 //! open-access mode (no users) what keeps a web page the user visits from
 //! using the server: JSON bodies only, a loopback `Host`, no foreign
-//! `Origin`. Every refusal is an `OperationOutcome`.
+//! `Origin`. The sign-in endpoints (`server::auth::FORM_PATHS`) are the one
+//! exception to the token rule: they take a form body of at most 16 KiB
+//! without a token, and nothing else. Every refusal is an
+//! `OperationOutcome`.
 //!
 //! The body is read here, within the limits, and handed on whole; the
 //! dispatcher in `http` never sees more than `Limits::max_body` bytes.
@@ -194,13 +197,32 @@ impl Guard {
             check_open_access(&req, has_body).map_err(refuse)?;
         }
 
+        // The sign-in endpoints take small forms from people who have no
+        // token yet; nothing else changes for any other path.
+        let sign_in_form = req.method() == Method::POST && is_sign_in_path(req.uri().path());
+        let max_body = if sign_in_form {
+            self.max_body.min(super::auth::MAX_FORM_BYTES)
+        } else {
+            self.max_body
+        };
+        if sign_in_form && has_body {
+            let media = media_type(req.headers());
+            if media.as_deref() != Some("application/x-www-form-urlencoded") {
+                return Err(refuse(FhirError::new(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "not-supported",
+                    "the sign-in endpoints take application/x-www-form-urlencoded bodies",
+                )));
+            }
+        }
         let declared = declared_length(req.headers());
         if let Some(len) = declared
-            && len > self.max_body as u64
+            && len > max_body as u64
         {
-            return Err(refuse(self.body_too_large(Some(len))));
+            return Err(refuse(body_too_large(max_body, Some(len))));
         }
-        let signed_in = match (has_body && !self.open_access, bearer_token(req.headers())) {
+        let needs_token = has_body && !self.open_access && !sign_in_form;
+        let signed_in = match (needs_token, bearer_token(req.headers())) {
             (false, _) => true,
             (true, None) => false,
             (true, Some(token)) => (self.authenticated)(token.to_string()).await,
@@ -217,25 +239,21 @@ impl Guard {
             return Ok(req);
         }
         let (parts, body) = req.into_parts();
-        let bytes = self.read_body(body, declared).await.map_err(refuse)?;
+        let bytes = self
+            .read_body(body, declared, max_body)
+            .await
+            .map_err(refuse)?;
         Ok(Request::from_parts(parts, Body::from(bytes)))
     }
 
-    fn body_too_large(&self, declared: Option<u64>) -> FhirError {
-        let what = match declared {
-            Some(n) => format!("the request body is {n} bytes"),
-            None => "the request body is longer".to_string(),
-        };
-        FhirError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too-long",
-            format!("{what}; the limit is {} bytes", self.max_body),
-        )
-    }
-
-    /// Reads the body up to the limit. It may take `body_read_timeout`, plus
-    /// a second for every `body_min_rate` bytes that arrived.
-    async fn read_body(&self, mut body: Body, declared: Option<u64>) -> Result<Bytes, FhirError> {
+    /// Reads the body up to `max_body`. It may take `body_read_timeout`,
+    /// plus a second for every `body_min_rate` bytes that arrived.
+    async fn read_body(
+        &self,
+        mut body: Body,
+        declared: Option<u64>,
+        max_body: usize,
+    ) -> Result<Bytes, FhirError> {
         let start = tokio::time::Instant::now();
         let mut first: Option<Bytes> = None;
         let mut rest: Vec<u8> = Vec::new();
@@ -266,15 +284,15 @@ impl Guard {
                 continue; // trailers
             };
             received += data.len();
-            if received > self.max_body {
-                return Err(self.body_too_large(declared));
+            if received > max_body {
+                return Err(body_too_large(max_body, declared));
             }
             // The common case, a body in one piece, is passed on uncopied.
             match &first {
                 None if rest.is_empty() => first = Some(data),
                 _ => {
                     if let Some(f) = first.take() {
-                        let hint = declared.map_or(0, |n| n as usize).min(self.max_body);
+                        let hint = declared.map_or(0, |n| n as usize).min(max_body);
                         rest.reserve(hint.max(f.len() + data.len()));
                         rest.extend_from_slice(&f);
                     }
@@ -284,6 +302,24 @@ impl Guard {
         }
         Ok(first.unwrap_or_else(|| Bytes::from(rest)))
     }
+}
+
+fn body_too_large(limit: usize, declared: Option<u64>) -> FhirError {
+    let what = match declared {
+        Some(n) => format!("the request body is {n} bytes"),
+        None => "the request body is longer".to_string(),
+    };
+    FhirError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "too-long",
+        format!("{what}; the limit is {limit} bytes"),
+    )
+}
+
+/// Exactly the sign-in endpoints that take forms (`/auth/...`), so that
+/// no other path is spared the token check.
+fn is_sign_in_path(path: &str) -> bool {
+    super::auth::FORM_PATHS.contains(&path)
 }
 
 /// Open access: only requests a web page cannot forge.

@@ -4,6 +4,7 @@
 pub mod access;
 pub mod admin;
 pub mod audit;
+pub mod auth;
 pub mod db;
 pub mod demo;
 pub mod guard;
@@ -55,6 +56,9 @@ pub struct DemoUser {
     /// `Practitioner/<id>` of this user.
     pub practitioner: String,
     pub token: String,
+    /// The password this user signs in with on the login page (made for
+    /// this start).
+    pub password: String,
 }
 
 /// A server running on tokio tasks. `stop` stops it gracefully; dropping it
@@ -133,7 +137,7 @@ pub async fn start_with(
              address (127.0.0.1 or [::1]) or add users (chartty serve user add, or --demo)"
         )
     };
-    let (users, open) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+    let (users, open, signer) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
         // Refused before anything is written: no users means anyone who
         // reaches the address may read and change every record. A new
         // database has none; an existing one may (`chartty serve user add`).
@@ -152,7 +156,8 @@ pub async fn start_with(
         }
         let users = users::start_staff(store.connection(), staff, ttl)?;
         let open = !users::any_enabled(store.connection())?;
-        Ok((users, open))
+        let signer = auth::jwt::Signer::load_or_create(store.connection())?;
+        Ok((users, open, signer))
     })
     .await
     .context("preparing the database")??;
@@ -165,6 +170,7 @@ pub async fn start_with(
     let base_url = format!("http://{addr}/fhir");
     let limits = options.limits.clone();
     let db = db::Db::open(&config.db, &options)?;
+    let sign_in = Arc::new(auth::Auth::new(db.clone(), options.clone(), signer));
     let app = Arc::new(http::App {
         db: db.clone(),
         open,
@@ -191,6 +197,7 @@ pub async fn start_with(
     let router = Router::new()
         .fallback(http::dispatch)
         .with_state(app)
+        .merge(auth::router(sign_in))
         .layer(axum::middleware::from_fn_with_state(guard, guard::admit))
         .layer(DefaultBodyLimit::max(limits.max_body))
         .layer(CompressionLayer::new());

@@ -1,5 +1,5 @@
 //! Settings of a running server that have good defaults: how long tokens
-//! live, how many database connections serve reads and how long a request
+//! (and sign-in codes) live, what a password hash costs, how many database connections serve reads and how long a request
 //! waits for one, and how large a resource may be (the limits of one
 //! search are in `search`).
 
@@ -18,6 +18,23 @@ pub struct Options {
     pub max_resource_bytes: usize,
     /// Limits on connections and requests (timeouts, sizes).
     pub limits: super::transport::Limits,
+    /// The server's origin as its users reach it (`https://portal.example`),
+    /// when a TLS-terminating proxy stands in front; otherwise the origin is
+    /// `http://` and the request's `Host`.
+    pub public_url: Option<String>,
+    /// How long an access token issued at sign-in (OAuth) lives.
+    pub access_ttl: Duration,
+    /// How long a refresh token lives (each refresh gives a new one).
+    pub refresh_ttl: Duration,
+    /// How long a device code waits for its user (RFC 8628 `expires_in`).
+    pub device_ttl: Duration,
+    /// The least time between two polls of a device code (`interval`).
+    pub device_interval: Duration,
+    /// The cost of hashing a password (argon2id).
+    pub password_cost: super::auth::password::Cost,
+    /// Failed sign-ins allowed in a window, per login and per client
+    /// address, before sign-in answers 429.
+    pub sign_in_limits: super::auth::limit::Limits,
 }
 
 /// Tokens of a working day, with the evening handover.
@@ -31,6 +48,13 @@ impl Default for Options {
             wait: Duration::from_secs(5),
             max_resource_bytes: 1024 * 1024,
             limits: super::transport::Limits::default(),
+            public_url: None,
+            access_ttl: Duration::from_secs(3600),
+            refresh_ttl: Duration::from_secs(7 * 86_400),
+            device_ttl: Duration::from_secs(600),
+            device_interval: Duration::from_secs(5),
+            password_cost: super::auth::password::Cost::default(),
+            sign_in_limits: super::auth::limit::Limits::default(),
         }
     }
 }

@@ -107,6 +107,11 @@ pub static MIGRATIONS: &[Migration] = &[
         summary: "users and tokens; a chained, append-only audit trail; coverage and appointments by patient",
         apply: v4_users_and_chained_audit,
     },
+    Migration {
+        version: 5,
+        summary: "sign-in: passwords, TOTP, OAuth grants, codes, refresh and device codes, the id_token key",
+        apply: v5_sign_in,
+    },
 ];
 
 /// The schema version this build writes.
@@ -351,6 +356,71 @@ CREATE TABLE audit_archive (
     at INTEGER NOT NULL
 );
 ";
+
+/// The schema of migration 5: what the server needs to be the OAuth 2 /
+/// SMART authorization server of its users (see `server::auth`). Codes,
+/// refresh tokens and device codes are stored as SHA-256, like tokens.
+pub const V5_SCHEMA: &str = "
+ALTER TABLE users ADD COLUMN password TEXT;
+ALTER TABLE users ADD COLUMN totp_secret BLOB;
+ALTER TABLE users ADD COLUMN totp_last_step INTEGER;
+ALTER TABLE tokens ADD COLUMN grant_id INTEGER;
+ALTER TABLE tokens ADD COLUMN scope TEXT;
+CREATE INDEX tokens_grant ON tokens(grant_id) WHERE grant_id IS NOT NULL;
+CREATE TABLE auth_grants (
+    id INTEGER PRIMARY KEY,
+    user_id INTEGER NOT NULL REFERENCES users(id),
+    client_id TEXT NOT NULL,
+    scope TEXT NOT NULL,
+    created INTEGER NOT NULL,
+    revoked INTEGER
+);
+CREATE TABLE auth_refresh (
+    hash BLOB PRIMARY KEY,
+    grant_id INTEGER NOT NULL REFERENCES auth_grants(id),
+    issued INTEGER NOT NULL,
+    expires INTEGER NOT NULL,
+    spent INTEGER
+) WITHOUT ROWID;
+CREATE INDEX auth_refresh_grant ON auth_refresh(grant_id);
+CREATE TABLE auth_codes (
+    hash BLOB PRIMARY KEY,
+    client_id TEXT NOT NULL,
+    redirect_uri TEXT NOT NULL,
+    challenge TEXT NOT NULL,
+    user_id INTEGER NOT NULL REFERENCES users(id),
+    scope TEXT NOT NULL,
+    expires INTEGER NOT NULL,
+    used INTEGER,
+    grant_id INTEGER
+) WITHOUT ROWID;
+CREATE TABLE auth_device (
+    hash BLOB PRIMARY KEY,
+    user_code TEXT NOT NULL UNIQUE,
+    client_id TEXT NOT NULL,
+    scope TEXT NOT NULL,
+    expires INTEGER NOT NULL,
+    interval_s INTEGER NOT NULL,
+    last_poll INTEGER,
+    state TEXT NOT NULL DEFAULT 'pending',
+    user_id INTEGER REFERENCES users(id),
+    grant_id INTEGER
+) WITHOUT ROWID;
+CREATE TABLE auth_keys (
+    kid TEXT PRIMARY KEY,
+    pkcs8 BLOB NOT NULL,
+    created INTEGER NOT NULL
+);
+";
+
+/// Sign-in tables; skipped on a database an older chartty rewound to
+/// version 1, which has them already.
+fn v5_sign_in(conn: &Connection) -> anyhow::Result<()> {
+    if columns(conn, "users")?.iter().any(|c| c == "password") {
+        return Ok(());
+    }
+    Ok(conn.execute_batch(V5_SCHEMA)?)
+}
 
 /// Users and tokens; the audit trail becomes a hash chain. The AuditEvents
 /// an older server stored as resources (with the patient, which the old

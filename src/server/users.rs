@@ -284,8 +284,31 @@ pub fn list(conn: &Connection, now: i64) -> rusqlite::Result<Vec<(User, bool, i6
     Ok(out)
 }
 
+/// A fresh password for a demo user: 20 characters of an alphabet without
+/// look-alikes (about 99 bits), in groups of five. Random, not derived from
+/// the login: a demo server may listen beyond loopback.
+fn demo_password() -> anyhow::Result<String> {
+    use rand::TryRng;
+    const ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyz23456789";
+    let mut bytes = [0u8; 20];
+    rand::rngs::SysRng
+        .try_fill_bytes(&mut bytes)
+        .map_err(|e| anyhow::anyhow!("no randomness from the OS: {e}"))?;
+    let mut out = String::with_capacity(23);
+    for (i, b) in bytes.iter().enumerate() {
+        if i > 0 && i % 5 == 0 {
+            out.push('-');
+        }
+        // 256 % 31 = 8: the first 8 letters are a little likelier; at 20
+        // characters that costs well under a bit.
+        out.push(char::from(ALPHABET[usize::from(*b) % ALPHABET.len()]));
+    }
+    Ok(out)
+}
+
 /// Creates (or refreshes) a user per staff member, each with a fresh token
-/// valid for `ttl`; the login of a staff member is its practitioner id.
+/// valid for `ttl` and a fresh password; the login of a staff member is
+/// its practitioner id.
 pub fn start_staff(
     conn: &Connection,
     staff: Vec<super::demo::DemoStaff>,
@@ -305,12 +328,16 @@ pub fn start_staff(
             Some(&practitioner),
         )?;
         let token = issue(conn, id, ttl, "issued at start")?;
+        let password = demo_password()?;
+        let phc = super::auth::password::hash(&password, super::auth::password::Cost::GENERATED)?;
+        set_password(conn, &s.practitioner_id, Some(&phc))?;
         out.push(super::DemoUser {
             role: s.role,
             login: s.practitioner_id,
             name: s.name,
             practitioner,
             token,
+            password,
         });
     }
     Ok(out)
@@ -326,6 +353,92 @@ pub fn find(conn: &Connection, login: &str) -> rusqlite::Result<Option<User>> {
         )
         .optional()?
         .and_then(user_of))
+}
+
+/// A user with what signing in checks: the disabled flag, the password
+/// hash and the TOTP secret.
+pub struct Account {
+    pub user: User,
+    pub disabled: bool,
+    /// argon2id PHC string; none until one is set.
+    pub password: Option<String>,
+    pub totp_secret: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for Account {
+    // The hash and the secret stay out of any debug output.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Account")
+            .field("user", &self.user)
+            .field("disabled", &self.disabled)
+            .finish_non_exhaustive()
+    }
+}
+
+fn account_where(
+    conn: &Connection,
+    clause: &str,
+    key: &dyn rusqlite::ToSql,
+) -> rusqlite::Result<Option<Account>> {
+    let sql = format!(
+        "SELECT id, login, name, role, practitioner, disabled, password, totp_secret FROM users WHERE {clause}"
+    );
+    let row = conn
+        .prepare_cached(&sql)?
+        .query_row([key], |r| {
+            Ok((
+                row_to_user(r)?,
+                r.get::<_, i64>(5)? != 0,
+                r.get::<_, Option<String>>(6)?,
+                r.get::<_, Option<Vec<u8>>>(7)?,
+            ))
+        })
+        .optional()?;
+    Ok(row.and_then(|(u, disabled, password, totp_secret)| {
+        Some(Account {
+            user: user_of(u)?,
+            disabled,
+            password,
+            totp_secret,
+        })
+    }))
+}
+
+/// The account with this login.
+pub fn account(conn: &Connection, login: &str) -> rusqlite::Result<Option<Account>> {
+    account_where(conn, "login = ?1", &login)
+}
+
+/// The account with this id.
+pub fn account_by_id(conn: &Connection, id: i64) -> rusqlite::Result<Option<Account>> {
+    account_where(conn, "id = ?1", &id)
+}
+
+/// Sets (or, with `None`, removes) a user's password hash.
+pub fn set_password(conn: &Connection, login: &str, phc: Option<&str>) -> rusqlite::Result<bool> {
+    Ok(conn.execute(
+        "UPDATE users SET password = ?2 WHERE login = ?1",
+        params![login, phc],
+    )? > 0)
+}
+
+/// Sets (or, with `None`, removes) a user's TOTP secret; the record of
+/// used codes starts again.
+pub fn set_totp(conn: &Connection, login: &str, secret: Option<&[u8]>) -> rusqlite::Result<bool> {
+    Ok(conn.execute(
+        "UPDATE users SET totp_secret = ?2, totp_last_step = NULL WHERE login = ?1",
+        params![login, secret],
+    )? > 0)
+}
+
+/// Marks a TOTP time step as used by this user; false when it (or a later
+/// one) was used already.
+pub fn claim_totp_step(conn: &Connection, id: i64, step: i64) -> rusqlite::Result<bool> {
+    Ok(conn.execute(
+        "UPDATE users SET totp_last_step = ?2
+         WHERE id = ?1 AND (totp_last_step IS NULL OR totp_last_step < ?2)",
+        params![id, step],
+    )? > 0)
 }
 
 #[cfg(test)]
