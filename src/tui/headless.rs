@@ -171,6 +171,15 @@ impl Headless {
         }
     }
 
+    /// Wait for the next event and apply it (a reply, a match, a saved
+    /// draft): for a test watching a request that stays in flight.
+    pub async fn pump(&mut self) {
+        match self.next_event().await {
+            Event::Api(done) => self.deliver(done),
+            other => self.event(other),
+        }
+    }
+
     /// Wait for every request in flight without applying the replies
     /// (matches are applied as they come).
     pub async fn collect(&mut self) -> Vec<Completed> {
