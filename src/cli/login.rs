@@ -2,7 +2,7 @@
 //! a SMART sign-in kept in the credential store is refreshed; else the user
 //! signs in here, before the TUI takes the terminal.
 
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -111,12 +111,13 @@ async fn interactive(signin: &SignIn, settings: &Settings, how: How) -> anyhow::
         callback.redirect_uri
     );
     print_qr(&url);
-    let pasted = pasted_lines();
+    let mut pasted = pasted_lines();
     let code = tokio::select! {
         code = callback.code(&state) => code,
-        code = first_pasted_code(pasted, &state) => code,
+        code = first_pasted_code(&mut pasted, &state) => code,
     }
     .map_err(|e| anyhow!(e))?;
+    drop(pasted);
     signin
         .exchange_code(&code, &verifier, &callback.redirect_uri)
         .await
@@ -148,27 +149,75 @@ fn print_qr(url: &str) {
     }
 }
 
-/// Lines typed or pasted on standard input, read on a thread of their own.
-fn pasted_lines() -> tokio::sync::mpsc::UnboundedReceiver<String> {
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    let _ = std::thread::Builder::new()
-        .name("paste-back".into())
-        .spawn(move || {
-            for line in std::io::stdin().lock().lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-    rx
+/// Lines typed or pasted on standard input, read on a thread of their own
+/// that stops when this is dropped: once signed in, the TUI must get every
+/// key, and a reader still blocked on the terminal would take some.
+struct PastedLines {
+    lines: tokio::sync::mpsc::UnboundedReceiver<String>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
-async fn first_pasted_code(
-    mut lines: tokio::sync::mpsc::UnboundedReceiver<String>,
-    state: &str,
-) -> Result<String, String> {
-    while let Some(line) = lines.recv().await {
+impl Drop for PastedLines {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn pasted_lines() -> PastedLines {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let (tx, lines) = tokio::sync::mpsc::unbounded_channel();
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let stopping = stop.clone();
+    let thread = std::thread::Builder::new()
+        .name("paste-back".into())
+        .spawn(move || {
+            let stdin = std::io::stdin();
+            let mut pending = Vec::new();
+            // Asked in short waits, so that a stop is seen at once.
+            while !stopping.load(Ordering::Relaxed) {
+                let mut fds = [rustix::event::PollFd::new(
+                    &stdin,
+                    rustix::event::PollFlags::IN,
+                )];
+                let wait = rustix::event::Timespec {
+                    tv_sec: 0,
+                    tv_nsec: 100_000_000,
+                };
+                match rustix::event::poll(&mut fds, Some(&wait)) {
+                    Ok(0) => continue,
+                    Ok(_) => {}
+                    Err(rustix::io::Errno::INTR) => continue,
+                    Err(_) => break,
+                }
+                let mut buf = [0u8; 4096];
+                let n = match rustix::io::read(&stdin, &mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => n,
+                };
+                pending.extend_from_slice(&buf[..n]);
+                while let Some(end) = pending.iter().position(|b| *b == b'\n' || *b == b'\r') {
+                    let line: Vec<u8> = pending.drain(..=end).collect();
+                    let text = String::from_utf8_lossy(&line).trim().to_string();
+                    if !text.is_empty() && tx.send(text).is_err() {
+                        return;
+                    }
+                }
+            }
+        })
+        .ok();
+    PastedLines {
+        lines,
+        stop,
+        thread,
+    }
+}
+
+async fn first_pasted_code(pasted: &mut PastedLines, state: &str) -> Result<String, String> {
+    while let Some(line) = pasted.lines.recv().await {
         if line.trim().is_empty() {
             continue;
         }

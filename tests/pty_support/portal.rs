@@ -20,6 +20,11 @@ pub struct Server {
 }
 
 pub fn server() -> Server {
+    server_with(chartty::server::Options::default())
+}
+
+/// With these server options (token lifetimes, the device code's pace).
+pub fn server_with(options: chartty::server::Options) -> Server {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -28,7 +33,7 @@ pub fn server() -> Server {
     let db = tempfile::tempdir().unwrap();
     let server = runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        chartty::server::start(
+        chartty::server::start_with(
             ServerConfig {
                 db: db.path().join("portal.db"),
                 demo: Some(DemoOptions {
@@ -38,6 +43,8 @@ pub fn server() -> Server {
                 }),
             },
             listener,
+            chartty::server::demo::staff(),
+            options,
         )
         .await
         .unwrap()
@@ -69,6 +76,10 @@ impl Server {
 
     pub fn token(&self) -> String {
         self.server.token_for(Role::Attending).unwrap().to_string()
+    }
+
+    pub fn user(&self, role: Role) -> &chartty::server::DemoUser {
+        self.server.users.iter().find(|u| u.role == role).unwrap()
     }
 }
 

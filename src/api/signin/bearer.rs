@@ -230,6 +230,13 @@ impl Bearer {
         }
         let kept = l.kept.clone();
         if let (Some(k), Some(r)) = (&kept, &tokens.refresh_token) {
+            // The sign-in kept before the lock is replaced by this one: it
+            // is revoked, not left valid on the server until it expires.
+            if let Some(old) = kept_now(k.clone(), signin.base.clone()).await
+                && &old.refresh_token != r
+            {
+                let _ = signin.revoke(&old.refresh_token, "refresh_token").await;
+            }
             keep(
                 k.clone(),
                 signin.base.clone(),
@@ -244,6 +251,14 @@ impl Bearer {
         }));
         Ok(who)
     }
+}
+
+async fn kept_now(kept: Arc<KeptSignIns>, base: String) -> Option<Kept> {
+    tokio::task::spawn_blocking(move || kept.load(&base))
+        .await
+        .ok()?
+        .ok()?
+        .map(|(k, _)| k)
 }
 
 async fn keep(kept: Arc<KeptSignIns>, base: String, k: Kept) {
