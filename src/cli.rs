@@ -288,8 +288,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             // until the TUI ends.
             let rt = runtime()?;
             let (bearer, who) = rt.block_on(login::start(&settings))?;
-            session.identity =
-                who.map(|w| w.fhir_user.unwrap_or(format!("{} {}", w.issuer, w.subject)));
+            if let Some(w) = who {
+                // The name the server gave; `$whoami`, where offered, says
+                // the same or better.
+                session.user = w.name.clone();
+                session.identity =
+                    Some(w.fhir_user.unwrap_or(format!("{} {}", w.issuer, w.subject)));
+            }
             session.bearer = Some(bearer);
             let outcome = tui::run(settings, session);
             rt.shutdown_timeout(std::time::Duration::from_millis(200));
@@ -742,6 +747,11 @@ fn demo(overrides: &CliOverrides, role: Role, opts: DemoOptions) -> anyhow::Resu
         token: Some(user.token.clone()),
         role: Some(role),
         user: Some(user.name.clone()),
+        // A throwaway clinic on loopback: its made-up password may be shown.
+        unlock_hint: Some(format!(
+            "Demo clinic: press d, open the address on this machine and sign in as {} with the password {}",
+            user.login, user.password
+        )),
         ..Session::default()
     };
     // The server keeps running on the runtime's worker threads while the TUI

@@ -213,3 +213,52 @@ async fn idle_lock_zero_never_locks() {
     h.tick(Instant::now() + Duration::from_secs(24 * 3600));
     assert!(h.app.locked().is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lock_key_works_over_popups_and_in_text_boxes() {
+    let p = common::demo_portal(5, 3).await;
+    let drafts = tempfile::tempdir().unwrap();
+    for keys in ["?", "/abc", ":", "gg"] {
+        let mut h = signed_in(&p, Role::Attending, &settings(10), drafts.path()).await;
+        h.keys(keys).unwrap();
+        h.keys("<c-l>").unwrap();
+        h.settle().await;
+        assert!(h.app.locked().is_some(), "Ctrl-l after {keys:?} locks");
+        assert!(
+            h.app.popup().is_none(),
+            "no popup behind the lock after {keys:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hang_up_saves_the_note_then_drops_the_chart() {
+    let p = common::demo_portal(10, 3).await;
+    let drafts = tempfile::tempdir().unwrap();
+    let mut h = signed_in(&p, Role::Attending, &settings(10), drafts.path()).await;
+    open_first(&mut h).await;
+    h.keys("4n<enter>").unwrap();
+    h.paste("Typed just before the link dropped.");
+    // What the runner does on SIGHUP: lock, then end the session.
+    h.app.lock(chartty::tui::app::LockReason::HangUp);
+    assert!(h.app.chart().is_none());
+    assert!(h.app.panes.editor.editing.is_none());
+    let user = h
+        .app
+        .session()
+        .user
+        .clone()
+        .expect("the server named the user");
+    h.end();
+    let store = DraftStore::open_with(drafts.path(), Box::new(FixedKey));
+    let kept: Vec<_> = store
+        .drafts_of(&user, &p.server.base_url)
+        .into_iter()
+        .filter(|d| d.text.contains("Typed just before the link dropped."))
+        .collect();
+    assert_eq!(
+        kept.len(),
+        1,
+        "the note was saved, encrypted, before the process went"
+    );
+}

@@ -21,6 +21,11 @@ fn ctrl_l_clears_the_screen_and_only_the_sessions_token_unlocks_it() {
     let root = new_root();
     let mut app = spawn(&s, &root, &[]);
     app.wait_patients();
+    // A token from the environment is said to be visible to others.
+    assert!(
+        find(&app.output(), b"shows in shell history").is_some(),
+        "the --token warning"
+    );
     open_chart(&app, &p);
     write_note(&app, TYPED);
 

@@ -217,5 +217,19 @@ async fn every_pane_at_two_sizes() {
         assert!(screen.contains("┏ 6 "), "{screen}");
     }
 
+    // Locked: nothing of the patient or the note is drawn.
+    s.h.keys("<c-l>").unwrap();
+    s.h.settle().await;
+    s.snap("lock");
+    for (w, ht) in SIZES {
+        let screen = s.text(w, ht);
+        for gone in ["NGUYỄN", "Nguyễn", "Penicillin", "MRN", "ALLERGIES"] {
+            assert!(
+                !screen.contains(gone),
+                "{gone} on the lock screen:\n{screen}"
+            );
+        }
+    }
+
     clinic.server.stop().await;
 }

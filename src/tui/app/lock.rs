@@ -205,6 +205,8 @@ impl App {
                 _ => {}
             },
             LockStep::Starting | LockStep::Device(_) | LockStep::Checking => match key.code {
+                // The wait goes on; an approval still unlocks.
+                KeyCode::Esc => l.step = LockStep::Choose,
                 KeyCode::Char('q') => self.quit(),
                 KeyCode::Char('c') if ctrl => self.quit(),
                 _ => {}
@@ -256,7 +258,7 @@ impl App {
         let mut lines = vec![
             Line::from(Span::styled(why, t.title)),
             Line::from(format!(
-                "Nothing of a patient is on screen or in memory. Only {who} can unlock."
+                "The chart, the lists and the queue were cleared. Only {who} can unlock."
             )),
             Line::from("Notes being written were saved; they come back with the chart."),
             Line::from(""),
@@ -286,9 +288,15 @@ impl App {
                     Span::raw("and enter the code  "),
                     Span::styled(start.user_code.clone(), t.title),
                 ]));
-                lines.push(Line::from("Waiting for the approval…   q  quit"));
+                lines.push(Line::from(
+                    "Waiting for the approval…   Esc  back   q  quit",
+                ));
             }
             LockStep::Checking => lines.push(Line::from("Checking…")),
+        }
+        if let Some(hint) = &self.session.unlock_hint {
+            lines.push(Line::from(""));
+            lines.push(Line::from(Span::styled(hint.clone(), t.dim)));
         }
         if let Some(p) = &l.problem {
             lines.push(Line::from(""));

@@ -62,6 +62,9 @@ pub struct Session {
     /// Who signed in, where the sign-in said (`fhirUser`, else issuer and
     /// subject): owns the drafts on a server without `$whoami`.
     pub identity: Option<String>,
+    /// Said on the lock screen: how to unlock a throwaway demo session
+    /// (its user's demo login and password). Never set for a real server.
+    pub unlock_hint: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -517,7 +520,10 @@ impl App {
                 Event::DraftProtection { text, on_disk } => {
                     self.set_draft_protection(text, on_disk)
                 }
-                // Matches and recovered drafts hold patient data: not now.
+                // Counted as answered, never shown: it lists patients.
+                Event::Matched(m) => self.match_done = self.match_done.max(m.seq),
+                // Recovered drafts hold patient data: not now (they are read
+                // again after unlocking).
                 _ => {}
             }
             return;
@@ -730,6 +736,16 @@ impl App {
             return;
         }
         self.dirty = true;
+        // The lock key works everywhere: over a popup, a pick-list, in a
+        // text box, in the editor.
+        if matches!(
+            self.keymap.lookup(Context::Global, &[], Key::from(key)),
+            Lookup::Action(Action::Lock)
+        ) {
+            self.pending_keys.clear();
+            self.lock(LockReason::Asked);
+            return;
+        }
         // A character that must not reach the terminal (a C1 control, a
         // bidi override, typed or pasted as keys) is typed as its marker,
         // never handed raw to a text box.
