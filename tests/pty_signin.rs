@@ -202,3 +202,144 @@ fn a_signed_in_session_leaves_no_secret_and_no_patient_data_in_any_file() {
         }
     }
 }
+
+/// `chartty login` as a command: its standard error, read as it comes.
+struct Login {
+    child: std::process::Child,
+    said: std::sync::mpsc::Receiver<String>,
+    all: String,
+    home: tempfile::TempDir,
+}
+
+impl Login {
+    fn start(base: &str, args: &[&str]) -> Login {
+        use std::io::BufRead as _;
+        let home = tempfile::tempdir().unwrap();
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_chartty"))
+            .arg("login")
+            .args(["--server", base])
+            .args(args)
+            .env("HOME", home.path())
+            .env("XDG_CONFIG_HOME", home.path().join("config"))
+            .env_remove("DBUS_SESSION_BUS_ADDRESS")
+            .stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, said) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Login {
+            child,
+            said,
+            all: String::new(),
+            home,
+        }
+    }
+
+    /// Reads until a line holds `needle`; that line.
+    fn line_with(&mut self, needle: &str) -> String {
+        loop {
+            let line = self
+                .said
+                .recv_timeout(START)
+                .unwrap_or_else(|_| panic!("no line with {needle:?} in:\n{}", self.all));
+            self.all.push_str(&line);
+            self.all.push('\n');
+            if line.contains(needle) {
+                return line;
+            }
+        }
+    }
+
+    /// Waits for the end; all it said.
+    fn finish(mut self) -> String {
+        let status = self.child.wait().unwrap();
+        while let Ok(line) = self.said.recv_timeout(Duration::from_secs(2)) {
+            self.all.push_str(&line);
+            self.all.push('\n');
+        }
+        assert!(status.success(), "{status:?}\n{}", self.all);
+        let found = files_holding(self.home.path(), &["refresh", "token"]);
+        assert!(found.is_empty(), "files written by login: {found:?}");
+        self.all
+    }
+}
+
+fn logout(base: &str) -> String {
+    let home = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_chartty"))
+        .args(["logout", "--server", base])
+        .env("HOME", home.path())
+        .env_remove("DBUS_SESSION_BUS_ADDRESS")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn chartty_login_takes_the_browsers_redirect_on_the_loopback_port_or_a_device_code() {
+    let s = server_with(chartty::server::Options {
+        device_interval: Duration::from_secs(1),
+        ..chartty::server::Options::default()
+    });
+    let nurse = s.user(Role::Nurse).clone();
+    let base = s.server.base_url.clone();
+    let rt = &s.runtime;
+
+    // The browser on this machine (or through `ssh -L`): it follows the
+    // redirect to chartty's listener.
+    let mut login = Login::start(&base, &["--port", "0"]);
+    let line = login.line_with("/auth/authorize?");
+    let url = line.trim().to_string();
+    login.line_with("ssh -L");
+    let location = rt.block_on(browser::sign_in(&url, &nurse.login, &nurse.password));
+    assert!(location.starts_with("http://127.0.0.1:"), "{location}");
+    let page = rt.block_on(browser::follow(&location));
+    assert!(page.contains("return to your terminal"), "{page}");
+    let said = login.finish();
+    assert!(
+        said.contains(&format!("Signed in as {}", nurse.name)),
+        "{said}"
+    );
+    let kept = KeptSignIns::os().load(&base).ok().flatten();
+    match &kept {
+        Some(_) => assert!(said.contains("kept in the kernel keyring"), "{said}"),
+        None => assert!(said.contains("memory only"), "{said}"),
+    }
+
+    // A device code, approved on "a phone".
+    let mut login = Login::start(&base, &["--device"]);
+    let verify = login.line_with("/auth/device/verify").trim().to_string();
+    let code_line = login.line_with("enter the code");
+    let code = code_line.split_whitespace().last().unwrap().to_string();
+    rt.block_on(browser::device(
+        &verify,
+        &code,
+        &nurse.login,
+        &nurse.password,
+        true,
+    ));
+    let said = login.finish();
+    assert!(
+        said.contains(&format!("Signed in as {}", nurse.name)),
+        "{said}"
+    );
+
+    if kept.is_some() {
+        let said = logout(&base);
+        assert!(said.contains("the server revoked the sign-in"), "{said}");
+        assert!(
+            logout(&base).contains("No sign-in"),
+            "nothing kept any more"
+        );
+    }
+}
