@@ -196,8 +196,15 @@ pub enum UserCommand {
         /// SQLite database file
         #[arg(long)]
         db: PathBuf,
-        #[arg(long)]
-        login: String,
+        /// The user's login (`--login LOGIN` works too)
+        #[arg(
+            value_name = "LOGIN",
+            required_unless_present = "login_flag",
+            conflicts_with = "login_flag"
+        )]
+        login: Option<String>,
+        #[arg(long = "login", id = "login_flag", value_name = "LOGIN", hide = true)]
+        login_flag: Option<String>,
         /// Display name, as the audit and the client show it
         #[arg(long)]
         name: String,
@@ -504,12 +511,14 @@ fn serve_admin(admin: ServeAdmin) -> anyhow::Result<ExitCode> {
                 UserCommand::Add {
                     db,
                     login,
+                    login_flag,
                     name,
                     role,
                     practitioner,
                     password_stdin,
                 },
         } => {
+            let login = login.or(login_flag).context("a login is needed")?;
             // Read before anything is written: a password that fails leaves
             // no user half made.
             let password = if password_stdin {
@@ -857,6 +866,44 @@ fn init_server_logging() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_user_is_added_by_login_as_an_argument_or_a_flag() {
+        let login_of = |args: &[&str]| match Cli::try_parse_from(args).map(|c| c.command) {
+            Ok(Some(Command::Serve {
+                admin:
+                    Some(ServeAdmin::User {
+                        action:
+                            UserCommand::Add {
+                                login,
+                                login_flag,
+                                role,
+                                ..
+                            },
+                    }),
+                ..
+            })) => Ok((login.or(login_flag), role)),
+            Ok(other) => panic!("{other:?}"),
+            Err(e) => Err(e.kind()),
+        };
+        let base = [
+            "chartty", "serve", "user", "add", "--db", "p.db", "--role", "nurse", "--name", "Rosa",
+        ];
+        let with = |more: &[&'static str]| [&base[..], more].concat();
+        assert_eq!(
+            login_of(&with(&["rosa"])),
+            Ok((Some("rosa".into()), Role::Nurse))
+        );
+        assert_eq!(
+            login_of(&with(&["--login", "rosa"])),
+            Ok((Some("rosa".into()), Role::Nurse))
+        );
+        assert!(login_of(&with(&[])).is_err(), "a login is needed");
+        assert!(
+            login_of(&with(&["rosa", "--login", "ana"])).is_err(),
+            "one login"
+        );
+    }
 
     #[test]
     fn phrases_lists_built_in_and_own_phrases_with_the_bound_key() {
