@@ -234,8 +234,15 @@ async fn the_access_token_is_refreshed_before_it_expires_and_revocation_ends_it(
 }
 
 async fn smart_app(p: &Portal, role: Role) -> Headless {
+    smart_app_with(p, role).await.0
+}
+
+/// The app signed in as `role`, and the sign-in's client and first tokens.
+async fn smart_app_with(p: &Portal, role: Role) -> (Headless, SignIn, TokenSet) {
     let signin = SignIn::discover(&p.srv.base_url, &http()).await.unwrap();
     let tokens = browser_sign_in(p, &signin, role, false).await;
+    let first = tokens.clone();
+    let kept_signin = signin.clone();
     let bearer = Bearer::signed_in(signin, tokens, None);
     let session = Session {
         base_url: p.srv.base_url.clone(),
@@ -257,7 +264,39 @@ async fn smart_app(p: &Portal, role: Role) -> Headless {
     app.start();
     let mut h = Headless::new(app, client);
     h.settle().await;
-    h
+    (h, kept_signin, first)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sign_in_revoked_elsewhere_locks_the_screen_and_signing_in_again_goes_on() {
+    let p = portal(Duration::from_secs(3600)).await;
+    let (mut h, signin, first) = smart_app_with(&p, Role::Nurse).await;
+    let row = h.app.panes.search.listed()[0].clone();
+    let query: String = row.name.chars().take(4).collect::<String>().to_lowercase();
+    common::open(&mut h, &query, &row.id).await;
+
+    // An administrator (or a logout on another machine) revokes it.
+    assert!(
+        signin
+            .revoke(first.refresh_token.as_ref().unwrap(), "refresh_token")
+            .await
+            .unwrap()
+    );
+    h.keys("2r").unwrap();
+    h.settle().await;
+    let lock = h.app.locked().expect("a refused sign-in locks the screen");
+    assert_eq!(lock.reason, chartty::tui::app::LockReason::SignInEnded);
+    assert!(h.app.chart().is_none());
+    let shown = common::screen(&mut h, 80, 24);
+    assert!(shown.contains("Your sign-in has ended"), "{shown}");
+
+    let me = p.user(Role::Nurse).clone();
+    approve_shown_code(&mut h, &me).await;
+    assert!(h.app.locked().is_none(), "{:?}", h.app.locked());
+    assert_eq!(
+        h.app.chart().and_then(|c| c.patient.id.clone()),
+        Some(row.id)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

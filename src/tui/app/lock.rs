@@ -24,6 +24,8 @@ pub enum LockReason {
     Asked,
     Idle,
     HangUp,
+    /// The server refused the sign-in (revoked, or expired past refresh).
+    SignInEnded,
 }
 
 /// What the lock screen is doing.
@@ -249,6 +251,7 @@ impl App {
             LockReason::Asked => "Locked.",
             LockReason::Idle => "Locked after a while without a key.",
             LockReason::HangUp => "Locked: the terminal hung up.",
+            LockReason::SignInEnded => "Your sign-in has ended: sign in again to go on.",
         };
         let who = self
             .session

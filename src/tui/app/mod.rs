@@ -533,7 +533,17 @@ impl App {
             Event::Paste(text) => self.handle_paste(&text),
             Event::Resize => self.dirty = true,
             Event::Tick => self.tick(),
-            Event::Api(done) => self.handle_completed(done),
+            Event::Api(done) => {
+                // A SMART sign-in the server no longer takes (revoked, or
+                // its refresh refused): sign in again behind the lock
+                // instead of failing every request.
+                let ended = self.session.bearer.is_some()
+                    && matches!(&done.result, Err(e) if e.status == Some(401));
+                self.handle_completed(done);
+                if ended {
+                    self.lock(LockReason::SignInEnded);
+                }
+            }
             Event::Matched(m) => self.handle_matched(m),
             Event::DraftPersisted { client_id, result } => {
                 self.dirty = true;
