@@ -128,6 +128,7 @@ type Reply<T> = mpsc::Sender<Result<T, String>>;
 
 enum Job {
     Get(String, Reply<Option<(String, String)>>),
+    GetAll(String, Reply<Vec<(String, String)>>),
     Set(String, String, Reply<String>),
     Delete(String, Reply<()>),
 }
@@ -163,6 +164,9 @@ impl Secrets {
                     match job {
                         Job::Get(account, reply) => {
                             let _ = reply.send(get(&stores, &service, &account));
+                        }
+                        Job::GetAll(account, reply) => {
+                            let _ = reply.send(get_all(&stores, &service, &account));
                         }
                         Job::Set(account, secret, reply) => {
                             let _ = reply.send(set(&stores, &service, &account, &secret));
@@ -200,6 +204,11 @@ impl Secrets {
         self.ask(|r| Job::Get(account.to_string(), r))
     }
 
+    /// Every copy of `account`'s secret, with the store holding it.
+    pub fn get_all(&self, account: &str) -> Result<Vec<(String, String)>, String> {
+        self.ask(|r| Job::GetAll(account.to_string(), r))
+    }
+
     /// Keeps `secret` for `account`; says where.
     pub fn set(&self, account: &str, secret: &str) -> Result<String, String> {
         self.ask(|r| Job::Set(account.to_string(), secret.to_string(), r))
@@ -228,6 +237,31 @@ fn get(stores: &[Store], service: &str, account: &str) -> Result<Option<(String,
         Ok(None)
     } else {
         Err(reasons(why))
+    }
+}
+
+fn get_all(
+    stores: &[Store],
+    service: &str,
+    account: &str,
+) -> Result<Vec<(String, String)>, String> {
+    let mut found = Vec::new();
+    let mut why = Vec::new();
+    let mut reachable = false;
+    for store in stores {
+        match entry(*store, service, account) {
+            Ok((e, name)) => match e.get_password() {
+                Ok(secret) => found.push((secret, name)),
+                Err(keyring::Error::NoEntry) => reachable = true,
+                Err(err) => why.push(format!("{name}: {err}")),
+            },
+            Err(err) => why.push(format!("{}: {err}", label(*store))),
+        }
+    }
+    if found.is_empty() && !reachable {
+        Err(reasons(why))
+    } else {
+        Ok(found)
     }
 }
 
@@ -262,8 +296,15 @@ fn set(stores: &[Store], service: &str, account: &str, secret: &str) -> Result<S
 fn delete(stores: &[Store], service: &str, account: &str) -> Result<(), String> {
     let mut why = Vec::new();
     for store in stores {
-        let Ok((e, name)) = entry(*store, service, account) else {
-            continue;
+        let (e, name) = match entry(*store, service, account) {
+            Ok(found) => found,
+            // Without a session bus nothing was ever kept there; a store
+            // that is there but locked or unreachable may hold a copy.
+            Err(e) if e.starts_with("no D-Bus session") => continue,
+            Err(e) => {
+                why.push(format!("{}: {e}", label(*store)));
+                continue;
+            }
         };
         match e.delete_credential() {
             Ok(()) | Err(keyring::Error::NoEntry) => {}

@@ -262,3 +262,50 @@ async fn a_hang_up_saves_the_note_then_drops_the_chart() {
         "the note was saved, encrypted, before the process went"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_unlocks_before_the_token_has_left_memory() {
+    let p = common::demo_portal(10, 3).await;
+    let drafts = tempfile::tempdir().unwrap();
+    let mut h = signed_in(&p, Role::Attending, &settings(10), drafts.path()).await;
+    open_first(&mut h).await;
+    h.keys("4n<enter>").unwrap();
+    h.paste("Words on their way to the server.");
+    // Locked with the draft's save in flight: the token is still held
+    // until it is back, and no key unlocks meanwhile.
+    h.keys("<c-l>").unwrap();
+    assert!(!h.app.locked().unwrap().tokens_dropped);
+    h.keys("t").unwrap();
+    h.paste("anything at all");
+    h.keys("<enter>d").unwrap();
+    h.settle().await;
+    let lock = h.app.locked().expect("still locked");
+    assert!(lock.tokens_dropped);
+    assert_eq!(
+        lock.step,
+        LockStep::Choose,
+        "t and d did nothing while locking"
+    );
+    assert!(h.app.chart().is_none());
+    // A wrong token now is refused too.
+    h.keys("t").unwrap();
+    h.paste("anything at all");
+    h.keys("<enter>").unwrap();
+    h.settle().await;
+    assert!(h.app.locked().is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_asks_for_no_sign_in_unlocks_with_enter() {
+    let clinic = common::messy_portal().await;
+    let mut h = common::app_at(&clinic.server.base_url, &settings(10)).await;
+    h.keys("<c-l>").unwrap();
+    h.settle().await;
+    let shown = screen(&mut h, 80, 24);
+    assert!(shown.contains("Enter  go on"), "{shown}");
+    assert!(!shown.contains("d  sign in"), "{shown}");
+    h.keys("<enter>").unwrap();
+    h.settle().await;
+    assert!(h.app.locked().is_none());
+    assert!(!h.app.panes.search.listed().is_empty(), "the list is back");
+}

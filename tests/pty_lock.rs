@@ -44,6 +44,9 @@ fn ctrl_l_clears_the_screen_and_only_the_sessions_token_unlocks_it() {
     std::thread::sleep(Duration::from_millis(300));
     assert!(app.screen().contains("Locked."));
 
+    app.wait_screen("unlocking offered", REACT, |s| {
+        s.contains("t  type or paste")
+    });
     app.send(b"t");
     app.wait_screen("the token prompt", REACT, |s| s.contains("Token:"));
     app.send(s.token().as_bytes());

@@ -82,7 +82,10 @@ fn a_signed_in_session_leaves_no_secret_and_no_patient_data_in_any_file() {
     app.wait_screen("the draft saved", REACT, |s| s.contains(" · saved "));
 
     app.send(b"\x0c");
-    app.wait_screen("locked", REACT, |s| s.contains("Locked."));
+    // Once the note is saved and the tokens are gone, unlocking is offered.
+    app.wait_screen("locked", REACT, |s| {
+        s.contains("d  sign in on another device")
+    });
     app.send(b"d");
     let shown = app.wait_screen("the code", REACT, |s| s.contains("enter the code"));
     let code = shown
@@ -260,16 +263,20 @@ impl Login {
     }
 
     /// Waits for the end; all it said.
-    fn finish(mut self) -> String {
+    fn finish(&mut self) -> String {
         let status = self.child.wait().unwrap();
         while let Ok(line) = self.said.recv_timeout(Duration::from_secs(2)) {
             self.all.push_str(&line);
             self.all.push('\n');
         }
         assert!(status.success(), "{status:?}\n{}", self.all);
-        let found = files_holding(self.home.path(), &["refresh", "token"]);
+        self.all.clone()
+    }
+
+    /// No file under its HOME holds `secret`.
+    fn wrote_no(&self, secret: &str) {
+        let found = files_holding(self.home.path(), &[secret]);
         assert!(found.is_empty(), "files written by login: {found:?}");
-        self.all
     }
 }
 
@@ -312,7 +319,10 @@ fn chartty_login_takes_the_browsers_redirect_on_the_loopback_port_or_a_device_co
     );
     let kept = KeptSignIns::os().load(&base).ok().flatten();
     match &kept {
-        Some(_) => assert!(said.contains("kept in the kernel keyring"), "{said}"),
+        Some((k, _)) => {
+            assert!(said.contains("kept in the kernel keyring"), "{said}");
+            login.wrote_no(&k.refresh_token);
+        }
         None => assert!(said.contains("memory only"), "{said}"),
     }
 

@@ -186,12 +186,17 @@ async fn the_device_code_is_approved_on_another_device_or_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_access_token_is_refreshed_before_it_expires_and_revocation_ends_it() {
-    // Access tokens that live 30 s: due for a refresh at once.
-    let p = portal(Duration::from_secs(30)).await;
+    // Access tokens that live 2 s: due for a refresh in their last fifth.
+    let p = portal(Duration::from_secs(2)).await;
     let signin = SignIn::discover(&p.srv.base_url, &http()).await.unwrap();
     let first = browser_sign_in(&p, &signin, Role::Resident, false).await;
     let first_access = first.access_token.clone();
     let first_refresh = first.refresh_token.clone().unwrap();
+    assert!(
+        !first.due(Instant::now()),
+        "not refreshed before every request"
+    );
+    tokio::time::sleep(Duration::from_millis(1700)).await;
     assert!(first.due(Instant::now()));
 
     let bearer = Bearer::signed_in(signin.clone(), first, None);
@@ -233,6 +238,30 @@ async fn the_access_token_is_refreshed_before_it_expires_and_revocation_ends_it(
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_access_token_is_renewed_and_the_request_sent_again() {
+    let p = portal(Duration::from_secs(3600)).await;
+    let (mut h, signin, first) = smart_app_with(&p, Role::Attending).await;
+    // The access token alone is revoked (the grant lives on).
+    assert!(
+        signin
+            .revoke(&first.access_token, "access_token")
+            .await
+            .unwrap()
+    );
+    assert_eq!(whoami(&p, &first.access_token).await.0, 401);
+    let row = h.app.panes.search.listed()[0].clone();
+    let query: String = row.name.chars().take(4).collect::<String>().to_lowercase();
+    common::open(&mut h, &query, &row.id).await;
+    assert!(h.app.locked().is_none(), "renewed, not locked");
+    let sent = h.sent();
+    let opened = sent
+        .iter()
+        .filter(|r| r.path_and_query.contains(&row.id))
+        .count();
+    assert!(opened >= 1, "{sent:?}");
+}
+
 async fn smart_app(p: &Portal, role: Role) -> Headless {
     smart_app_with(p, role).await.0
 }
@@ -252,7 +281,8 @@ async fn smart_app_with(p: &Portal, role: Role) -> (Headless, SignIn, TokenSet) 
     };
     let client = ApiClient::new(&p.srv.base_url, None, Duration::from_secs(20))
         .unwrap()
-        .with_bearer(bearer);
+        .with_bearer(bearer)
+        .with_request_log();
     let settings = common::settings();
     let mut app = App::new(
         &settings,

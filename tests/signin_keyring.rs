@@ -183,7 +183,7 @@ fn child() {
         }
         "read" => match store.load(BASE) {
             Ok(Some((k, from))) => {
-                let what = if k == kept() {
+                let what = if k.refresh_token == REFRESH && k.identity() == kept().identity() {
                     "same"
                 } else if k.refresh_token.ends_with("-rotated") {
                     "rotated"

@@ -61,6 +61,9 @@ pub enum ApiRequest {
     UnlockWithToken { token: Secret },
     /// Start the device sign-in that unlocks (a code to show).
     UnlockStart,
+    /// Unlock a session that had no token at all (a server that asks for
+    /// no sign-in).
+    UnlockOpen,
     /// Wait for that sign-in; unlocks only for the same person.
     UnlockWait {
         start: crate::api::signin::DeviceStart,
@@ -116,6 +119,7 @@ impl ApiRequest {
             ApiRequest::Lock { .. } => "lock",
             ApiRequest::UnlockWithToken { .. } => "unlock-token",
             ApiRequest::UnlockStart => "unlock-start",
+            ApiRequest::UnlockOpen => "unlock-open",
             ApiRequest::UnlockWait { .. } => "unlock-wait",
         }
     }
@@ -216,6 +220,9 @@ pub struct ApiError {
     /// HTTP status, or `None` when the server was not reached.
     pub status: Option<u16>,
     pub message: String,
+    /// The server no longer takes the sign-in and it could not be renewed:
+    /// the user must sign in again (the app locks and offers that).
+    pub signed_out: bool,
 }
 
 impl ApiError {
@@ -223,6 +230,15 @@ impl ApiError {
         ApiError {
             status: None,
             message: message.into(),
+            signed_out: false,
+        }
+    }
+
+    pub fn signed_out() -> ApiError {
+        ApiError {
+            status: Some(401),
+            message: "the sign-in has ended: sign in again".into(),
+            signed_out: true,
         }
     }
 }

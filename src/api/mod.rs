@@ -190,14 +190,39 @@ impl ApiClient {
             },
             url,
         );
+        let token = self.bearer.current().await.map_err(ApiError::local)?;
+        let answer = self
+            .send(method.clone(), url, body, headers, token.as_deref())
+            .await?;
+        let Some(used) = token.filter(|_| answer.status == 401) else {
+            return Ok(answer);
+        };
+        // Refused: a SMART sign-in is renewed and the request sent once
+        // more; one that cannot be renewed has ended.
+        match self.bearer.renew_after_refusal(&used).await {
+            signin::bearer::Renewal::Retry(fresh) => {
+                self.send(method, url, body, headers, Some(&fresh)).await
+            }
+            signin::bearer::Renewal::Ended => Err(ApiError::signed_out()),
+            signin::bearer::Renewal::No => Ok(answer),
+        }
+    }
+
+    /// One request as it goes on the wire.
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        body: Option<&Value>,
+        headers: &[(&str, String)],
+        token: Option<&str>,
+    ) -> Result<Answer, ApiError> {
         let mut req = self
             .http
             .request(method, url)
             .header(reqwest::header::ACCEPT, "application/fhir+json");
-        match self.bearer.current().await {
-            Ok(Some(t)) => req = req.bearer_auth(t),
-            Ok(None) => {}
-            Err(why) => return Err(ApiError::local(why)),
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
         }
         for (k, v) in headers {
             req = req.header(*k, v);
@@ -298,6 +323,12 @@ impl ApiClient {
             ApiRequest::UnlockWithToken { token } => self
                 .bearer
                 .unlock_with_token(&token.0)
+                .await
+                .map(|()| ApiReply::Unlocked { who: None })
+                .map_err(ApiError::local),
+            ApiRequest::UnlockOpen => self
+                .bearer
+                .unlock_open()
                 .await
                 .map(|()| ApiReply::Unlocked { who: None })
                 .map_err(ApiError::local),
@@ -508,6 +539,7 @@ fn batch_parts(bundle: Bundle, expected: usize) -> Vec<Result<Value, ApiError>> 
                     Ok(r)
                 }
                 (s, r) => Err(ApiError {
+                    signed_out: false,
                     status: s,
                     message: r
                         .and_then(|r| outcome_message(&r))
@@ -642,6 +674,7 @@ fn transport_error(e: reqwest::Error) -> ApiError {
         return ApiError {
             status: refused.status,
             message: refused.message,
+            signed_out: false,
         };
     }
     if let Some(problem) = http::certificate_problem(&e) {
@@ -675,6 +708,7 @@ fn answer_json(a: Answer) -> Result<Value, ApiError> {
         return a.body.ok_or_else(|| ApiError {
             status: Some(a.status),
             message: "the server's reply is not FHIR JSON".into(),
+            signed_out: false,
         });
     }
     Err(answer_error(&a))
@@ -699,6 +733,7 @@ fn answer_error(a: &Answer) -> ApiError {
     ApiError {
         status: Some(a.status),
         message,
+        signed_out: false,
     }
 }
 

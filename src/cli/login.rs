@@ -48,11 +48,11 @@ pub async fn login(settings: &Settings, how: How) -> anyhow::Result<Identity> {
         .map_err(|e| anyhow!(e))?;
     let tokens = interactive(&signin, settings, how).await?;
     let who = tokens.identity.clone().unwrap_or_default();
-    keep_after_sign_in(settings, &signin, &tokens);
+    keep_after_sign_in(settings, &signin, &tokens).await;
     Ok(who)
 }
 
-fn keep_after_sign_in(settings: &Settings, signin: &SignIn, tokens: &TokenSet) {
+async fn keep_after_sign_in(settings: &Settings, signin: &SignIn, tokens: &TokenSet) {
     let who = tokens.identity.as_ref().map(Identity::label);
     let who = who.as_deref().unwrap_or("(the server did not say who)");
     let Some(refresh) = &tokens.refresh_token else {
@@ -67,6 +67,13 @@ fn keep_after_sign_in(settings: &Settings, signin: &SignIn, tokens: &TokenSet) {
         );
         return;
     };
+    // A sign-in kept from before is replaced: it is revoked, not left valid
+    // on the server until it expires.
+    if let Ok(Some((old, _))) = kept.load(&signin.base)
+        && &old.refresh_token != refresh
+    {
+        let _ = signin.revoke(&old.refresh_token, "refresh_token").await;
+    }
     match kept.keep(
         &signin.base,
         &Kept::new(refresh.clone(), tokens.identity.as_ref()),
@@ -276,7 +283,7 @@ pub async fn start(settings: &Settings) -> anyhow::Result<(Bearer, Option<Identi
         }
     }
     let tokens = interactive(&signin, settings, How::default()).await?;
-    keep_after_sign_in(settings, &signin, &tokens);
+    keep_after_sign_in(settings, &signin, &tokens).await;
     let who = tokens.identity.clone();
     Ok((Bearer::signed_in(signin, tokens, kept), who))
 }
@@ -293,10 +300,16 @@ pub async fn logout(settings: &Settings) -> anyhow::Result<String> {
         Ok(signin) => signin.revoke(&k.refresh_token, "refresh_token").await,
         Err(e) => Err(e),
     };
-    store.forget(&base).map_err(|e| anyhow!(e))?;
-    Ok(match revoked {
+    let forgotten = store.forget(&base);
+    let said: String = match revoked {
         Ok(true) => "Signed out: the server revoked the sign-in and it is no longer kept here.".into(),
         Ok(false) => "Signed out here; the server offers no revocation, so the sign-in stays valid there until it expires.".into(),
         Err(why) => format!("Signed out here, but the server could not revoke the sign-in ({why}); it stays valid there until it expires."),
+    };
+    Ok(match forgotten {
+        Ok(()) => said,
+        Err(why) => format!(
+            "{said}\nA copy may be left in a credential store that could not be reached: {why}"
+        ),
     })
 }

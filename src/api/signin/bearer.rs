@@ -13,6 +13,17 @@ use zeroize::Zeroize;
 use super::kept::{Kept, KeptSignIns};
 use super::{DeviceStart, Identity, RefreshFailed, SignIn, TokenSet};
 
+/// What to do after the server refused a token.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Renewal {
+    /// Send again with this token.
+    Retry(String),
+    /// The sign-in has ended: sign in again.
+    Ended,
+    /// Nothing to renew (a fixed token), or not now: the refusal stands.
+    No,
+}
+
 #[derive(Clone, Default)]
 pub struct Bearer(Arc<tokio::sync::Mutex<Held>>);
 
@@ -49,6 +60,8 @@ struct Locked {
     kept: Option<Arc<KeptSignIns>>,
     /// Where to find the server's sign-in when the session had a fixed token.
     base: String,
+    /// The session had no token at all (a server that asks for none).
+    open: bool,
 }
 
 fn hash(token: &str) -> [u8; 32] {
@@ -90,6 +103,26 @@ impl Bearer {
         }
     }
 
+    /// The server refused `used`: a SMART sign-in gets a new access token
+    /// (unless another request already got one), or has ended.
+    pub async fn renew_after_refusal(&self, used: &str) -> Renewal {
+        let mut held = self.0.lock().await;
+        let Held::Smart(s) = &mut *held else {
+            return Renewal::No;
+        };
+        if s.tokens.access_token != used {
+            return Renewal::Retry(s.tokens.access_token.clone());
+        }
+        let Some(refresh_token) = s.tokens.refresh_token.clone() else {
+            return Renewal::Ended;
+        };
+        match renewed(s, &refresh_token).await {
+            Ok(()) => Renewal::Retry(s.tokens.access_token.clone()),
+            Err(RefreshFailed::Ended(_)) => Renewal::Ended,
+            Err(RefreshFailed::Passing(_)) => Renewal::No,
+        }
+    }
+
     /// Who is signed in, where the server said (SMART `fhirUser`).
     pub async fn identity(&self) -> Option<Identity> {
         match &*self.0.lock().await {
@@ -112,6 +145,7 @@ impl Bearer {
                 signin: None,
                 kept: None,
                 base: base.to_string(),
+                open: true,
             },
             Held::Token(mut t) => {
                 let token_hash = Some(hash(&t));
@@ -123,6 +157,7 @@ impl Bearer {
                     signin: None,
                     kept: None,
                     base: base.to_string(),
+                    open: false,
                 }
             }
             Held::Smart(s) => {
@@ -131,6 +166,15 @@ impl Bearer {
                     mut tokens,
                     kept,
                 } = *s;
+                // The sign-in ends here: whoever comes to this terminal next
+                // (quitting the lock screen and starting chartty again)
+                // signs in anew. Unlocking makes a new one.
+                if let Some(r) = &tokens.refresh_token {
+                    let _ = signin.revoke(r, "refresh_token").await;
+                }
+                if let Some(k) = &kept {
+                    forget(k.clone(), signin.base.clone()).await;
+                }
                 tokens.access_token.zeroize();
                 if let Some(r) = tokens.refresh_token.as_mut() {
                     r.zeroize();
@@ -142,6 +186,7 @@ impl Bearer {
                     signin: Some(signin),
                     kept,
                     base: base.to_string(),
+                    open: false,
                 }
             }
         };
@@ -155,8 +200,10 @@ impl Bearer {
     /// Unlocks with the fixed token the session was started with.
     pub async fn unlock_with_token(&self, token: &str) -> Result<(), String> {
         let mut held = self.0.lock().await;
+        // Only a session whose tokens are already out of memory unlocks: one
+        // still finishing its writes has nothing to unlock yet.
         let Held::Locked(l) = &*held else {
-            return Ok(());
+            return Err("the session is not locked yet".into());
         };
         match l.token_hash {
             Some(h) if h == hash(token.trim()) => {
@@ -165,6 +212,19 @@ impl Bearer {
             }
             Some(_) => Err("that is not the token this session was signed in with".into()),
             None => Err("this session was not started with a token: unlock by signing in".into()),
+        }
+    }
+
+    /// Unlocks a session that had no token: nobody to check.
+    pub async fn unlock_open(&self) -> Result<(), String> {
+        let mut held = self.0.lock().await;
+        match &*held {
+            Held::Locked(l) if l.open => {
+                *held = Held::Nothing;
+                Ok(())
+            }
+            Held::Locked(_) => Err("this session unlocks only by signing in again".into()),
+            _ => Err("the session is not locked yet".into()),
         }
     }
 
@@ -210,6 +270,13 @@ impl Bearer {
         };
         let mut held = self.0.lock().await;
         let Held::Locked(l) = &*held else {
+            // Unlocked meanwhile (another attempt won): these tokens are
+            // not needed; they must not stay valid on the server.
+            drop(held);
+            let _ = signin.revoke(&tokens.access_token, "access_token").await;
+            if let Some(r) = &tokens.refresh_token {
+                let _ = signin.revoke(r, "refresh_token").await;
+            }
             return Err("the session is not locked".into());
         };
         let same = match (&l.identity, &l.login) {
@@ -253,6 +320,13 @@ impl Bearer {
     }
 }
 
+async fn forget(kept: Arc<KeptSignIns>, base: String) {
+    let result = tokio::task::spawn_blocking(move || kept.forget(&base)).await;
+    if let Ok(Err(why)) | Err(why) = result.map_err(|e| e.to_string()) {
+        tracing::warn!("the kept sign-in could not be forgotten at the lock: {why}");
+    }
+}
+
 async fn kept_now(kept: Arc<KeptSignIns>, base: String) -> Option<Kept> {
     tokio::task::spawn_blocking(move || kept.load(&base))
         .await
@@ -272,13 +346,38 @@ async fn refresh(s: &mut Smart) {
     let Some(refresh_token) = s.tokens.refresh_token.clone() else {
         return;
     };
-    match s.signin.refresh(&refresh_token).await {
+    match renewed(s, &refresh_token).await {
+        Ok(()) => {}
+        Err(RefreshFailed::Ended(why)) => tracing::warn!("refresh: {why}"),
+        Err(RefreshFailed::Passing(why)) => {
+            tracing::info!("refresh failed, tried again later: {why}")
+        }
+    }
+}
+
+/// Refreshes with `refresh_token`; the new tokens replace the held ones
+/// (and the kept refresh token, when rotated). A sign-in that has ended
+/// forgets its refresh token.
+async fn renewed(s: &mut Smart, refresh_token: &str) -> Result<(), RefreshFailed> {
+    // Another chartty of the same person (another pane) may have rotated
+    // the kept token since this one read it: the kept one is the live one,
+    // and presenting the spent one would end the sign-in for both.
+    let mut refresh_token = refresh_token.to_string();
+    if let Some(k) = &s.kept
+        && let Some(kept) = kept_now(k.clone(), s.signin.base.clone()).await
+        && kept.identity().as_ref().map(|i| (&i.issuer, &i.subject))
+            == s.tokens.identity.as_ref().map(|i| (&i.issuer, &i.subject))
+    {
+        refresh_token = kept.refresh_token;
+    }
+    let refresh_token = refresh_token.as_str();
+    match s.signin.refresh(refresh_token).await {
         Ok(mut fresh) => {
             if fresh.identity.is_none() {
                 fresh.identity = s.tokens.identity.clone();
             }
             if fresh.refresh_token.is_none() {
-                fresh.refresh_token = Some(refresh_token);
+                fresh.refresh_token = Some(refresh_token.to_string());
             } else if let (Some(k), Some(r)) = (&s.kept, &fresh.refresh_token) {
                 // Rotated: the old one is spent; the store must hold the new.
                 keep(
@@ -289,13 +388,13 @@ async fn refresh(s: &mut Smart) {
                 .await;
             }
             s.tokens = fresh;
+            Ok(())
         }
-        Err(RefreshFailed::Ended(why)) => {
-            tracing::warn!("refresh: {why}");
-            s.tokens.refresh_token = None;
-        }
-        Err(RefreshFailed::Passing(why)) => {
-            tracing::info!("refresh failed, tried again later: {why}")
+        Err(e) => {
+            if matches!(e, RefreshFailed::Ended(_)) {
+                s.tokens.refresh_token = None;
+            }
+            Err(e)
         }
     }
 }

@@ -89,15 +89,18 @@ pub struct Pace {
 }
 
 impl Pace {
+    /// The server's numbers, within sense: polls 1 to 60 s apart, a code
+    /// good for at most 30 minutes (a hostile number must not overflow the
+    /// clock or stall the wait for ever).
     pub fn new(start: &DeviceStart, now: Instant) -> Pace {
         Pace {
-            interval: Duration::from_secs(start.interval.max(1)),
-            deadline: now + Duration::from_secs(start.expires_in),
+            interval: Duration::from_secs(start.interval.clamp(1, 60)),
+            deadline: now + Duration::from_secs(start.expires_in.min(1800)),
         }
     }
 
     pub fn slow_down(&mut self) {
-        self.interval += Duration::from_secs(5);
+        self.interval = (self.interval + Duration::from_secs(5)).min(Duration::from_secs(120));
     }
 }
 
@@ -128,6 +131,18 @@ mod tests {
         assert_eq!(pace.deadline, now + Duration::from_secs(600));
         pace.slow_down();
         assert_eq!(pace.interval, Duration::from_secs(10));
+        for _ in 0..100 {
+            pace.slow_down();
+        }
+        assert_eq!(pace.interval, Duration::from_secs(120));
+        let hostile: DeviceStart = serde_json::from_value(serde_json::json!({
+            "device_code": "d", "user_code": "X", "verification_uri": "https://a/v",
+            "expires_in": u64::MAX, "interval": u64::MAX
+        }))
+        .unwrap();
+        let pace = Pace::new(&hostile, now);
+        assert_eq!(pace.interval, Duration::from_secs(60));
+        assert_eq!(pace.deadline, now + Duration::from_secs(1800));
         assert!(!format!("{start:?}").contains("\"d\""));
     }
 }

@@ -21,6 +21,10 @@ pub struct Kept {
     pub name: Option<String>,
     #[serde(default)]
     pub fhir_user: Option<String>,
+    /// When it was kept (ms since the epoch): where two stores hold a copy
+    /// (one was locked when the other was written), the newer wins.
+    #[serde(default)]
+    pub kept_at: i64,
 }
 
 impl std::fmt::Debug for Kept {
@@ -40,6 +44,7 @@ impl Kept {
             subject: id.subject,
             name: id.name,
             fhir_user: id.fhir_user,
+            kept_at: chrono::Utc::now().timestamp_millis(),
         }
     }
 
@@ -75,15 +80,13 @@ impl KeptSignIns {
 
     /// The sign-in kept for `base`, and the store that holds it.
     pub fn load(&self, base: &str) -> Result<Option<(Kept, String)>, String> {
-        match self.secrets.get(&Self::account(base))? {
-            Some((text, store)) => match serde_json::from_str::<Kept>(&text) {
-                Ok(k) => Ok(Some((k, store))),
-                // Not ours, or from a version that kept something else:
-                // as if nothing were kept (signing in again replaces it).
-                Err(_) => Ok(None),
-            },
-            None => Ok(None),
-        }
+        let all = self.secrets.get_all(&Self::account(base))?;
+        // Not ours, or from a version that kept something else: as if
+        // nothing were kept (signing in again replaces it).
+        Ok(all
+            .into_iter()
+            .filter_map(|(text, store)| Some((serde_json::from_str::<Kept>(&text).ok()?, store)))
+            .max_by_key(|(k, _)| k.kept_at))
     }
 
     /// Keeps `kept` for `base`; says where.

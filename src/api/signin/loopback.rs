@@ -38,41 +38,54 @@ impl Callback {
     }
 
     /// Answers browser requests until one brings the redirect for `state`;
-    /// gives its code, or the error the server sent.
+    /// gives its code, or the error the server sent. Each connection is
+    /// answered on its own task: one that sends nothing (another program
+    /// on this machine) does not hold up the browser's.
     pub async fn code(&self, state: &str) -> Result<String, String> {
+        let (tx, mut outcomes) = tokio::sync::mpsc::unbounded_channel();
+        let mut answering = tokio::task::JoinSet::new();
         loop {
-            let Ok((mut conn, _)) = self.listener.accept().await else {
-                continue;
-            };
-            let head =
-                match tokio::time::timeout(Duration::from_secs(10), read_head(&mut conn)).await {
-                    Ok(Some(head)) => head,
-                    _ => continue,
-                };
-            let target = head
-                .lines()
-                .next()
-                .and_then(|l| l.strip_prefix("GET "))
-                .and_then(|l| l.split(' ').next())
-                .unwrap_or("");
-            if !target.starts_with("/callback") {
-                let _ = respond(&mut conn, "404 Not Found", "Not here.").await;
-                continue;
+            tokio::select! {
+                accepted = self.listener.accept() => {
+                    let Ok((conn, _)) = accepted else { continue };
+                    let (tx, state) = (tx.clone(), state.to_string());
+                    answering.spawn(async move {
+                        if let Some(outcome) = answer(conn, &state).await {
+                            let _ = tx.send(outcome);
+                        }
+                    });
+                }
+                Some(outcome) = outcomes.recv() => return outcome,
             }
-            let outcome = code_from_pasted(target, state);
-            let page = match &outcome {
-                Ok(_) => "Signed in. You can close this tab and return to your terminal.",
-                Err(_) => "Sign-in failed; your terminal says why.",
-            };
-            let _ = respond(&mut conn, "200 OK", page).await;
-            // A stray request (an old tab, another state) is not the answer.
-            if let Err(e) = &outcome
-                && e.starts_with(STALE)
-            {
-                continue;
-            }
-            return outcome;
         }
+    }
+}
+
+/// One browser request: the redirect's outcome, or `None` for anything
+/// else (a favicon, a stray request of another sign-in).
+async fn answer(mut conn: tokio::net::TcpStream, state: &str) -> Option<Result<String, String>> {
+    let head = tokio::time::timeout(Duration::from_secs(10), read_head(&mut conn))
+        .await
+        .ok()??;
+    let target = head
+        .lines()
+        .next()
+        .and_then(|l| l.strip_prefix("GET "))
+        .and_then(|l| l.split(' ').next())
+        .unwrap_or("");
+    if !target.starts_with("/callback") {
+        let _ = respond(&mut conn, "404 Not Found", "Not here.").await;
+        return None;
+    }
+    let outcome = code_from_pasted(target, state);
+    let page = match &outcome {
+        Ok(_) => "Signed in. You can close this tab and return to your terminal.",
+        Err(_) => "Sign-in failed; your terminal says why.",
+    };
+    let _ = respond(&mut conn, "200 OK", page).await;
+    match &outcome {
+        Err(e) if e.starts_with(STALE) => None,
+        _ => Some(outcome),
     }
 }
 
@@ -175,6 +188,10 @@ mod tests {
     async fn the_listener_takes_the_browsers_redirect_and_ignores_strays() {
         let cb = Callback::bind(0).await.unwrap();
         let port = cb.port();
+        // A connection that never sends a byte holds nothing up.
+        let _silent = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
         assert_eq!(cb.redirect_uri, format!("http://127.0.0.1:{port}/callback"));
         let browser = tokio::spawn(async move {
             let get = |path: &'static str| async move {

@@ -97,7 +97,7 @@ impl SignIn {
                 status.as_u16()
             ));
         }
-        let bytes = resp.bytes().await.map_err(|e| reason(&e))?;
+        let bytes = limited(resp).await?;
         let config: SmartConfig = serde_json::from_slice(&bytes)
             .map_err(|e| format!("the server's smart-configuration could not be read: {e}"))?;
         config.check_endpoints()?;
@@ -144,11 +144,7 @@ impl SignIn {
             .await
             .map_err(|e| format!("no answer from the sign-in server: {}", reason(&e)))?;
         let status = resp.status().as_u16();
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| format!("the sign-in server's answer was cut off: {}", reason(&e)))?;
-        Ok((status, bytes.to_vec()))
+        Ok((status, limited(resp).await?))
     }
 
     async fn token(&self, form: &[(&str, &str)]) -> Result<Result<TokenSet, OAuthError>, String> {
@@ -274,6 +270,34 @@ impl SignIn {
             ))
         }
     }
+}
+
+/// The most a sign-in answer may hold (they are a few hundred bytes): a
+/// hostile or broken server cannot fill the memory.
+const MAX_ANSWER: usize = 64 * 1024;
+
+async fn limited(mut resp: reqwest::Response) -> Result<Vec<u8>, String> {
+    let too_big = || {
+        format!(
+            "the sign-in server's answer is over {} KiB",
+            MAX_ANSWER / 1024
+        )
+    };
+    if resp.content_length().is_some_and(|n| n > MAX_ANSWER as u64) {
+        return Err(too_big());
+    }
+    let mut out = Vec::new();
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|e| format!("the sign-in server's answer was cut off: {}", reason(&e)))?
+    {
+        if out.len() + chunk.len() > MAX_ANSWER {
+            return Err(too_big());
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
 }
 
 fn form_body(form: &[(&str, &str)]) -> String {

@@ -40,6 +40,7 @@ impl Identity {
 #[derive(Clone)]
 pub struct TokenSet {
     pub access_token: String,
+    pub issued_at: Instant,
     pub expires_at: Instant,
     pub refresh_token: Option<String>,
     pub scope: Option<String>,
@@ -93,6 +94,10 @@ impl std::fmt::Display for OAuthError {
 /// An access token without `expires_in` is taken to last 5 minutes: it is
 /// refreshed early rather than found dead.
 const UNSTATED_LIFE: Duration = Duration::from_secs(300);
+/// A longer stated life is taken as a day: a hostile or broken server's
+/// huge number must not overflow the clock (and a day-old access token is
+/// refreshed anyway).
+const LONGEST_LIFE: Duration = Duration::from_secs(86_400);
 
 impl TokenSet {
     /// Reads a successful token answer received at `now`.
@@ -111,22 +116,28 @@ impl TokenSet {
             Some(jwt) => Some(identity_of(jwt)?),
             None => None,
         };
+        let life = raw
+            .expires_in
+            .map(Duration::from_secs)
+            .unwrap_or(UNSTATED_LIFE)
+            .min(LONGEST_LIFE);
         Ok(TokenSet {
             access_token: raw.access_token,
-            expires_at: now
-                + raw
-                    .expires_in
-                    .map(Duration::from_secs)
-                    .unwrap_or(UNSTATED_LIFE),
+            issued_at: now,
+            expires_at: now + life,
             refresh_token: raw.refresh_token,
             scope: raw.scope,
             identity,
         })
     }
 
-    /// Due for a refresh: less than a minute (or a fifth of its life) left.
+    /// Due for a refresh: less than a minute left, or less than a fifth of
+    /// its life for a short-lived token (which would otherwise be refreshed
+    /// before every request).
     pub fn due(&self, now: Instant) -> bool {
-        self.expires_at.saturating_duration_since(now) < Duration::from_secs(60)
+        let life = self.expires_at.saturating_duration_since(self.issued_at);
+        let margin = Duration::from_secs(60).min(life / 5);
+        self.expires_at.saturating_duration_since(now) <= margin
     }
 }
 
@@ -210,7 +221,20 @@ mod tests {
         let bare = serde_json::json!({"access_token": "a"});
         let t = TokenSet::from_answer(bare.to_string().as_bytes(), now).unwrap();
         assert!(!t.due(now));
-        assert!(t.due(now + Duration::from_secs(250)));
+        assert!(!t.due(now + Duration::from_secs(239)));
+        assert!(
+            t.due(now + Duration::from_secs(240)),
+            "a minute before the 5 minutes"
+        );
+        // A 10 s token: refreshed in its last 2 s, not before every request.
+        let short = serde_json::json!({"access_token": "a", "expires_in": 10});
+        let t = TokenSet::from_answer(short.to_string().as_bytes(), now).unwrap();
+        assert!(!t.due(now + Duration::from_secs(7)));
+        assert!(t.due(now + Duration::from_secs(8)));
+        // A huge stated life is a day, not an overflow.
+        let huge = serde_json::json!({"access_token": "a", "expires_in": u64::MAX});
+        let t = TokenSet::from_answer(huge.to_string().as_bytes(), now).unwrap();
+        assert_eq!(t.expires_at, now + Duration::from_secs(86_400));
         assert!(identity_of("not a jwt").is_err());
         assert!(identity_of(&jwt(serde_json::json!({"iss": "x"}))).is_err());
     }

@@ -18,6 +18,19 @@ use crate::api::{ApiError, ApiReply, ApiRequest, Secret};
 use crate::tui::matcher::MatchJob;
 use crate::tui::panes::{PaneId, Panes};
 
+impl std::fmt::Debug for LockStep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // A token being typed never shows in a debug print.
+        match self {
+            LockStep::Choose => f.write_str("Choose"),
+            LockStep::Token(t) => write!(f, "Token({} characters)", t.chars().count()),
+            LockStep::Starting => f.write_str("Starting"),
+            LockStep::Device(d) => write!(f, "Device({d:?})"),
+            LockStep::Checking => f.write_str("Checking"),
+        }
+    }
+}
+
 /// Why the screen locked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LockReason {
@@ -29,7 +42,7 @@ pub enum LockReason {
 }
 
 /// What the lock screen is doing.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub enum LockStep {
     /// Waiting for the user to pick a way to unlock.
     Choose,
@@ -56,6 +69,8 @@ pub struct LockState {
     pub tokens_dropped: bool,
     /// Waiting for writes in flight before the token goes.
     lock_pending: bool,
+    /// The current unlock attempt (answers to older ones are not shown).
+    attempt: u32,
 }
 
 impl App {
@@ -89,6 +104,7 @@ impl App {
             },
             tokens_dropped: false,
             lock_pending: true,
+            attempt: 0,
         });
         self.forget_patient_data();
         self.release_token_when_idle();
@@ -111,6 +127,9 @@ impl App {
         self.panes = Panes::default();
         self.focus = PaneId::Search;
         self.match_jobs.push(MatchJob::Clear);
+        // A search the matcher has not answered is answered by nothing now
+        // (the clear drops it): none is waited for.
+        self.match_done = self.match_sent;
         // Replies to reads still on their way are not applied.
         self.in_flight.retain(|_, o| o.is_write());
         self.latest.clear();
@@ -131,13 +150,17 @@ impl App {
         let Some(l) = &mut self.locked else { return };
         match (origin, result) {
             (Origin::Lock, _) => l.tokens_dropped = true,
-            (Origin::Unlock, Ok(ApiReply::UnlockCode(start))) => {
+            // Whichever attempt is approved unlocks (the api layer checked
+            // it is the same person).
+            (Origin::Unlock { .. }, Ok(ApiReply::Unlocked { .. })) => self.unlocked(),
+            (Origin::Unlock { attempt }, _) if *attempt != l.attempt => {}
+            (Origin::Unlock { attempt }, Ok(ApiReply::UnlockCode(start))) => {
+                let attempt = *attempt;
                 l.step = LockStep::Device(start.clone());
-                self.submit(ApiRequest::UnlockWait { start }, Origin::Unlock);
+                self.submit(ApiRequest::UnlockWait { start }, Origin::Unlock { attempt });
             }
-            (Origin::Unlock, Ok(ApiReply::Unlocked { .. })) => self.unlocked(),
-            (Origin::Unlock, Ok(_)) => {}
-            (Origin::Unlock, Err(e)) => {
+            (Origin::Unlock { .. }, Ok(_)) => {}
+            (Origin::Unlock { .. }, Err(e)) => {
                 l.step = LockStep::Choose;
                 l.problem = Some(e.message);
             }
@@ -177,11 +200,13 @@ impl App {
                 KeyCode::Enter => {
                     let token = std::mem::take(typed);
                     l.step = LockStep::Checking;
+                    l.attempt += 1;
+                    let attempt = l.attempt;
                     self.submit(
                         ApiRequest::UnlockWithToken {
                             token: Secret(token),
                         },
-                        Origin::Unlock,
+                        Origin::Unlock { attempt },
                     );
                 }
                 KeyCode::Esc => l.step = LockStep::Choose,
@@ -192,15 +217,31 @@ impl App {
                 KeyCode::Char(c) if !ctrl => typed.push(c),
                 _ => {}
             },
+            // Until the token is out of memory (writes in flight first),
+            // there is nothing to unlock: only quitting.
+            LockStep::Choose if !l.tokens_dropped => match key.code {
+                KeyCode::Char('q') => self.quit(),
+                KeyCode::Char('c') if ctrl => self.quit(),
+                _ => {}
+            },
             LockStep::Choose => match key.code {
-                KeyCode::Char('t') => {
+                KeyCode::Char('t') if self.session.token.is_some() => {
                     l.problem = None;
                     l.step = LockStep::Token(String::new());
                 }
                 KeyCode::Char('d') => {
                     l.problem = None;
                     l.step = LockStep::Starting;
-                    self.submit(ApiRequest::UnlockStart, Origin::Unlock);
+                    l.attempt += 1;
+                    let attempt = l.attempt;
+                    self.submit(ApiRequest::UnlockStart, Origin::Unlock { attempt });
+                }
+                // A server that asks for no sign-in has nobody to check.
+                KeyCode::Enter if self.session.token.is_none() && self.session.bearer.is_none() => {
+                    l.step = LockStep::Checking;
+                    l.attempt += 1;
+                    let attempt = l.attempt;
+                    self.submit(ApiRequest::UnlockOpen, Origin::Unlock { attempt });
                 }
                 KeyCode::Char('q') => self.quit(),
                 KeyCode::Char('c') if ctrl => self.quit(),
@@ -267,6 +308,13 @@ impl App {
             Line::from(""),
         ];
         match &l.step {
+            LockStep::Choose if !l.tokens_dropped => {
+                lines.push(Line::from("Saving the note being written…   q  quit"));
+            }
+            LockStep::Choose if self.session.token.is_none() && self.session.bearer.is_none() => {
+                lines.push(Line::from("Enter  go on (this server asks for no sign-in)"));
+                lines.push(Line::from("q  quit (drafts are kept)"));
+            }
             LockStep::Choose => {
                 lines.push(Line::from(
                     "d  sign in on another device (a code to approve)",

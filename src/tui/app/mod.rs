@@ -121,8 +121,11 @@ enum Origin {
     CoSign,
     /// Tokens dropped from memory.
     Lock,
-    /// A step of unlocking.
-    Unlock,
+    /// A step of unlocking; `attempt` tells an abandoned attempt's late
+    /// answer from the current one's.
+    Unlock {
+        attempt: u32,
+    },
 }
 
 impl Origin {
@@ -419,12 +422,15 @@ impl App {
         self.in_flight
             .values()
             .filter(|o| {
+                // Letting go of the tokens (and of a kept sign-in) is
+                // waited for too.
                 matches!(
                     o,
                     Origin::NoteSave { .. }
                         | Origin::NoteSign { .. }
                         | Origin::CosignTask { .. }
                         | Origin::CoSign
+                        | Origin::Lock
                 )
             })
             .count()
@@ -537,8 +543,7 @@ impl App {
                 // A SMART sign-in the server no longer takes (revoked, or
                 // its refresh refused): sign in again behind the lock
                 // instead of failing every request.
-                let ended = self.session.bearer.is_some()
-                    && matches!(&done.result, Err(e) if e.status == Some(401));
+                let ended = matches!(&done.result, Err(e) if e.signed_out);
                 self.handle_completed(done);
                 if ended {
                     self.lock(LockReason::SignInEnded);
@@ -959,7 +964,7 @@ impl App {
         }
         match (origin, done.result) {
             // Late answers from a lock that is over.
-            (Origin::Lock | Origin::Unlock, _) => {}
+            (Origin::Lock | Origin::Unlock { .. }, _) => {}
             (Origin::WhoAmI, Ok(ApiReply::WhoAmI(Some(who)))) => {
                 let had_role = self.session.role;
                 let had_user = self.session.user.clone();
