@@ -78,6 +78,10 @@ async fn keep_after_sign_in(settings: &Settings, signin: &SignIn, tokens: &Token
         &signin.base,
         &Kept::new(refresh.clone(), tokens.identity.as_ref()),
     ) {
+        Ok(place) if place.starts_with("kernel keyring") => eprintln!(
+            "Signed in as {who}. The sign-in is kept in the {place}: a cache of this \
+             machine's kernel, lost at reboot (or after 3 days unused), never written to disk."
+        ),
         Ok(place) => eprintln!("Signed in as {who}. The sign-in is kept in the {place}."),
         Err(why) => eprintln!(
             "Signed in as {who}. The sign-in is kept in memory only ({why}): chartty signs in again at the next start."
