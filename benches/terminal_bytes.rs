@@ -10,7 +10,6 @@
 //! `cargo bench --bench terminal_bytes`
 
 #[path = "../tests/pty_support/mod.rs"]
-#[allow(dead_code)]
 mod pty_support;
 
 use std::time::{Duration, Instant};
