@@ -165,14 +165,24 @@ impl Portal {
     }
 
     async fn post(&self, path: &str, pairs: &[(&str, &str)]) -> Answer {
-        let r = self
+        self.post_from(None, path, pairs).await
+    }
+
+    /// A post that names a client in `X-Forwarded-For`, as a proxy does.
+    async fn post_from(
+        &self,
+        forwarded_for: Option<&str>,
+        path: &str,
+        pairs: &[(&str, &str)],
+    ) -> Answer {
+        let mut b = self
             .c
             .post(format!("{}{path}", self.origin()))
-            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .body(form(pairs))
-            .send()
-            .await
-            .unwrap();
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+        if let Some(xff) = forwarded_for {
+            b = b.header("x-forwarded-for", xff);
+        }
+        let r = b.body(form(pairs)).send().await.unwrap();
         Self::answer(r).await
     }
 
@@ -204,12 +214,25 @@ impl Portal {
 
     /// Posts the login form as a browser would.
     async fn sign_in(&self, login: &str, password: &str, totp: &str, scope: &str) -> Answer {
+        self.sign_in_from(None, login, password, totp, scope).await
+    }
+
+    /// [`Portal::sign_in`] through a proxy that names the browser.
+    async fn sign_in_from(
+        &self,
+        forwarded_for: Option<&str>,
+        login: &str,
+        password: &str,
+        totp: &str,
+        scope: &str,
+    ) -> Answer {
         let mut pairs: Vec<(&str, String)> = self.authorize_params(scope, "st-1");
         pairs.push(("login", login.into()));
         pairs.push(("password", password.into()));
         pairs.push(("totp", totp.into()));
         let borrowed: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        self.post("/auth/authorize", &borrowed).await
+        self.post_from(forwarded_for, "/auth/authorize", &borrowed)
+            .await
     }
 
     async fn exchange(&self, code: &str, verifier: &str) -> Answer {
@@ -1200,12 +1223,16 @@ async fn failed_sign_ins_are_limited_and_recorded_without_the_password() {
     c.check(
         records.iter().any(|r| {
             r.0 == "sign-in"
-                && r.1.as_deref() == Some("no-such-user")
-                && r.3.as_deref() == Some("unknown login")
+                && r.1.is_none()
+                && r.3.as_deref() == Some("unknown login (12 characters)")
         }),
-        "unknown login recorded",
+        "unknown login recorded by its length",
     );
     let text = audit_text(&p.db);
+    c.check(
+        !text.contains("no-such-user"),
+        "what was typed as an unknown login is not in the audit",
+    );
     c.check(
         !text.contains(wrong),
         "the wrong password is not in the audit",
@@ -1214,19 +1241,289 @@ async fn failed_sign_ins_are_limited_and_recorded_without_the_password() {
     c.done();
 }
 
+/// A portal behind a proxy on loopback, as with `--trusted-proxy 127.0.0.1`.
+async fn portal_behind_proxy(tune: impl FnOnce(&mut server::Options)) -> Portal {
+    portal_with(|o| {
+        o.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+        tune(o);
+    })
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn twenty_failures_from_one_address_stop_every_login() {
-    let p = portal().await;
+async fn twenty_failures_from_one_client_address_stop_every_login_from_it_only() {
+    let p = portal_behind_proxy(|_| {}).await;
+    let here = Some("203.0.113.5");
     for i in 0..20 {
         let a = p
-            .sign_in(&format!("guess{i}"), "wrong-password", "", "openid")
+            .sign_in_from(here, &format!("guess{i}"), "wrong-password", "", "openid")
             .await;
         assert_eq!(a.status, StatusCode::UNAUTHORIZED, "attempt {i}");
     }
     let u = p.user(Role::Nurse);
-    let a = p.sign_in(&u.login, &u.password, "", "openid").await;
+    let a = p
+        .sign_in_from(here, &u.login, &u.password, "", "openid")
+        .await;
     assert_eq!(a.status, StatusCode::TOO_MANY_REQUESTS);
     assert!(!a.header("retry-after").is_empty());
+    // The same proxy, another client: the clinic goes on signing in.
+    let a = p
+        .sign_in_from(Some("198.51.100.9"), &u.login, &u.password, "", "openid")
+        .await;
+    assert_eq!(a.status, StatusCode::FOUND, "{}", a.text);
+    // IPv6 clients count by their /64.
+    for i in 0..20 {
+        let xff = format!("2001:db8:1:2::{i:x}");
+        p.sign_in_from(
+            Some(&xff),
+            &format!("v6guess{i}"),
+            "wrong-password",
+            "",
+            "openid",
+        )
+        .await;
+    }
+    let a = p
+        .sign_in_from(
+            Some("2001:db8:1:2:ffff::1"),
+            &u.login,
+            &u.password,
+            "",
+            "openid",
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::TOO_MANY_REQUESTS, "same /64");
+    let a = p
+        .sign_in_from(Some("2001:db8:1:3::1"), &u.login, &u.password, "", "openid")
+        .await;
+    assert_eq!(a.status, StatusCode::FOUND, "another /64");
+    // The record names the client and the proxy it came by.
+    assert!(
+        audit(&p.db).iter().any(|r| r.0 == "sign-in"
+            && r.4
+                .as_deref()
+                .is_some_and(|s| s.starts_with("198.51.100.9 via 127.0.0.1:"))),
+        "client address in the audit"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn x_forwarded_for_from_an_untrusted_peer_is_ignored() {
+    let p = portal().await;
+    // Each guess claims another client; the server counts its peer.
+    for i in 0..20 {
+        let xff = format!("203.0.113.{i}");
+        let a = p
+            .sign_in_from(
+                Some(&xff),
+                &format!("guess{i}"),
+                "wrong-password",
+                "",
+                "openid",
+            )
+            .await;
+        assert_eq!(a.status, StatusCode::UNAUTHORIZED, "attempt {i}");
+    }
+    let u = p.user(Role::Nurse);
+    let a = p
+        .sign_in_from(Some("198.51.100.9"), &u.login, &u.password, "", "openid")
+        .await;
+    assert_eq!(a.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(
+        audit(&p.db)
+            .iter()
+            .all(|r| r.4.as_deref().is_none_or(|s| s.starts_with("127.0.0.1:"))),
+        "the audit names the peer, not what it claimed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clinician_locked_out_from_one_address_still_signs_in_from_another() {
+    let p = portal_behind_proxy(|o| o.sign_in_limits.per_login = 8).await;
+    let mut c = Checks::default();
+    let u = p.user(Role::Nurse);
+    let attacker = Some("203.0.113.66");
+    for i in 0..5 {
+        let a = p
+            .sign_in_from(attacker, &u.login, "not-her-password", "", "openid")
+            .await;
+        c.eq(a.status, StatusCode::UNAUTHORIZED, &format!("guess {i}"));
+    }
+    for i in 0..3 {
+        let a = p
+            .sign_in_from(attacker, &u.login, &u.password, "", "openid")
+            .await;
+        c.eq(
+            a.status,
+            StatusCode::TOO_MANY_REQUESTS,
+            &format!("locked {i}"),
+        );
+    }
+    let ward = Some("198.51.100.20");
+    let a = p
+        .sign_in_from(ward, &u.login, &u.password, "", "openid")
+        .await;
+    c.eq(a.status, StatusCode::FOUND, "the nurse at the ward");
+    // One record of the lock-out a window, not one a refusal.
+    let locked: Vec<_> = audit(&p.db)
+        .into_iter()
+        .filter(|r| r.0 == "sign-in" && r.2 == 429)
+        .collect();
+    c.eq(locked.len(), 1, "lock-out records");
+    c.eq(
+        locked.first().and_then(|r| r.1.clone()),
+        Some(u.login.clone()),
+        "the lock-out names the user",
+    );
+    // A guesser spread over many addresses meets the login's ceiling (8
+    // here): 5 failures above, and 3 more from elsewhere.
+    for i in 0..3 {
+        let xff = format!("192.0.2.{i}");
+        let a = p
+            .sign_in_from(Some(&xff), &u.login, "not-her-password", "", "openid")
+            .await;
+        c.eq(
+            a.status,
+            StatusCode::UNAUTHORIZED,
+            &format!("spread guess {i}"),
+        );
+    }
+    let a = p
+        .sign_in_from(Some("192.0.2.200"), &u.login, &u.password, "", "openid")
+        .await;
+    c.eq(
+        a.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "the login's ceiling",
+    );
+    c.done();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_typed_as_the_login_is_not_recorded() {
+    let p = portal().await;
+    let typed = "my-Secret-passw0rd";
+    let a = p.sign_in(typed, "", "", "openid").await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+    // Locked out under that "login" too: still not recorded.
+    for _ in 0..5 {
+        p.sign_in(typed, "x", "", "openid").await;
+    }
+    let records = audit(&p.db);
+    assert!(
+        records
+            .iter()
+            .any(|r| r.3.as_deref() == Some("unknown login (18 characters)")),
+        "{records:?}"
+    );
+    assert!(
+        records.iter().any(|r| r.2 == 429
+            && r.1.is_none()
+            && r.3.as_deref()
+                == Some("locked out: too many failed sign-ins, unknown login (18 characters)")),
+        "{records:?}"
+    );
+    let text = audit_text(&p.db);
+    assert!(!text.contains(typed));
+    assert!(!text.to_lowercase().contains(&typed.to_lowercase()));
+}
+
+/// The median time of a sign-in answer.
+async fn median_sign_in(p: &Portal, logins: &[String], password: &str) -> Duration {
+    let mut times = Vec::new();
+    for l in logins {
+        let t = std::time::Instant::now();
+        let a = p.sign_in(l, password, "", "openid").await;
+        assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+        times.push(t.elapsed());
+    }
+    times.sort();
+    times[times.len() / 2]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_login_takes_as_long_as_a_demo_users_wrong_password() {
+    // The demo users' hashes are cheap; an unknown login must not cost the
+    // configured (dear) cost, or timing would tell the logins apart.
+    let p = portal().await;
+    let demo: Vec<String> = p
+        .srv
+        .users
+        .iter()
+        .take(5)
+        .map(|u| u.login.clone())
+        .collect();
+    let unknown: Vec<String> = (0..5).map(|i| format!("nobody{i}")).collect();
+    let known = median_sign_in(&p, &demo, "wrong-password").await;
+    let none = median_sign_in(&p, &unknown, "wrong-password").await;
+    let ratio = none.as_secs_f64() / known.as_secs_f64().max(1e-6);
+    assert!(ratio < 4.0, "unknown {none:?}, demo user {known:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn device_codes_are_limited_per_client_address() {
+    let p = portal_behind_proxy(|_| {}).await;
+    let mut c = Checks::default();
+    let start = |xff: &'static str| {
+        let p = &p;
+        async move {
+            p.post_from(
+                Some(xff),
+                "/auth/device",
+                &[("client_id", "chartty"), ("scope", "openid")],
+            )
+            .await
+        }
+    };
+    for i in 0..10 {
+        c.eq(
+            start("203.0.113.7").await.status,
+            StatusCode::OK,
+            &format!("start {i}"),
+        );
+    }
+    for i in 0..3 {
+        let a = start("203.0.113.7").await;
+        c.eq(
+            a.status,
+            StatusCode::TOO_MANY_REQUESTS,
+            &format!("refused {i}"),
+        );
+        c.eq(oauth_error(&a).as_str(), "slow_down", "error");
+        let retry: u64 = a.header("retry-after").parse().unwrap_or(0);
+        c.check(
+            retry > 0 && retry <= 15 * 60,
+            format!("Retry-After {retry}"),
+        );
+    }
+    c.eq(
+        start("198.51.100.3").await.status,
+        StatusCode::OK,
+        "another client",
+    );
+    let records = audit(&p.db);
+    c.eq(
+        records
+            .iter()
+            .filter(|r| r.0 == "device-start" && r.2 == 200)
+            .count(),
+        11,
+        "one record a code",
+    );
+    c.eq(
+        records
+            .iter()
+            .filter(|r| r.0 == "device-start" && r.2 == 429)
+            .count(),
+        1,
+        "one record of the refusals",
+    );
+    let rows: i64 = rusqlite::Connection::open(&p.db)
+        .unwrap()
+        .query_row("SELECT count(*) FROM auth_device", [], |r| r.get(0))
+        .unwrap();
+    c.eq(rows, 11, "no row for a refused start");
+    c.done();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, State};
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::Response;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::json;
@@ -113,7 +113,11 @@ pub async fn start(
     uri: Uri,
     body: Bytes,
 ) -> Response {
-    let (ctx, _) = peer(peer_addr.map(|Extension(ConnectInfo(a))| a));
+    let (ctx, ip) = peer(
+        &auth.options,
+        peer_addr.map(|Extension(ConnectInfo(a))| a),
+        &headers,
+    );
     let Some(o) = origin(&auth.options, &headers, &uri) else {
         return OAuthError::new("invalid_request", "the request names no usable Host").response();
     };
@@ -128,6 +132,33 @@ pub async fn start(
     let granted = scope::grant(form.get("scope").unwrap_or(""));
     if granted.is_empty() {
         return OAuthError::new("invalid_scope", "ask for at least one supported scope").response();
+    }
+    // Each start writes a row and a record; unauthenticated, so bounded
+    // per client address.
+    if let Err(refused) = auth.limiter.device_start(ip) {
+        if refused.record {
+            let e = event(
+                &ctx,
+                None,
+                "device-start",
+                429,
+                "too many device codes asked for",
+            );
+            if let Err(e) = auth.db.append(vec![e]).await {
+                return OAuthError::from(e).response();
+            }
+        }
+        let secs = refused.wait.as_secs().max(1);
+        let mut r = json_response(
+            StatusCode::TOO_MANY_REQUESTS,
+            &json!({
+                "error": "slow_down",
+                "error_description": format!("too many device codes asked for; try again in {secs} s"),
+            }),
+        );
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        return r;
     }
     let now = store::now_ms();
     let ttl_s = auth.options.device_ttl.as_secs().max(1) as i64;
@@ -148,14 +179,7 @@ pub async fn start(
                 tracing::error!(error = %e, "device authorization failed");
                 FhirError::internal()
             })?;
-            let e = event(
-                &ctx,
-                "",
-                None,
-                "device-start",
-                200,
-                format!("for {client_id}"),
-            );
+            let e = event(&ctx, None, "device-start", 200, format!("for {client_id}"));
             super::super::audit::append(conn, &[e])?;
             Ok(pair)
         })

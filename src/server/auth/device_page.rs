@@ -7,7 +7,7 @@ use std::sync::Arc;
 use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, State};
-use axum::http::{HeaderValue, StatusCode, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::Response;
 
 use super::super::audit;
@@ -57,9 +57,14 @@ pub async fn page(uri: Uri) -> Response {
 pub async fn submit(
     State(auth): State<Arc<Auth>>,
     peer_addr: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (ctx, ip) = peer(peer_addr.map(|Extension(ConnectInfo(a))| a));
+    let (ctx, ip) = peer(
+        &auth.options,
+        peer_addr.map(|Extension(ConnectInfo(a))| a),
+        &headers,
+    );
     let form = Form::parse(&body);
     let user_code = form.get("user_code").unwrap_or("").to_string();
     let now = store::now_ms();
@@ -109,7 +114,7 @@ pub async fn submit(
                 Decided::Done => (200, "device sign-in approved"),
                 Decided::Unknown => (400, "device code no longer waiting"),
             };
-            let e = event(&ctx, &user.login, Some(&user), "sign-in", status, detail);
+            let e = event(&ctx, Some(&user), "sign-in", status, detail);
             audit::append(conn, &[e])?;
             Ok(d)
         })
@@ -141,7 +146,7 @@ async fn deny(auth: &Arc<Auth>, ctx: &audit::Context, user_code: &str, now: i64)
         .write(move |conn| -> Result<Decided, FhirError> {
             let d = device::decide(conn, &code, None, now)?;
             if d == Decided::Done {
-                let e = event(&ctx, "", None, "device-deny", 200, "device sign-in denied");
+                let e = event(&ctx, None, "device-deny", 200, "device sign-in denied");
                 audit::append(conn, &[e])?;
             }
             Ok(d)
