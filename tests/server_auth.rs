@@ -792,7 +792,8 @@ async fn a_code_needs_its_verifier_and_a_second_use_revokes_the_first() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refresh_tokens_rotate_and_a_spent_one_revokes_the_grant() {
-    let p = portal().await;
+    // No grace: any spent token presented again is a copy.
+    let p = portal_with(|o| o.refresh_reuse_grace = Duration::ZERO).await;
     let mut c = Checks::default();
     let first = p
         .tokens(Role::Resident, "openid offline_access user/*.read")
@@ -861,6 +862,100 @@ async fn refresh_tokens_rotate_and_a_spent_one_revokes_the_grant() {
     c.check(
         online.get("id_token").is_none(),
         "no id_token without openid",
+    );
+    c.done();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_refresh_token_spent_last_may_be_retried_within_the_grace_period() {
+    let p = portal_with(|o| o.refresh_reuse_grace = Duration::from_millis(1500)).await;
+    let mut c = Checks::default();
+    let resident = p.user(Role::Resident).login.clone();
+    let first = p.tokens(Role::Resident, "openid offline_access").await;
+    let r1 = first["refresh_token"].as_str().unwrap().to_string();
+    // The answer to this refresh is "lost": the client tries r1 again.
+    let lost = p.refresh(&r1).await.json();
+    let retried = p.refresh(&r1).await;
+    c.eq(
+        retried.status,
+        StatusCode::OK,
+        "a retry within the grace period",
+    );
+    let fresh = retried.json();
+    let r3 = fresh["refresh_token"].as_str().unwrap_or("").to_string();
+    let a3 = fresh["access_token"].as_str().unwrap_or("").to_string();
+    c.check(!r3.is_empty() && r3 != r1, "a new refresh token");
+    c.eq(
+        p.whoami(&a3).await.0,
+        StatusCode::OK,
+        "its access token works",
+    );
+    let a2 = lost["access_token"].as_str().unwrap_or("").to_string();
+    c.eq(
+        p.whoami(&a2).await.0,
+        StatusCode::OK,
+        "the lost answer's token is not revoked",
+    );
+    c.check(
+        audit(&p.db)
+            .iter()
+            .any(|r| r.0 == "refresh-retry" && r.1.as_deref() == Some(&resident) && r.2 == 200),
+        "the retry recorded",
+    );
+    c.check(
+        !audit(&p.db).iter().any(|r| r.0 == "refresh-reuse"),
+        "not as a reuse",
+    );
+    // The grant goes on from the new pair; r1 is now older than the token
+    // spent last, and presenting it revokes the grant even in the grace
+    // period.
+    let r4 = p.refresh(&r3).await.json()["refresh_token"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    c.check(!r4.is_empty(), "refresh from the retried pair");
+    c.eq(
+        oauth_error(&p.refresh(&r1).await).as_str(),
+        "invalid_grant",
+        "an older spent token",
+    );
+    c.eq(
+        oauth_error(&p.refresh(&r4).await).as_str(),
+        "invalid_grant",
+        "the grant is revoked",
+    );
+    c.eq(
+        p.whoami(&a3).await.0,
+        StatusCode::UNAUTHORIZED,
+        "and its tokens",
+    );
+
+    // Past the grace period the token spent last revokes too.
+    let t = p.tokens(Role::Resident, "openid offline_access").await;
+    let r1 = t["refresh_token"].as_str().unwrap().to_string();
+    let next = p.refresh(&r1).await.json();
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    c.eq(
+        oauth_error(&p.refresh(&r1).await).as_str(),
+        "invalid_grant",
+        "after the grace period",
+    );
+    c.eq(
+        oauth_error(
+            &p.refresh(next["refresh_token"].as_str().unwrap_or(""))
+                .await,
+        )
+        .as_str(),
+        "invalid_grant",
+        "its grant revoked",
+    );
+    c.eq(
+        audit(&p.db)
+            .iter()
+            .filter(|r| r.0 == "refresh-reuse" && r.1.as_deref() == Some(&resident))
+            .count(),
+        2,
+        "both reuses recorded",
     );
     c.done();
 }

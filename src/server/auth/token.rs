@@ -253,6 +253,18 @@ fn refresh(
             )?;
             Ok(Ok(i))
         }
+        Refreshed::Retried(i) => {
+            record(
+                conn,
+                &[issued_event(
+                    ctx,
+                    &i,
+                    "refresh-retry",
+                    "the refresh token spent last, again within the grace period",
+                )],
+            )?;
+            Ok(Ok(i))
+        }
         Refreshed::Reused { user, grant } => {
             let detail = format!("a spent refresh token presented again; grant {grant} revoked");
             record(
