@@ -1242,6 +1242,87 @@ async fn the_device_grant_waits_slows_down_and_is_approved_or_denied() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_device_page_says_what_is_being_approved_and_escapes_it() {
+    let p = portal_behind_proxy(|_| {}).await;
+    let mut c = Checks::default();
+    let started = p
+        .post_from(
+            Some("203.0.113.44"),
+            "/auth/device",
+            &[
+                ("client_id", "chartty"),
+                (
+                    "scope",
+                    "openid fhirUser offline_access user/Patient.rs user/Task.cruds",
+                ),
+            ],
+        )
+        .await
+        .json();
+    let code = started["user_code"].as_str().unwrap_or("").to_string();
+    let page = p
+        .get(&format!("/auth/device/verify?user_code={code}"))
+        .await;
+    c.eq(page.status, StatusCode::OK, "page");
+    let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    for want in [
+        "Only enter a code shown on your own screen. Never approve a code someone sent you.",
+        "Asked for",
+        today.as_str(),
+        "UTC",
+        "seconds ago",
+        "By a terminal at",
+        "203.0.113.44",
+        "Know who you are (your name and login)",
+        "Read and search: Patient",
+        "Create, read, change, delete and search: Task",
+        "Keep its access renewing until you sign out",
+        "No more than your role allows",
+    ] {
+        c.check(page.text.contains(want), format!("the page says {want:?}"));
+    }
+    // After a wrong password it still says so.
+    let u = p.user(Role::Nurse);
+    let wrong = p
+        .post(
+            "/auth/device/verify",
+            &[
+                ("user_code", &code),
+                ("login", &u.login),
+                ("password", "not it"),
+                ("action", "approve"),
+            ],
+        )
+        .await;
+    c.eq(wrong.status, StatusCode::UNAUTHORIZED, "wrong password");
+    c.check(
+        wrong.text.contains("203.0.113.44"),
+        "still names the address",
+    );
+    // Without a waiting code: the warning, nothing about a request.
+    let hostile = p
+        .get("/auth/device/verify?user_code=%22%3E%3Cscript%3Ealert(1)%3C/script%3E")
+        .await;
+    c.eq(hostile.status, StatusCode::OK, "hostile code");
+    c.check(
+        !hostile.text.to_lowercase().contains("<script"),
+        format!("escaped: {}", hostile.text),
+    );
+    c.check(
+        hostile.text.contains("&quot;&gt;&lt;SCRIPT&gt;"),
+        "shown escaped",
+    );
+    c.check(
+        hostile
+            .text
+            .contains("Never approve a code someone sent you.")
+            && !hostile.text.contains("Asked for"),
+        "warning only",
+    );
+    c.done();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_device_code_expires() {
     let p = portal_with(|o| o.device_ttl = Duration::from_secs(1)).await;
     let d = start_device(&p, "openid").await;

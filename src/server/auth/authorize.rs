@@ -108,6 +108,8 @@ fn sign_in_page(
         user_code: None,
         error,
         deny: false,
+        about: Vec::new(),
+        warning: None,
     }
     .html();
     respond(status, html, Some(&checked.redirect_origin))

@@ -70,15 +70,18 @@ pub fn normalise(typed: &str) -> String {
         .collect()
 }
 
-/// Stores a new pair; returns (device code, user code).
-fn create(
-    conn: &Connection,
-    client_id: &str,
-    scope: &str,
+/// A new pair's particulars.
+struct NewPair<'a> {
+    client_id: &'a str,
+    scope: &'a str,
     expires: i64,
     interval_s: i64,
-    now: i64,
-) -> anyhow::Result<(String, String)> {
+    /// The asking client's address, for the approval page.
+    address: Option<String>,
+}
+
+/// Stores a new pair; returns (device code, user code).
+fn create(conn: &Connection, pair: &NewPair<'_>, now: i64) -> anyhow::Result<(String, String)> {
     conn.execute(
         "DELETE FROM auth_device WHERE expires < ?1",
         params![now - 86_400_000],
@@ -87,15 +90,18 @@ fn create(
     for _ in 0..8 {
         let user = new_user_code()?;
         let inserted = conn.execute(
-            "INSERT OR IGNORE INTO auth_device (hash, user_code, client_id, scope, expires, interval_s)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT OR IGNORE INTO auth_device
+                 (hash, user_code, client_id, scope, expires, interval_s, requested, address)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             params![
                 token_hash(&device).as_slice(),
                 user,
-                client_id,
-                scope,
-                expires,
-                interval_s
+                pair.client_id,
+                pair.scope,
+                pair.expires,
+                pair.interval_s,
+                now,
+                pair.address
             ],
         )?;
         if inserted == 1 {
@@ -167,15 +173,14 @@ pub async fn start(
     let made = auth
         .db
         .write(move |conn| -> Result<_, FhirError> {
-            let pair = create(
-                conn,
-                &client_id,
-                &granted,
-                now + ttl_s * 1000,
+            let new = NewPair {
+                client_id: &client_id,
+                scope: &granted,
+                expires: now + ttl_s * 1000,
                 interval_s,
-                now,
-            )
-            .map_err(|e| {
+                address: ip.map(|a| a.to_string()),
+            };
+            let pair = create(conn, &new, now).map_err(|e| {
                 tracing::error!(error = %e, "device authorization failed");
                 FhirError::internal()
             })?;
@@ -324,14 +329,31 @@ pub fn decide(
     })
 }
 
-/// Whether a user code is waiting (for the page, before asking for a
-/// password).
-pub fn waiting(conn: &Connection, user_code: &str, now: i64) -> rusqlite::Result<bool> {
+/// What the approval page says of a waiting code.
+#[derive(Debug, Clone)]
+pub struct Pending {
+    /// When it was asked for (ms; none for codes of an older server).
+    pub requested: Option<i64>,
+    /// The asking client's address.
+    pub address: Option<String>,
+    pub scope: String,
+}
+
+/// A waiting user code (for the page, before asking for a password).
+pub fn pending(conn: &Connection, user_code: &str, now: i64) -> rusqlite::Result<Option<Pending>> {
     conn.query_row(
-        "SELECT EXISTS (SELECT 1 FROM auth_device WHERE user_code = ?1 AND state = 'pending' AND expires > ?2)",
+        "SELECT requested, address, scope FROM auth_device
+         WHERE user_code = ?1 AND state = 'pending' AND expires > ?2",
         params![normalise(user_code), now],
-        |r| r.get(0),
+        |r| {
+            Ok(Pending {
+                requested: r.get(0)?,
+                address: r.get(1)?,
+                scope: r.get(2)?,
+            })
+        },
     )
+    .optional()
 }
 
 #[cfg(test)]

@@ -78,6 +78,80 @@ pub fn refreshable(granted: &str) -> bool {
     has(granted, "offline_access") || has(granted, "online_access")
 }
 
+/// What a v1 or v2 permission allows, in words.
+fn permission_words(perm: &str) -> String {
+    match perm {
+        "read" => "read and search".to_string(),
+        "write" => "create, change and delete".to_string(),
+        "*" => "read, search, create, change and delete".to_string(),
+        v2 => {
+            let words: Vec<&str> = v2
+                .chars()
+                .filter_map(|c| match c {
+                    'c' => Some("create"),
+                    'r' => Some("read"),
+                    'u' => Some("change"),
+                    'd' => Some("delete"),
+                    's' => Some("search"),
+                    _ => None,
+                })
+                .collect();
+            match words.as_slice() {
+                [] => String::new(),
+                [one] => (*one).to_string(),
+                [init @ .., last] => format!("{} and {last}", init.join(", ")),
+            }
+        }
+    }
+}
+
+/// A granted scope in plain words, one line per kind of access, for the
+/// person approving it.
+pub fn plain(granted: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut by_permission: Vec<(String, Vec<String>)> = Vec::new();
+    let mut identity = false;
+    for s in granted.split_ascii_whitespace() {
+        match s {
+            "openid" | "fhirUser" | "profile" => identity = true,
+            _ => {
+                let Some((ty, perm)) = s.strip_prefix("user/").and_then(|r| r.split_once('.'))
+                else {
+                    continue;
+                };
+                let words = permission_words(perm);
+                let what = if ty == "*" {
+                    "every kind of record".to_string()
+                } else {
+                    ty.to_string()
+                };
+                match by_permission.iter_mut().find(|(w, _)| *w == words) {
+                    Some((_, types)) => types.push(what),
+                    None => by_permission.push((words, vec![what])),
+                }
+            }
+        }
+    }
+    if identity {
+        out.push("Know who you are (your name and login)".to_string());
+    }
+    for (words, types) in by_permission {
+        let mut line = words;
+        if let Some(first) = line.get(..1) {
+            line = format!("{}{}", first.to_uppercase(), &line[1..]);
+        }
+        out.push(format!("{line}: {}", types.join(", ")));
+    }
+    if has(granted, "offline_access") {
+        out.push(
+            "Keep its access renewing until you sign out in it (chartty logout), even after the terminal is closed".to_string(),
+        );
+    } else if has(granted, "online_access") {
+        out.push("Keep its access renewing while it is in use".to_string());
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -96,6 +170,17 @@ mod tests {
         );
         assert_eq!(grant(""), "");
         assert!(refreshable("openid online_access"));
+        assert_eq!(
+            plain(
+                "openid fhirUser offline_access user/Patient.rs user/Observation.rs user/Task.cruds user/*.read"
+            ),
+            vec![
+                "Know who you are (your name and login)",
+                "Read and search: Patient, Observation, every kind of record",
+                "Create, read, change, delete and search: Task",
+                "Keep its access renewing until you sign out in it (chartty logout), even after the terminal is closed",
+            ]
+        );
         assert!(!refreshable("openid"));
     }
 }
