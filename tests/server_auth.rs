@@ -98,6 +98,13 @@ impl Answer {
 }
 
 async fn portal_with(tune: impl FnOnce(&mut server::Options)) -> Portal {
+    portal_on(None, tune).await
+}
+
+async fn portal_on(
+    demo_data: Option<demo::DemoOptions>,
+    tune: impl FnOnce(&mut server::Options),
+) -> Portal {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("portal.db");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -109,7 +116,7 @@ async fn portal_with(tune: impl FnOnce(&mut server::Options)) -> Portal {
     let srv = server::start_with(
         ServerConfig {
             db: db.clone(),
-            demo: None,
+            demo: demo_data,
         },
         listener,
         demo::staff(),
@@ -1881,5 +1888,195 @@ async fn the_sign_in_paths_take_small_forms_and_fhir_is_unchanged() {
         r.status() != StatusCode::OK && r.status() != StatusCode::CREATED,
         format!("dot-dot path: {}", r.status()),
     );
+    c.done();
+}
+
+/// What chartty asks for when the server takes SMART v2 scopes.
+const CHARTTY_SCOPES: &str = "openid fhirUser offline_access user/Patient.rs user/Observation.rs \
+     user/Condition.rs user/AllergyIntolerance.rs user/MedicationRequest.rs user/Encounter.rs \
+     user/Practitioner.rs user/DocumentReference.cruds user/Task.cruds user/Communication.cruds";
+
+impl Portal {
+    async fn fhir(&self, token: &str, method: &str, path: &str, body: Option<Value>) -> Answer {
+        let url = format!("{}/{path}", self.srv.base_url);
+        let b = match method {
+            "POST" => self.c.post(url),
+            "PUT" => self.c.put(url),
+            _ => self.c.get(url),
+        };
+        let b = b.bearer_auth(token);
+        let b = match body {
+            Some(v) => b
+                .header(header::CONTENT_TYPE, "application/fhir+json")
+                .body(v.to_string()),
+            None => b,
+        };
+        Self::answer(b.send().await.unwrap()).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tokens_scopes_narrow_what_its_role_allows() {
+    let p = portal_on(Some(demo::DemoOptions::new(8, 3)), |_| {}).await;
+    let mut c = Checks::default();
+    let attending = p.user(Role::Attending).clone();
+    let cli_token = attending.token.clone();
+    let token = |scope: &'static str| {
+        let p = &p;
+        async move {
+            p.tokens(Role::Attending, scope).await["access_token"]
+                .as_str()
+                .unwrap_or("")
+                .to_string()
+        }
+    };
+    let patient_only = token("openid user/Patient.rs").await;
+    let v1_read = token("openid user/*.read").await;
+    let full = token(CHARTTY_SCOPES).await;
+    let found = p.fhir(&full, "GET", "Patient?_count=1", None).await.json();
+    let pid = found["entry"][0]["resource"]["id"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    assert!(!pid.is_empty(), "a demo patient: {found}");
+    let note = |status: &str| {
+        serde_json::json!({
+            "resourceType": "DocumentReference", "status": "current", "docStatus": status,
+            "type": {"coding": [{"system": "http://loinc.org", "code": "11506-3"}]},
+            "subject": {"reference": format!("Patient/{pid}")},
+            "date": "2026-01-10T10:00:00Z",
+            "author": [{"reference": attending.practitioner.clone()}],
+            "content": [{"attachment": {"contentType": "text/plain", "data": "Uzogd2VsbC4="}}]
+        })
+    };
+    let batch = serde_json::json!({
+        "resourceType": "Bundle", "type": "batch",
+        "entry": [
+            {"request": {"method": "GET", "url": format!("Patient/{pid}")}},
+            {"request": {"method": "GET", "url": format!("Observation?patient={pid}")}}
+        ]
+    });
+    let lastn = format!("Observation/$lastn?patient={pid}");
+    let obs = format!("Observation?patient={pid}");
+    let read = format!("Patient/{pid}");
+    let me = attending.practitioner.clone();
+    // (who, token, method, path, body, status)
+    type Case<'a> = (&'a str, &'a str, &'a str, &'a str, Option<Value>, u16);
+    let cases: Vec<Case> = vec![
+        ("Patient.rs", &patient_only, "GET", &read, None, 200),
+        (
+            "Patient.rs",
+            &patient_only,
+            "GET",
+            "Patient?_count=2",
+            None,
+            200,
+        ),
+        ("Patient.rs", &patient_only, "GET", &obs, None, 403),
+        ("Patient.rs", &patient_only, "GET", &lastn, None, 403),
+        (
+            "Patient.rs",
+            &patient_only,
+            "POST",
+            "DocumentReference",
+            Some(note("preliminary")),
+            403,
+        ),
+        ("Patient.rs", &patient_only, "GET", "$whoami", None, 200),
+        (
+            "Patient.rs",
+            &patient_only,
+            "POST",
+            "",
+            Some(batch.clone()),
+            200,
+        ),
+        ("*.read", &v1_read, "GET", &obs, None, 200),
+        ("*.read", &v1_read, "GET", "Condition?_count=1", None, 200),
+        (
+            "*.read",
+            &v1_read,
+            "POST",
+            "DocumentReference",
+            Some(note("preliminary")),
+            403,
+        ),
+        ("chartty's", &full, "GET", &read, None, 200),
+        ("chartty's", &full, "GET", &obs, None, 200),
+        ("chartty's", &full, "GET", &lastn, None, 200),
+        (
+            "chartty's",
+            &full,
+            "GET",
+            "Task?_include=Task:patient",
+            None,
+            200,
+        ),
+        ("chartty's", &full, "GET", &me, None, 200),
+        ("chartty's", &full, "GET", "Encounter?_count=1", None, 200),
+        ("chartty's", &full, "GET", "$whoami", None, 200),
+        (
+            "chartty's",
+            &full,
+            "POST",
+            "DocumentReference",
+            Some(note("preliminary")),
+            201,
+        ),
+        ("chartty's", &full, "GET", "AuditEvent?_count=1", None, 403),
+        (
+            "no scope (CLI)",
+            &cli_token,
+            "POST",
+            "DocumentReference",
+            Some(note("preliminary")),
+            201,
+        ),
+        ("no scope (CLI)", &cli_token, "GET", &obs, None, 200),
+    ];
+    for (who, token, method, path, body, want) in cases {
+        let a = p.fhir(token, method, path, body).await;
+        let what = format!("{who}: {method} {path}");
+        c.eq(a.status.as_u16(), want, &what);
+        if want == 403 && path != "AuditEvent?_count=1" {
+            c.check(
+                a.text.contains("the token's scopes do not allow"),
+                format!("{what} says why: {}", a.text),
+            );
+        }
+        if path.is_empty() {
+            let statuses: Vec<String> = a.json()["entry"]
+                .as_array()
+                .map(|es| {
+                    es.iter()
+                        .map(|e| e["response"]["status"].as_str().unwrap_or("").to_string())
+                        .collect()
+                })
+                .unwrap_or_default();
+            c.check(
+                statuses.len() == 2
+                    && statuses[0].starts_with("200")
+                    && statuses[1].starts_with("403"),
+                format!("{what}: each entry decided alone: {statuses:?}"),
+            );
+        }
+    }
+    // Included resources the scopes do not cover are left out.
+    let included_patients = |v: Value| {
+        v["entry"]
+            .as_array()
+            .map(|es| {
+                es.iter()
+                    .filter(|e| e["resource"]["resourceType"] == "Patient")
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    let tasks_only = token("openid user/Task.rs").await;
+    let q = "Task?_include=Task:patient&_count=50";
+    let with = included_patients(p.fhir(&full, "GET", q, None).await.json());
+    c.check(with > 0, "chartty's scopes include the tasks' patients");
+    let without = included_patients(p.fhir(&tasks_only, "GET", q, None).await.json());
+    c.eq(without, 0, "no Patient without a Patient scope");
     c.done();
 }

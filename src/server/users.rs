@@ -24,6 +24,9 @@ pub struct User {
     pub role: Role,
     /// `Practitioner/<id>` of this person, if they are one.
     pub practitioner: Option<String>,
+    /// What the token this user signed in with allows, when it was issued
+    /// with scopes (by signing in); `None`: the role decides alone.
+    pub scopes: Option<super::auth::scope::Scopes>,
 }
 
 impl User {
@@ -114,6 +117,7 @@ fn user_of(
         name,
         role: role.parse().ok()?,
         practitioner,
+        scopes: None,
     })
 }
 
@@ -146,7 +150,8 @@ pub fn authenticate(
 ) -> rusqlite::Result<Result<User, Refused>> {
     let found = conn
         .prepare_cached(
-            "SELECT u.id, u.login, u.name, u.role, u.practitioner, t.expires, t.revoked, u.disabled
+            "SELECT u.id, u.login, u.name, u.role, u.practitioner, t.expires, t.revoked, u.disabled,
+                    t.scope
              FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.hash = ?1",
         )?
         .query_row(params![token_hash(token).as_slice()], |r| {
@@ -155,10 +160,11 @@ pub fn authenticate(
                 r.get::<_, i64>(5)?,
                 r.get::<_, Option<i64>>(6)?,
                 r.get::<_, i64>(7)? != 0,
+                r.get::<_, Option<String>>(8)?,
             ))
         })
         .optional()?;
-    let Some((user, expires, revoked, disabled)) = found else {
+    let Some((user, expires, revoked, disabled, scope)) = found else {
         return Ok(Err(Refused::Unknown));
     };
     Ok(if revoked.is_some() {
@@ -168,7 +174,12 @@ pub fn authenticate(
     } else if expires <= now {
         Err(Refused::Expired)
     } else {
-        user_of(user).ok_or(Refused::Disabled)
+        user_of(user)
+            .map(|u| User {
+                scopes: scope.as_deref().map(super::auth::scope::Scopes::parse),
+                ..u
+            })
+            .ok_or(Refused::Disabled)
     })
 }
 

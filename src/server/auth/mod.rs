@@ -4,8 +4,8 @@
 //! refresh tokens, revocation, and an OpenID Connect id_token.
 //!
 //! Access tokens are ordinary rows of `tokens`, so the FHIR side
-//! authenticates them as it does any other; what a token may do is still
-//! decided by the user's role. Every sign-in attempt and every token
+//! authenticates them as it does any other; what a token may do is
+//! decided by the user's role, narrowed by the token's scopes. Every sign-in attempt and every token
 //! issued, refreshed or revoked is in the audit trail, naming the login and
 //! the client address, never a password, code or token.
 
