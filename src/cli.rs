@@ -45,6 +45,8 @@ pub struct Cli {
     pub command: Option<Command>,
 }
 
+// Parsed once per run: the size of the largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Start the portal server on loopback with fresh demo data, sign in and open the TUI
@@ -91,6 +93,11 @@ pub enum Command {
         /// the sign-in endpoints and signs id_tokens
         #[arg(long, value_name = "URL")]
         public_url: Option<String>,
+        /// A proxy (address or network, e.g. 10.0.0.5 or 10.0.0.0/24)
+        /// whose X-Forwarded-For names the client, for the sign-in limits
+        /// and the audit; may be given more than once
+        #[arg(long = "trusted-proxy", value_name = "ADDR")]
+        trusted_proxies: Vec<server::auth::address::Cidr>,
     },
     /// Load FHIR R4 Bundles (.json) and bulk NDJSON (.ndjson) into a database
     Import {
@@ -325,6 +332,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             token_hours,
             max_body_mib,
             public_url,
+            trusted_proxies,
         }) => {
             let demo = demo.then(|| DemoOptions::new(patients, seed));
             let public_url = public_url.as_deref().map(public_origin).transpose()?;
@@ -337,6 +345,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     ..server::Limits::default()
                 },
                 public_url,
+                trusted_proxies,
                 ..server::Options::default()
             };
             serve(listen, db, demo, options)?;

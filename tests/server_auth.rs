@@ -98,6 +98,13 @@ impl Answer {
 }
 
 async fn portal_with(tune: impl FnOnce(&mut server::Options)) -> Portal {
+    portal_on(None, tune).await
+}
+
+async fn portal_on(
+    demo_data: Option<demo::DemoOptions>,
+    tune: impl FnOnce(&mut server::Options),
+) -> Portal {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("portal.db");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -109,7 +116,7 @@ async fn portal_with(tune: impl FnOnce(&mut server::Options)) -> Portal {
     let srv = server::start_with(
         ServerConfig {
             db: db.clone(),
-            demo: None,
+            demo: demo_data,
         },
         listener,
         demo::staff(),
@@ -165,14 +172,24 @@ impl Portal {
     }
 
     async fn post(&self, path: &str, pairs: &[(&str, &str)]) -> Answer {
-        let r = self
+        self.post_from(None, path, pairs).await
+    }
+
+    /// A post that names a client in `X-Forwarded-For`, as a proxy does.
+    async fn post_from(
+        &self,
+        forwarded_for: Option<&str>,
+        path: &str,
+        pairs: &[(&str, &str)],
+    ) -> Answer {
+        let mut b = self
             .c
             .post(format!("{}{path}", self.origin()))
-            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .body(form(pairs))
-            .send()
-            .await
-            .unwrap();
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+        if let Some(xff) = forwarded_for {
+            b = b.header("x-forwarded-for", xff);
+        }
+        let r = b.body(form(pairs)).send().await.unwrap();
         Self::answer(r).await
     }
 
@@ -204,12 +221,25 @@ impl Portal {
 
     /// Posts the login form as a browser would.
     async fn sign_in(&self, login: &str, password: &str, totp: &str, scope: &str) -> Answer {
+        self.sign_in_from(None, login, password, totp, scope).await
+    }
+
+    /// [`Portal::sign_in`] through a proxy that names the browser.
+    async fn sign_in_from(
+        &self,
+        forwarded_for: Option<&str>,
+        login: &str,
+        password: &str,
+        totp: &str,
+        scope: &str,
+    ) -> Answer {
         let mut pairs: Vec<(&str, String)> = self.authorize_params(scope, "st-1");
         pairs.push(("login", login.into()));
         pairs.push(("password", password.into()));
         pairs.push(("totp", totp.into()));
         let borrowed: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        self.post("/auth/authorize", &borrowed).await
+        self.post_from(forwarded_for, "/auth/authorize", &borrowed)
+            .await
     }
 
     async fn exchange(&self, code: &str, verifier: &str) -> Answer {
@@ -769,7 +799,8 @@ async fn a_code_needs_its_verifier_and_a_second_use_revokes_the_first() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refresh_tokens_rotate_and_a_spent_one_revokes_the_grant() {
-    let p = portal().await;
+    // No grace: any spent token presented again is a copy.
+    let p = portal_with(|o| o.refresh_reuse_grace = Duration::ZERO).await;
     let mut c = Checks::default();
     let first = p
         .tokens(Role::Resident, "openid offline_access user/*.read")
@@ -838,6 +869,100 @@ async fn refresh_tokens_rotate_and_a_spent_one_revokes_the_grant() {
     c.check(
         online.get("id_token").is_none(),
         "no id_token without openid",
+    );
+    c.done();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_refresh_token_spent_last_may_be_retried_within_the_grace_period() {
+    let p = portal_with(|o| o.refresh_reuse_grace = Duration::from_millis(1500)).await;
+    let mut c = Checks::default();
+    let resident = p.user(Role::Resident).login.clone();
+    let first = p.tokens(Role::Resident, "openid offline_access").await;
+    let r1 = first["refresh_token"].as_str().unwrap().to_string();
+    // The answer to this refresh is "lost": the client tries r1 again.
+    let lost = p.refresh(&r1).await.json();
+    let retried = p.refresh(&r1).await;
+    c.eq(
+        retried.status,
+        StatusCode::OK,
+        "a retry within the grace period",
+    );
+    let fresh = retried.json();
+    let r3 = fresh["refresh_token"].as_str().unwrap_or("").to_string();
+    let a3 = fresh["access_token"].as_str().unwrap_or("").to_string();
+    c.check(!r3.is_empty() && r3 != r1, "a new refresh token");
+    c.eq(
+        p.whoami(&a3).await.0,
+        StatusCode::OK,
+        "its access token works",
+    );
+    let a2 = lost["access_token"].as_str().unwrap_or("").to_string();
+    c.eq(
+        p.whoami(&a2).await.0,
+        StatusCode::OK,
+        "the lost answer's token is not revoked",
+    );
+    c.check(
+        audit(&p.db)
+            .iter()
+            .any(|r| r.0 == "refresh-retry" && r.1.as_deref() == Some(&resident) && r.2 == 200),
+        "the retry recorded",
+    );
+    c.check(
+        !audit(&p.db).iter().any(|r| r.0 == "refresh-reuse"),
+        "not as a reuse",
+    );
+    // The grant goes on from the new pair; r1 is now older than the token
+    // spent last, and presenting it revokes the grant even in the grace
+    // period.
+    let r4 = p.refresh(&r3).await.json()["refresh_token"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    c.check(!r4.is_empty(), "refresh from the retried pair");
+    c.eq(
+        oauth_error(&p.refresh(&r1).await).as_str(),
+        "invalid_grant",
+        "an older spent token",
+    );
+    c.eq(
+        oauth_error(&p.refresh(&r4).await).as_str(),
+        "invalid_grant",
+        "the grant is revoked",
+    );
+    c.eq(
+        p.whoami(&a3).await.0,
+        StatusCode::UNAUTHORIZED,
+        "and its tokens",
+    );
+
+    // Past the grace period the token spent last revokes too.
+    let t = p.tokens(Role::Resident, "openid offline_access").await;
+    let r1 = t["refresh_token"].as_str().unwrap().to_string();
+    let next = p.refresh(&r1).await.json();
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    c.eq(
+        oauth_error(&p.refresh(&r1).await).as_str(),
+        "invalid_grant",
+        "after the grace period",
+    );
+    c.eq(
+        oauth_error(
+            &p.refresh(next["refresh_token"].as_str().unwrap_or(""))
+                .await,
+        )
+        .as_str(),
+        "invalid_grant",
+        "its grant revoked",
+    );
+    c.eq(
+        audit(&p.db)
+            .iter()
+            .filter(|r| r.0 == "refresh-reuse" && r.1.as_deref() == Some(&resident))
+            .count(),
+        2,
+        "both reuses recorded",
     );
     c.done();
 }
@@ -1124,6 +1249,87 @@ async fn the_device_grant_waits_slows_down_and_is_approved_or_denied() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_device_page_says_what_is_being_approved_and_escapes_it() {
+    let p = portal_behind_proxy(|_| {}).await;
+    let mut c = Checks::default();
+    let started = p
+        .post_from(
+            Some("203.0.113.44"),
+            "/auth/device",
+            &[
+                ("client_id", "chartty"),
+                (
+                    "scope",
+                    "openid fhirUser offline_access user/Patient.rs user/Task.cruds",
+                ),
+            ],
+        )
+        .await
+        .json();
+    let code = started["user_code"].as_str().unwrap_or("").to_string();
+    let page = p
+        .get(&format!("/auth/device/verify?user_code={code}"))
+        .await;
+    c.eq(page.status, StatusCode::OK, "page");
+    let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    for want in [
+        "Only enter a code shown on your own screen. Never approve a code someone sent you.",
+        "Asked for",
+        today.as_str(),
+        "UTC",
+        "seconds ago",
+        "By a terminal at",
+        "203.0.113.44",
+        "Know who you are (your name and login)",
+        "Read and search: Patient",
+        "Create, read, change, delete and search: Task",
+        "Keep its access renewing until you sign out",
+        "No more than your role allows",
+    ] {
+        c.check(page.text.contains(want), format!("the page says {want:?}"));
+    }
+    // After a wrong password it still says so.
+    let u = p.user(Role::Nurse);
+    let wrong = p
+        .post(
+            "/auth/device/verify",
+            &[
+                ("user_code", &code),
+                ("login", &u.login),
+                ("password", "not it"),
+                ("action", "approve"),
+            ],
+        )
+        .await;
+    c.eq(wrong.status, StatusCode::UNAUTHORIZED, "wrong password");
+    c.check(
+        wrong.text.contains("203.0.113.44"),
+        "still names the address",
+    );
+    // Without a waiting code: the warning, nothing about a request.
+    let hostile = p
+        .get("/auth/device/verify?user_code=%22%3E%3Cscript%3Ealert(1)%3C/script%3E")
+        .await;
+    c.eq(hostile.status, StatusCode::OK, "hostile code");
+    c.check(
+        !hostile.text.to_lowercase().contains("<script"),
+        format!("escaped: {}", hostile.text),
+    );
+    c.check(
+        hostile.text.contains("&quot;&gt;&lt;SCRIPT&gt;"),
+        "shown escaped",
+    );
+    c.check(
+        hostile
+            .text
+            .contains("Never approve a code someone sent you.")
+            && !hostile.text.contains("Asked for"),
+        "warning only",
+    );
+    c.done();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_device_code_expires() {
     let p = portal_with(|o| o.device_ttl = Duration::from_secs(1)).await;
     let d = start_device(&p, "openid").await;
@@ -1200,12 +1406,16 @@ async fn failed_sign_ins_are_limited_and_recorded_without_the_password() {
     c.check(
         records.iter().any(|r| {
             r.0 == "sign-in"
-                && r.1.as_deref() == Some("no-such-user")
-                && r.3.as_deref() == Some("unknown login")
+                && r.1.is_none()
+                && r.3.as_deref() == Some("unknown login (12 characters)")
         }),
-        "unknown login recorded",
+        "unknown login recorded by its length",
     );
     let text = audit_text(&p.db);
+    c.check(
+        !text.contains("no-such-user"),
+        "what was typed as an unknown login is not in the audit",
+    );
     c.check(
         !text.contains(wrong),
         "the wrong password is not in the audit",
@@ -1214,19 +1424,289 @@ async fn failed_sign_ins_are_limited_and_recorded_without_the_password() {
     c.done();
 }
 
+/// A portal behind a proxy on loopback, as with `--trusted-proxy 127.0.0.1`.
+async fn portal_behind_proxy(tune: impl FnOnce(&mut server::Options)) -> Portal {
+    portal_with(|o| {
+        o.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+        tune(o);
+    })
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn twenty_failures_from_one_address_stop_every_login() {
-    let p = portal().await;
+async fn twenty_failures_from_one_client_address_stop_every_login_from_it_only() {
+    let p = portal_behind_proxy(|_| {}).await;
+    let here = Some("203.0.113.5");
     for i in 0..20 {
         let a = p
-            .sign_in(&format!("guess{i}"), "wrong-password", "", "openid")
+            .sign_in_from(here, &format!("guess{i}"), "wrong-password", "", "openid")
             .await;
         assert_eq!(a.status, StatusCode::UNAUTHORIZED, "attempt {i}");
     }
     let u = p.user(Role::Nurse);
-    let a = p.sign_in(&u.login, &u.password, "", "openid").await;
+    let a = p
+        .sign_in_from(here, &u.login, &u.password, "", "openid")
+        .await;
     assert_eq!(a.status, StatusCode::TOO_MANY_REQUESTS);
     assert!(!a.header("retry-after").is_empty());
+    // The same proxy, another client: the clinic goes on signing in.
+    let a = p
+        .sign_in_from(Some("198.51.100.9"), &u.login, &u.password, "", "openid")
+        .await;
+    assert_eq!(a.status, StatusCode::FOUND, "{}", a.text);
+    // IPv6 clients count by their /64.
+    for i in 0..20 {
+        let xff = format!("2001:db8:1:2::{i:x}");
+        p.sign_in_from(
+            Some(&xff),
+            &format!("v6guess{i}"),
+            "wrong-password",
+            "",
+            "openid",
+        )
+        .await;
+    }
+    let a = p
+        .sign_in_from(
+            Some("2001:db8:1:2:ffff::1"),
+            &u.login,
+            &u.password,
+            "",
+            "openid",
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::TOO_MANY_REQUESTS, "same /64");
+    let a = p
+        .sign_in_from(Some("2001:db8:1:3::1"), &u.login, &u.password, "", "openid")
+        .await;
+    assert_eq!(a.status, StatusCode::FOUND, "another /64");
+    // The record names the client and the proxy it came by.
+    assert!(
+        audit(&p.db).iter().any(|r| r.0 == "sign-in"
+            && r.4
+                .as_deref()
+                .is_some_and(|s| s.starts_with("198.51.100.9 via 127.0.0.1:"))),
+        "client address in the audit"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn x_forwarded_for_from_an_untrusted_peer_is_ignored() {
+    let p = portal().await;
+    // Each guess claims another client; the server counts its peer.
+    for i in 0..20 {
+        let xff = format!("203.0.113.{i}");
+        let a = p
+            .sign_in_from(
+                Some(&xff),
+                &format!("guess{i}"),
+                "wrong-password",
+                "",
+                "openid",
+            )
+            .await;
+        assert_eq!(a.status, StatusCode::UNAUTHORIZED, "attempt {i}");
+    }
+    let u = p.user(Role::Nurse);
+    let a = p
+        .sign_in_from(Some("198.51.100.9"), &u.login, &u.password, "", "openid")
+        .await;
+    assert_eq!(a.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(
+        audit(&p.db)
+            .iter()
+            .all(|r| r.4.as_deref().is_none_or(|s| s.starts_with("127.0.0.1:"))),
+        "the audit names the peer, not what it claimed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clinician_locked_out_from_one_address_still_signs_in_from_another() {
+    let p = portal_behind_proxy(|o| o.sign_in_limits.per_login = 8).await;
+    let mut c = Checks::default();
+    let u = p.user(Role::Nurse);
+    let attacker = Some("203.0.113.66");
+    for i in 0..5 {
+        let a = p
+            .sign_in_from(attacker, &u.login, "not-her-password", "", "openid")
+            .await;
+        c.eq(a.status, StatusCode::UNAUTHORIZED, &format!("guess {i}"));
+    }
+    for i in 0..3 {
+        let a = p
+            .sign_in_from(attacker, &u.login, &u.password, "", "openid")
+            .await;
+        c.eq(
+            a.status,
+            StatusCode::TOO_MANY_REQUESTS,
+            &format!("locked {i}"),
+        );
+    }
+    let ward = Some("198.51.100.20");
+    let a = p
+        .sign_in_from(ward, &u.login, &u.password, "", "openid")
+        .await;
+    c.eq(a.status, StatusCode::FOUND, "the nurse at the ward");
+    // One record of the lock-out a window, not one a refusal.
+    let locked: Vec<_> = audit(&p.db)
+        .into_iter()
+        .filter(|r| r.0 == "sign-in" && r.2 == 429)
+        .collect();
+    c.eq(locked.len(), 1, "lock-out records");
+    c.eq(
+        locked.first().and_then(|r| r.1.clone()),
+        Some(u.login.clone()),
+        "the lock-out names the user",
+    );
+    // A guesser spread over many addresses meets the login's ceiling (8
+    // here): 5 failures above, and 3 more from elsewhere.
+    for i in 0..3 {
+        let xff = format!("192.0.2.{i}");
+        let a = p
+            .sign_in_from(Some(&xff), &u.login, "not-her-password", "", "openid")
+            .await;
+        c.eq(
+            a.status,
+            StatusCode::UNAUTHORIZED,
+            &format!("spread guess {i}"),
+        );
+    }
+    let a = p
+        .sign_in_from(Some("192.0.2.200"), &u.login, &u.password, "", "openid")
+        .await;
+    c.eq(
+        a.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "the login's ceiling",
+    );
+    c.done();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_typed_as_the_login_is_not_recorded() {
+    let p = portal().await;
+    let typed = "my-Secret-passw0rd";
+    let a = p.sign_in(typed, "", "", "openid").await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+    // Locked out under that "login" too: still not recorded.
+    for _ in 0..5 {
+        p.sign_in(typed, "x", "", "openid").await;
+    }
+    let records = audit(&p.db);
+    assert!(
+        records
+            .iter()
+            .any(|r| r.3.as_deref() == Some("unknown login (18 characters)")),
+        "{records:?}"
+    );
+    assert!(
+        records.iter().any(|r| r.2 == 429
+            && r.1.is_none()
+            && r.3.as_deref()
+                == Some("locked out: too many failed sign-ins, unknown login (18 characters)")),
+        "{records:?}"
+    );
+    let text = audit_text(&p.db);
+    assert!(!text.contains(typed));
+    assert!(!text.to_lowercase().contains(&typed.to_lowercase()));
+}
+
+/// The median time of a sign-in answer.
+async fn median_sign_in(p: &Portal, logins: &[String], password: &str) -> Duration {
+    let mut times = Vec::new();
+    for l in logins {
+        let t = std::time::Instant::now();
+        let a = p.sign_in(l, password, "", "openid").await;
+        assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+        times.push(t.elapsed());
+    }
+    times.sort();
+    times[times.len() / 2]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_login_takes_as_long_as_a_demo_users_wrong_password() {
+    // The demo users' hashes are cheap; an unknown login must not cost the
+    // configured (dear) cost, or timing would tell the logins apart.
+    let p = portal().await;
+    let demo: Vec<String> = p
+        .srv
+        .users
+        .iter()
+        .take(5)
+        .map(|u| u.login.clone())
+        .collect();
+    let unknown: Vec<String> = (0..5).map(|i| format!("nobody{i}")).collect();
+    let known = median_sign_in(&p, &demo, "wrong-password").await;
+    let none = median_sign_in(&p, &unknown, "wrong-password").await;
+    let ratio = none.as_secs_f64() / known.as_secs_f64().max(1e-6);
+    assert!(ratio < 4.0, "unknown {none:?}, demo user {known:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn device_codes_are_limited_per_client_address() {
+    let p = portal_behind_proxy(|_| {}).await;
+    let mut c = Checks::default();
+    let start = |xff: &'static str| {
+        let p = &p;
+        async move {
+            p.post_from(
+                Some(xff),
+                "/auth/device",
+                &[("client_id", "chartty"), ("scope", "openid")],
+            )
+            .await
+        }
+    };
+    for i in 0..10 {
+        c.eq(
+            start("203.0.113.7").await.status,
+            StatusCode::OK,
+            &format!("start {i}"),
+        );
+    }
+    for i in 0..3 {
+        let a = start("203.0.113.7").await;
+        c.eq(
+            a.status,
+            StatusCode::TOO_MANY_REQUESTS,
+            &format!("refused {i}"),
+        );
+        c.eq(oauth_error(&a).as_str(), "slow_down", "error");
+        let retry: u64 = a.header("retry-after").parse().unwrap_or(0);
+        c.check(
+            retry > 0 && retry <= 15 * 60,
+            format!("Retry-After {retry}"),
+        );
+    }
+    c.eq(
+        start("198.51.100.3").await.status,
+        StatusCode::OK,
+        "another client",
+    );
+    let records = audit(&p.db);
+    c.eq(
+        records
+            .iter()
+            .filter(|r| r.0 == "device-start" && r.2 == 200)
+            .count(),
+        11,
+        "one record a code",
+    );
+    c.eq(
+        records
+            .iter()
+            .filter(|r| r.0 == "device-start" && r.2 == 429)
+            .count(),
+        1,
+        "one record of the refusals",
+    );
+    let rows: i64 = rusqlite::Connection::open(&p.db)
+        .unwrap()
+        .query_row("SELECT count(*) FROM auth_device", [], |r| r.get(0))
+        .unwrap();
+    c.eq(rows, 11, "no row for a refused start");
+    c.done();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1408,5 +1888,195 @@ async fn the_sign_in_paths_take_small_forms_and_fhir_is_unchanged() {
         r.status() != StatusCode::OK && r.status() != StatusCode::CREATED,
         format!("dot-dot path: {}", r.status()),
     );
+    c.done();
+}
+
+/// What chartty asks for when the server takes SMART v2 scopes.
+const CHARTTY_SCOPES: &str = "openid fhirUser offline_access user/Patient.rs user/Observation.rs \
+     user/Condition.rs user/AllergyIntolerance.rs user/MedicationRequest.rs user/Encounter.rs \
+     user/Practitioner.rs user/DocumentReference.cruds user/Task.cruds user/Communication.cruds";
+
+impl Portal {
+    async fn fhir(&self, token: &str, method: &str, path: &str, body: Option<Value>) -> Answer {
+        let url = format!("{}/{path}", self.srv.base_url);
+        let b = match method {
+            "POST" => self.c.post(url),
+            "PUT" => self.c.put(url),
+            _ => self.c.get(url),
+        };
+        let b = b.bearer_auth(token);
+        let b = match body {
+            Some(v) => b
+                .header(header::CONTENT_TYPE, "application/fhir+json")
+                .body(v.to_string()),
+            None => b,
+        };
+        Self::answer(b.send().await.unwrap()).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tokens_scopes_narrow_what_its_role_allows() {
+    let p = portal_on(Some(demo::DemoOptions::new(8, 3)), |_| {}).await;
+    let mut c = Checks::default();
+    let attending = p.user(Role::Attending).clone();
+    let cli_token = attending.token.clone();
+    let token = |scope: &'static str| {
+        let p = &p;
+        async move {
+            p.tokens(Role::Attending, scope).await["access_token"]
+                .as_str()
+                .unwrap_or("")
+                .to_string()
+        }
+    };
+    let patient_only = token("openid user/Patient.rs").await;
+    let v1_read = token("openid user/*.read").await;
+    let full = token(CHARTTY_SCOPES).await;
+    let found = p.fhir(&full, "GET", "Patient?_count=1", None).await.json();
+    let pid = found["entry"][0]["resource"]["id"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    assert!(!pid.is_empty(), "a demo patient: {found}");
+    let note = |status: &str| {
+        serde_json::json!({
+            "resourceType": "DocumentReference", "status": "current", "docStatus": status,
+            "type": {"coding": [{"system": "http://loinc.org", "code": "11506-3"}]},
+            "subject": {"reference": format!("Patient/{pid}")},
+            "date": "2026-01-10T10:00:00Z",
+            "author": [{"reference": attending.practitioner.clone()}],
+            "content": [{"attachment": {"contentType": "text/plain", "data": "Uzogd2VsbC4="}}]
+        })
+    };
+    let batch = serde_json::json!({
+        "resourceType": "Bundle", "type": "batch",
+        "entry": [
+            {"request": {"method": "GET", "url": format!("Patient/{pid}")}},
+            {"request": {"method": "GET", "url": format!("Observation?patient={pid}")}}
+        ]
+    });
+    let lastn = format!("Observation/$lastn?patient={pid}");
+    let obs = format!("Observation?patient={pid}");
+    let read = format!("Patient/{pid}");
+    let me = attending.practitioner.clone();
+    // (who, token, method, path, body, status)
+    type Case<'a> = (&'a str, &'a str, &'a str, &'a str, Option<Value>, u16);
+    let cases: Vec<Case> = vec![
+        ("Patient.rs", &patient_only, "GET", &read, None, 200),
+        (
+            "Patient.rs",
+            &patient_only,
+            "GET",
+            "Patient?_count=2",
+            None,
+            200,
+        ),
+        ("Patient.rs", &patient_only, "GET", &obs, None, 403),
+        ("Patient.rs", &patient_only, "GET", &lastn, None, 403),
+        (
+            "Patient.rs",
+            &patient_only,
+            "POST",
+            "DocumentReference",
+            Some(note("preliminary")),
+            403,
+        ),
+        ("Patient.rs", &patient_only, "GET", "$whoami", None, 200),
+        (
+            "Patient.rs",
+            &patient_only,
+            "POST",
+            "",
+            Some(batch.clone()),
+            200,
+        ),
+        ("*.read", &v1_read, "GET", &obs, None, 200),
+        ("*.read", &v1_read, "GET", "Condition?_count=1", None, 200),
+        (
+            "*.read",
+            &v1_read,
+            "POST",
+            "DocumentReference",
+            Some(note("preliminary")),
+            403,
+        ),
+        ("chartty's", &full, "GET", &read, None, 200),
+        ("chartty's", &full, "GET", &obs, None, 200),
+        ("chartty's", &full, "GET", &lastn, None, 200),
+        (
+            "chartty's",
+            &full,
+            "GET",
+            "Task?_include=Task:patient",
+            None,
+            200,
+        ),
+        ("chartty's", &full, "GET", &me, None, 200),
+        ("chartty's", &full, "GET", "Encounter?_count=1", None, 200),
+        ("chartty's", &full, "GET", "$whoami", None, 200),
+        (
+            "chartty's",
+            &full,
+            "POST",
+            "DocumentReference",
+            Some(note("preliminary")),
+            201,
+        ),
+        ("chartty's", &full, "GET", "AuditEvent?_count=1", None, 403),
+        (
+            "no scope (CLI)",
+            &cli_token,
+            "POST",
+            "DocumentReference",
+            Some(note("preliminary")),
+            201,
+        ),
+        ("no scope (CLI)", &cli_token, "GET", &obs, None, 200),
+    ];
+    for (who, token, method, path, body, want) in cases {
+        let a = p.fhir(token, method, path, body).await;
+        let what = format!("{who}: {method} {path}");
+        c.eq(a.status.as_u16(), want, &what);
+        if want == 403 && path != "AuditEvent?_count=1" {
+            c.check(
+                a.text.contains("the token's scopes do not allow"),
+                format!("{what} says why: {}", a.text),
+            );
+        }
+        if path.is_empty() {
+            let statuses: Vec<String> = a.json()["entry"]
+                .as_array()
+                .map(|es| {
+                    es.iter()
+                        .map(|e| e["response"]["status"].as_str().unwrap_or("").to_string())
+                        .collect()
+                })
+                .unwrap_or_default();
+            c.check(
+                statuses.len() == 2
+                    && statuses[0].starts_with("200")
+                    && statuses[1].starts_with("403"),
+                format!("{what}: each entry decided alone: {statuses:?}"),
+            );
+        }
+    }
+    // Included resources the scopes do not cover are left out.
+    let included_patients = |v: Value| {
+        v["entry"]
+            .as_array()
+            .map(|es| {
+                es.iter()
+                    .filter(|e| e["resource"]["resourceType"] == "Patient")
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    let tasks_only = token("openid user/Task.rs").await;
+    let q = "Task?_include=Task:patient&_count=50";
+    let with = included_patients(p.fhir(&full, "GET", q, None).await.json());
+    c.check(with > 0, "chartty's scopes include the tasks' patients");
+    let without = included_patients(p.fhir(&tasks_only, "GET", q, None).await.json());
+    c.eq(without, 0, "no Patient without a Patient scope");
     c.done();
 }

@@ -71,6 +71,16 @@ impl Interaction {
             Interaction::Delete => "delete",
         }
     }
+
+    fn noun(self) -> &'static str {
+        match self {
+            Interaction::Read => "reading",
+            Interaction::Search => "searching",
+            Interaction::Create => "creating",
+            Interaction::Update => "updating",
+            Interaction::Delete => "deleting",
+        }
+    }
 }
 
 /// The stored resource an interaction is about.
@@ -1081,6 +1091,30 @@ pub fn authorize(
             "AuditEvents are recorded by the server; no request can create or change one",
         ));
     }
+    // The token's scopes narrow the role; they never widen it.
+    if let Caller::User(User {
+        scopes: Some(scopes),
+        ..
+    }) = caller
+    {
+        use super::auth::scope::Wanted;
+        let wanted = match interaction {
+            Read => Wanted::Read,
+            Search => Wanted::Search,
+            Create => Wanted::Create,
+            Update => Wanted::Update,
+            Delete => Wanted::Delete,
+        };
+        if !scopes.allows(wanted, ty) {
+            return Ok(deny(
+                "token-scopes",
+                format!(
+                    "the token's scopes do not allow {} of {ty} resources",
+                    interaction.noun()
+                ),
+            ));
+        }
+    }
     let current_value = match current {
         Current::Present(v) => Some(v),
         _ => None,
@@ -1209,6 +1243,7 @@ mod tests {
             name: format!("Test {role}"),
             role,
             practitioner: Some(format!("Practitioner/pr-{}", role.code())),
+            scopes: None,
         })
     }
 

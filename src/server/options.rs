@@ -35,6 +35,13 @@ pub struct Options {
     /// Failed sign-ins allowed in a window, per login and per client
     /// address, before sign-in answers 429.
     pub sign_in_limits: super::auth::limit::Limits,
+    /// Proxies whose `X-Forwarded-For` names the client (`--trusted-proxy`):
+    /// behind one, the peer of every request is the proxy.
+    pub trusted_proxies: Vec<super::auth::address::Cidr>,
+    /// How long after a refresh the refresh token it spent may be presented
+    /// again for a new pair instead of revoking the grant: the answer may
+    /// have been lost, or two copies of one client refreshed at once.
+    pub refresh_reuse_grace: Duration,
 }
 
 /// Tokens of a working day, with the evening handover.
@@ -55,6 +62,8 @@ impl Default for Options {
             device_interval: Duration::from_secs(5),
             password_cost: super::auth::password::Cost::default(),
             sign_in_limits: super::auth::limit::Limits::default(),
+            trusted_proxies: Vec::new(),
+            refresh_reuse_grace: Duration::from_secs(30),
         }
     }
 }

@@ -112,6 +112,11 @@ pub static MIGRATIONS: &[Migration] = &[
         summary: "sign-in: passwords, TOTP, OAuth grants, codes, refresh and device codes, the id_token key",
         apply: v5_sign_in,
     },
+    Migration {
+        version: 6,
+        summary: "device codes: when and from which address they were asked for",
+        apply: v6_device_origin,
+    },
 ];
 
 /// The schema version this build writes.
@@ -420,6 +425,21 @@ fn v5_sign_in(conn: &Connection) -> anyhow::Result<()> {
         return Ok(());
     }
     Ok(conn.execute_batch(V5_SCHEMA)?)
+}
+
+/// What the device approval page shows of a code: when it was asked for
+/// and by which address (none for codes made before).
+fn v6_device_origin(conn: &Connection) -> anyhow::Result<()> {
+    if columns(conn, "auth_device")?
+        .iter()
+        .any(|c| c == "requested")
+    {
+        return Ok(());
+    }
+    Ok(conn.execute_batch(
+        "ALTER TABLE auth_device ADD COLUMN requested INTEGER;
+         ALTER TABLE auth_device ADD COLUMN address TEXT;",
+    )?)
 }
 
 /// Users and tokens; the audit trail becomes a hash chain. The AuditEvents

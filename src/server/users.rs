@@ -24,6 +24,9 @@ pub struct User {
     pub role: Role,
     /// `Practitioner/<id>` of this person, if they are one.
     pub practitioner: Option<String>,
+    /// What the token this user signed in with allows, when it was issued
+    /// with scopes (by signing in); `None`: the role decides alone.
+    pub scopes: Option<super::auth::scope::Scopes>,
 }
 
 impl User {
@@ -114,6 +117,7 @@ fn user_of(
         name,
         role: role.parse().ok()?,
         practitioner,
+        scopes: None,
     })
 }
 
@@ -146,7 +150,8 @@ pub fn authenticate(
 ) -> rusqlite::Result<Result<User, Refused>> {
     let found = conn
         .prepare_cached(
-            "SELECT u.id, u.login, u.name, u.role, u.practitioner, t.expires, t.revoked, u.disabled
+            "SELECT u.id, u.login, u.name, u.role, u.practitioner, t.expires, t.revoked, u.disabled,
+                    t.scope
              FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.hash = ?1",
         )?
         .query_row(params![token_hash(token).as_slice()], |r| {
@@ -155,10 +160,11 @@ pub fn authenticate(
                 r.get::<_, i64>(5)?,
                 r.get::<_, Option<i64>>(6)?,
                 r.get::<_, i64>(7)? != 0,
+                r.get::<_, Option<String>>(8)?,
             ))
         })
         .optional()?;
-    let Some((user, expires, revoked, disabled)) = found else {
+    let Some((user, expires, revoked, disabled, scope)) = found else {
         return Ok(Err(Refused::Unknown));
     };
     Ok(if revoked.is_some() {
@@ -168,7 +174,12 @@ pub fn authenticate(
     } else if expires <= now {
         Err(Refused::Expired)
     } else {
-        user_of(user).ok_or(Refused::Disabled)
+        user_of(user)
+            .map(|u| User {
+                scopes: scope.as_deref().map(super::auth::scope::Scopes::parse),
+                ..u
+            })
+            .ok_or(Refused::Disabled)
     })
 }
 
@@ -375,43 +386,73 @@ impl std::fmt::Debug for Account {
     }
 }
 
-fn account_where(
-    conn: &Connection,
-    clause: &str,
-    key: &dyn rusqlite::ToSql,
-) -> rusqlite::Result<Option<Account>> {
-    let sql = format!(
-        "SELECT id, login, name, role, practitioner, disabled, password, totp_secret FROM users WHERE {clause}"
-    );
-    let row = conn
-        .prepare_cached(&sql)?
-        .query_row([key], |r| {
-            Ok((
-                row_to_user(r)?,
-                r.get::<_, i64>(5)? != 0,
-                r.get::<_, Option<String>>(6)?,
-                r.get::<_, Option<Vec<u8>>>(7)?,
-            ))
-        })
-        .optional()?;
-    Ok(row.and_then(|(u, disabled, password, totp_secret)| {
+// Two fixed statements rather than one with a spliced clause: nothing
+// built at run time reaches the SQL.
+const ACCOUNT_BY_LOGIN: &str = "SELECT id, login, name, role, practitioner, disabled, password, totp_secret \
+     FROM users WHERE login = ?1";
+const ACCOUNT_BY_ID: &str = "SELECT id, login, name, role, practitioner, disabled, password, totp_secret \
+     FROM users WHERE id = ?1";
+
+type AccountRow = (
+    (i64, String, String, String, Option<String>),
+    bool,
+    Option<String>,
+    Option<Vec<u8>>,
+);
+
+fn account_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AccountRow> {
+    Ok((
+        row_to_user(r)?,
+        r.get::<_, i64>(5)? != 0,
+        r.get::<_, Option<String>>(6)?,
+        r.get::<_, Option<Vec<u8>>>(7)?,
+    ))
+}
+
+fn to_account(row: Option<AccountRow>) -> Option<Account> {
+    row.and_then(|(u, disabled, password, totp_secret)| {
         Some(Account {
             user: user_of(u)?,
             disabled,
             password,
             totp_secret,
         })
-    }))
+    })
 }
 
 /// The account with this login.
 pub fn account(conn: &Connection, login: &str) -> rusqlite::Result<Option<Account>> {
-    account_where(conn, "login = ?1", &login)
+    let row = conn
+        .prepare_cached(ACCOUNT_BY_LOGIN)?
+        .query_row(params![login], account_row)
+        .optional()?;
+    Ok(to_account(row))
 }
 
 /// The account with this id.
 pub fn account_by_id(conn: &Connection, id: i64) -> rusqlite::Result<Option<Account>> {
-    account_where(conn, "id = ?1", &id)
+    let row = conn
+        .prepare_cached(ACCOUNT_BY_ID)?
+        .query_row(params![id], account_row)
+        .optional()?;
+    Ok(to_account(row))
+}
+
+/// The cost most stored password hashes have, for the work done on a
+/// login without one (demo users' hashes are cheap, people's are not:
+/// the unknown must look like the many).
+pub fn usual_password_cost(
+    conn: &Connection,
+) -> rusqlite::Result<Option<super::auth::password::Cost>> {
+    let mut stmt = conn.prepare_cached("SELECT password FROM users WHERE password IS NOT NULL")?;
+    let hashes = stmt.query_map([], |r| r.get::<_, String>(0))?;
+    let mut costs = Vec::new();
+    for h in hashes {
+        if let Some(c) = super::auth::password::Cost::of_phc(&h?) {
+            costs.push(c);
+        }
+    }
+    Ok(super::auth::password::Cost::usual(costs))
 }
 
 /// Sets (or, with `None`, removes) a user's password hash.

@@ -108,6 +108,8 @@ fn sign_in_page(
         user_code: None,
         error,
         deny: false,
+        about: Vec::new(),
+        warning: None,
     }
     .html();
     respond(status, html, Some(&checked.redirect_origin))
@@ -133,7 +135,11 @@ pub async fn submit(
     uri: Uri,
     body: Bytes,
 ) -> Response {
-    let (ctx, ip) = peer(peer_addr.map(|Extension(ConnectInfo(a))| a));
+    let (ctx, ip) = peer(
+        &auth.options,
+        peer_addr.map(|Extension(ConnectInfo(a))| a),
+        &headers,
+    );
     let Some(o) = origin(&auth.options, &headers, &uri) else {
         return bad_request("The request names no usable Host.");
     };
@@ -182,7 +188,7 @@ pub async fn submit(
                 FhirError::internal()
             })?;
             let detail = format!("authorization code for {} ({})", c.0, c.3);
-            let e = event(&ctx, &user.login, Some(&user), "sign-in", 200, detail);
+            let e = event(&ctx, Some(&user), "sign-in", 200, detail);
             audit::append(conn, &[e])?;
             Ok(code)
         })

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, State};
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::Response;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::json;
@@ -70,15 +70,18 @@ pub fn normalise(typed: &str) -> String {
         .collect()
 }
 
-/// Stores a new pair; returns (device code, user code).
-fn create(
-    conn: &Connection,
-    client_id: &str,
-    scope: &str,
+/// A new pair's particulars.
+struct NewPair<'a> {
+    client_id: &'a str,
+    scope: &'a str,
     expires: i64,
     interval_s: i64,
-    now: i64,
-) -> anyhow::Result<(String, String)> {
+    /// The asking client's address, for the approval page.
+    address: Option<String>,
+}
+
+/// Stores a new pair; returns (device code, user code).
+fn create(conn: &Connection, pair: &NewPair<'_>, now: i64) -> anyhow::Result<(String, String)> {
     conn.execute(
         "DELETE FROM auth_device WHERE expires < ?1",
         params![now - 86_400_000],
@@ -87,15 +90,18 @@ fn create(
     for _ in 0..8 {
         let user = new_user_code()?;
         let inserted = conn.execute(
-            "INSERT OR IGNORE INTO auth_device (hash, user_code, client_id, scope, expires, interval_s)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT OR IGNORE INTO auth_device
+                 (hash, user_code, client_id, scope, expires, interval_s, requested, address)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             params![
                 token_hash(&device).as_slice(),
                 user,
-                client_id,
-                scope,
-                expires,
-                interval_s
+                pair.client_id,
+                pair.scope,
+                pair.expires,
+                pair.interval_s,
+                now,
+                pair.address
             ],
         )?;
         if inserted == 1 {
@@ -113,7 +119,11 @@ pub async fn start(
     uri: Uri,
     body: Bytes,
 ) -> Response {
-    let (ctx, _) = peer(peer_addr.map(|Extension(ConnectInfo(a))| a));
+    let (ctx, ip) = peer(
+        &auth.options,
+        peer_addr.map(|Extension(ConnectInfo(a))| a),
+        &headers,
+    );
     let Some(o) = origin(&auth.options, &headers, &uri) else {
         return OAuthError::new("invalid_request", "the request names no usable Host").response();
     };
@@ -129,6 +139,33 @@ pub async fn start(
     if granted.is_empty() {
         return OAuthError::new("invalid_scope", "ask for at least one supported scope").response();
     }
+    // Each start writes a row and a record; unauthenticated, so bounded
+    // per client address.
+    if let Err(refused) = auth.limiter.device_start(ip) {
+        if refused.record {
+            let e = event(
+                &ctx,
+                None,
+                "device-start",
+                429,
+                "too many device codes asked for",
+            );
+            if let Err(e) = auth.db.append(vec![e]).await {
+                return OAuthError::from(e).response();
+            }
+        }
+        let secs = refused.wait.as_secs().max(1);
+        let mut r = json_response(
+            StatusCode::TOO_MANY_REQUESTS,
+            &json!({
+                "error": "slow_down",
+                "error_description": format!("too many device codes asked for; try again in {secs} s"),
+            }),
+        );
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        return r;
+    }
     let now = store::now_ms();
     let ttl_s = auth.options.device_ttl.as_secs().max(1) as i64;
     let interval_s = auth.options.device_interval.as_secs().max(1) as i64;
@@ -136,26 +173,18 @@ pub async fn start(
     let made = auth
         .db
         .write(move |conn| -> Result<_, FhirError> {
-            let pair = create(
-                conn,
-                &client_id,
-                &granted,
-                now + ttl_s * 1000,
+            let new = NewPair {
+                client_id: &client_id,
+                scope: &granted,
+                expires: now + ttl_s * 1000,
                 interval_s,
-                now,
-            )
-            .map_err(|e| {
+                address: ip.map(|a| a.to_string()),
+            };
+            let pair = create(conn, &new, now).map_err(|e| {
                 tracing::error!(error = %e, "device authorization failed");
                 FhirError::internal()
             })?;
-            let e = event(
-                &ctx,
-                "",
-                None,
-                "device-start",
-                200,
-                format!("for {client_id}"),
-            );
+            let e = event(&ctx, None, "device-start", 200, format!("for {client_id}"));
             super::super::audit::append(conn, &[e])?;
             Ok(pair)
         })
@@ -300,14 +329,31 @@ pub fn decide(
     })
 }
 
-/// Whether a user code is waiting (for the page, before asking for a
-/// password).
-pub fn waiting(conn: &Connection, user_code: &str, now: i64) -> rusqlite::Result<bool> {
+/// What the approval page says of a waiting code.
+#[derive(Debug, Clone)]
+pub struct Pending {
+    /// When it was asked for (ms; none for codes of an older server).
+    pub requested: Option<i64>,
+    /// The asking client's address.
+    pub address: Option<String>,
+    pub scope: String,
+}
+
+/// A waiting user code (for the page, before asking for a password).
+pub fn pending(conn: &Connection, user_code: &str, now: i64) -> rusqlite::Result<Option<Pending>> {
     conn.query_row(
-        "SELECT EXISTS (SELECT 1 FROM auth_device WHERE user_code = ?1 AND state = 'pending' AND expires > ?2)",
+        "SELECT requested, address, scope FROM auth_device
+         WHERE user_code = ?1 AND state = 'pending' AND expires > ?2",
         params![normalise(user_code), now],
-        |r| r.get(0),
+        |r| {
+            Ok(Pending {
+                requested: r.get(0)?,
+                address: r.get(1)?,
+                scope: r.get(2)?,
+            })
+        },
     )
+    .optional()
 }
 
 #[cfg(test)]

@@ -4,6 +4,12 @@
 //! spends the token presented and hands out a new one, and a spent token
 //! presented again revokes the whole grant, every refresh and access token
 //! of it (RFC 9700 §4.14.2: one of the two presenters stole it).
+//!
+//! Except shortly after it was spent, for the token spent last: the
+//! answer to that refresh may have been lost on the way, or two copies of
+//! one client (two terminals sharing a kept sign-in) refreshed at once.
+//! Revoking then would sign a clinician out for a network hiccup; within
+//! the grace period the token buys another pair in the same grant.
 
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -15,6 +21,9 @@ use super::{OAuthError, scope};
 pub struct Ttls {
     pub access_ms: i64,
     pub refresh_ms: i64,
+    /// How long after it was spent the last spent refresh token of a grant
+    /// still buys a pair.
+    pub reuse_grace_ms: i64,
 }
 
 impl Ttls {
@@ -23,6 +32,7 @@ impl Ttls {
         Ttls {
             access_ms: ms(options.access_ttl),
             refresh_ms: ms(options.refresh_ttl),
+            reuse_grace_ms: ms(options.refresh_reuse_grace),
         }
     }
 }
@@ -126,6 +136,9 @@ pub fn revoke(conn: &Connection, grant: i64, now: i64) -> rusqlite::Result<usize
 /// What a refresh did.
 pub enum Refreshed {
     Issued(Issued),
+    /// The token spent last, again within the grace period: a new pair,
+    /// the grant kept.
+    Retried(Issued),
     /// Refused; the user (if the token named one) and why, for the record.
     Refused(OAuthError, Option<User>),
     /// A spent token again: the grant is revoked.
@@ -140,6 +153,7 @@ struct Found {
     client_id: String,
     scope: String,
     user_id: i64,
+    issued: i64,
     expires: i64,
     spent: Option<i64>,
     grant_revoked: bool,
@@ -147,7 +161,8 @@ struct Found {
 
 fn find(conn: &Connection, token: &str) -> rusqlite::Result<Option<Found>> {
     conn.query_row(
-        "SELECT g.id, g.client_id, g.scope, g.user_id, r.expires, r.spent, g.revoked IS NOT NULL
+        "SELECT g.id, g.client_id, g.scope, g.user_id, r.issued, r.expires, r.spent,
+                g.revoked IS NOT NULL
          FROM auth_refresh r JOIN auth_grants g ON g.id = r.grant_id WHERE r.hash = ?1",
         params![token_hash(token).as_slice()],
         |r| {
@@ -156,9 +171,10 @@ fn find(conn: &Connection, token: &str) -> rusqlite::Result<Option<Found>> {
                 client_id: r.get(1)?,
                 scope: r.get(2)?,
                 user_id: r.get(3)?,
-                expires: r.get(4)?,
-                spent: r.get(5)?,
-                grant_revoked: r.get(6)?,
+                issued: r.get(4)?,
+                expires: r.get(5)?,
+                spent: r.get(6)?,
+                grant_revoked: r.get(7)?,
             })
         },
     )
@@ -187,13 +203,17 @@ pub fn refresh(
             Some(user),
         ));
     }
-    if f.spent.is_some() {
-        revoke(conn, f.grant, now)?;
-        return Ok(Refreshed::Reused {
-            user,
-            grant: f.grant,
-        });
-    }
+    let retry = match f.spent {
+        None => false,
+        Some(spent) if now - spent < ttls.reuse_grace_ms && spent_last(conn, &f)? => true,
+        Some(_) => {
+            revoke(conn, f.grant, now)?;
+            return Ok(Refreshed::Reused {
+                user,
+                grant: f.grant,
+            });
+        }
+    };
     if f.client_id != client_id {
         return Ok(Refreshed::Refused(
             invalid("the refresh token was issued to another client"),
@@ -212,6 +232,13 @@ pub fn refresh(
             Some(user),
         ));
     }
+    if retry {
+        // Spent already; the pair it bought stays good too (its holder may
+        // be the other copy of the client).
+        return Ok(Refreshed::Retried(issue(
+            conn, user, f.grant, &f.scope, ttls, now,
+        )?));
+    }
     conn.execute(
         "UPDATE auth_refresh SET spent = ?2 WHERE hash = ?1",
         params![token_hash(token).as_slice(), now],
@@ -219,6 +246,18 @@ pub fn refresh(
     Ok(Refreshed::Issued(issue(
         conn, user, f.grant, &f.scope, ttls, now,
     )?))
+}
+
+/// Whether `f` is the newest of its grant's spent refresh tokens: an
+/// older one presented again is not a lost answer but a copy.
+fn spent_last(conn: &Connection, f: &Found) -> rusqlite::Result<bool> {
+    let newer: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM auth_refresh
+                        WHERE grant_id = ?1 AND spent IS NOT NULL AND issued > ?2)",
+        params![f.grant, f.issued],
+        |r| r.get(0),
+    )?;
+    Ok(!newer)
 }
 
 /// What revoking a token did: the user it belonged to and what went.

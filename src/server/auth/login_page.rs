@@ -25,7 +25,8 @@ pub fn escape(s: &str) -> String {
 
 const STYLE: &str = "body{font-family:sans-serif;max-width:26em;margin:3em auto;padding:0 1em}\
 label{display:block;margin-top:1em}input{width:100%;padding:.4em;box-sizing:border-box}\
-button{margin-top:1.2em;padding:.5em 1.2em}.error{color:#a00}.note{color:#555}";
+button{margin-top:1.2em;padding:.5em 1.2em}.error{color:#a00}.note{color:#555}\
+.warning{color:#a00}dt{font-weight:bold;margin-top:.6em}dd{margin-left:1em}";
 
 fn document(title: &str, body: &str) -> String {
     format!(
@@ -50,6 +51,10 @@ pub struct SignInForm<'a> {
     pub error: Option<&'a str>,
     /// The device flow offers to deny.
     pub deny: bool,
+    /// What is being approved: (label, lines), each escaped here.
+    pub about: Vec<(&'a str, Vec<String>)>,
+    /// A caution above the form (escaped here).
+    pub warning: Option<&'a str>,
 }
 
 impl SignInForm<'_> {
@@ -61,6 +66,22 @@ impl SignInForm<'_> {
                 "<p class=\"error\" role=\"alert\">{}</p>\n",
                 escape(e)
             ));
+        }
+        if let Some(w) = self.warning {
+            b.push_str(&format!(
+                "<p class=\"warning\"><strong>{}</strong></p>\n",
+                escape(w)
+            ));
+        }
+        if !self.about.is_empty() {
+            b.push_str("<dl>\n");
+            for (label, lines) in &self.about {
+                b.push_str(&format!("<dt>{}</dt>\n", escape(label)));
+                for l in lines {
+                    b.push_str(&format!("<dd>{}</dd>\n", escape(l)));
+                }
+            }
+            b.push_str("</dl>\n");
         }
         b.push_str(&format!(
             "<form method=\"post\" action=\"{}\">\n",
@@ -147,9 +168,13 @@ mod tests {
             user_code: None,
             error: Some("a & b"),
             deny: false,
+            about: vec![("From <i>", vec!["<img src=x>".to_string()])],
+            warning: Some("<u>"),
         }
         .html();
         assert!(!page.contains("<script>"), "{page}");
+        assert!(!page.contains("<img") && !page.contains("<i>") && !page.contains("<u>"));
+        assert!(page.contains("From &lt;i&gt;") && page.contains("&lt;img src=x&gt;"));
         assert!(page.contains("&quot;&gt;&lt;script&gt;alert(1)&lt;/script&gt;&#39;"));
         assert!(page.contains("&lt;b&gt;") && page.contains("a &amp; b"));
     }

@@ -4,11 +4,12 @@
 //! refresh tokens, revocation, and an OpenID Connect id_token.
 //!
 //! Access tokens are ordinary rows of `tokens`, so the FHIR side
-//! authenticates them as it does any other; what a token may do is still
-//! decided by the user's role. Every sign-in attempt and every token
+//! authenticates them as it does any other; what a token may do is
+//! decided by the user's role, narrowed by the token's scopes. Every sign-in attempt and every token
 //! issued, refreshed or revoked is in the audit trail, naming the login and
 //! the client address, never a password, code or token.
 
+pub mod address;
 mod authorize;
 pub mod client;
 mod codes;
@@ -127,10 +128,15 @@ pub fn origin(options: &Options, headers: &HeaderMap, uri: &Uri) -> Option<Strin
     ))
 }
 
-/// The peer's address (for the audit) and IP (for the limits).
-pub fn peer(addr: Option<SocketAddr>) -> (audit::Context, Option<IpAddr>) {
-    let ip = addr.map(|a| a.ip().to_canonical());
-    (audit::Context::new(addr.map(|a| a.to_string())), ip)
+/// The client's address for the audit and its IP for the limits: the
+/// peer, or the client a trusted proxy names.
+pub fn peer(
+    options: &Options,
+    addr: Option<SocketAddr>,
+    headers: &HeaderMap,
+) -> (audit::Context, Option<IpAddr>) {
+    let c = address::client(addr, headers, &options.trusted_proxies);
+    (audit::Context::new(c.source), c.ip)
 }
 
 /// A form (or query) of `application/x-www-form-urlencoded` pairs. A
@@ -165,21 +171,11 @@ impl Form {
     }
 }
 
-/// At most 64 printable characters of what someone typed as a login, for
-/// the audit record (never shown to anyone else as is).
-pub fn typed_login(login: &str) -> String {
-    login
-        .chars()
-        .take(64)
-        .map(|c| if c.is_control() { '\u{fffd}' } else { c })
-        .collect()
-}
-
-/// An audit record of the sign-in side: `login` is the user's, or what was
-/// typed when no user matched.
+/// An audit record of the sign-in side, naming the user when there is
+/// one. What someone typed as a login that matched no user is never
+/// recorded: people type passwords into the login field.
 pub fn event(
     ctx: &audit::Context,
-    login: &str,
     user: Option<&User>,
     action: &str,
     status: u16,
@@ -189,7 +185,6 @@ pub fn event(
         at: super::store::now_ms(),
         request: ctx.request.clone(),
         source: ctx.source.clone(),
-        user: Some(typed_login(login)),
         action: action.to_string(),
         status,
         detail: Some(detail.into()),

@@ -35,6 +35,42 @@ impl Cost {
     };
 }
 
+impl Cost {
+    /// The cost written into a PHC string (`$argon2id$v=19$m=…,t=…,p=…$…`).
+    pub fn of_phc(phc: &str) -> Option<Cost> {
+        let params = phc.split('$').nth(3)?;
+        let (mut m, mut t, mut p) = (None, None, None);
+        for kv in params.split(',') {
+            match kv.split_once('=')? {
+                ("m", v) => m = v.parse().ok(),
+                ("t", v) => t = v.parse().ok(),
+                ("p", v) => p = v.parse().ok(),
+                _ => {}
+            }
+        }
+        Some(Cost {
+            memory_kib: m?,
+            passes: t?,
+            lanes: p?,
+        })
+    }
+
+    /// The cost most of `costs` have (the dearer of equals), if any.
+    pub fn usual(costs: impl IntoIterator<Item = Cost>) -> Option<Cost> {
+        let mut counted: Vec<(Cost, usize)> = Vec::new();
+        for c in costs {
+            match counted.iter_mut().find(|(k, _)| *k == c) {
+                Some((_, n)) => *n += 1,
+                None => counted.push((c, 1)),
+            }
+        }
+        counted
+            .into_iter()
+            .max_by_key(|(c, n)| (*n, c.memory_kib, c.passes, c.lanes))
+            .map(|(c, _)| c)
+    }
+}
+
 /// The shortest password `set` accepts.
 pub const MIN_LEN: usize = 8;
 
@@ -67,8 +103,9 @@ pub fn verify(password: &str, phc: &str) -> bool {
         .is_ok()
 }
 
-/// Spends about what [`verify`] spends, for a login that has no password
-/// (unknown, or never given one), so the answer's timing does not tell.
+/// Spends about what [`verify`] spends on a hash of `cost`, for a login
+/// that has no password (unknown, or never given one), so the answer's
+/// timing does not tell.
 pub fn verify_nothing(password: &str, cost: Cost) {
     if let Ok(h) = hasher(cost) {
         let mut out = [0u8; 32];
@@ -99,6 +136,41 @@ mod tests {
         assert!(!verify("correct horse", "not a hash"));
         // Same password, new salt.
         assert_ne!(h, hash("correct horse", cost).unwrap());
+    }
+
+    #[test]
+    fn the_cost_is_read_back_from_a_hash_and_the_usual_one_found() {
+        let h = hash("correct horse", Cost::GENERATED).unwrap();
+        assert_eq!(Cost::of_phc(&h), Some(Cost::GENERATED));
+        assert_eq!(Cost::of_phc("not a hash"), None);
+        assert_eq!(Cost::of_phc("$argon2id$v=19$m=x,t=1,p=1$a$b"), None);
+        let d = Cost::default();
+        let g = Cost::GENERATED;
+        assert_eq!(Cost::usual([g, d, g]), Some(g));
+        assert_eq!(Cost::usual([g, d]), Some(d), "the dearer of equals");
+        assert_eq!(Cost::usual([]), None);
+    }
+
+    /// What the choice of `verify_nothing`'s cost rests on: a hash of one
+    /// cost takes about as long as an unknown login at that cost, so the
+    /// cost must follow the stored hashes, not the configured one.
+    #[test]
+    fn verify_nothing_costs_what_a_hash_of_the_same_cost_does() {
+        let g = Cost::GENERATED;
+        let h = hash("correct horse", g).unwrap();
+        let time = |f: &dyn Fn()| {
+            let t = std::time::Instant::now();
+            for _ in 0..20 {
+                f();
+            }
+            t.elapsed()
+        };
+        let known = time(&|| {
+            verify("wrong horse", &h);
+        });
+        let unknown = time(&|| verify_nothing("wrong horse", g));
+        let ratio = known.as_secs_f64() / unknown.as_secs_f64().max(1e-9);
+        assert!((0.33..3.0).contains(&ratio), "{known:?} vs {unknown:?}");
     }
 
     #[test]

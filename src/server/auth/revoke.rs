@@ -8,7 +8,7 @@ use std::sync::Arc;
 use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::super::audit;
@@ -19,9 +19,14 @@ use super::{Auth, Form, event, grants, peer};
 pub async fn revoke(
     State(auth): State<Arc<Auth>>,
     peer_addr: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (ctx, _) = peer(peer_addr.map(|Extension(ConnectInfo(a))| a));
+    let (ctx, _) = peer(
+        &auth.options,
+        peer_addr.map(|Extension(ConnectInfo(a))| a),
+        &headers,
+    );
     let form = Form::parse(&body);
     let token = form.get("token").unwrap_or("").to_string();
     if !token.is_empty() {
@@ -34,7 +39,7 @@ pub async fn revoke(
                     FhirError::internal()
                 })?;
                 if let Some((user, what)) = revoked {
-                    let e = event(&ctx, &user.login, Some(&user), "token-revoke", 200, what);
+                    let e = event(&ctx, Some(&user), "token-revoke", 200, what);
                     audit::append(conn, &[e])?;
                 }
                 Ok(())

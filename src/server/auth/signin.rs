@@ -40,15 +40,21 @@ pub enum SignIn {
 /// What every refusal tells the person.
 pub const WRONG: &str = "Wrong login, password or code";
 
-/// Why the password check failed, for the record.
-fn password_check(auth: &Auth, account: Option<&Account>, typed: &str) -> Result<(), &'static str> {
+/// Why the password check failed, for the record. Without a stored hash
+/// the same work is done at `nothing_cost`, so the answer's timing does
+/// not tell a known login from an unknown one.
+fn password_check(
+    account: Option<&Account>,
+    typed: &str,
+    nothing_cost: password::Cost,
+) -> Result<(), &'static str> {
     match account {
         None => {
-            password::verify_nothing(typed, auth.options.password_cost);
+            password::verify_nothing(typed, nothing_cost);
             Err("unknown login")
         }
         Some(Account { password: None, .. }) => {
-            password::verify_nothing(typed, auth.options.password_cost);
+            password::verify_nothing(typed, nothing_cost);
             Err("no password set")
         }
         Some(Account {
@@ -64,6 +70,29 @@ fn password_check(auth: &Auth, account: Option<&Account>, typed: &str) -> Result
     }
 }
 
+/// What the record says of a login that matched no user: only its
+/// length, since people type passwords into the login field.
+fn unknown(why: &str, typed: &str) -> String {
+    format!("{why} ({} characters)", typed.chars().count())
+}
+
+/// Records the first refusal of a window: the user when the login is one.
+async fn locked_out(auth: &Arc<Auth>, ctx: &audit::Context, login: &str) -> Result<(), FhirError> {
+    let l = login.to_string();
+    let user = auth
+        .db
+        .read(move |conn| -> Result<_, FhirError> { Ok(users::account(conn, &l)?) })
+        .await?
+        .map(|a| a.user);
+    let why = "locked out: too many failed sign-ins";
+    let detail = match &user {
+        Some(_) => why.to_string(),
+        None => unknown(&format!("{why}, unknown login"), login),
+    };
+    let e = event(ctx, user.as_ref(), "sign-in", 429, detail);
+    auth.db.append(vec![e]).await
+}
+
 /// Checks the credentials; records a refusal itself.
 pub async fn check(
     auth: &Arc<Auth>,
@@ -73,33 +102,39 @@ pub async fn check(
 ) -> Result<SignIn, FhirError> {
     let attempt = match auth.limiter.begin(c.login, ip) {
         Ok(a) => a,
-        Err(wait) => {
-            let e = event(
-                ctx,
-                c.login,
-                None,
-                "sign-in",
-                429,
-                "locked out: too many failed sign-ins",
-            );
-            auth.db.append(vec![e]).await?;
-            return Ok(SignIn::Limited(wait));
+        Err(refused) => {
+            // One record a window: each refusal costs the server almost
+            // nothing, and should not cost it a row.
+            if refused.record {
+                locked_out(auth, ctx, c.login).await?;
+            }
+            return Ok(SignIn::Limited(refused.wait));
         }
     };
     let login = c.login.to_string();
     let account = auth
         .db
-        .read(move |conn| -> Result<_, FhirError> { Ok(users::account(conn, &login)?) })
+        .read(move |conn| -> Result<_, FhirError> {
+            let account = users::account(conn, &login)?;
+            let cost = match &account {
+                Some(Account {
+                    password: Some(_), ..
+                }) => None,
+                _ => Some(users::usual_password_cost(conn)?),
+            };
+            Ok((account, cost))
+        })
         .await?;
+    let (account, nothing_cost) = account;
     let permit = auth
         .hashing
         .acquire()
         .await
         .map_err(|_| FhirError::internal())?;
     let typed = c.password.to_string();
-    let a2 = auth.clone();
+    let nothing_cost = nothing_cost.flatten().unwrap_or(auth.options.password_cost);
     let (account, checked) = tokio::task::spawn_blocking(move || {
-        let checked = password_check(&a2, account.as_ref(), &typed);
+        let checked = password_check(account.as_ref(), &typed, nothing_cost);
         (account, checked)
     })
     .await
@@ -144,7 +179,11 @@ pub async fn check(
         }
         Err(why) => {
             let user = account.as_ref().map(|a| &a.user);
-            let e = event(ctx, c.login, user, "sign-in", 401, why);
+            let detail = match user {
+                Some(_) => why.to_string(),
+                None => unknown(why, c.login),
+            };
+            let e = event(ctx, user, "sign-in", 401, detail);
             auth.db.append(vec![e]).await?;
             Ok(SignIn::Refused)
         }

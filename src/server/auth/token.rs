@@ -40,7 +40,11 @@ pub async fn token(
     uri: Uri,
     body: Bytes,
 ) -> Response {
-    let (ctx, _) = peer(peer_addr.map(|Extension(ConnectInfo(a))| a));
+    let (ctx, _) = peer(
+        &auth.options,
+        peer_addr.map(|Extension(ConnectInfo(a))| a),
+        &headers,
+    );
     let Some(o) = origin(&auth.options, &headers, &uri) else {
         return OAuthError::new("invalid_request", "the request names no usable Host").response();
     };
@@ -152,7 +156,7 @@ fn record(conn: &Connection, events: &[Event]) -> Result<(), FhirError> {
 
 fn issued_event(ctx: &audit::Context, i: &Issued, action: &str, how: &str) -> Event {
     let detail = format!("{how}, grant {}, scope {}", i.grant, i.scope);
-    event(ctx, &i.user.login, Some(&i.user), action, 200, detail)
+    event(ctx, Some(&i.user), action, 200, detail)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -175,7 +179,6 @@ fn exchange_code(
     };
     let account = users::account_by_id(conn, c.user_id)?;
     let user = account.as_ref().map(|a| a.user.clone());
-    let login = user.as_ref().map_or("", |u| u.login.as_str()).to_string();
     if let Some((_, grant)) = c.used {
         // Used before: whoever holds it now may have stolen it.
         let revoked = match grant {
@@ -187,7 +190,7 @@ fn exchange_code(
         );
         record(
             conn,
-            &[event(ctx, &login, user.as_ref(), "code-reuse", 400, detail)],
+            &[event(ctx, user.as_ref(), "code-reuse", 400, detail)],
         )?;
         return invalid("the code was used already");
     }
@@ -202,7 +205,6 @@ fn exchange_code(
             conn,
             &[event(
                 ctx,
-                &login,
                 user.as_ref(),
                 "token-issue",
                 400,
@@ -251,18 +253,23 @@ fn refresh(
             )?;
             Ok(Ok(i))
         }
+        Refreshed::Retried(i) => {
+            record(
+                conn,
+                &[issued_event(
+                    ctx,
+                    &i,
+                    "refresh-retry",
+                    "the refresh token spent last, again within the grace period",
+                )],
+            )?;
+            Ok(Ok(i))
+        }
         Refreshed::Reused { user, grant } => {
             let detail = format!("a spent refresh token presented again; grant {grant} revoked");
             record(
                 conn,
-                &[event(
-                    ctx,
-                    &user.login,
-                    Some(&user),
-                    "refresh-reuse",
-                    400,
-                    detail,
-                )],
+                &[event(ctx, Some(&user), "refresh-reuse", 400, detail)],
             )?;
             Ok(Err(OAuthError::new(
                 "invalid_grant",
@@ -271,14 +278,7 @@ fn refresh(
         }
         Refreshed::Refused(e, user) => {
             if let Some(u) = &user {
-                let ev = event(
-                    ctx,
-                    &u.login,
-                    Some(u),
-                    "token-refresh",
-                    400,
-                    e.description.clone(),
-                );
+                let ev = event(ctx, Some(u), "token-refresh", 400, e.description.clone());
                 record(conn, &[ev])?;
             }
             Ok(Err(e))

@@ -394,7 +394,12 @@ pub async fn dispatch(
         .unwrap_or("-")
         .to_string();
     let m = method.clone();
-    let ctx = audit::Context::new(peer.map(|Extension(ConnectInfo(a))| a.to_string()));
+    let client = super::auth::address::client(
+        peer.map(|Extension(ConnectInfo(a))| a),
+        &headers,
+        &app.options.trusted_proxies,
+    );
+    let ctx = audit::Context::new(client.source);
     let mut response = handle(&app, &ctx, method, uri, headers, body).await;
     // Names the audit records of this request (for support and tests).
     if let Ok(v) = HeaderValue::from_str(&ctx.request) {
