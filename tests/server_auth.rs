@@ -171,6 +171,18 @@ impl Portal {
         Self::answer(r).await
     }
 
+    /// A GET that names a client in `X-Forwarded-For`, as a proxy does.
+    async fn get_from(&self, forwarded_for: &str, path: &str) -> Answer {
+        let r = self
+            .c
+            .get(format!("{}{path}", self.origin()))
+            .header("x-forwarded-for", forwarded_for)
+            .send()
+            .await
+            .unwrap();
+        Self::answer(r).await
+    }
+
     async fn post(&self, path: &str, pairs: &[(&str, &str)]) -> Answer {
         self.post_from(None, path, pairs).await
     }
@@ -1325,6 +1337,233 @@ async fn the_device_page_says_what_is_being_approved_and_escapes_it() {
             .contains("Never approve a code someone sent you.")
             && !hostile.text.contains("Asked for"),
         "warning only",
+    );
+    c.done();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_device_page_asks_for_the_code_first_then_says_what_it_is_for() {
+    let p = portal_behind_proxy(|_| {}).await;
+    let mut c = Checks::default();
+    let u = p.user(Role::Nurse);
+
+    // Step 1: the code alone, sent back as a GET; no password yet.
+    let bare = p.get("/auth/device/verify").await;
+    c.eq(bare.status, StatusCode::OK, "bare page");
+    c.check(
+        bare.text
+            .contains("<form method=\"get\" action=\"/auth/device/verify\">")
+            && bare.text.contains("name=\"user_code\""),
+        format!("a code field sent by GET: {}", bare.text),
+    );
+    c.check(
+        !bare.text.contains("name=\"password\"") && !bare.text.contains("name=\"login\""),
+        "no password field on the bare page",
+    );
+    c.check(
+        bare.text.contains("Never approve a code someone sent you."),
+        "the warning on the bare page",
+    );
+    c.eq(
+        bare.header("x-frame-options"),
+        "DENY",
+        "bare X-Frame-Options",
+    );
+
+    // Step 2: the code as typed by hand (lower case, no dash), as the
+    // form's GET sends it.
+    let started = p
+        .post_from(
+            Some("203.0.113.44"),
+            "/auth/device",
+            &[
+                ("client_id", "chartty"),
+                ("scope", "openid offline_access user/Patient.rs"),
+            ],
+        )
+        .await
+        .json();
+    let code = started["user_code"].as_str().unwrap_or("").to_string();
+    let device_code = started["device_code"].as_str().unwrap_or("").to_string();
+    let typed = code.replace('-', "").to_lowercase();
+    let details = p
+        .get(&format!(
+            "/auth/device/verify?{}",
+            form(&[("user_code", &typed)])
+        ))
+        .await;
+    c.eq(details.status, StatusCode::OK, "the code's page");
+    let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    for want in [
+        code.as_str(),
+        "Asked for",
+        today.as_str(),
+        "UTC",
+        "seconds ago",
+        "By a terminal at",
+        "203.0.113.44",
+        "Read and search: Patient",
+        "Keep its access renewing until you sign out",
+        "No more than your role allows",
+        "Never approve a code someone sent you.",
+        "<form method=\"post\" action=\"/auth/device/verify\">",
+        "name=\"login\"",
+        "name=\"password\"",
+        "name=\"totp\"",
+        "value=\"approve\"",
+        "value=\"deny\"",
+    ] {
+        c.check(details.text.contains(want), format!("step 2 says {want:?}"));
+    }
+    // The form approves the code the page describes, not one typed anew.
+    c.check(
+        details.text.contains(&format!(
+            "<input type=\"hidden\" name=\"user_code\" value=\"{code}\">"
+        )),
+        "the code goes along unseen",
+    );
+    let ok = p
+        .post(
+            "/auth/device/verify",
+            &[
+                ("user_code", &code),
+                ("login", &u.login),
+                ("password", &u.password),
+                ("totp", ""),
+                ("action", "approve"),
+            ],
+        )
+        .await;
+    c.eq(ok.status, StatusCode::OK, "approved from step 2");
+    c.eq(
+        poll(&p, &device_code).await.status,
+        StatusCode::OK,
+        "tokens",
+    );
+
+    // A code that is not waiting: said so, the code field again, no
+    // password; the approved code is not waiting any more either.
+    for unknown in ["BBBB-BBBB", code.as_str()] {
+        let a = p
+            .get(&format!("/auth/device/verify?user_code={unknown}"))
+            .await;
+        c.eq(a.status, StatusCode::OK, "unknown code page");
+        c.check(
+            a.text
+                .contains("This code is not known or has expired; check the code on your terminal"),
+            format!("says {unknown} is not known: {}", a.text),
+        );
+        c.check(
+            a.text.contains("name=\"user_code\"")
+                && a.text.contains(&format!("value=\"{unknown}\"")),
+            "the code field again, with the code",
+        );
+        c.check(
+            !a.text.contains("name=\"password\"") && !a.text.contains("Asked for"),
+            "no password field, no details",
+        );
+    }
+    c.done();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_user_codes_are_limited_per_client_address() {
+    let p = portal_behind_proxy(|_| {}).await;
+    let mut c = Checks::default();
+    let guesser = "203.0.113.9";
+    let started = p
+        .post_from(
+            Some("198.51.100.3"),
+            "/auth/device",
+            &[("client_id", "chartty"), ("scope", "openid")],
+        )
+        .await
+        .json();
+    let code = started["user_code"].as_str().unwrap_or("").to_string();
+    let waiting = format!("/auth/device/verify?user_code={code}");
+
+    // Codes found do not count; unknown ones do, looked up or posted.
+    for i in 0..19 {
+        let a = p
+            .get_from(
+                guesser,
+                &format!("/auth/device/verify?user_code=BBBB-BB{i:02}"),
+            )
+            .await;
+        c.eq(a.status, StatusCode::OK, &format!("lookup {i}"));
+        c.eq(
+            p.get_from(guesser, &waiting).await.status,
+            StatusCode::OK,
+            "a waiting code",
+        );
+    }
+    let posted = p
+        .post_from(
+            Some(guesser),
+            "/auth/device/verify",
+            &[
+                ("user_code", "BBBB-BBBB"),
+                ("login", "x"),
+                ("password", "y"),
+                ("action", "approve"),
+            ],
+        )
+        .await;
+    c.eq(
+        posted.status,
+        StatusCode::BAD_REQUEST,
+        "a posted unknown code",
+    );
+
+    for what in ["/auth/device/verify?user_code=CCCC-CCCC", waiting.as_str()] {
+        let a = p.get_from(guesser, what).await;
+        c.eq(a.status, StatusCode::TOO_MANY_REQUESTS, what);
+        let retry: u64 = a.header("retry-after").parse().unwrap_or(0);
+        c.check(
+            retry > 0 && retry <= 15 * 60,
+            format!("Retry-After {retry}"),
+        );
+        c.check(
+            !a.text.contains("name=\"password\"") && !a.text.contains("Asked for"),
+            "the refusal says nothing of the code",
+        );
+    }
+    let denied = p
+        .post_from(
+            Some(guesser),
+            "/auth/device/verify",
+            &[("user_code", &code), ("action", "deny")],
+        )
+        .await;
+    c.eq(
+        denied.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "nor may it deny codes",
+    );
+    // Another client, and the bare page, are not held up.
+    c.eq(
+        p.get_from("198.51.100.3", &waiting).await.status,
+        StatusCode::OK,
+        "another client",
+    );
+    c.eq(
+        p.get_from(guesser, "/auth/device/verify").await.status,
+        StatusCode::OK,
+        "the bare page",
+    );
+    let records = audit(&p.db);
+    c.eq(
+        records
+            .iter()
+            .filter(|r| r.0 == "device-lookup" && r.2 == 429)
+            .count(),
+        1,
+        "one record of the refusals",
+    );
+    c.eq(
+        records.iter().filter(|r| r.0 == "device-deny").count(),
+        0,
+        "nothing denied",
     );
     c.done();
 }

@@ -75,7 +75,8 @@ pub async fn follow(location: &str) -> String {
     r.text().await.unwrap_or_default()
 }
 
-/// Approves (or denies) a device code on the verification page.
+/// Approves (or denies) a device code on the verification page: types the
+/// code first when the address does not carry it, as a person does.
 pub async fn device(
     verification_uri: &str,
     user_code: &str,
@@ -84,11 +85,29 @@ pub async fn device(
     approve: bool,
 ) {
     let c = client();
-    let page = c.get(verification_uri).send().await.unwrap();
-    assert_eq!(page.status(), StatusCode::OK, "the device page");
+    let bare = verification_uri.split('?').next().unwrap();
+    let mut details = verification_uri.to_string();
+    if !verification_uri.contains("user_code=") {
+        let page = c.get(verification_uri).send().await.unwrap();
+        assert_eq!(page.status(), StatusCode::OK, "the device page");
+        let html = page.text().await.unwrap();
+        assert!(
+            html.contains("method=\"get\"") && html.contains("name=\"user_code\""),
+            "asks for the code: {html}"
+        );
+        assert!(!html.contains("name=\"password\""), "{html}");
+        details = format!("{bare}?{}", form(&[("user_code", user_code)]));
+    }
+    let page = c.get(&details).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK, "the code's page");
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains("Approving lets that terminal") && html.contains("name=\"password\""),
+        "says what the code is for: {html}"
+    );
     let action = if approve { "approve" } else { "deny" };
     let r = c
-        .post(verification_uri.split('?').next().unwrap())
+        .post(bare)
         .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
         .body(form(&[
             ("user_code", user_code),

@@ -105,7 +105,6 @@ fn sign_in_page(
         action: "/auth/authorize",
         intro: &intro,
         hidden,
-        user_code: None,
         error,
         deny: false,
         about: Vec::new(),

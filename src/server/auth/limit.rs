@@ -1,5 +1,5 @@
-//! How many failed sign-ins, and device-code starts, are allowed in a
-//! window before the server stops even checking the password (429).
+//! How many failed sign-ins, device-code starts and unknown user codes
+//! are allowed in a window before the server stops even checking (429).
 //!
 //! Failures are counted per login and client address together, so that
 //! someone elsewhere cannot lock a clinician out with five wrong
@@ -34,6 +34,9 @@ pub struct Limits {
     pub per_address: usize,
     /// Device codes one client address may ask for.
     pub device_starts: usize,
+    /// User codes one client address may look up and not find: what
+    /// answers "no such code" must not be a cheap way to find one.
+    pub code_lookups: usize,
     pub window: Duration,
 }
 
@@ -44,6 +47,7 @@ impl Default for Limits {
             per_login: 50,
             per_address: 20,
             device_starts: 10,
+            code_lookups: 20,
             window: Duration::from_secs(15 * 60),
         }
     }
@@ -173,6 +177,7 @@ struct Windows {
     logins: Table<LoginKey>,
     addresses: Table<Option<IpAddr>>,
     devices: Table<Option<IpAddr>>,
+    lookups: Table<Option<IpAddr>>,
 }
 
 pub struct Limiter {
@@ -186,6 +191,14 @@ pub struct Limiter {
 pub struct Refused {
     pub wait: Duration,
     pub record: bool,
+}
+
+/// A user-code lookup under way, counted as a miss until
+/// [`Limiter::code_found`].
+#[derive(Debug)]
+pub struct Lookup {
+    address: Option<IpAddr>,
+    at: Instant,
 }
 
 /// An attempt under way, counted as failed until [`Limiter::succeeded`].
@@ -209,6 +222,7 @@ impl Limiter {
                 logins: Table::new(cap),
                 addresses: Table::new(cap),
                 devices: Table::new(cap),
+                lookups: Table::new(cap),
             }),
         }
     }
@@ -288,10 +302,44 @@ impl Limiter {
         Ok(())
     }
 
+    /// Starts a user-code lookup from `address`, or refuses it. Refused
+    /// whether or not the code exists: answering a found code while
+    /// refusing the others would still tell them apart.
+    pub fn code_lookup(&self, address: Option<IpAddr>) -> Result<Lookup, Refused> {
+        let now = Instant::now();
+        let window = self.limits.window;
+        let Ok(mut w) = self.windows.lock() else {
+            return Err(Refused {
+                wait: window,
+                record: false,
+            });
+        };
+        let address = address.map(limit_key);
+        if let Some((wait, record)) =
+            w.lookups
+                .full(&address, self.limits.code_lookups, now, window)
+        {
+            return Err(Refused { wait, record });
+        }
+        w.lookups.push(address, now, window);
+        Ok(Lookup { address, at: now })
+    }
+
+    /// The code looked up was waiting: the lookup is not a miss.
+    pub fn code_found(&self, lookup: Lookup) {
+        if let Ok(mut w) = self.windows.lock() {
+            w.lookups.take_back(&lookup.address, lookup.at);
+        }
+    }
+
     #[cfg(test)]
     fn keys(&self) -> usize {
         self.windows.lock().map_or(0, |w| {
-            w.pairs.map.len() + w.logins.map.len() + w.addresses.map.len() + w.devices.map.len()
+            w.pairs.map.len()
+                + w.logins.map.len()
+                + w.addresses.map.len()
+                + w.devices.map.len()
+                + w.lookups.map.len()
         })
     }
 }
@@ -401,5 +449,21 @@ mod tests {
         assert!(r.record && r.wait > Duration::from_secs(60));
         assert!(!l.device_start(a).unwrap_err().record);
         assert!(l.device_start(ip("10.0.0.10")).is_ok());
+    }
+
+    #[test]
+    fn unknown_codes_are_limited_per_address_and_found_ones_are_not_counted() {
+        let l = Limiter::new(Limits::default());
+        let a = ip("10.0.0.9");
+        for _ in 0..30 {
+            l.code_found(l.code_lookup(a).unwrap());
+        }
+        for _ in 0..20 {
+            l.code_lookup(a).unwrap();
+        }
+        let r = l.code_lookup(a).unwrap_err();
+        assert!(r.record && r.wait > Duration::from_secs(60));
+        assert!(!l.code_lookup(a).unwrap_err().record);
+        assert!(l.code_lookup(ip("10.0.0.10")).is_ok());
     }
 }

@@ -46,8 +46,6 @@ pub struct SignInForm<'a> {
     pub intro: &'a str,
     /// Parameters carried along unseen.
     pub hidden: Vec<(&'a str, &'a str)>,
-    /// The device flow asks for the code shown in the terminal.
-    pub user_code: Option<&'a str>,
     pub error: Option<&'a str>,
     /// The device flow offers to deny.
     pub deny: bool,
@@ -94,13 +92,6 @@ impl SignInForm<'_> {
                 escape(value)
             ));
         }
-        if let Some(code) = self.user_code {
-            b.push_str(&format!(
-                "<label>Code shown in your terminal<input name=\"user_code\" value=\"{}\" \
-                 autocomplete=\"off\" autocapitalize=\"characters\" required></label>\n",
-                escape(code)
-            ));
-        }
         b.push_str(
             "<label>Login<input name=\"login\" autocomplete=\"username\" autocapitalize=\"none\" required></label>\n\
              <label>Password<input name=\"password\" type=\"password\" autocomplete=\"current-password\" required></label>\n\
@@ -118,6 +109,35 @@ impl SignInForm<'_> {
         b.push_str("</form>\n");
         document(self.title, &b)
     }
+}
+
+/// The device flow's first step: the code alone, sent back as a GET, so
+/// that the next page says what the code is for before a password is
+/// typed.
+pub fn code_form(
+    title: &str,
+    intro: &str,
+    code: &str,
+    error: Option<&str>,
+    warning: &str,
+) -> String {
+    let mut b = format!("<p class=\"note\">{}</p>\n", escape(intro));
+    if let Some(e) = error {
+        b.push_str(&format!(
+            "<p class=\"error\" role=\"alert\">{}</p>\n",
+            escape(e)
+        ));
+    }
+    b.push_str(&format!(
+        "<p class=\"warning\"><strong>{}</strong></p>\n\
+         <form method=\"get\" action=\"/auth/device/verify\">\n\
+         <label>Code shown in your terminal<input name=\"user_code\" value=\"{}\" \
+         autocomplete=\"off\" autocapitalize=\"characters\" required></label>\n\
+         <button type=\"submit\">Continue</button>\n</form>\n",
+        escape(warning),
+        escape(code)
+    ));
+    document(title, &b)
 }
 
 /// A page that only says something.
@@ -165,7 +185,6 @@ mod tests {
             action: "/auth/authorize",
             intro: "<b>",
             hidden: vec![("state", "\"><script>alert(1)</script>'")],
-            user_code: None,
             error: Some("a & b"),
             deny: false,
             about: vec![("From <i>", vec!["<img src=x>".to_string()])],
@@ -177,5 +196,13 @@ mod tests {
         assert!(page.contains("From &lt;i&gt;") && page.contains("&lt;img src=x&gt;"));
         assert!(page.contains("&quot;&gt;&lt;script&gt;alert(1)&lt;/script&gt;&#39;"));
         assert!(page.contains("&lt;b&gt;") && page.contains("a &amp; b"));
+
+        let page = code_form("T", "<b>", "\"><script>", Some("<i>"), "<u>");
+        assert!(!page.contains("<script>") && !page.contains("<i>") && !page.contains("<u>"));
+        assert!(
+            page.contains("value=\"&quot;&gt;&lt;script&gt;\""),
+            "{page}"
+        );
+        assert!(page.contains("method=\"get\"") && !page.contains("password"));
     }
 }
