@@ -9,8 +9,11 @@
 //! new anonymous session keyring before it opens the store. The key is made
 //! under a service name of this run and forgotten at the end.
 
+use std::ffi::OsStr;
 use std::path::Path;
-use std::process::Command;
+
+mod new_login;
+use new_login::get;
 
 use chartty::drafts::{Draft, DraftKey, DraftStore, KeySource, KeyringKeys, Protection, Store};
 
@@ -50,42 +53,17 @@ impl Drop for Forget {
     }
 }
 
-/// Runs this binary's `child` test as `mode`, without a D-Bus session;
-/// returns its `KEY value` lines.
+/// Runs this binary's `child` test as `mode` (a new login, without a
+/// D-Bus session); its `KEY value` lines.
 fn run_child(mode: &str, service: &str, dir: &Path) -> Vec<(String, String)> {
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "child",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("CHARTTY_DRAFTS_TEST_CHILD", mode)
-        .env("CHARTTY_DRAFTS_SERVICE", service)
-        .env("CHARTTY_DRAFTS_DIR", dir)
-        .env_remove("DBUS_SESSION_BUS_ADDRESS")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "child {mode} failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-        .lines()
-        .filter_map(|l| l.split_once("@@ "))
-        .filter_map(|(_, kv)| kv.split_once(' '))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
-
-fn get<'a>(lines: &'a [(String, String)], key: &str) -> Option<&'a str> {
-    lines
-        .iter()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v.as_str())
+    new_login::run(
+        mode,
+        &[
+            ("CHARTTY_DRAFTS_TEST_CHILD", OsStr::new(mode)),
+            ("CHARTTY_DRAFTS_SERVICE", OsStr::new(service)),
+            ("CHARTTY_DRAFTS_DIR", dir.as_os_str()),
+        ],
+    )
 }
 
 #[test]
@@ -200,12 +178,7 @@ fn child() {
     };
     let service = std::env::var("CHARTTY_DRAFTS_SERVICE").unwrap();
     let dir = std::path::PathBuf::from(std::env::var_os("CHARTTY_DRAFTS_DIR").unwrap());
-    // keyctl(KEYCTL_JOIN_SESSION_KEYRING, NULL): a new anonymous session
-    // keyring, as pam_keyinit gives each new login.
-    let joined = unsafe { libc::syscall(libc::SYS_keyctl, 1, std::ptr::null::<libc::c_char>()) };
-    // keyctl(KEYCTL_GET_KEYRING_ID, KEY_SPEC_SESSION_KEYRING, 0)
-    let session = unsafe { libc::syscall(libc::SYS_keyctl, 0, -3, 0) };
-    println!("\n@@ SESSION {}", if joined < 0 { -1 } else { session });
+    new_login::join_new_session();
     let keys = KeyringKeys::named(&service, ACCOUNT);
     if mode == "forget" {
         match keys.only(&[Store::KernelKeyring]).forget() {

@@ -6,35 +6,13 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Portal, anchor, screen};
+use common::{Portal, screen};
 
-use chartty::api::ApiClient;
 use chartty::config::Settings;
-use chartty::drafts::{DraftStore, KeySource};
+use chartty::drafts::DraftStore;
 use chartty::roles::Role;
 use chartty::tui::app::LockStep;
 use chartty::tui::headless::Headless;
-use chartty::tui::keymap::Keymap;
-use chartty::tui::theme::Theme;
-use chartty::tui::{App, Session};
-
-struct FixedKey;
-
-impl KeySource for FixedKey {
-    fn key(&self) -> Result<[u8; 32], String> {
-        Ok([9; 32])
-    }
-    fn describe(&self) -> String {
-        "a test key".into()
-    }
-}
-
-fn token(p: &Portal, role: Role) -> String {
-    p.server
-        .token_for(role)
-        .unwrap_or_else(|| panic!("the demo has a {role} user"))
-        .to_string()
-}
 
 async fn signed_in(
     p: &Portal,
@@ -42,33 +20,11 @@ async fn signed_in(
     settings: &Settings,
     drafts: &std::path::Path,
 ) -> Headless {
-    let base = &p.server.base_url;
-    let token = token(p, role);
-    let session = Session {
-        base_url: base.clone(),
-        token: Some(token.clone()),
-        role: Some(role),
-        ..Session::default()
-    };
-    let client = ApiClient::new(base, Some(token), Duration::from_secs(30))
-        .unwrap()
-        .with_request_log();
-    let mut app = App::new(
-        settings,
-        session,
-        Keymap::defaults(),
-        Theme::default(),
-        anchor(),
-    );
-    app.start();
-    let mut h = Headless::with_keeper(
-        app,
-        client,
-        Box::new(DraftStore::open_with(drafts, Box::new(FixedKey))),
-    );
-    h.fixed_latency = Some(Duration::from_millis(12));
-    h.settle().await;
-    h
+    common::signed_in(p, role, settings, Some(common::local_drafts(drafts))).await
+}
+
+fn token(p: &Portal, role: Role) -> String {
+    common::token(p, role)
 }
 
 fn settings(idle_minutes: u64) -> Settings {
@@ -250,7 +206,7 @@ async fn a_hang_up_saves_the_note_then_drops_the_chart() {
         .clone()
         .expect("the server named the user");
     h.end();
-    let store = DraftStore::open_with(drafts.path(), Box::new(FixedKey));
+    let store = DraftStore::open_with(drafts.path(), Box::new(common::FixedKey(common::DRAFT_KEY)));
     let kept: Vec<_> = store
         .drafts_of(&user, &p.server.base_url)
         .into_iter()

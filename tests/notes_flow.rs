@@ -6,19 +6,13 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Portal, anchor};
+use common::Portal;
 
-use chartty::api::ApiClient;
-use chartty::config::Settings;
-use chartty::drafts::{DraftStore, KeySource};
 use chartty::roles::Role;
 use chartty::tui::headless::Headless;
 use chartty::tui::keeper::DraftKeeper;
-use chartty::tui::keymap::Keymap;
 use chartty::tui::panes::PaneId;
 use chartty::tui::popups::Popup;
-use chartty::tui::theme::Theme;
-use chartty::tui::{App, Session};
 use chrono::Utc;
 use serde_json::Value;
 
@@ -26,15 +20,8 @@ async fn portal() -> Portal {
     common::demo_portal(30, 11).await
 }
 
-fn token(p: &Portal, role: Role) -> String {
-    p.server
-        .token_for(role)
-        .unwrap_or_else(|| panic!("the demo has a {role} user"))
-        .to_string()
-}
-
 async fn signed_in(p: &Portal, role: Role) -> Headless {
-    signed_in_keeping(p, role, None).await
+    common::signed_in(p, role, &common::settings(), None).await
 }
 
 /// Signed in, with drafts kept by `keeper` (in memory when `None`).
@@ -43,52 +30,7 @@ async fn signed_in_keeping(
     role: Role,
     keeper: Option<Box<dyn DraftKeeper>>,
 ) -> Headless {
-    let base = &p.server.base_url;
-    let token = token(p, role);
-    let session = Session {
-        base_url: base.clone(),
-        token: Some(token.clone()),
-        role: Some(role),
-        user: None,
-        ..Session::default()
-    };
-    let client = ApiClient::new(base, Some(token), Duration::from_secs(30))
-        .unwrap()
-        .with_request_log();
-    let settings = Settings {
-        time_zone: chrono_tz::Tz::UTC,
-        ..Settings::default()
-    };
-    let mut app = App::new(
-        &settings,
-        session,
-        Keymap::defaults(),
-        Theme::default(),
-        anchor(),
-    );
-    app.start();
-    let mut h = match keeper {
-        Some(k) => Headless::with_keeper(app, client, k),
-        None => Headless::new(app, client),
-    };
-    h.settle().await;
-    h
-}
-
-struct FixedKey([u8; 32]);
-
-impl KeySource for FixedKey {
-    fn key(&self) -> Result<[u8; 32], String> {
-        Ok(self.0)
-    }
-    fn describe(&self) -> String {
-        "a test key".into()
-    }
-}
-
-/// The encrypted store in `dir`, with a key of the test's own.
-fn local_store(dir: &std::path::Path) -> Box<dyn DraftKeeper> {
-    Box::new(DraftStore::open_with(dir, Box::new(FixedKey([7; 32]))))
+    common::signed_in(p, role, &common::settings(), keeper).await
 }
 
 /// Opens a listed patient through the search box, as a user would.
@@ -183,7 +125,7 @@ async fn open_patient_with_data(h: &mut Headless) -> String {
 async fn get(p: &Portal, role: Role, path: &str) -> Value {
     let resp = reqwest::Client::new()
         .get(format!("{}/{path}", p.server.base_url))
-        .bearer_auth(token(p, role))
+        .bearer_auth(common::token(p, role))
         .send()
         .await
         .unwrap();
@@ -467,7 +409,7 @@ async fn a_residents_note_waits_for_the_attendings_cosignature() {
     changed["description"] = "changed after signing".into();
     let resp = reqwest::Client::new()
         .put(format!("{}/DocumentReference/{id}", p.server.base_url))
-        .bearer_auth(token(&p, Role::Resident))
+        .bearer_auth(common::token(&p, Role::Resident))
         .header("Content-Type", "application/fhir+json")
         .header(
             "If-Match",
@@ -541,7 +483,7 @@ async fn front_desk_gets_no_clinical_templates_and_the_server_refuses_its_notes(
     });
     let resp = reqwest::Client::new()
         .post(format!("{}/DocumentReference", p.server.base_url))
-        .bearer_auth(token(&p, Role::Frontdesk))
+        .bearer_auth(common::token(&p, Role::Frontdesk))
         .header("Content-Type", "application/fhir+json")
         .body(doc.to_string())
         .send()
@@ -554,7 +496,12 @@ async fn front_desk_gets_no_clinical_templates_and_the_server_refuses_its_notes(
 async fn a_draft_is_saved_once_on_the_server_and_locally_and_comes_back_after_a_crash() {
     let p = portal().await;
     let drafts = tempfile::tempdir().unwrap();
-    let mut h = signed_in_keeping(&p, Role::Attending, Some(local_store(drafts.path()))).await;
+    let mut h = signed_in_keeping(
+        &p,
+        Role::Attending,
+        Some(common::local_drafts(drafts.path())),
+    )
+    .await;
     let patient = open_patient_with_data(&mut h).await;
     h.keys("4n<enter>").unwrap();
     h.paste("Nguyễn reports dizziness ");
@@ -599,7 +546,7 @@ async fn a_draft_is_saved_once_on_the_server_and_locally_and_comes_back_after_a_
     stale["meta"]["versionId"] = "1".into();
     let resp = reqwest::Client::new()
         .put(format!("{}/DocumentReference/{id}", p.server.base_url))
-        .bearer_auth(token(&p, Role::Attending))
+        .bearer_auth(common::token(&p, Role::Attending))
         .header("Content-Type", "application/fhir+json")
         .header("If-Match", "W/\"1\"")
         .body(stale.to_string())
@@ -615,7 +562,12 @@ async fn a_draft_is_saved_once_on_the_server_and_locally_and_comes_back_after_a_
     // The process dies (no quit, no last save): a new one, same user,
     // offers the draft back exactly as last saved when the chart opens.
     drop(h);
-    let mut again = signed_in_keeping(&p, Role::Attending, Some(local_store(drafts.path()))).await;
+    let mut again = signed_in_keeping(
+        &p,
+        Role::Attending,
+        Some(common::local_drafts(drafts.path())),
+    )
+    .await;
     let said = notice(&again);
     assert!(said.contains("unsigned draft"), "{said}");
     open_id(&mut again, &patient).await;
@@ -664,7 +616,12 @@ async fn a_draft_is_saved_once_on_the_server_and_locally_and_comes_back_after_a_
 async fn a_draft_is_offered_only_to_its_own_user() {
     let p = portal().await;
     let drafts = tempfile::tempdir().unwrap();
-    let mut h = signed_in_keeping(&p, Role::Attending, Some(local_store(drafts.path()))).await;
+    let mut h = signed_in_keeping(
+        &p,
+        Role::Attending,
+        Some(common::local_drafts(drafts.path())),
+    )
+    .await;
     let patient = open_patient_with_data(&mut h).await;
     h.keys("4n<enter>").unwrap();
     h.paste("Private words.");
@@ -675,7 +632,12 @@ async fn a_draft_is_offered_only_to_its_own_user() {
         "ending the session saved it"
     );
 
-    let mut other = signed_in_keeping(&p, Role::Resident, Some(local_store(drafts.path()))).await;
+    let mut other = signed_in_keeping(
+        &p,
+        Role::Resident,
+        Some(common::local_drafts(drafts.path())),
+    )
+    .await;
     assert!(!notice(&other).contains("draft"), "{}", notice(&other));
     open_id(&mut other, &patient).await;
     assert!(
@@ -775,7 +737,7 @@ async fn a_made_up_cosign_task_cannot_finalise_a_draft() {
     });
     let resp = reqwest::Client::new()
         .post(format!("{}/Task", p.server.base_url))
-        .bearer_auth(token(&p, Role::Attending))
+        .bearer_auth(common::token(&p, Role::Attending))
         .header("Content-Type", "application/fhir+json")
         .body(task.to_string())
         .send()

@@ -9,7 +9,10 @@
 //! a new anonymous session keyring first. Everything is kept under a
 //! service name of this run and forgotten at the end.
 
-use std::process::Command;
+use std::ffi::OsStr;
+
+mod new_login;
+use new_login::get;
 
 use chartty::api::signin::Identity;
 use chartty::api::signin::kept::{Kept, KeptSignIns};
@@ -38,37 +41,22 @@ impl Drop for Forget {
     }
 }
 
+/// Runs this binary's `child` test as `mode` (a new login, without a
+/// D-Bus session, with a HOME of its own); its `KEY value` lines.
 fn run_child(mode: &str, service: &str) -> Vec<(String, String)> {
     let home = tempfile::tempdir().unwrap();
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "child",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("CHARTTY_SIGNIN_TEST_CHILD", mode)
-        .env("CHARTTY_SIGNIN_SERVICE", service)
-        .env("HOME", home.path())
-        .env_remove("DBUS_SESSION_BUS_ADDRESS")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "child {mode} failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    let lines = new_login::run(
+        mode,
+        &[
+            ("CHARTTY_SIGNIN_TEST_CHILD", OsStr::new(mode)),
+            ("CHARTTY_SIGNIN_SERVICE", OsStr::new(service)),
+            ("HOME", home.path().as_os_str()),
+        ],
     );
     // Nothing in the home directory: the store is the keyring, not a file.
     let files = walk(home.path());
     assert!(files.is_empty(), "files written by {mode}: {files:?}");
-    stdout
-        .lines()
-        .filter_map(|l| l.split_once("@@ "))
-        .filter_map(|(_, kv)| kv.split_once(' '))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
+    lines
 }
 
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
@@ -82,13 +70,6 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
         }
     }
     out
-}
-
-fn get<'a>(lines: &'a [(String, String)], key: &str) -> Option<&'a str> {
-    lines
-        .iter()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v.as_str())
 }
 
 #[test]
@@ -158,11 +139,7 @@ fn child() {
         return;
     };
     let service = std::env::var("CHARTTY_SIGNIN_SERVICE").unwrap();
-    // keyctl(KEYCTL_JOIN_SESSION_KEYRING, NULL): a new anonymous session
-    // keyring, as pam_keyinit gives each new login.
-    let joined = unsafe { libc::syscall(libc::SYS_keyctl, 1, std::ptr::null::<libc::c_char>()) };
-    let session = unsafe { libc::syscall(libc::SYS_keyctl, 0, -3, 0) };
-    println!("\n@@ SESSION {}", if joined < 0 { -1 } else { session });
+    new_login::join_new_session();
     let store = if mode == "ss-only" {
         KeptSignIns::with(Secrets::only(&service, &[Store::SecretService]))
     } else {

@@ -12,8 +12,10 @@ use std::time::Duration;
 
 use chartty::api::ApiClient;
 use chartty::config::Settings;
+use chartty::drafts::{DraftStore, KeySource};
 use chartty::server::{RunningServer, ServerConfig};
 use chartty::tui::headless::Headless;
+use chartty::tui::keeper::DraftKeeper;
 use chartty::tui::keymap::Keymap;
 use chartty::tui::theme::Theme;
 use chartty::tui::{App, Session};
@@ -629,14 +631,52 @@ pub async fn app_as(
 ) -> Headless {
     let session = Session {
         base_url: base.to_string(),
-        token: None,
         role,
         user: role.map(|r| format!("Test {}", r.label())),
         ..Session::default()
     };
-    let client = ApiClient::new(base, None, Duration::from_secs(30))
-        .unwrap()
-        .with_request_log();
+    started(session, settings, None).await
+}
+
+/// The token of the demo user of `role`.
+pub fn token(p: &Portal, role: chartty::roles::Role) -> String {
+    p.server
+        .token_for(role)
+        .unwrap_or_else(|| panic!("the demo has a {role} user"))
+        .to_string()
+}
+
+/// The app signed in to the demo portal as `role` with that user's token,
+/// started and settled, with a request log; drafts kept by `keeper` (in
+/// memory when `None`).
+pub async fn signed_in(
+    p: &Portal,
+    role: chartty::roles::Role,
+    settings: &Settings,
+    keeper: Option<Box<dyn DraftKeeper>>,
+) -> Headless {
+    let session = Session {
+        base_url: p.server.base_url.clone(),
+        token: Some(token(p, role)),
+        role: Some(role),
+        ..Session::default()
+    };
+    started(session, settings, keeper).await
+}
+
+/// The app of `session`, started and settled, with a request log.
+async fn started(
+    session: Session,
+    settings: &Settings,
+    keeper: Option<Box<dyn DraftKeeper>>,
+) -> Headless {
+    let client = ApiClient::new(
+        &session.base_url,
+        session.token.clone(),
+        Duration::from_secs(30),
+    )
+    .unwrap()
+    .with_request_log();
     let mut app = App::new(
         settings,
         session,
@@ -645,11 +685,34 @@ pub async fn app_as(
         anchor(),
     );
     app.start();
-    let mut h = Headless::new(app, client);
+    let mut h = match keeper {
+        Some(k) => Headless::with_keeper(app, client, k),
+        None => Headless::new(app, client),
+    };
     // The latency on the status bar is the last reply's: fixed, so screens compare.
     h.fixed_latency = Some(Duration::from_millis(12));
     h.settle().await;
     h
+}
+
+/// The drafts key of the tests that keep drafts on disk: the OS credential
+/// store stays out of flow tests.
+pub const DRAFT_KEY: [u8; 32] = [7; 32];
+
+pub struct FixedKey(pub [u8; 32]);
+
+impl KeySource for FixedKey {
+    fn key(&self) -> Result<[u8; 32], String> {
+        Ok(self.0)
+    }
+    fn describe(&self) -> String {
+        "a test key".into()
+    }
+}
+
+/// The encrypted draft store in `dir`, sealed with [`DRAFT_KEY`].
+pub fn local_drafts(dir: &std::path::Path) -> Box<dyn DraftKeeper> {
+    Box::new(DraftStore::open_with(dir, Box::new(FixedKey(DRAFT_KEY))))
 }
 
 /// The screen as text, one line per row.

@@ -3,12 +3,10 @@
 //! that is not a loopback URI, no S256 challenge, …) gets a 400 page, not a
 //! redirect: an error must not go to an unverified redirect URI.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::Extension;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 
@@ -17,7 +15,7 @@ use super::super::outcome::FhirError;
 use super::super::store;
 use super::login_page::{SignInForm, message, respond};
 use super::signin::{self, Credentials, SignIn};
-use super::{Auth, Form, client, codes, event, origin, peer, pkce, scope};
+use super::{Auth, Form, Peer, client, codes, event, origin, pkce, scope};
 
 const TITLE: &str = "Sign in to chartty";
 
@@ -129,16 +127,11 @@ pub async fn page(State(auth): State<Arc<Auth>>, headers: HeaderMap, uri: Uri) -
 /// `POST /auth/authorize`: signs in, then redirects with a code.
 pub async fn submit(
     State(auth): State<Arc<Auth>>,
-    peer_addr: Option<Extension<ConnectInfo<SocketAddr>>>,
+    Peer { ctx, ip }: Peer,
     headers: HeaderMap,
     uri: Uri,
     body: Bytes,
 ) -> Response {
-    let (ctx, ip) = peer(
-        &auth.options,
-        peer_addr.map(|Extension(ConnectInfo(a))| a),
-        &headers,
-    );
     let Some(o) = origin(&auth.options, &headers, &uri) else {
         return bad_request("The request names no usable Host.");
     };

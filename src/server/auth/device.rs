@@ -6,12 +6,10 @@
 //! `BCDF-GHJK` and read case-insensitively without the dash; device codes
 //! are random and kept as SHA-256.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::Extension;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::Response;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -20,7 +18,7 @@ use serde_json::json;
 use super::super::outcome::FhirError;
 use super::super::store;
 use super::super::users::{fresh_token, token_hash};
-use super::{Auth, Form, OAuthError, client, event, json_response, origin, peer, scope};
+use super::{Auth, Form, OAuthError, Peer, client, event, json_response, origin, scope};
 
 const ALPHABET: &[u8; 20] = b"BCDFGHJKLMNPQRSTVWXZ";
 
@@ -114,16 +112,11 @@ fn create(conn: &Connection, pair: &NewPair<'_>, now: i64) -> anyhow::Result<(St
 /// `POST /auth/device`.
 pub async fn start(
     State(auth): State<Arc<Auth>>,
-    peer_addr: Option<Extension<ConnectInfo<SocketAddr>>>,
+    Peer { ctx, ip }: Peer,
     headers: HeaderMap,
     uri: Uri,
     body: Bytes,
 ) -> Response {
-    let (ctx, ip) = peer(
-        &auth.options,
-        peer_addr.map(|Extension(ConnectInfo(a))| a),
-        &headers,
-    );
     let Some(o) = origin(&auth.options, &headers, &uri) else {
         return OAuthError::new("invalid_request", "the request names no usable Host").response();
     };

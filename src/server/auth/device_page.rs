@@ -4,13 +4,12 @@
 //! (skipped when the address carries it), then its details and the
 //! sign-in.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 
-use axum::Extension;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, Uri, header};
 use axum::response::Response;
 
 use super::super::audit;
@@ -20,7 +19,7 @@ use super::device::{self, Decided};
 use super::limit::Refused;
 use super::login_page::{SignInForm, code_form, message, respond};
 use super::signin::{self, Credentials, SignIn};
-use super::{Auth, Form, event, peer, scope};
+use super::{Auth, Form, Peer, event, scope};
 
 const TITLE: &str = "Sign in to chartty";
 const INTRO_CODE: &str = "Enter the code your terminal shows.";
@@ -175,22 +174,12 @@ async fn too_many_codes(auth: &Auth, ctx: &audit::Context, refused: Refused) -> 
 /// `GET /auth/device/verify[?user_code=]`: without a code, a field for
 /// one (step 1); with a waiting code, what approving it would let in and
 /// the sign-in that does (step 2).
-pub async fn page(
-    State(auth): State<Arc<Auth>>,
-    peer_addr: Option<Extension<ConnectInfo<SocketAddr>>>,
-    headers: HeaderMap,
-    uri: Uri,
-) -> Response {
+pub async fn page(State(auth): State<Arc<Auth>>, Peer { ctx, ip }: Peer, uri: Uri) -> Response {
     let q = Form::parse(uri.query().unwrap_or("").as_bytes());
     let typed = q.get("user_code").unwrap_or("").trim();
     if typed.is_empty() {
         return code_page(StatusCode::OK, "", None);
     }
-    let (ctx, ip) = peer(
-        &auth.options,
-        peer_addr.map(|Extension(ConnectInfo(a))| a),
-        &headers,
-    );
     let now = store::now_ms();
     match find(&auth, &ctx, ip, typed, now).await {
         Ok(Some(p)) => approve_page(StatusCode::OK, typed, None, &p, now),
@@ -202,15 +191,9 @@ pub async fn page(
 /// `POST /auth/device/verify`.
 pub async fn submit(
     State(auth): State<Arc<Auth>>,
-    peer_addr: Option<Extension<ConnectInfo<SocketAddr>>>,
-    headers: HeaderMap,
+    Peer { ctx, ip }: Peer,
     body: Bytes,
 ) -> Response {
-    let (ctx, ip) = peer(
-        &auth.options,
-        peer_addr.map(|Extension(ConnectInfo(a))| a),
-        &headers,
-    );
     let form = Form::parse(&body);
     let user_code = form.get("user_code").unwrap_or("").to_string();
     let now = store::now_ms();

@@ -283,29 +283,26 @@ impl Limiter {
 
     /// Counts a device-code start from `address`, or refuses it.
     pub fn device_start(&self, address: Option<IpAddr>) -> Result<(), Refused> {
-        let now = Instant::now();
-        let window = self.limits.window;
-        let Ok(mut w) = self.windows.lock() else {
-            return Err(Refused {
-                wait: window,
-                record: false,
-            });
-        };
-        let address = address.map(limit_key);
-        if let Some((wait, record)) =
-            w.devices
-                .full(&address, self.limits.device_starts, now, window)
-        {
-            return Err(Refused { wait, record });
-        }
-        w.devices.push(address, now, window);
-        Ok(())
+        self.count_address(address, self.limits.device_starts, |w| &mut w.devices)
+            .map(|_| ())
     }
 
     /// Starts a user-code lookup from `address`, or refuses it. Refused
     /// whether or not the code exists: answering a found code while
     /// refusing the others would still tell them apart.
     pub fn code_lookup(&self, address: Option<IpAddr>) -> Result<Lookup, Refused> {
+        self.count_address(address, self.limits.code_lookups, |w| &mut w.lookups)
+            .map(|(address, at)| Lookup { address, at })
+    }
+
+    /// Counts one event of `address` in the table `pick` names, or refuses
+    /// it when the window already holds `max`; the key and time counted.
+    fn count_address(
+        &self,
+        address: Option<IpAddr>,
+        max: usize,
+        pick: fn(&mut Windows) -> &mut Table<Option<IpAddr>>,
+    ) -> Result<(Option<IpAddr>, Instant), Refused> {
         let now = Instant::now();
         let window = self.limits.window;
         let Ok(mut w) = self.windows.lock() else {
@@ -315,14 +312,12 @@ impl Limiter {
             });
         };
         let address = address.map(limit_key);
-        if let Some((wait, record)) =
-            w.lookups
-                .full(&address, self.limits.code_lookups, now, window)
-        {
+        let table = pick(&mut w);
+        if let Some((wait, record)) = table.full(&address, max, now, window) {
             return Err(Refused { wait, record });
         }
-        w.lookups.push(address, now, window);
-        Ok(Lookup { address, at: now })
+        table.push(address, now, window);
+        Ok((address, now))
     }
 
     /// The code looked up was waiting: the lookup is not a miss.

@@ -128,15 +128,31 @@ pub fn origin(options: &Options, headers: &HeaderMap, uri: &Uri) -> Option<Strin
     ))
 }
 
-/// The client's address for the audit and its IP for the limits: the
-/// peer, or the client a trusted proxy names.
-pub fn peer(
-    options: &Options,
-    addr: Option<SocketAddr>,
-    headers: &HeaderMap,
-) -> (audit::Context, Option<IpAddr>) {
-    let c = address::client(addr, headers, &options.trusted_proxies);
-    (audit::Context::new(c.source), c.ip)
+/// Who is asking, as every sign-in route records and limits it: the audit
+/// context and the client's IP: the peer's, or the client a trusted proxy
+/// names.
+pub struct Peer {
+    pub ctx: audit::Context,
+    pub ip: Option<IpAddr>,
+}
+
+impl axum::extract::FromRequestParts<Arc<Auth>> for Peer {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        auth: &Arc<Auth>,
+    ) -> Result<Peer, Self::Rejection> {
+        let addr = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<SocketAddr>>()
+            .map(|c| c.0);
+        let c = address::client(addr, &parts.headers, &auth.options.trusted_proxies);
+        Ok(Peer {
+            ctx: audit::Context::new(c.source),
+            ip: c.ip,
+        })
+    }
 }
 
 /// A form (or query) of `application/x-www-form-urlencoded` pairs. A

@@ -2,31 +2,23 @@
 //! (every access token of it); an access token goes alone. The answer is
 //! 200 whatever was sent, so it tells nothing about a token.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::Extension;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::super::audit;
 use super::super::outcome::FhirError;
 use super::super::store;
-use super::{Auth, Form, event, grants, peer};
+use super::{Auth, Form, Peer, event, grants};
 
 pub async fn revoke(
     State(auth): State<Arc<Auth>>,
-    peer_addr: Option<Extension<ConnectInfo<SocketAddr>>>,
-    headers: HeaderMap,
+    Peer { ctx, .. }: Peer,
     body: Bytes,
 ) -> Response {
-    let (ctx, _) = peer(
-        &auth.options,
-        peer_addr.map(|Extension(ConnectInfo(a))| a),
-        &headers,
-    );
     let form = Form::parse(&body);
     let token = form.get("token").unwrap_or("").to_string();
     if !token.is_empty() {

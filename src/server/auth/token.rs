@@ -3,12 +3,10 @@
 //! Each exchange, refusal worth noting and refresh-token reuse is recorded
 //! in the same transaction as what it changed.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::Extension;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::Response;
 use rusqlite::Connection;
@@ -20,7 +18,7 @@ use super::super::store;
 use super::super::users;
 use super::grants::{self, Issued, Refreshed, Ttls};
 use super::{
-    Auth, Form, OAuthError, client, codes, device, event, json_response, origin, peer, pkce, scope,
+    Auth, Form, OAuthError, Peer, client, codes, device, event, json_response, origin, pkce, scope,
 };
 
 const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
@@ -35,16 +33,11 @@ type Outcome = Result<Issued, OAuthError>;
 /// `POST /auth/token`.
 pub async fn token(
     State(auth): State<Arc<Auth>>,
-    peer_addr: Option<Extension<ConnectInfo<SocketAddr>>>,
+    Peer { ctx, .. }: Peer,
     headers: HeaderMap,
     uri: Uri,
     body: Bytes,
 ) -> Response {
-    let (ctx, _) = peer(
-        &auth.options,
-        peer_addr.map(|Extension(ConnectInfo(a))| a),
-        &headers,
-    );
     let Some(o) = origin(&auth.options, &headers, &uri) else {
         return OAuthError::new("invalid_request", "the request names no usable Host").response();
     };
