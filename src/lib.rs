@@ -5,6 +5,8 @@
 //!
 //! - `fhir`, `roles`: the R4 model, codes, status rules, units, dates and the
 //!   sanitiser; shared by both halves.
+//! - `triage`: the routing engine (rules as data, SLA clocks, escalation,
+//!   queue metrics); knows no storage and no network.
 //! - `server`: the portal server (never imports the client).
 //! - `chart`: a patient's chart as the client loaded it and how it reads.
 //! - `api`: the client's only door to the network; fills `chart`.
@@ -28,4 +30,5 @@ pub mod keystore;
 pub mod notes;
 pub mod roles;
 pub mod server;
+pub mod triage;
 pub mod tui;

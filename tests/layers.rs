@@ -22,6 +22,12 @@ const RULES: &[(&str, &[&str])] = &[
             "tui", "api", "chart", "server", "config", "cli", "drafts", "notes",
         ],
     ),
+    (
+        "triage",
+        &[
+            "tui", "api", "chart", "server", "config", "cli", "drafts", "notes", "keystore",
+        ],
+    ),
     ("server", &["tui", "api", "chart", "config", "cli"]),
     ("tui", &["server", "cli"]),
     // Panes turn actions into commands; only the app and the runner talk to
