@@ -35,6 +35,19 @@ impl Role {
         }
     }
 
+    /// The queues (`Task.performerType` codes) this role works, its own
+    /// first: physicians also cover the after-hours queue, nurses read the
+    /// messages that did not fit the intake format.
+    pub fn queues(self) -> &'static [&'static str] {
+        match self {
+            Role::Attending => &["attending", "oncall"],
+            Role::Resident => &["resident", "oncall"],
+            Role::Nurse => &["nurse", "review"],
+            Role::Frontdesk => &["frontdesk"],
+            Role::Billing => &["billing"],
+        }
+    }
+
     pub fn label(self) -> &'static str {
         match self {
             Role::Attending => "Attending",
