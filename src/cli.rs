@@ -15,6 +15,7 @@ use crate::tui::{self, Session, keymap::Keymap};
 
 mod login;
 mod qr;
+pub mod route;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -98,6 +99,17 @@ pub enum Command {
         /// and the audit; may be given more than once
         #[arg(long = "trusted-proxy", value_name = "ADDR")]
         trusted_proxies: Vec<server::auth::address::Cidr>,
+        /// Routing rules for patient messages (TOML; see docs/triage.md)
+        /// instead of the built-in ones
+        #[arg(long, value_name = "FILE")]
+        rules: Option<PathBuf>,
+        /// Store patient messages without routing them (when `chartty
+        /// route` routes for this server from elsewhere)
+        #[arg(long, conflicts_with = "rules")]
+        no_routing: bool,
+        /// Seconds between two escalations of overdue tasks (0: never)
+        #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+        escalate_every: u64,
     },
     /// Load FHIR R4 Bundles (.json) and bulk NDJSON (.ndjson) into a database
     Import {
@@ -120,6 +132,26 @@ pub enum Command {
     },
     /// Revoke the kept sign-in at the server and forget it here
     Logout,
+    /// Route patients' messages on a FHIR R4 server to role queues (the
+    /// triage layer beside any server; see docs/triage.md)
+    Route {
+        /// Routing rules (TOML) instead of the built-in ones
+        #[arg(long, value_name = "FILE")]
+        rules: Option<PathBuf>,
+        /// Seconds between two polls for new messages
+        #[arg(long, value_name = "SECONDS", default_value_t = 15)]
+        interval: u64,
+        /// Poll once and stop (for cron, or to try the rules)
+        #[arg(long)]
+        once: bool,
+    },
+    /// Queue figures over a period: volume, time to first action and to
+    /// resolution, SLA breaches, messages that reached a physician
+    Stats {
+        /// `7d` (the last days) or `start/end` dates, e.g. 2026-11-01/2026-11-27
+        #[arg(long, default_value = "7d")]
+        period: String,
+    },
     /// Print the effective keymap (built-in defaults and your overrides)
     Keys,
     /// List the smart phrases (built-in and your own) and the key that
@@ -314,6 +346,28 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             rt.shutdown_timeout(std::time::Duration::from_millis(200));
             outcome?;
         }
+        Some(Command::Route {
+            rules,
+            interval,
+            once,
+        }) => {
+            let settings = config::load(&overrides)?;
+            let rules = crate::triage::RuleSet::load(rules.as_deref())
+                .map_err(|e| anyhow::anyhow!("the routing rules: {e}"))?;
+            let rt = runtime()?;
+            rt.block_on(route::run(
+                &settings,
+                &rules,
+                std::time::Duration::from_secs(interval.max(1)),
+                once,
+            ))?;
+        }
+        Some(Command::Stats { period }) => {
+            let settings = config::load(&overrides)?;
+            let rt = runtime()?;
+            let table = rt.block_on(route::stats(&settings, Some(&period)))?;
+            print!("{table}");
+        }
         Some(Command::Demo {
             role,
             patients,
@@ -333,10 +387,23 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             max_body_mib,
             public_url,
             trusted_proxies,
+            rules,
+            no_routing,
+            escalate_every,
         }) => {
             let demo = demo.then(|| DemoOptions::new(patients, seed));
             let public_url = public_url.as_deref().map(public_origin).transpose()?;
+            let triage = if no_routing {
+                None
+            } else {
+                let rules = crate::triage::RuleSet::load(rules.as_deref())
+                    .map_err(|e| anyhow::anyhow!("the routing rules: {e}"))?;
+                Some(std::sync::Arc::new(rules))
+            };
             let options = server::Options {
+                triage,
+                escalate_every: (escalate_every > 0)
+                    .then(|| std::time::Duration::from_secs(escalate_every)),
                 token_ttl: std::time::Duration::from_secs(token_hours.saturating_mul(3600)),
                 limits: server::Limits {
                     max_body: max_body_mib
@@ -686,7 +753,7 @@ fn serve(
             writeln!(out, "token {} {}", user.role, user.token)?;
         }
         // After the token lines, which scripts read as they always were.
-        for user in &running.users {
+        for user in running.users.iter().filter(|u| !u.password.is_empty()) {
             writeln!(
                 out,
                 "password {} {} {}",

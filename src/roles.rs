@@ -13,15 +13,19 @@ pub enum Role {
     Nurse,
     Frontdesk,
     Billing,
+    /// A service account of the patient-facing app: it posts patients'
+    /// messages and reads nothing.
+    Intake,
 }
 
 impl Role {
-    pub const ALL: [Role; 5] = [
+    pub const ALL: [Role; 6] = [
         Role::Attending,
         Role::Resident,
         Role::Nurse,
         Role::Frontdesk,
         Role::Billing,
+        Role::Intake,
     ];
 
     /// The code used in `Task.performerType` (system [`crate::fhir::codes::ROLE_SYSTEM`]).
@@ -32,6 +36,7 @@ impl Role {
             Role::Nurse => "nurse",
             Role::Frontdesk => "frontdesk",
             Role::Billing => "billing",
+            Role::Intake => "intake",
         }
     }
 
@@ -45,6 +50,7 @@ impl Role {
             Role::Nurse => &["nurse", "review"],
             Role::Frontdesk => &["frontdesk"],
             Role::Billing => &["billing"],
+            Role::Intake => &[],
         }
     }
 
@@ -55,6 +61,7 @@ impl Role {
             Role::Nurse => "Nurse",
             Role::Frontdesk => "Front desk",
             Role::Billing => "Billing",
+            Role::Intake => "Patient intake",
         }
     }
 }
@@ -73,7 +80,7 @@ impl FromStr for Role {
             .find(|r| r.code().eq_ignore_ascii_case(s.trim()))
             .ok_or_else(|| {
                 format!(
-                    "unknown role {s:?}; expected attending, resident, nurse, frontdesk or billing"
+                    "unknown role {s:?}; expected attending, resident, nurse, frontdesk, billing or intake"
                 )
             })
     }

@@ -13,6 +13,7 @@ pub mod contract;
 pub mod http;
 pub mod retry;
 pub mod signin;
+pub mod router;
 mod worker;
 mod write;
 

@@ -228,8 +228,12 @@ impl Types {
 #[derive(Debug, Clone, Copy)]
 pub enum Cond {
     Always,
-    /// A task in the caller's role queue (`Task.performerType`).
+    /// A task in one of the caller's role queues (`Task.performerType`,
+    /// see [`Role::queues`]).
     OwnQueue,
+    /// A message a patient sends about themself: its sender is the
+    /// Patient it is about.
+    FromPatient,
     /// A resource of a patient with an open item in this queue.
     QueuePatient(Role),
     /// A note whose `docStatus` is one of these (absent reads as `preliminary`).
@@ -267,7 +271,7 @@ pub struct Rule {
 }
 
 use Interaction::{Create, Read, Search, Update};
-use Role::{Attending, Billing, Frontdesk, Nurse, Resident};
+use Role::{Attending, Billing, Frontdesk, Intake, Nurse, Resident};
 
 const READ: &[Interaction] = &[Read, Search];
 const WRITE: &[Interaction] = &[Create, Update];
@@ -470,6 +474,16 @@ pub static RULES: &[Rule] = &[
             &[Nurse],
             Types::Only(&["DocumentReference"]),
             &[Update],
+        )
+    },
+    Rule {
+        proposed: Cond::FromPatient,
+        ..rule(
+            "intake-posts-patient-messages",
+            "the patient app posts a patient's message (sender and subject the same Patient) and reads nothing",
+            &[Intake],
+            Types::Only(&["Communication"]),
+            &[Create],
         )
     },
     rule(
@@ -732,7 +746,13 @@ impl Eval<'_> {
             Cond::Always => true,
             Cond::OwnQueue => codes_of(res.get("performerType"), Some(ROLE_SYSTEM))
                 .iter()
-                .any(|c| c == self.user.role.code()),
+                .any(|c| self.user.role.queues().contains(&c.as_str())),
+            Cond::FromPatient => {
+                let sender = refs_in(res.get("sender"));
+                let subject = refs_in(res.get("subject"));
+                matches!(sender.as_slice(), [s] if s.starts_with("Patient/"))
+                    && sender == subject
+            }
             Cond::QueuePatient(queue) => {
                 let mut any = false;
                 for p in patients_of(self.ty, id, res) {
@@ -786,7 +806,12 @@ fn scope_of(cond: Cond, ty: &str, user: &User, scope: &mut Scope) -> Option<()> 
         Cond::Always => {}
         Cond::OwnQueue => scope.params.push((
             "performer-type".into(),
-            format!("{ROLE_SYSTEM}|{}", user.role.code()),
+            user.role
+                .queues()
+                .iter()
+                .map(|q| format!("{ROLE_SYSTEM}|{q}"))
+                .collect::<Vec<_>>()
+                .join(","),
         )),
         Cond::DocStatus(list) => scope.params.push(("doc-status".into(), list.join(","))),
         Cond::Category(list) => scope.params.push((
@@ -802,7 +827,11 @@ fn scope_of(cond: Cond, ty: &str, user: &User, scope: &mut Scope) -> Option<()> 
                 scope_of(*c, ty, user, scope)?;
             }
         }
-        Cond::NoteType(_) | Cond::ObsCategory(_) | Cond::ByCaller(_) | Cond::NotAwaitingCosign => {
+        Cond::NoteType(_)
+        | Cond::ObsCategory(_)
+        | Cond::ByCaller(_)
+        | Cond::NotAwaitingCosign
+        | Cond::FromPatient => {
             return None;
         }
     }
@@ -1047,7 +1076,11 @@ fn attribute(
                 }
             }
         }
-        "Communication" if own_field(user, "sender", false, current, proposed, edits).is_err() => {
+        // The patient app posts for the patient, who is the sender.
+        "Communication"
+            if user.role != Role::Intake
+                && own_field(user, "sender", false, current, proposed, edits).is_err() =>
+        {
             return someone_else("messages-name-their-sender", "sender of a message");
         }
         "Task" if own_field(user, "requester", false, current, proposed, edits).is_err() => {

@@ -18,6 +18,7 @@ pub mod schema;
 pub mod search;
 pub mod store;
 pub mod transport;
+pub mod triage;
 pub mod users;
 pub mod validate;
 
@@ -73,6 +74,7 @@ pub struct RunningServer {
     transport: Arc<transport::Shared>,
     db: Arc<db::Db>,
     open: bool,
+    triage: Option<Arc<crate::triage::RuleSet>>,
 }
 
 /// Start serving on an already bound listener (tests bind `127.0.0.1:0`).
@@ -129,6 +131,7 @@ pub async fn start_with(
     let loopback = addr.ip().to_canonical().is_loopback();
     let db_path = config.db.clone();
     let demo_opts = config.demo;
+    let with_intake = demo_opts.is_some();
     let ttl = options.token_ttl;
     let refuse_open = move || {
         anyhow::anyhow!(
@@ -154,7 +157,10 @@ pub async fn start_with(
         {
             store.ingest(demo::generate(opts))?;
         }
-        let users = users::start_staff(store.connection(), staff, ttl)?;
+        let mut users = users::start_staff(store.connection(), staff, ttl)?;
+        if with_intake {
+            users.push(users::start_intake(store.connection(), ttl)?);
+        }
         let open = !users::any_enabled(store.connection())?;
         let signer = auth::jwt::Signer::load_or_create(store.connection())?;
         Ok((users, open, signer))
@@ -169,6 +175,8 @@ pub async fn start_with(
 
     let base_url = format!("http://{addr}/fhir");
     let limits = options.limits.clone();
+    let triage_rules = options.triage.clone();
+    let escalate_every = options.escalate_every;
     let db = db::Db::open(&config.db, &options)?;
     let sign_in = Arc::new(auth::Auth::new(db.clone(), options.clone(), signer));
     let app = Arc::new(http::App {
@@ -202,6 +210,9 @@ pub async fn start_with(
         .layer(DefaultBodyLimit::max(limits.max_body))
         .layer(CompressionLayer::new());
     let (tx, rx) = tokio::sync::watch::channel(false);
+    if let (Some(every), Some(rules)) = (escalate_every, triage_rules.clone()) {
+        spawn_escalation(db.clone(), rules, every, rx.clone());
+    }
     let served = transport::spawn(listener, router, limits, rx);
     tracing::info!(
         %addr,
@@ -218,7 +229,61 @@ pub async fn start_with(
         transport: served.shared,
         db,
         open,
+        triage: triage_rules,
     })
+}
+
+/// Escalate overdue tasks every `every` until the server stops.
+fn spawn_escalation(
+    db: Arc<db::Db>,
+    rules: Arc<crate::triage::RuleSet>,
+    every: std::time::Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stop.changed() => break,
+            }
+            if let Err(e) = escalate(&db, rules.clone(), chrono::Utc::now()).await {
+                tracing::warn!(error = %e.message, "escalating overdue tasks");
+            }
+        }
+    });
+}
+
+/// One escalation pass at `now`, each change in the audit with its reason.
+async fn escalate(
+    db: &Arc<db::Db>,
+    rules: Arc<crate::triage::RuleSet>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<usize, outcome::FhirError> {
+    db.write(move |conn| -> Result<usize, outcome::FhirError> {
+        let changed = triage::escalate_overdue(conn, &rules, now)?;
+        let ctx = audit::Context::new(None);
+        let events: Vec<audit::Event> = changed
+            .iter()
+            .map(|(id, task)| {
+                let mut e = audit::Event::of(None, &ctx, "update");
+                e.ty = Some("Task".into());
+                e.id = Some(id.clone());
+                e.status = 200;
+                e.detail = Some(format!("escalated by {}", triage::ROUTER));
+                e.version = task
+                    .pointer("/meta/versionId")
+                    .and_then(serde_json::Value::as_str)
+                    .and_then(|v| v.parse().ok());
+                e.patients = access::patients_of("Task", id, task);
+                e
+            })
+            .collect();
+        audit::append(conn, &events)?;
+        Ok(changed.len())
+    })
+    .await
 }
 
 impl RunningServer {
@@ -232,6 +297,18 @@ impl RunningServer {
     /// Whether the server has no users (anyone who reaches it may use it).
     pub fn open_access(&self) -> bool {
         self.open
+    }
+
+    /// Escalate the overdue tasks as of `now` (the server also does it on
+    /// its clock); how many changed.
+    pub async fn escalate_now(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<usize, outcome::FhirError> {
+        match &self.triage {
+            Some(rules) => escalate(&self.db, rules.clone(), now).await,
+            None => Ok(0),
+        }
     }
 
     /// Counters of the connections (open now, accepted, closed and why).

@@ -42,6 +42,12 @@ pub struct Options {
     /// again for a new pair instead of revoking the grant: the answer may
     /// have been lost, or two copies of one client refreshed at once.
     pub refresh_reuse_grace: Duration,
+    /// The routing rules every new patient message goes through; `None`
+    /// stores messages unrouted (a clinic routing with `chartty route`
+    /// from elsewhere).
+    pub triage: Option<std::sync::Arc<crate::triage::RuleSet>>,
+    /// How often overdue tasks are escalated; `None`: never.
+    pub escalate_every: Option<Duration>,
 }
 
 /// Tokens of a working day, with the evening handover.
@@ -64,6 +70,8 @@ impl Default for Options {
             sign_in_limits: super::auth::limit::Limits::default(),
             trusted_proxies: Vec::new(),
             refresh_reuse_grace: Duration::from_secs(30),
+            triage: Some(std::sync::Arc::new(crate::triage::RuleSet::embedded())),
+            escalate_every: Some(Duration::from_secs(60)),
         }
     }
 }

@@ -354,6 +354,23 @@ pub fn start_staff(
     Ok(out)
 }
 
+/// The demo's patient app: an intake service account (no practitioner, no
+/// password: it only ever uses its token), with a fresh token.
+pub fn start_intake(conn: &Connection, ttl: std::time::Duration) -> anyhow::Result<super::DemoUser> {
+    const LOGIN: &str = "patient-app";
+    let name = "Patient app (demo)";
+    let id = upsert(conn, LOGIN, name, Role::Intake, None)?;
+    let token = issue(conn, id, ttl, "issued at start")?;
+    Ok(super::DemoUser {
+        role: Role::Intake,
+        login: LOGIN.into(),
+        name: name.into(),
+        practitioner: String::new(),
+        token,
+        password: String::new(),
+    })
+}
+
 /// The user with this login.
 pub fn find(conn: &Connection, login: &str) -> rusqlite::Result<Option<User>> {
     Ok(conn

@@ -18,6 +18,7 @@
 pub mod calendar;
 pub mod engine;
 pub mod escalate;
+pub mod inbox;
 pub mod intake;
 pub mod rules;
 pub mod stats;
@@ -25,6 +26,7 @@ pub mod time_count;
 
 pub use engine::{Decision, reply_for, route, task_for};
 pub use escalate::{Escalation, escalation};
+pub use inbox::{facts_from, from_patient};
 pub use intake::{Facts, Intake, Message, read_message};
 pub use rules::RuleSet;
 

@@ -14,6 +14,7 @@
 mod audit_events;
 mod bundle;
 mod capability;
+mod intake;
 mod read;
 mod route;
 mod search;
@@ -183,6 +184,9 @@ pub fn interaction(
         (Route::Instance(ty, id), &Method::DELETE) => write::delete(cx, ty, id, req),
         (Route::Operation(ty, op), &Method::GET) if ty == "Observation" && op == "lastn" => {
             search::lastn(cx, req)
+        }
+        (Route::Operation(ty, op), &Method::GET) if ty == "Task" && op == "queue-stats" => {
+            intake::queue_stats(cx, req)
         }
         (Route::Compartment(pid, ty), &Method::GET) => search::compartment(cx, pid, ty, req),
         (Route::Version(ty, id, vid), _) => read::vread(cx, ty, id, vid),
@@ -545,6 +549,13 @@ async fn handle(
             Err(e) => error_response(&e),
         };
     }
+    if caller.role() == Some(crate::roles::Role::Intake)
+        && method == Method::POST
+        && route == Route::Type("Communication".into())
+        && let Some(reason) = unfit_for_intake(&body, app.options.max_resource_bytes)
+    {
+        return intake::keep_for_review(app, ctx, &caller, &body, &reason).await;
+    }
     let req = match parse_request(route, &method, &uri, &headers, &body) {
         Ok(r) => r,
         Err(e) => return refused(app, ctx, Some(&caller), Some(&bare), e).await,
@@ -566,6 +577,25 @@ async fn handle(
             to_response(resp)
         }
         Err(e) => error_response(&e),
+    }
+}
+
+/// Why a message the patient app posts cannot be stored as sent, if it
+/// cannot: it is then kept whole for a human instead of refused, so a
+/// patient's words are never lost to a bug in the app.
+fn unfit_for_intake(body: &Bytes, max_bytes: usize) -> Option<String> {
+    let v: Value = match serde_json::from_slice(body) {
+        Ok(v) => v,
+        Err(e) => return Some(format!("not JSON ({e})")),
+    };
+    if let Err(e) = super::validate::resource("Communication", &v, max_bytes) {
+        return Some(e.message);
+    }
+    let sender = v.pointer("/sender/reference").and_then(Value::as_str);
+    let subject = v.pointer("/subject/reference").and_then(Value::as_str);
+    match (sender, subject) {
+        (Some(s), Some(p)) if s == p && s.starts_with("Patient/") => None,
+        _ => Some("the sender must be the Patient the message is about".into()),
     }
 }
 

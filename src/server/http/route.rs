@@ -37,11 +37,15 @@ pub enum Route {
 }
 
 /// Type-level operations: (type, name); all are searches, invoked with GET.
-pub const OPERATIONS: &[(&str, &str, &str)] = &[(
-    "Observation",
-    "lastn",
-    "http://hl7.org/fhir/OperationDefinition/Observation-lastn",
-)];
+pub const OPERATIONS: &[(&str, &str, &str)] = &[
+    (
+        "Observation",
+        "lastn",
+        "http://hl7.org/fhir/OperationDefinition/Observation-lastn",
+    ),
+    // chartty's own: queue figures over a period (docs/triage.md).
+    ("Task", "queue-stats", "urn:chartty:operation:queue-stats"),
+];
 
 impl Route {
     pub fn parse(segments: &[&str]) -> Result<Route, FhirError> {

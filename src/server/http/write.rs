@@ -16,6 +16,7 @@ use super::super::outcome::FhirError;
 use super::super::params;
 use super::super::search as engine;
 use super::super::store::{self, Stored};
+use super::super::triage;
 use super::super::validate;
 use super::route::{Req, parse_version};
 use super::{Cx, Resp};
@@ -79,6 +80,15 @@ pub fn create(
     let s = store::write(cx.conn, ty, &id, Some(grant.stamped(body)), cx.now)?;
     let value = s.value();
     cx.trail.saw(ty, &id, s.version, &value);
+    // A patient's message gets its queue item in the same transaction:
+    // it is never stored unrouted.
+    if ty == "Communication"
+        && let Some(rules) = &cx.options.triage
+        && triage::from_patient(&value)
+    {
+        let now = store::ms_to_datetime(cx.now);
+        triage::route_message(cx.conn, rules, &id, &value, None, now, &mut cx.trail)?;
+    }
     Ok(Resp::stored(201, &s, cx.base, value))
 }
 
