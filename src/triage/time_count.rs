@@ -4,6 +4,28 @@
 
 /// `(code, label)` for the minutes, or `None` under 5.
 pub fn cpt_for(minutes: u32) -> Option<(&'static str, &'static str)> {
-    let _ = minutes;
-    todo!("triage::time_count::cpt_for")
+    match minutes {
+        0..=4 => None,
+        5..=10 => Some(("99421", "Online digital E/M, 5–10 min")),
+        11..=20 => Some(("99422", "Online digital E/M, 11–20 min")),
+        _ => Some(("99423", "Online digital E/M, 21+ min")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cpt_for;
+
+    #[test]
+    fn boundaries() {
+        assert_eq!(cpt_for(0), None);
+        assert_eq!(cpt_for(4), None);
+        assert_eq!(cpt_for(5).map(|c| c.0), Some("99421"));
+        assert_eq!(cpt_for(10).map(|c| c.0), Some("99421"));
+        assert_eq!(cpt_for(11).map(|c| c.0), Some("99422"));
+        assert_eq!(cpt_for(20).map(|c| c.0), Some("99422"));
+        assert_eq!(cpt_for(21).map(|c| c.0), Some("99423"));
+        assert_eq!(cpt_for(u32::MAX).map(|c| c.0), Some("99423"));
+        assert_eq!(cpt_for(21).map(|c| c.1), Some("Online digital E/M, 21+ min"));
+    }
 }
