@@ -10,7 +10,7 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde_json::{Value, json};
 
 use super::json::{coding, concept, day, instant, reference, reference_named};
-use super::staff::{organization_ref, practitioner_ref, role_concept};
+use super::staff::{organization_ref, practitioner_ref};
 use crate::fhir::codes;
 use crate::roles::Role;
 
@@ -51,6 +51,34 @@ pub(crate) fn resources(anchor: DateTime<Utc>) -> Vec<Value> {
     // The queue shows a task's description: the patient's subject line is
     // copied into it, as portals do, so the hostile bytes reach the queue.
     let summary = format!("{C1_CLEAR}{CLIPBOARD_WRITE}Asks about taking amoxicillin again");
+    let mut message_resource = json!({
+        "resourceType": "Communication",
+        "id": message_id,
+        "status": "in-progress",
+        "category": [concept(codes::TASK_CATEGORY_SYSTEM, "clinical", "Clinical symptoms")],
+        "subject": patient,
+        "sender": patient,
+        "recipient": [organization_ref()],
+        "sent": instant(sent),
+        "contained": [super::messages::symptom_answers(&summary, "yesterday", 3, &[])],
+        "payload": [{"contentReference": {"reference": "#answers"}}, { "contentString": message }],
+    });
+    // Routed like every message; the task keeps a fixed id for the tests.
+    let rules = super::messages::rules();
+    let decision = crate::triage::route(
+        rules,
+        &crate::triage::read_message(&message_resource),
+        &crate::triage::Facts {
+            birth_date: Some(birth),
+            ..Default::default()
+        },
+        sent,
+    );
+    let mut task = crate::triage::task_for(&message_resource, &decision, sent);
+    task["id"] = json!(format!("{PATIENT_ID}-task-1"));
+    if let Some(o) = message_resource.as_object_mut() {
+        o.remove("priority");
+    }
     let substance = json!({
         "coding": [coding(codes::RXNORM, "723", "Amoxicillin")],
         "text": ALLERGY_TEXT,
@@ -101,33 +129,7 @@ pub(crate) fn resources(anchor: DateTime<Utc>) -> Vec<Value> {
                 "severity": "severe",
             }],
         }),
-        json!({
-            "resourceType": "Communication",
-            "id": message_id,
-            "status": "in-progress",
-            "category": [concept(codes::TASK_CATEGORY_SYSTEM, "clinical", "Clinical symptoms")],
-            "priority": "urgent",
-            "subject": patient,
-            "sender": patient,
-            "recipient": [organization_ref()],
-            "sent": instant(sent),
-            "payload": [{ "contentString": message }],
-        }),
-        json!({
-            "resourceType": "Task",
-            "id": format!("{PATIENT_ID}-task-1"),
-            "status": "requested",
-            "intent": "order",
-            "priority": "urgent",
-            "code": concept(codes::TASK_CATEGORY_SYSTEM, "clinical", "Clinical symptoms"),
-            "description": summary,
-            "for": patient,
-            "focus": reference("Communication", &message_id),
-            "requester": patient,
-            "authoredOn": instant(sent),
-            "lastModified": instant(sent),
-            "performerType": [role_concept(Role::Nurse)],
-            "restriction": { "period": { "end": instant(sent + Duration::hours(12)) } },
-        }),
+        message_resource,
+        task,
     ]
 }

@@ -8,9 +8,10 @@ use super::catalog::Problem;
 use super::json::{concept, instant, reference, reference_named};
 use super::patient::Chart;
 use super::rng::Rng;
-use super::staff::{organization_ref, practitioner_ref, role_concept};
+use super::staff::{organization_ref, practitioner_ref};
 use crate::fhir::codes;
 use crate::roles::Role;
+use crate::triage::{self, RED_FLAGS, RuleSet};
 
 /// Text no terminal should ever receive raw: a screen clear with colours, a
 /// right-to-left override that disguises a phone number, a zero-width space
@@ -38,30 +39,80 @@ fn category_label(category: &str) -> &'static str {
     }
 }
 
-/// Hours from the message to the due time, by category and priority.
-pub fn sla_hours(category: &str, priority: &str) -> i64 {
-    let base = match category {
-        "urgent" => 2,
-        "clinical" => 24,
-        "refill" | "scheduling" => 48,
-        "results" => 72,
-        "billing" => 120,
-        _ => 72,
-    };
-    match priority {
-        "stat" => 1,
-        "asap" => (base / 4).max(1),
-        "urgent" => (base / 2).max(1),
-        _ => base,
+/// The clinic's rules, read once: the demo's queue is what the engine makes
+/// of its messages, not a second idea of routing.
+pub(crate) fn rules() -> &'static RuleSet {
+    static RULES: std::sync::OnceLock<RuleSet> = std::sync::OnceLock::new();
+    RULES.get_or_init(RuleSet::embedded)
+}
+
+/// A patient's message as the patient app sends it.
+struct Message {
+    category: &'static str,
+    text: String,
+    /// The structured answers (a `QuestionnaireResponse`), when the app
+    /// asked its questions.
+    answers: Option<Value>,
+}
+
+/// The symptom questionnaire, every red flag answered: yes for `flags`.
+pub(crate) fn symptom_answers(what: &str, since: &str, severity: i64, flags: &[&str]) -> Value {
+    let red: Vec<Value> = RED_FLAGS
+        .iter()
+        .map(|(id, text)| {
+            json!({"linkId": id, "text": text, "answer": [{"valueBoolean": flags.contains(id)}]})
+        })
+        .collect();
+    json!({
+        "resourceType": "QuestionnaireResponse",
+        "id": "answers",
+        "status": "completed",
+        "questionnaire": triage::SYMPTOM_QUESTIONNAIRE,
+        "item": [
+            {"linkId": "what", "text": "What is the problem?", "answer": [{"valueString": what}]},
+            {"linkId": "since", "text": "Since when?", "answer": [{"valueString": since}]},
+            {"linkId": "severity", "text": "How bad, 0 to 10?", "answer": [{"valueInteger": severity}]},
+            {"linkId": "red-flags", "text": "Do you have any of these now?", "item": red}
+        ]
+    })
+}
+
+fn refill_answers(medication: &str, remaining: &str) -> Value {
+    json!({
+        "resourceType": "QuestionnaireResponse",
+        "id": "answers",
+        "status": "completed",
+        "questionnaire": triage::REFILL_QUESTIONNAIRE,
+        "item": [
+            {"linkId": "medication", "text": "Which medication?", "answer": [{"valueString": medication}]},
+            {"linkId": "remaining", "text": "How much is left?", "answer": [{"valueString": remaining}]}
+        ]
+    })
+}
+
+/// What the engine may know: the demo chart as the portal would read it.
+fn facts(chart: &Chart, at: DateTime<Utc>) -> triage::Facts {
+    triage::Facts {
+        birth_date: Some(chart.birth),
+        problems: chart
+            .problems_at(at)
+            .iter()
+            .flat_map(|c| {
+                let (code, display) = c.problem.snomed();
+                [display.to_string(), code.to_string()]
+            })
+            .collect(),
+        medications: chart
+            .active_prescriptions()
+            .map(|p| p.drug.display.to_string())
+            .collect(),
     }
 }
 
-struct Message {
-    category: &'static str,
-    priority: &'static str,
-    role: Role,
-    text: String,
-    summary: String,
+/// Patients whose message arrives without the answers its category needs
+/// (an older app): it must reach the review queue.
+fn sends_unstructured(index: usize) -> bool {
+    index % 40 == 13
 }
 
 pub(crate) fn write(chart: &Chart, rng: &mut Rng, out: &mut Vec<Value>) {
@@ -110,42 +161,90 @@ pub(crate) fn write(chart: &Chart, rng: &mut Rng, out: &mut Vec<Value>) {
         return;
     }
     let count = if rng.chance(0.25) { 2 } else { 1 };
+    let mut replies = Vec::new();
     for k in 0..count {
         let mut message = compose(chart, rng);
         if hostile && k == 0 {
             let variant = (chart.index / 50) % HOSTILE.len();
             message.text = format!("{}{}", HOSTILE[variant], message.text);
         }
+        if sends_unstructured(chart.index) && k == 0 {
+            message.answers = None;
+            if message.category == "refill" || message.category == "scheduling" {
+                message.category = "clinical";
+            }
+        }
         // About a quarter of the queue is past due when the clinic opens.
-        let sla = sla_hours(message.category, message.priority) * 60;
+        let hours = match message.category {
+            "urgent" => 1,
+            "clinical" | "results" => 24,
+            "refill" => 48,
+            _ => 72,
+        };
         let minutes_ago = if rng.chance(0.25) {
-            sla + rng.range(10, sla.max(60))
+            hours * 60 + rng.range(10, (hours * 60).max(60))
         } else {
-            rng.range(5, (sla - 5).max(6))
+            rng.range(5, (hours * 60 - 5).max(6))
         };
         let sent = chart.anchor - Duration::minutes(minutes_ago);
         n += 1;
         let message_id = format!("{}-msg-{n}", chart.id);
-        out.push(communication(
+        let mut resource = communication(
             chart,
             &message_id,
             "in-progress",
             message.category,
-            message.priority,
+            "routine",
             sent,
             &message.text,
             None,
-        ));
-        tasks.push(task(
-            chart,
-            rng,
-            &message,
-            &message_id,
+        );
+        if let Some(answers) = message.answers {
+            resource["contained"] = json!([answers]);
+            resource["payload"]
+                .as_array_mut()
+                .map(|p| p.insert(0, json!({"contentReference": {"reference": "#answers"}})));
+        }
+        if let Some(o) = resource.as_object_mut() {
+            // The patient says what the message is about; the rules say how urgent.
+            o.remove("priority");
+        }
+        let decision = triage::route(
+            rules(),
+            &triage::read_message(&resource),
+            &facts(chart, sent),
             sent,
-            tasks.len() + 1,
-        ));
+        );
+        let mut task = triage::task_for(&resource, &decision, sent);
+        task["id"] = json!(format!("{}-task-{}", chart.id, tasks.len() + 1));
+        worked_on(&mut task, chart, rng, &decision.queue, sent);
+        if let Some(mut reply) = triage::reply_for(&resource, &decision, sent + Duration::minutes(1)) {
+            reply["id"] = json!(format!("{}-reply-{n}", chart.id));
+            replies.push(reply);
+        }
+        out.push(resource);
+        tasks.push(task);
     }
     out.extend(tasks);
+    out.extend(replies);
+}
+
+/// Some of the queue is already being worked when the clinic opens: seen,
+/// or taken by someone of the queue's role.
+fn worked_on(task: &mut Value, chart: &Chart, rng: &mut Rng, queue: &str, sent: DateTime<Utc>) {
+    let status = match rng.below(100) {
+        0..=54 => return,
+        55..=79 => "received",
+        _ => "in-progress",
+    };
+    let touched = sent + (chart.anchor - sent) / 2;
+    task["status"] = json!(status);
+    task["lastModified"] = json!(instant(touched));
+    // The shared queues (on-call, review) have no one person to name.
+    match queue.parse::<Role>().ok().filter(|r| *r != Role::Intake) {
+        Some(role) if status == "in-progress" => task["owner"] = practitioner_ref(role),
+        _ => task["status"] = json!("received"),
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -176,47 +275,6 @@ fn communication(
     }
     if let Some(parent) = in_response_to {
         resource["inResponseTo"] = json!([reference("Communication", parent)]);
-    }
-    resource
-}
-
-fn task(
-    chart: &Chart,
-    rng: &mut Rng,
-    message: &Message,
-    message_id: &str,
-    sent: DateTime<Utc>,
-    n: usize,
-) -> Value {
-    let due = sent + Duration::hours(sla_hours(message.category, message.priority));
-    let status = match rng.below(100) {
-        0..=54 => "requested",
-        55..=79 => "received",
-        _ => "in-progress",
-    };
-    let touched = if status == "requested" {
-        sent
-    } else {
-        sent + (chart.anchor - sent) / 2
-    };
-    let mut resource = json!({
-        "resourceType": "Task",
-        "id": format!("{}-task-{n}", chart.id),
-        "status": status,
-        "intent": "order",
-        "priority": message.priority,
-        "code": concept(codes::TASK_CATEGORY_SYSTEM, message.category, category_label(message.category)),
-        "description": message.summary,
-        "for": reference_named("Patient", &chart.id, &chart.name.text()),
-        "focus": reference("Communication", message_id),
-        "requester": reference_named("Patient", &chart.id, &chart.name.text()),
-        "authoredOn": instant(sent),
-        "lastModified": instant(touched),
-        "performerType": [role_concept(message.role)],
-        "restriction": { "period": { "end": instant(due) } },
-    });
-    if status == "in-progress" {
-        resource["owner"] = practitioner_ref(message.role);
     }
     resource
 }
@@ -258,83 +316,44 @@ fn compose(chart: &Chart, rng: &mut Rng) -> Message {
     } else {
         "I"
     };
-    let (category, priority, role, text, summary) = match (category, flagged) {
+    match (category, flagged) {
         ("refill", _) => {
             let p = chronic_drugs[rng.below(chronic_drugs.len())];
-            let role = pick_role(
-                rng,
-                &[
-                    (Role::Nurse, 50),
-                    (Role::Attending, 30),
-                    (Role::Resident, 20),
-                ],
-            );
-            (
-                "refill",
-                if rng.chance(0.15) {
-                    "urgent"
-                } else {
-                    "routine"
-                },
-                role,
-                format!(
-                    "Hi, I'm almost out of my {}. Could you send a refill to my pharmacy? I have {} left.",
-                    p.drug.common,
-                    rng.pick(&["2 days", "3 pills", "a week", "nothing"])
+            let left = rng.pick(&["2 days", "3 pills", "a week", "nothing"]);
+            Message {
+                category: "refill",
+                text: format!(
+                    "Hi, I'm almost out of my {}. Could you send a refill to my pharmacy? I have {left} left.",
+                    p.drug.common
                 ),
-                format!("Refill request: {}", p.drug.sig),
-            )
+                answers: Some(refill_answers(p.drug.display, left)),
+            }
         }
-        ("results", Some((visit, result))) => {
-            let role = pick_role(rng, &[(Role::Attending, 50), (Role::Resident, 50)]);
-            let flag = if result.flag.is_empty() {
-                ""
-            } else {
-                result.flag
-            };
-            (
-                "results",
-                if matches!(flag, "HH" | "LL") {
-                    "urgent"
-                } else {
-                    "routine"
-                },
-                role,
-                format!(
-                    "I saw on the portal that my {} from {} was {}. Is that something to worry about?",
-                    result.short,
-                    visit.start.format("%B %-d"),
-                    result.text
-                ),
-                format!(
-                    "Question about {} {} ({}) from {}",
-                    result.short,
-                    result.text,
-                    if flag.is_empty() { "no flag" } else { flag },
-                    visit.start.format("%Y-%m-%d")
-                ),
-            )
-        }
+        ("results", Some((visit, result))) => Message {
+            category: "results",
+            text: format!(
+                "I saw on the portal that my {} from {} was {}. Is that something to worry about?",
+                result.short,
+                visit.start.format("%B %-d"),
+                result.text
+            ),
+            answers: None,
+        },
         ("scheduling" | "results", _) => {
-            let (text, summary) = match rng.below(3) {
-                0 => (
-                    "Can I move my appointment to an afternoon? I can't get off work in the morning.".to_string(),
-                    "Reschedule appointment to an afternoon".to_string(),
+            let text = match rng.below(3) {
+                0 => "Can I move my appointment to an afternoon? I can't get off work in the morning.".to_string(),
+                1 => format!(
+                    "I need to book {} {}.",
+                    if child { "a check-up for" } else { "my" },
+                    if child { who } else if chart.visits.len() > 3 { "3-month follow-up" } else { "annual physical" }
                 ),
-                1 => (
-                    format!(
-                        "I need to book {} {}.",
-                        if child { "a check-up for" } else { "my" },
-                        if child { who } else if chart.visits.len() > 3 { "3-month follow-up" } else { "annual physical" }
-                    ),
-                    "Book follow-up appointment".to_string(),
-                ),
-                _ => (
-                    "Is there anything sooner than next month? My work schedule changed.".to_string(),
-                    "Asks for an earlier appointment".to_string(),
-                ),
+                _ => "Is there anything sooner than next month? My work schedule changed.".to_string(),
             };
-            ("scheduling", "routine", Role::Frontdesk, text, summary)
+            Message {
+                category: "scheduling",
+                text,
+                answers: None,
+            }
         }
         ("billing", _) => {
             let when = chart
@@ -343,70 +362,66 @@ fn compose(chart: &Chart, rng: &mut Rng) -> Message {
                 .map(|v| v.start.format("%Y-%m-%d").to_string())
                 .unwrap_or_else(|| "last month".to_string());
             let amount = rng.range(35, 480);
-            (
-                "billing",
-                "routine",
-                Role::Billing,
-                format!(
+            Message {
+                category: "billing",
+                text: format!(
                     "I got a bill for ${amount} for the visit on {when}. I thought my insurance covered it. Can someone check?"
                 ),
-                format!("Billing question: visit on {when}, ${amount}"),
-            )
+                answers: None,
+            }
         }
         ("clinical", _) => {
-            let (text, summary) = symptom(chart, rng, who);
-            let role = pick_role(rng, &[(Role::Nurse, 70), (Role::Resident, 30)]);
-            (
-                "clinical",
-                if rng.chance(0.4) { "urgent" } else { "routine" },
-                role,
+            let (text, what) = symptom(chart, rng, who);
+            let since = rng.pick(&["yesterday", "3 days", "a week", "this morning"]);
+            let severity = rng.range(2, 8);
+            Message {
+                category: "clinical",
+                answers: Some(symptom_answers(&what, since, severity, &[])),
                 text,
-                summary,
-            )
+            }
         }
         _ => {
-            let (text, summary) = if chart.has(Problem::AtrialFibrillation) {
-                (
-                    "My nose has been bleeding for 40 minutes and won't stop. I'm on warfarin."
-                        .to_string(),
-                    "Persistent nosebleed on warfarin".to_string(),
-                )
-            } else if chart.has(Problem::Diabetes) {
-                (
-                    "My meter just says HI and I feel very thirsty and dizzy.".to_string(),
-                    "Glucose meter reads HI, thirsty and dizzy".to_string(),
-                )
-            } else if child {
-                (
-                    format!(
-                        "{} has a fever of 40.1 and is very sleepy, hard to wake up.",
-                        capitalise(who)
-                    ),
-                    "Child with high fever and lethargy".to_string(),
-                )
-            } else {
-                (
-                    "I've had chest tightness since this morning and feel short of breath."
-                        .to_string(),
-                    "Chest tightness and shortness of breath".to_string(),
-                )
-            };
-            let role = pick_role(rng, &[(Role::Attending, 60), (Role::Nurse, 40)]);
-            (
-                "urgent",
-                if rng.chance(0.5) { "stat" } else { "asap" },
-                role,
+            let (text, what, severity, flags): (String, &str, i64, &[&str]) =
+                if chart.has(Problem::AtrialFibrillation) {
+                    (
+                        "My nose has been bleeding for 40 minutes and won't stop. I'm on warfarin."
+                            .to_string(),
+                        "Nosebleed that won't stop",
+                        7,
+                        &["severe-bleeding"],
+                    )
+                } else if chart.has(Problem::Diabetes) {
+                    (
+                        "My meter just says HI and I feel very thirsty and dizzy.".to_string(),
+                        "Glucose meter reads HI, thirsty and dizzy",
+                        8,
+                        &[],
+                    )
+                } else if child {
+                    (
+                        format!(
+                            "{} has a fever of 40.1 and is very sleepy, hard to wake up.",
+                            capitalise(who)
+                        ),
+                        "High fever, very sleepy",
+                        9,
+                        &[],
+                    )
+                } else {
+                    (
+                        "I've had chest tightness since this morning and feel short of breath."
+                            .to_string(),
+                        "Chest tightness",
+                        8,
+                        &["chest-pain", "short-of-breath"],
+                    )
+                };
+            Message {
+                category: "urgent",
+                answers: Some(symptom_answers(what, "today", severity, flags)),
                 text,
-                format!("URGENT: {summary}"),
-            )
+            }
         }
-    };
-    Message {
-        category,
-        priority,
-        role,
-        text,
-        summary,
     }
 }
 
@@ -454,18 +469,6 @@ fn symptom(chart: &Chart, rng: &mut Rng, who: &str) -> (String, String) {
     }
     let k = rng.below(options.len());
     options.swap_remove(k)
-}
-
-fn pick_role(rng: &mut Rng, weights: &[(Role, usize)]) -> Role {
-    let total: usize = weights.iter().map(|(_, w)| w).sum();
-    let mut roll = rng.below(total);
-    for (role, weight) in weights {
-        if roll < *weight {
-            return *role;
-        }
-        roll -= weight;
-    }
-    weights[0].0
 }
 
 fn capitalise(s: &str) -> String {

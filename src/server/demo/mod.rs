@@ -38,7 +38,6 @@ use serde_json::Value;
 
 use crate::roles::Role;
 
-pub use messages::sla_hours;
 
 /// Size and seed of a demo population; the same options give the same clinic.
 #[derive(Debug, Clone, Copy)]
