@@ -41,7 +41,9 @@ const SUMMARY_CHARS: usize = 120;
 pub fn route(rules: &RuleSet, intake: &Intake, facts: &Facts, now: DateTime<Utc>) -> Decision {
     let after_hours = !rules.calendar.is_open(now);
     match intake {
-        Intake::Malformed { reason, .. } => {
+        Intake::Malformed {
+            reason, patient, ..
+        } => {
             let m = &rules.malformed;
             let due = due(rules, &m.sla, now);
             Decision {
@@ -52,7 +54,12 @@ pub fn route(rules: &RuleSet, intake: &Intake, facts: &Facts, now: DateTime<Utc>
                 rule: "malformed".to_string(),
                 reasons: vec![format!("does not fit the intake format: {}", one_line(reason))],
                 summary: shorten(&format!("Unreadable message: {}", one_line(reason))),
-                reply: m.reply.as_ref().map(|r| expand(rules, r, due)),
+                // Nobody to answer when the message names no patient.
+                reply: m
+                    .reply
+                    .as_ref()
+                    .filter(|_| patient.is_some())
+                    .map(|r| expand(rules, r, due)),
                 after_hours,
             }
         }

@@ -92,6 +92,11 @@ fn clean(s: &str) -> String {
     sanitize(s).into_owned()
 }
 
+fn short(s: &str) -> String {
+    let cut: String = s.chars().take(40).collect();
+    if cut.len() < s.len() { format!("{cut}…") } else { cut }
+}
+
 /// Quoted for a reason, shortened: a reason is one line in a queue.
 fn quoted(s: &str) -> String {
     let short: String = s.chars().take(40).collect();
@@ -337,7 +342,7 @@ fn read_symptoms(qr: &Map<String, Value>, m: &mut Message) -> Result<(), String>
                 let n = v
                     .as_u64()
                     .filter(|n| *n <= 10)
-                    .ok_or_else(|| format!("severity {} is not an integer from 0 to 10", quoted(&v.to_string())))?;
+                    .ok_or_else(|| format!("severity {} is not an integer from 0 to 10", short(&v.to_string())))?;
                 m.severity = u8::try_from(n).ok();
             }
             "red-flags" => {
