@@ -199,7 +199,9 @@ fn message(case: &Case) -> Result<Value, String> {
 
 fn facts(f: &CaseFacts) -> Result<Facts, String> {
     let birth_date = match &f.birth_date {
-        Some(d) => Some(NaiveDate::parse_from_str(d, "%Y-%m-%d").map_err(|e| format!("birth_date: {e}"))?),
+        Some(d) => {
+            Some(NaiveDate::parse_from_str(d, "%Y-%m-%d").map_err(|e| format!("birth_date: {e}"))?)
+        }
         None => None,
     };
     Ok(Facts {
@@ -211,7 +213,14 @@ fn facts(f: &CaseFacts) -> Result<Facts, String> {
 
 fn run(rules: &RuleSet, case: &Case) -> Vec<String> {
     let mut bad = Vec::new();
-    let setup = (|| Ok::<_, String>((message(case)?, facts(&case.facts)?, instant(&case.now)?, instant(&case.expect.due)?)))();
+    let setup = (|| {
+        Ok::<_, String>((
+            message(case)?,
+            facts(&case.facts)?,
+            instant(&case.now)?,
+            instant(&case.expect.due)?,
+        ))
+    })();
     let (msg, facts, now, due) = match setup {
         Ok(x) => x,
         Err(e) => return vec![format!("case does not read: {e}")],
@@ -270,7 +279,12 @@ fn run(rules: &RuleSet, case: &Case) -> Vec<String> {
 }
 
 /// What the decision becomes: checked for every case, not per case.
-fn resources(msg: &Value, d: &triage::Decision, intake: &Intake, now: DateTime<Utc>) -> Vec<String> {
+fn resources(
+    msg: &Value,
+    d: &triage::Decision,
+    intake: &Intake,
+    now: DateTime<Utc>,
+) -> Vec<String> {
     let mut bad = Vec::new();
     let task = triage::task_for(msg, d, now);
     let expect = |bad: &mut Vec<String>, what: &str, got: &Value, want: Value| {
@@ -281,14 +295,41 @@ fn resources(msg: &Value, d: &triage::Decision, intake: &Intake, now: DateTime<U
     expect(&mut bad, "status", &task["status"], json!("requested"));
     expect(&mut bad, "intent", &task["intent"], json!("order"));
     expect(&mut bad, "priority", &task["priority"], json!(d.priority));
-    expect(&mut bad, "queue", &task["performerType"][0]["coding"][0], json!({"system": ROLE_SYSTEM, "code": d.queue}));
-    expect(&mut bad, "code", &task["code"]["coding"][0]["code"], json!(d.category));
-    expect(&mut bad, "description", &task["description"], json!(d.summary));
+    expect(
+        &mut bad,
+        "queue",
+        &task["performerType"][0]["coding"][0],
+        json!({"system": ROLE_SYSTEM, "code": d.queue}),
+    );
+    expect(
+        &mut bad,
+        "code",
+        &task["code"]["coding"][0]["code"],
+        json!(d.category),
+    );
+    expect(
+        &mut bad,
+        "description",
+        &task["description"],
+        json!(d.summary),
+    );
     if msg.get("id").is_some() {
-        expect(&mut bad, "focus", &task["focus"]["reference"], json!("Communication/m1"));
-        expect(&mut bad, "identifier", &task["identifier"][0], json!({"system": ROUTED_FROM_SYSTEM, "value": "Communication/m1"}));
+        expect(
+            &mut bad,
+            "focus",
+            &task["focus"]["reference"],
+            json!("Communication/m1"),
+        );
+        expect(
+            &mut bad,
+            "identifier",
+            &task["identifier"][0],
+            json!({"system": ROUTED_FROM_SYSTEM, "value": "Communication/m1"}),
+        );
     }
-    let due = task["restriction"]["period"]["end"].as_str().and_then(|s| DateTime::parse_from_rfc3339(s).ok());
+    let due = task["restriction"]["period"]["end"]
+        .as_str()
+        .and_then(|s| DateTime::parse_from_rfc3339(s).ok());
     if due.map(|t| t.with_timezone(&Utc)) != Some(d.due) {
         bad.push(format!("task due {due:?} is not {}", d.due));
     }
@@ -303,15 +344,37 @@ fn resources(msg: &Value, d: &triage::Decision, intake: &Intake, now: DateTime<U
     let reply = triage::reply_for(msg, d, now);
     match (&reply, &d.reply, intake) {
         (Some(r), Some(body), _) => {
-            expect(&mut bad, "reply payload", &r["payload"][0]["contentString"], json!(body));
-            expect(&mut bad, "reply identifier", &r["identifier"][0], json!({"system": AUTO_REPLY_SYSTEM, "value": "reply-to/Communication/m1"}));
-            expect(&mut bad, "reply inResponseTo", &r["inResponseTo"][0]["reference"], json!("Communication/m1"));
+            expect(
+                &mut bad,
+                "reply payload",
+                &r["payload"][0]["contentString"],
+                json!(body),
+            );
+            expect(
+                &mut bad,
+                "reply identifier",
+                &r["identifier"][0],
+                json!({"system": AUTO_REPLY_SYSTEM, "value": "reply-to/Communication/m1"}),
+            );
+            expect(
+                &mut bad,
+                "reply inResponseTo",
+                &r["inResponseTo"][0]["reference"],
+                json!("Communication/m1"),
+            );
             expect(&mut bad, "reply status", &r["status"], json!("completed"));
             if msg.get("recipient").is_some() {
-                expect(&mut bad, "reply sender", &r["sender"]["reference"], json!("Organization/clinic"));
+                expect(
+                    &mut bad,
+                    "reply sender",
+                    &r["sender"]["reference"],
+                    json!("Organization/clinic"),
+                );
             }
         }
-        (None, Some(_), Intake::Message(_)) => bad.push("a decision with a reply but no reply resource".to_string()),
+        (None, Some(_), Intake::Message(_)) => {
+            bad.push("a decision with a reply but no reply resource".to_string())
+        }
         (Some(_), None, _) => bad.push("a reply resource without a reply".to_string()),
         _ => {}
     }
@@ -358,21 +421,51 @@ mod arbitrary {
             (-3i64..14).prop_map(Value::from),
             any::<f64>().prop_map(|f| json!(f)),
             prop_oneof![
-                Just("Patient/p1"), Just("#symptoms"), Just("#refill"), Just("clinical"),
-                Just("urgent"), Just("refill"), Just("billing"), Just("chest pain"),
-                Just("\u{1b}[2J"), Just("\u{202e}x"), Just(""), Just(TASK_CATEGORY_SYSTEM),
-                Just(SYMPTOM_QUESTIONNAIRE), Just(REFILL_QUESTIONNAIRE), Just("2026-12-01T10:00:00Z"),
-                Just("QuestionnaireResponse"), Just("Communication"), Just("chest-pain"),
+                Just("Patient/p1"),
+                Just("#symptoms"),
+                Just("#refill"),
+                Just("clinical"),
+                Just("urgent"),
+                Just("refill"),
+                Just("billing"),
+                Just("chest pain"),
+                Just("\u{1b}[2J"),
+                Just("\u{202e}x"),
+                Just(""),
+                Just(TASK_CATEGORY_SYSTEM),
+                Just(SYMPTOM_QUESTIONNAIRE),
+                Just(REFILL_QUESTIONNAIRE),
+                Just("2026-12-01T10:00:00Z"),
+                Just("QuestionnaireResponse"),
+                Just("Communication"),
+                Just("chest-pain"),
             ]
             .prop_map(Value::from),
             "\\PC{0,12}".prop_map(Value::from),
         ];
         let keys = prop_oneof![
-            Just("resourceType"), Just("id"), Just("subject"), Just("reference"), Just("category"),
-            Just("coding"), Just("system"), Just("code"), Just("payload"), Just("contentString"),
-            Just("contentReference"), Just("contained"), Just("questionnaire"), Just("item"),
-            Just("linkId"), Just("answer"), Just("valueInteger"), Just("valueBoolean"),
-            Just("valueString"), Just("valueCoding"), Just("display"), Just("sent"),
+            Just("resourceType"),
+            Just("id"),
+            Just("subject"),
+            Just("reference"),
+            Just("category"),
+            Just("coding"),
+            Just("system"),
+            Just("code"),
+            Just("payload"),
+            Just("contentString"),
+            Just("contentReference"),
+            Just("contained"),
+            Just("questionnaire"),
+            Just("item"),
+            Just("linkId"),
+            Just("answer"),
+            Just("valueInteger"),
+            Just("valueBoolean"),
+            Just("valueString"),
+            Just("valueCoding"),
+            Just("display"),
+            Just("sent"),
         ];
         leaf.prop_recursive(5, 64, 6, move |inner| {
             prop_oneof![
