@@ -154,7 +154,9 @@ mod tests {
         ));
         Calendar {
             tz: chrono_tz::America::Chicago,
-            week: [nine_five, nine_five, nine_five, nine_five, nine_five, None, None],
+            week: [
+                nine_five, nine_five, nine_five, nine_five, nine_five, None, None,
+            ],
             holidays: [NaiveDate::from_ymd_opt(2026, 12, 25).expect("date")]
                 .into_iter()
                 .collect(),

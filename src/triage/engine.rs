@@ -41,7 +41,9 @@ const SUMMARY_CHARS: usize = 120;
 pub fn route(rules: &RuleSet, intake: &Intake, facts: &Facts, now: DateTime<Utc>) -> Decision {
     let after_hours = !rules.calendar.is_open(now);
     match intake {
-        Intake::Malformed { reason, .. } => {
+        Intake::Malformed {
+            reason, patient, ..
+        } => {
             let m = &rules.malformed;
             let due = due(rules, &m.sla, now);
             Decision {
@@ -50,18 +52,25 @@ pub fn route(rules: &RuleSet, intake: &Intake, facts: &Facts, now: DateTime<Utc>
                 due,
                 category: REVIEW_QUEUE.to_string(),
                 rule: "malformed".to_string(),
-                reasons: vec![format!("does not fit the intake format: {}", one_line(reason))],
+                reasons: vec![format!(
+                    "does not fit the intake format: {}",
+                    one_line(reason)
+                )],
                 summary: shorten(&format!("Unreadable message: {}", one_line(reason))),
-                reply: m.reply.as_ref().map(|r| expand(rules, r, due)),
+                // Nobody to answer when the message names no patient.
+                reply: m
+                    .reply
+                    .as_ref()
+                    .filter(|_| patient.is_some())
+                    .map(|r| expand(rules, r, due)),
                 after_hours,
             }
         }
         Intake::Message(msg) => {
             let haystack = haystack(msg);
-            let found = rules
-                .rules
-                .iter()
-                .find_map(|r| matches(rules, &r.when, msg, &haystack, facts, now).map(|why| (r, why)));
+            let found = rules.rules.iter().find_map(|r| {
+                matches(rules, &r.when, msg, &haystack, facts, now).map(|why| (r, why))
+            });
             let Some((rule, mut reasons)) = found else {
                 let due = due(rules, &rules.malformed.sla, now);
                 return Decision {
@@ -72,7 +81,11 @@ pub fn route(rules: &RuleSet, intake: &Intake, facts: &Facts, now: DateTime<Utc>
                     rule: "no rule".to_string(),
                     reasons: vec!["no rule matched".to_string()],
                     summary: summary(msg),
-                    reply: rules.malformed.reply.as_ref().map(|r| expand(rules, r, due)),
+                    reply: rules
+                        .malformed
+                        .reply
+                        .as_ref()
+                        .map(|r| expand(rules, r, due)),
                     after_hours,
                 };
             };
@@ -170,7 +183,13 @@ fn strip_markers(s: &str) -> String {
     out.push_str(rest);
     // Control pictures (␛) stand for controls: a space keeps words apart.
     out.chars()
-        .map(|c| if ('\u{2400}'..='\u{2421}').contains(&c) { ' ' } else { c })
+        .map(|c| {
+            if ('\u{2400}'..='\u{2421}').contains(&c) {
+                ' '
+            } else {
+                c
+            }
+        })
         .collect()
 }
 
@@ -183,7 +202,10 @@ fn age_years(birth: NaiveDate, on: NaiveDate) -> i64 {
 }
 
 fn flag_label(id: &str) -> &str {
-    RED_FLAGS.iter().find(|(k, _)| *k == id).map_or(id, |(_, l)| l)
+    RED_FLAGS
+        .iter()
+        .find(|(k, _)| *k == id)
+        .map_or(id, |(_, l)| l)
 }
 
 /// The reasons the condition holds, or `None` when it does not.
@@ -211,13 +233,21 @@ fn matches(
             if m.red_flags.is_empty() {
                 return None;
             }
-            why.extend(m.red_flags.iter().map(|f| format!("red flag: {}", flag_label(f))));
+            why.extend(
+                m.red_flags
+                    .iter()
+                    .map(|f| format!("red flag: {}", flag_label(f))),
+            );
         }
         Some(false) if !m.red_flags.is_empty() => return None,
         _ => {}
     }
     if !c.red_flags.is_empty() {
-        let hits: Vec<&String> = c.red_flags.iter().filter(|f| m.red_flags.contains(f)).collect();
+        let hits: Vec<&String> = c
+            .red_flags
+            .iter()
+            .filter(|f| m.red_flags.contains(f))
+            .collect();
         if hits.is_empty() {
             return None;
         }
@@ -229,13 +259,20 @@ fn matches(
         }
     }
     if !c.keywords.is_empty() {
-        let hits: Vec<&String> = c.keywords.iter().filter(|k| haystack.contains(k.as_str())).collect();
+        let hits: Vec<&String> = c
+            .keywords
+            .iter()
+            .filter(|k| haystack.contains(k.as_str()))
+            .collect();
         if hits.is_empty() {
             return None;
         }
         why.push(format!(
             "mentions {}",
-            hits.iter().map(|h| format!("\"{h}\"")).collect::<Vec<_>>().join(", ")
+            hits.iter()
+                .map(|h| format!("\"{h}\""))
+                .collect::<Vec<_>>()
+                .join(", ")
         ));
     }
     if c.age_under.is_some() || c.age_at_least.is_some() {
@@ -269,7 +306,9 @@ fn matches(
     if !c.problems.is_empty() && !list(&c.problems, &facts.problems, "problem", &mut why) {
         return None;
     }
-    if !c.medications.is_empty() && !list(&c.medications, &facts.medications, "medication", &mut why) {
+    if !c.medications.is_empty()
+        && !list(&c.medications, &facts.medications, "medication", &mut why)
+    {
         return None;
     }
     if !c.patient_has.is_empty()
@@ -286,11 +325,19 @@ fn matches(
     }
     if let Some((from, to)) = c.time {
         let t = rules.calendar.local_time(now);
-        let inside = if from < to { from <= t && t < to } else { t >= from || t < to };
+        let inside = if from < to {
+            from <= t && t < to
+        } else {
+            t >= from || t < to
+        };
         if !inside {
             return None;
         }
-        why.push(format!("between {} and {}", from.format("%H:%M"), to.format("%H:%M")));
+        why.push(format!(
+            "between {} and {}",
+            from.format("%H:%M"),
+            to.format("%H:%M")
+        ));
     }
     Some(why)
 }
@@ -465,7 +512,11 @@ pub fn reply_for(communication: &Value, decision: &Decision, now: DateTime<Utc>)
             })
             .unwrap_or_else(|| json!([]))
     } else {
-        json!([concept(TASK_CATEGORY_SYSTEM, &decision.category, category_label(&decision.category))])
+        json!([concept(
+            TASK_CATEGORY_SYSTEM,
+            &decision.category,
+            category_label(&decision.category)
+        )])
     };
     let mut reply = json!({
         "resourceType": "Communication",

@@ -24,7 +24,13 @@ pub struct Escalation {
 /// act on it, and a second hop would bounce it between teams.
 pub const ESCALATED_FROM: &str = "urn:chartty:escalated-from";
 
-const CLOSED: [&str; 5] = ["completed", "cancelled", "rejected", "failed", "entered-in-error"];
+const CLOSED: [&str; 5] = [
+    "completed",
+    "cancelled",
+    "rejected",
+    "failed",
+    "entered-in-error",
+];
 
 fn queue_of(task: &Value) -> Option<&str> {
     task.get("performerType")?
@@ -40,7 +46,10 @@ fn queue_of(task: &Value) -> Option<&str> {
 fn moved_before(task: &Value) -> bool {
     task.get("extension")
         .and_then(Value::as_array)
-        .is_some_and(|e| e.iter().any(|x| x.get("url").and_then(Value::as_str) == Some(ESCALATED_FROM)))
+        .is_some_and(|e| {
+            e.iter()
+                .any(|x| x.get("url").and_then(Value::as_str) == Some(ESCALATED_FROM))
+        })
 }
 
 fn lateness(minutes: i64) -> String {
@@ -77,8 +86,15 @@ pub fn escalation(rules: &RuleSet, task: &Value, now: DateTime<Utc>) -> Option<E
     } else {
         "urgent"
     };
-    let current = task.get("priority").and_then(Value::as_str).unwrap_or("routine");
-    let current = if PRIORITIES.contains(&current) { current } else { "routine" };
+    let current = task
+        .get("priority")
+        .and_then(Value::as_str)
+        .unwrap_or("routine");
+    let current = if PRIORITIES.contains(&current) {
+        current
+    } else {
+        "routine"
+    };
     let raise = priority_rank(target) > priority_rank(current);
     let from_queue = queue_of(task);
     let to_queue = match from_queue {
@@ -169,7 +185,11 @@ mod tests {
     fn the_ladder_climbs_with_lateness() {
         let r = RuleSet::embedded();
         let tk = task("frontdesk", "routine", DUE);
-        assert_eq!(escalation(&r, &tk, t("2026-12-01T16:00:00Z")), None, "not yet due");
+        assert_eq!(
+            escalation(&r, &tk, t("2026-12-01T16:00:00Z")),
+            None,
+            "not yet due"
+        );
         assert_eq!(escalation(&r, &tk, t(DUE)), None, "due is not late");
         let p = |now: &str| escalation(&r, &tk, t(now)).map(|e| e.priority);
         assert_eq!(p("2026-12-01T17:01:00Z").as_deref(), Some("urgent"));
@@ -195,7 +215,11 @@ mod tests {
         assert_eq!(moved["priority"], "stat");
         assert_eq!(moved["lastModified"], "2026-12-01T21:30:00Z");
         assert_eq!(moved["note"][0]["authorString"], "chartty escalation");
-        assert!(moved["note"][0]["text"].as_str().is_some_and(|s| s.contains("review → nurse")));
+        assert!(
+            moved["note"][0]["text"]
+                .as_str()
+                .is_some_and(|s| s.contains("review → nurse"))
+        );
         // Idempotent: nothing more at the same moment, nor later (it moved once, it is stat).
         assert_eq!(escalation(&r, &moved, now), None);
         assert_eq!(escalation(&r, &moved, t("2026-12-02T21:30:00Z")), None);
@@ -208,7 +232,10 @@ mod tests {
         let now = t("2026-12-01T17:30:00Z");
         let e = escalation(&r, &tk, now).expect("late");
         let once = apply(&tk, &e, "x", now);
-        assert_eq!(once["owner"], tk["owner"], "the owner stays when the queue does");
+        assert_eq!(
+            once["owner"], tk["owner"],
+            "the owner stays when the queue does"
+        );
         assert_eq!(escalation(&r, &once, now), None);
         // Later it climbs again from where it is.
         let e2 = escalation(&r, &once, t("2026-12-01T19:30:00Z")).expect("later");
@@ -219,7 +246,13 @@ mod tests {
     fn closed_or_dateless_tasks_never_escalate() {
         let r = RuleSet::embedded();
         let late = t("2026-12-09T00:00:00Z");
-        for status in ["completed", "cancelled", "rejected", "failed", "entered-in-error"] {
+        for status in [
+            "completed",
+            "cancelled",
+            "rejected",
+            "failed",
+            "entered-in-error",
+        ] {
             let mut tk = task("nurse", "routine", DUE);
             tk["status"] = json!(status);
             assert_eq!(escalation(&r, &tk, late), None, "{status}");
@@ -227,6 +260,10 @@ mod tests {
         assert_eq!(escalation(&r, &json!({"status": "requested"}), late), None);
         assert_eq!(escalation(&r, &json!("nonsense"), late), None);
         let top = task("attending", "stat", DUE);
-        assert_eq!(escalation(&r, &top, late), None, "at the top with nowhere to go");
+        assert_eq!(
+            escalation(&r, &top, late),
+            None,
+            "at the top with nowhere to go"
+        );
     }
 }

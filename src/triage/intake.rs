@@ -92,6 +92,15 @@ fn clean(s: &str) -> String {
     sanitize(s).into_owned()
 }
 
+fn short(s: &str) -> String {
+    let cut: String = s.chars().take(40).collect();
+    if cut.len() < s.len() {
+        format!("{cut}…")
+    } else {
+        cut
+    }
+}
+
 /// Quoted for a reason, shortened: a reason is one line in a queue.
 fn quoted(s: &str) -> String {
     let short: String = s.chars().take(40).collect();
@@ -183,12 +192,21 @@ fn read(
                     read_refill(qr, &mut m)?;
                 }
                 Some(SYMPTOM_QUESTIONNAIRE | REFILL_QUESTIONNAIRE) => {
-                    return Err(format!("payload item {n}: a second answer to the same questionnaire"));
+                    return Err(format!(
+                        "payload item {n}: a second answer to the same questionnaire"
+                    ));
                 }
                 Some(other) => {
-                    return Err(format!("payload item {n}: unknown questionnaire {}", quoted(other)));
+                    return Err(format!(
+                        "payload item {n}: unknown questionnaire {}",
+                        quoted(other)
+                    ));
                 }
-                None => return Err(format!("payload item {n}: the response names no questionnaire")),
+                None => {
+                    return Err(format!(
+                        "payload item {n}: the response names no questionnaire"
+                    ));
+                }
             }
         } else {
             return Err(format!(
@@ -271,7 +289,10 @@ fn items(v: &Map<String, Value>) -> Result<Vec<&Map<String, Value>>, String> {
         None => Ok(Vec::new()),
         Some(Value::Array(a)) => a
             .iter()
-            .map(|i| i.as_object().ok_or_else(|| "an item is not an object".to_string()))
+            .map(|i| {
+                i.as_object()
+                    .ok_or_else(|| "an item is not an object".to_string())
+            })
             .collect(),
         Some(_) => Err("item is not a list".to_string()),
     }
@@ -282,7 +303,7 @@ fn link_id(item: &Map<String, Value>) -> &str {
 }
 
 /// The single answer of an item; a second answer is not guessed between.
-fn answer<'a>(item: &'a Map<String, Value>) -> Result<Option<&'a Map<String, Value>>, String> {
+fn answer(item: &Map<String, Value>) -> Result<Option<&Map<String, Value>>, String> {
     match item.get("answer") {
         None => Ok(None),
         Some(Value::Array(a)) => match a.as_slice() {
@@ -291,9 +312,15 @@ fn answer<'a>(item: &'a Map<String, Value>) -> Result<Option<&'a Map<String, Val
                 .as_object()
                 .map(Some)
                 .ok_or_else(|| format!("the answer to {} is not an object", quoted(link_id(item)))),
-            _ => Err(format!("{} has more than one answer", quoted(link_id(item)))),
+            _ => Err(format!(
+                "{} has more than one answer",
+                quoted(link_id(item))
+            )),
         },
-        Some(_) => Err(format!("the answer to {} is not a list", quoted(link_id(item)))),
+        Some(_) => Err(format!(
+            "the answer to {} is not a list",
+            quoted(link_id(item))
+        )),
     }
 }
 
@@ -313,7 +340,10 @@ fn string_answer(item: &Map<String, Value>, kinds: &[&str]) -> Result<Option<Str
         return match s {
             Some(s) if !s.trim().is_empty() => Ok(Some(clean(s.trim()))),
             Some(_) => Ok(None),
-            None => Err(format!("the answer to {} is not readable", quoted(link_id(item)))),
+            None => Err(format!(
+                "the answer to {} is not readable",
+                quoted(link_id(item))
+            )),
         };
     }
     Err(format!(
@@ -334,10 +364,12 @@ fn read_symptoms(qr: &Map<String, Value>, m: &mut Message) -> Result<(), String>
                 let v = a
                     .get("valueInteger")
                     .ok_or_else(|| "severity is not answered with valueInteger".to_string())?;
-                let n = v
-                    .as_u64()
-                    .filter(|n| *n <= 10)
-                    .ok_or_else(|| format!("severity {} is not an integer from 0 to 10", quoted(&v.to_string())))?;
+                let n = v.as_u64().filter(|n| *n <= 10).ok_or_else(|| {
+                    format!(
+                        "severity {} is not an integer from 0 to 10",
+                        short(&v.to_string())
+                    )
+                })?;
                 m.severity = u8::try_from(n).ok();
             }
             "red-flags" => {
@@ -390,7 +422,9 @@ fn read_refill(qr: &Map<String, Value>, m: &mut Message) -> Result<(), String> {
             "remaining" => {
                 let Some(a) = answer(item)? else { continue };
                 if !a.contains_key("valueInteger") && !a.contains_key("valueString") {
-                    return Err("remaining is not answered with valueInteger or valueString".to_string());
+                    return Err(
+                        "remaining is not answered with valueInteger or valueString".to_string()
+                    );
                 }
             }
             _ => {}
@@ -411,7 +445,9 @@ mod tests {
         Value::Array(
             RED_FLAGS
                 .iter()
-                .map(|(id, _)| json!({"linkId": id, "answer": [{"valueBoolean": yes.contains(id)}]}))
+                .map(
+                    |(id, _)| json!({"linkId": id, "answer": [{"valueBoolean": yes.contains(id)}]}),
+                )
                 .collect(),
         )
     }
@@ -439,7 +475,8 @@ mod tests {
 
     #[test]
     fn a_symptom_message_is_read_whole() {
-        let Intake::Message(m) = read_message(&symptom_message(json!(9), flags(&["chest-pain"]))) else {
+        let Intake::Message(m) = read_message(&symptom_message(json!(9), flags(&["chest-pain"])))
+        else {
             panic!("should read");
         };
         assert_eq!(m.reference.as_deref(), Some("Communication/m1"));
@@ -459,8 +496,14 @@ mod tests {
             (json!(7.5), flags(&[])),
             (json!("7"), flags(&[])),
             (json!(-1), flags(&[])),
-            (json!(5), json!([{"linkId": "chest-pain", "answer": [{"valueBoolean": false}]}])),
-            (json!(5), json!([{"linkId": "chest-pain", "answer": [{"valueString": "no"}]}])),
+            (
+                json!(5),
+                json!([{"linkId": "chest-pain", "answer": [{"valueBoolean": false}]}]),
+            ),
+            (
+                json!(5),
+                json!([{"linkId": "chest-pain", "answer": [{"valueString": "no"}]}]),
+            ),
         ] {
             let v = symptom_message(severity, red);
             assert!(matches!(read_message(&v), Intake::Malformed { .. }), "{v}");

@@ -279,7 +279,8 @@ fn build(raw: RawFile, text: &str) -> Result<RuleSet, String> {
 
     let mut sla = BTreeMap::new();
     for (name, spec) in &raw.sla {
-        let parsed = parse_sla(spec.get_ref()).map_err(|e| cx.err(spec, format!("sla {name}: {e}")))?;
+        let parsed =
+            parse_sla(spec.get_ref()).map_err(|e| cx.err(spec, format!("sla {name}: {e}")))?;
         sla.insert(name.clone(), parsed);
     }
 
@@ -308,7 +309,14 @@ fn build(raw: RawFile, text: &str) -> Result<RuleSet, String> {
         match s {
             None => Ok(None),
             Some(s) if replies.contains_key(s.get_ref()) => Ok(Some(s.get_ref().clone())),
-            Some(s) => Err(cx.err(s, format!("unknown reply {:?}; add [reply.{}]", s.get_ref(), s.get_ref()))),
+            Some(s) => Err(cx.err(
+                s,
+                format!(
+                    "unknown reply {:?}; add [reply.{}]",
+                    s.get_ref(),
+                    s.get_ref()
+                ),
+            )),
         }
     };
 
@@ -346,7 +354,8 @@ fn build(raw: RawFile, text: &str) -> Result<RuleSet, String> {
     }
 
     let malformed = Malformed {
-        priority: priority(&raw.malformed.priority).map_err(|e| cx.err(&raw.malformed.priority, e))?,
+        priority: priority(&raw.malformed.priority)
+            .map_err(|e| cx.err(&raw.malformed.priority, e))?,
         sla: sla_ref(&raw.malformed.sla)?,
         reply: reply_ref(&raw.malformed.reply)?,
     };
@@ -404,7 +413,12 @@ fn category(s: &Spanned<String>) -> Result<String, String> {
 }
 
 fn condition(cx: &Ctx, rule: &str, raw: RawCondition) -> Result<Condition, String> {
-    let at = |s: &dyn SpanOf, what: String| format!("line {}: rule {rule:?}: {what}", line_of(cx.text, s.start()));
+    let at = |s: &dyn SpanOf, what: String| {
+        format!(
+            "line {}: rule {rule:?}: {what}",
+            line_of(cx.text, s.start())
+        )
+    };
     let mut c = Condition::default();
     for cat in &raw.category {
         c.category.push(category(cat).map_err(|e| at(cat, e))?);
@@ -412,7 +426,10 @@ fn condition(cx: &Ctx, rule: &str, raw: RawCondition) -> Result<Condition, Strin
     if let Some(s) = &raw.severity_at_least {
         let v = *s.get_ref();
         if !(0..=10).contains(&v) {
-            return Err(at(s, format!("severity_at_least {v} is not between 0 and 10")));
+            return Err(at(
+                s,
+                format!("severity_at_least {v} is not between 0 and 10"),
+            ));
         }
         c.severity_at_least = u8::try_from(v).ok();
     }
@@ -424,14 +441,21 @@ fn condition(cx: &Ctx, rule: &str, raw: RawCondition) -> Result<Condition, Strin
                 f,
                 format!(
                     "unknown red flag {id:?}; expected one of {}",
-                    RED_FLAGS.iter().map(|(k, _)| *k).collect::<Vec<_>>().join(", ")
+                    RED_FLAGS
+                        .iter()
+                        .map(|(k, _)| *k)
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             ));
         }
         c.red_flags.push(id.to_string());
     }
     let words = |v: Vec<String>| -> Vec<String> {
-        v.iter().map(|w| fold(w.trim())).filter(|w| !w.is_empty()).collect()
+        v.iter()
+            .map(|w| fold(w.trim()))
+            .filter(|w| !w.is_empty())
+            .collect()
     };
     c.keywords = words(raw.keywords);
     c.problems = words(raw.problems);
@@ -443,7 +467,12 @@ fn condition(cx: &Ctx, rule: &str, raw: RawCondition) -> Result<Condition, Strin
         c.clinic_open = Some(match s.get_ref().trim() {
             "open" => true,
             "closed" => false,
-            other => return Err(at(s, format!("clinic = {other:?}; expected \"open\" or \"closed\""))),
+            other => {
+                return Err(at(
+                    s,
+                    format!("clinic = {other:?}; expected \"open\" or \"closed\""),
+                ));
+            }
         });
     }
     if let Some(s) = &raw.time {
@@ -493,7 +522,10 @@ fn calendar(cx: &Ctx, raw: &RawClinic) -> Result<Calendar, String> {
     let mut holidays = BTreeSet::new();
     for h in &raw.holidays {
         let d = NaiveDate::parse_from_str(h.get_ref().trim(), "%Y-%m-%d").map_err(|_| {
-            cx.err(h, format!("holiday {:?} is not a date like 2026-12-25", h.get_ref()))
+            cx.err(
+                h,
+                format!("holiday {:?} is not a date like 2026-12-25", h.get_ref()),
+            )
         })?;
         holidays.insert(d);
     }
@@ -544,7 +576,10 @@ fn parse_sla(s: &str) -> Result<Sla, String> {
 fn parse_wall(s: &Spanned<String>, cx: &Ctx, what: &str) -> Result<i64, String> {
     match parse_sla(s.get_ref()) {
         Ok(Sla::Minutes(m)) if m > 0 => Ok(m),
-        Ok(_) => Err(cx.err(s, format!("{what} must be a positive wall-clock time like \"2 hours\""))),
+        Ok(_) => Err(cx.err(
+            s,
+            format!("{what} must be a positive wall-clock time like \"2 hours\""),
+        )),
         Err(e) => Err(cx.err(s, format!("{what}: {e}"))),
     }
 }
@@ -559,7 +594,10 @@ fn escalation(cx: &Ctx, raw: &RawEscalation) -> Result<EscalationRules, String> 
         }
         let to_q = queue_of(to).map_err(|e| cx.err(to, format!("escalation.next.{from}: {e}")))?;
         if to_q == *from {
-            return Err(cx.err(to, format!("escalation.next.{from} moves a task to its own queue")));
+            return Err(cx.err(
+                to,
+                format!("escalation.next.{from} moves a task to its own queue"),
+            ));
         }
         next.insert(from.clone(), to_q);
     }
@@ -609,7 +647,8 @@ mod tests {
 
     #[test]
     fn an_unknown_key_names_its_line() {
-        let e = with(|t| t.replacen("[clinic]\n", "[clinic]\nnmae = \"x\"\n", 1)).expect_err("typo");
+        let e =
+            with(|t| t.replacen("[clinic]\n", "[clinic]\nnmae = \"x\"\n", 1)).expect_err("typo");
         assert!(e.starts_with("line "), "{e}");
         assert!(e.contains("nmae"), "{e}");
         let line: usize = e["line ".len()..]
@@ -627,14 +666,23 @@ mod tests {
 
     #[test]
     fn bad_hours_times_and_durations_are_explained() {
-        let e = with(|t| t.replacen("mon = \"08:00-17:00\"", "mon = \"8am-5pm\"", 1)).expect_err("hours");
+        let e = with(|t| t.replacen("mon = \"08:00-17:00\"", "mon = \"8am-5pm\"", 1))
+            .expect_err("hours");
         assert!(e.contains("not a time range"), "{e}");
-        let e = with(|t| t.replacen("mon = \"08:00-17:00\"", "mon = \"17:00-08:00\"", 1)).expect_err("order");
+        let e = with(|t| t.replacen("mon = \"08:00-17:00\"", "mon = \"17:00-08:00\"", 1))
+            .expect_err("order");
         assert!(e.contains("closing must come after opening"), "{e}");
-        let e = with(|t| t.replacen("urgent = \"1 hour\"", "urgent = \"1 fortnight\"", 1)).expect_err("sla");
+        let e = with(|t| t.replacen("urgent = \"1 hour\"", "urgent = \"1 fortnight\"", 1))
+            .expect_err("sla");
         assert!(e.contains("is not a duration"), "{e}");
-        let e = with(|t| t.replacen("timezone = \"America/Chicago\"", "timezone = \"Mars/Olympus\"", 1))
-            .expect_err("zone");
+        let e = with(|t| {
+            t.replacen(
+                "timezone = \"America/Chicago\"",
+                "timezone = \"Mars/Olympus\"",
+                1,
+            )
+        })
+        .expect_err("zone");
         assert!(e.contains("unknown time zone"), "{e}");
         let e = with(|t| t.replacen("\"2026-12-25\"", "\"2026-13-25\"", 1)).expect_err("holiday");
         assert!(e.contains("is not a date"), "{e}");
@@ -642,18 +690,23 @@ mod tests {
 
     #[test]
     fn unknown_queues_priorities_and_references_are_explained() {
-        let e = with(|t| t.replacen("queue = \"frontdesk\"", "queue = \"front-desk\"", 1)).expect_err("queue");
+        let e = with(|t| t.replacen("queue = \"frontdesk\"", "queue = \"front-desk\"", 1))
+            .expect_err("queue");
         assert!(e.contains("unknown queue \"front-desk\""), "{e}");
         assert!(e.starts_with("line "), "{e}");
-        let e = with(|t| t.replacen("priority = \"stat\"", "priority = \"emergent\"", 1)).expect_err("priority");
+        let e = with(|t| t.replacen("priority = \"stat\"", "priority = \"emergent\"", 1))
+            .expect_err("priority");
         assert!(e.contains("unknown priority \"emergent\""), "{e}");
         let e = with(|t| t.replacen("sla = \"admin\"", "sla = \"adnim\"", 1)).expect_err("sla ref");
         assert!(e.contains("unknown sla \"adnim\""), "{e}");
-        let e = with(|t| t.replacen("reply = \"received\"", "reply = \"recieved\"", 1)).expect_err("reply ref");
+        let e = with(|t| t.replacen("reply = \"received\"", "reply = \"recieved\"", 1))
+            .expect_err("reply ref");
         assert!(e.contains("unknown reply \"recieved\""), "{e}");
-        let e = with(|t| t.replacen("nurse = \"attending\"", "nurse = \"doctor\"", 1)).expect_err("next");
+        let e = with(|t| t.replacen("nurse = \"attending\"", "nurse = \"doctor\"", 1))
+            .expect_err("next");
         assert!(e.contains("unknown queue \"doctor\""), "{e}");
-        let e = with(|t| t.replacen("from {clinic}.", "from {clinci}.", 1)).expect_err("placeholder");
+        let e =
+            with(|t| t.replacen("from {clinic}.", "from {clinci}.", 1)).expect_err("placeholder");
         assert!(e.contains("unknown placeholder {clinci}"), "{e}");
     }
 

@@ -40,7 +40,13 @@ pub struct QueueStats {
 }
 
 const PHYSICIAN_QUEUES: [&str; 3] = ["attending", "resident", "oncall"];
-const CLOSED: [&str; 5] = ["completed", "cancelled", "rejected", "failed", "entered-in-error"];
+const CLOSED: [&str; 5] = [
+    "completed",
+    "cancelled",
+    "rejected",
+    "failed",
+    "entered-in-error",
+];
 
 /// One version, read for what the figures need.
 struct Version<'a> {
@@ -66,7 +72,11 @@ fn read_version(v: &Value) -> Option<(&str, Version<'_>)> {
         .and_then(|m| m.get("lastUpdated"))
         .and_then(Value::as_str)
         .and_then(time::instant)
-        .or_else(|| v.get("lastModified").and_then(Value::as_str).and_then(time::instant));
+        .or_else(|| {
+            v.get("lastModified")
+                .and_then(Value::as_str)
+                .and_then(time::instant)
+        });
     let queue = v
         .get("performerType")
         .and_then(Value::as_array)
@@ -91,7 +101,10 @@ fn read_version(v: &Value) -> Option<(&str, Version<'_>)> {
         id,
         Version {
             // Numeric version ids sort as numbers; opaque ones as text.
-            order: (version_id.parse().unwrap_or(u64::MAX), version_id.to_string()),
+            order: (
+                version_id.parse().unwrap_or(u64::MAX),
+                version_id.to_string(),
+            ),
             at,
             status: v.get("status").and_then(Value::as_str).unwrap_or(""),
             queue,
@@ -117,7 +130,10 @@ fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
     let h = (sorted.len() - 1) as f64 * p;
     let lo = h.floor() as usize;
     let hi = (h.ceil() as usize).min(sorted.len() - 1);
-    let (a, b) = (sorted.get(lo).unwrap_or(first), sorted.get(hi).unwrap_or(last));
+    let (a, b) = (
+        sorted.get(lo).unwrap_or(first),
+        sorted.get(hi).unwrap_or(last),
+    );
     Some(a + (h - lo as f64) * (b - a))
 }
 
@@ -199,7 +215,10 @@ pub fn queue_stats(
         }
         if first.message || vs.iter().any(|v| v.message) {
             stats.messages += 1;
-            if vs.iter().any(|v| v.queue.is_some_and(|q| PHYSICIAN_QUEUES.contains(&q))) {
+            if vs
+                .iter()
+                .any(|v| v.queue.is_some_and(|q| PHYSICIAN_QUEUES.contains(&q)))
+            {
                 stats.reached_physician += 1;
             }
         }
@@ -278,7 +297,12 @@ impl QueueStats {
             Some(Value::Array(a)) => a,
             Some(_) => return Err("parameter is not a list".to_string()),
         };
-        let name = |p: &Value| p.get("name").and_then(Value::as_str).unwrap_or("").to_string();
+        let name = |p: &Value| {
+            p.get("name")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string()
+        };
         let int = |p: &Value, n: &str| -> Result<u32, String> {
             p.get("valueInteger")
                 .and_then(Value::as_u64)
@@ -300,7 +324,10 @@ impl QueueStats {
                 "reachedPhysician" => stats.reached_physician = int(p, "reachedPhysician")?,
                 "queue" => {
                     let mut q = QueueFigures::default();
-                    let parts = p.get("part").and_then(Value::as_array).map_or(&[][..], Vec::as_slice);
+                    let parts = p
+                        .get("part")
+                        .and_then(Value::as_array)
+                        .map_or(&[][..], Vec::as_slice);
                     for part in parts {
                         let n = name(part);
                         let dec = || {
@@ -387,7 +414,12 @@ mod tests {
     fn figures_from_hand_built_versions() {
         let mut vs = sample();
         vs[8]["restriction"]["period"]["end"] = json!("2026-12-09T12:00:00Z");
-        let s = queue_stats(&vs, t("2026-12-01T00:00:00Z"), t("2026-12-02T00:00:00Z"), t("2026-12-01T18:00:00Z"));
+        let s = queue_stats(
+            &vs,
+            t("2026-12-01T00:00:00Z"),
+            t("2026-12-02T00:00:00Z"),
+            t("2026-12-01T18:00:00Z"),
+        );
         assert_eq!(s.messages, 4);
         assert_eq!(s.reached_physician, 1);
         let q: Vec<&str> = s.queues.iter().map(|q| q.queue.as_str()).collect();
@@ -410,7 +442,12 @@ mod tests {
 
     #[test]
     fn versions_after_now_are_not_known_yet() {
-        let s = queue_stats(&sample(), t("2026-12-01T00:00:00Z"), t("2026-12-02T00:00:00Z"), t("2026-12-01T09:20:00Z"));
+        let s = queue_stats(
+            &sample(),
+            t("2026-12-01T00:00:00Z"),
+            t("2026-12-02T00:00:00Z"),
+            t("2026-12-01T09:20:00Z"),
+        );
         let nurse = s.queues.iter().find(|q| q.queue == "nurse").expect("nurse");
         assert_eq!(nurse.open, 3);
         assert_eq!(nurse.first_action_median_min, Some(10.0));
@@ -420,7 +457,12 @@ mod tests {
 
     #[test]
     fn parameters_round_trip() {
-        let s = queue_stats(&sample(), t("2026-12-01T00:00:00Z"), t("2026-12-02T00:00:00Z"), t("2026-12-01T18:00:00Z"));
+        let s = queue_stats(
+            &sample(),
+            t("2026-12-01T00:00:00Z"),
+            t("2026-12-02T00:00:00Z"),
+            t("2026-12-01T18:00:00Z"),
+        );
         let p = s.to_parameters();
         assert_eq!(p["resourceType"], "Parameters");
         let text = serde_json::to_string(&p).expect("json");
@@ -436,6 +478,11 @@ mod tests {
         };
         assert_eq!(QueueStats::from_parameters(&odd.to_parameters()), Ok(odd));
         assert!(QueueStats::from_parameters(&json!({"resourceType": "Patient"})).is_err());
-        assert!(QueueStats::from_parameters(&json!({"resourceType": "Parameters", "parameter": [{"name": "messages"}]})).is_err());
+        assert!(
+            QueueStats::from_parameters(
+                &json!({"resourceType": "Parameters", "parameter": [{"name": "messages"}]})
+            )
+            .is_err()
+        );
     }
 }

@@ -26,6 +26,9 @@ mod tests {
         assert_eq!(cpt_for(20).map(|c| c.0), Some("99422"));
         assert_eq!(cpt_for(21).map(|c| c.0), Some("99423"));
         assert_eq!(cpt_for(u32::MAX).map(|c| c.0), Some("99423"));
-        assert_eq!(cpt_for(21).map(|c| c.1), Some("Online digital E/M, 21+ min"));
+        assert_eq!(
+            cpt_for(21).map(|c| c.1),
+            Some("Online digital E/M, 21+ min")
+        );
     }
 }
