@@ -203,13 +203,22 @@ async fn a_red_flag_goes_to_the_nurse_in_hours_and_on_call_after_with_an_emergen
         assert_eq!(task["priority"], "stat");
         assert_eq!(task["status"], "requested");
         assert_eq!(task["for"]["reference"], format!("Patient/{PATIENT}"));
-        let due = chartty::fhir::time::instant(task["restriction"]["period"]["end"].as_str().unwrap_or(""));
+        let due = chartty::fhir::time::instant(
+            task["restriction"]["period"]["end"].as_str().unwrap_or(""),
+        );
         let authored = chartty::fhir::time::instant(task["authoredOn"].as_str().unwrap_or(""));
-        assert_eq!(due.zip(authored).map(|(d, a)| (d - a).num_minutes()), Some(60), "{task}");
+        assert_eq!(
+            due.zip(authored).map(|(d, a)| (d - a).num_minutes()),
+            Some(60),
+            "{task}"
+        );
         let reply = p.reply_to(&id).await.expect("an automatic reply");
         let text = reply["payload"][0]["contentString"].as_str().unwrap_or("");
         assert!(text.contains("call emergency services now"), "{text}");
-        assert_eq!(reply["inResponseTo"][0]["reference"], format!("Communication/{id}"));
+        assert_eq!(
+            reply["inResponseTo"][0]["reference"],
+            format!("Communication/{id}")
+        );
         // The reply is the clinic's: it is not routed as a new message.
         assert!(p.task_of(&id_of(&reply)).await.is_none());
         p.srv.stop().await;
@@ -220,7 +229,11 @@ async fn a_red_flag_goes_to_the_nurse_in_hours_and_on_call_after_with_an_emergen
 async fn without_routing_a_message_is_stored_and_left_for_a_router() {
     let p = portal_with(None).await;
     let (s, stored) = p
-        .post_raw(Role::Intake, "Communication", symptoms(3, &[]).to_string().into_bytes())
+        .post_raw(
+            Role::Intake,
+            "Communication",
+            symptoms(3, &[]).to_string().into_bytes(),
+        )
         .await;
     assert_eq!(s, StatusCode::CREATED);
     assert!(p.task_of(&id_of(&stored)).await.is_none());
@@ -246,13 +259,33 @@ async fn what_does_not_fit_reaches_the_review_queue_and_keeps_every_word() {
     let mut someone_else = symptoms(4, &[]);
     someone_else["sender"] = json!({"reference": "Practitioner/pr-nurse"});
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
-        ("not JSON", b"Dear doctor, \x1b]52;c;x\x07 my head hurts".to_vec(), "my head hurts"),
+        (
+            "not JSON",
+            b"Dear doctor, \x1b]52;c;x\x07 my head hurts".to_vec(),
+            "my head hurts",
+        ),
         ("a JSON list", b"[1, 2]".to_vec(), "[1, 2]"),
-        ("an unknown status", bad_status.to_string().into_bytes(), "\"sent\""),
-        ("sent by someone else", someone_else.to_string().into_bytes(), "pr-nurse"),
+        (
+            "an unknown status",
+            bad_status.to_string().into_bytes(),
+            "\"sent\"",
+        ),
+        (
+            "sent by someone else",
+            someone_else.to_string().into_bytes(),
+            "pr-nurse",
+        ),
         ("a red flag not asked", no_flag.to_string().into_bytes(), ""),
-        ("severity in words", severity_words.to_string().into_bytes(), ""),
-        ("symptoms without answers", no_answers.to_string().into_bytes(), ""),
+        (
+            "severity in words",
+            severity_words.to_string().into_bytes(),
+            "",
+        ),
+        (
+            "symptoms without answers",
+            no_answers.to_string().into_bytes(),
+            "",
+        ),
     ];
     let mut failures = Vec::new();
     for (name, body, kept) in cases {
@@ -305,10 +338,18 @@ async fn the_patient_app_posts_messages_and_reads_nothing() {
         failures.push(format!("POST Task: {s} {b}"));
     }
     let (_, stored) = p
-        .post_raw(Role::Intake, "Communication", symptoms(2, &[]).to_string().into_bytes())
+        .post_raw(
+            Role::Intake,
+            "Communication",
+            symptoms(2, &[]).to_string().into_bytes(),
+        )
         .await;
     let (s, b) = p
-        .put(Role::Intake, &format!("Communication/{}", id_of(&stored)), &stored)
+        .put(
+            Role::Intake,
+            &format!("Communication/{}", id_of(&stored)),
+            &stored,
+        )
         .await;
     if s != StatusCode::FORBIDDEN {
         failures.push(format!("PUT Communication: {s} {b}"));
@@ -337,16 +378,31 @@ async fn an_overdue_task_rises_then_moves_once_and_keeps_every_step_in_its_histo
 
     assert!(p.srv.escalate_now(now).await.unwrap() >= 1);
     let t = read(&p, &id).await;
-    assert_eq!((t["priority"].as_str(), queue_of(&t)), (Some("urgent"), "nurse"), "{t}");
+    assert_eq!(
+        (t["priority"].as_str(), queue_of(&t)),
+        (Some("urgent"), "nurse"),
+        "{t}"
+    );
     // Asked again at the same moment, nothing more happens to it.
     p.srv.escalate_now(now).await.unwrap();
-    assert_eq!(read(&p, &id).await["meta"]["versionId"], t["meta"]["versionId"]);
+    assert_eq!(
+        read(&p, &id).await["meta"]["versionId"],
+        t["meta"]["versionId"]
+    );
 
     p.srv.escalate_now(now + Duration::hours(5)).await.unwrap();
     let t = read(&p, &id).await;
-    assert_eq!((t["priority"].as_str(), queue_of(&t)), (Some("stat"), "attending"), "{t}");
+    assert_eq!(
+        (t["priority"].as_str(), queue_of(&t)),
+        (Some("stat"), "attending"),
+        "{t}"
+    );
     p.srv.escalate_now(now + Duration::hours(9)).await.unwrap();
-    assert_eq!(queue_of(&read(&p, &id).await), "attending", "moved once only");
+    assert_eq!(
+        queue_of(&read(&p, &id).await),
+        "attending",
+        "moved once only"
+    );
 
     let (_, history) = p.get(Role::Attending, &format!("Task/{id}/_history")).await;
     let versions = history["entry"].as_array().cloned().unwrap_or_default();
@@ -355,7 +411,13 @@ async fn an_overdue_task_rises_then_moves_once_and_keeps_every_step_in_its_histo
         .as_array()
         .into_iter()
         .flatten()
-        .map(|n| format!("{} {}", n["authorString"].as_str().unwrap_or(""), n["text"].as_str().unwrap_or("")))
+        .map(|n| {
+            format!(
+                "{} {}",
+                n["authorString"].as_str().unwrap_or(""),
+                n["text"].as_str().unwrap_or("")
+            )
+        })
         .collect();
     assert!(
         notes.len() >= 2 && notes.iter().all(|n| n.starts_with("chartty triage")),
@@ -377,10 +439,15 @@ async fn an_overdue_task_rises_then_moves_once_and_keeps_every_step_in_its_histo
 async fn queue_stats_count_the_tasks_the_caller_may_see() {
     let p = portal_with(Some(rules(true))).await;
     for sev in [2, 9] {
-        p.post_raw(Role::Intake, "Communication", symptoms(sev, &[]).to_string().into_bytes())
-            .await;
+        p.post_raw(
+            Role::Intake,
+            "Communication",
+            symptoms(sev, &[]).to_string().into_bytes(),
+        )
+        .await;
     }
-    let since = (Utc::now() - Duration::days(30)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let since =
+        (Utc::now() - Duration::days(30)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let (_, all) = p
         .get(
             Role::Attending,
@@ -393,7 +460,10 @@ async fn queue_stats_count_the_tasks_the_caller_may_see() {
     let volume: u32 = figures.queues.iter().map(|q| q.volume).sum();
     let tasks = all["entry"].as_array().map_or(0, Vec::len) as u32;
     assert!(tasks > 2, "{all}");
-    assert!(volume >= figures.messages && figures.messages >= 2, "{figures:?}");
+    assert!(
+        volume >= figures.messages && figures.messages >= 2,
+        "{figures:?}"
+    );
     assert!(figures.reached_physician <= figures.messages);
     assert!(figures.queues.iter().any(|q| q.queue == "nurse"));
 
@@ -404,7 +474,9 @@ async fn queue_stats_count_the_tasks_the_caller_may_see() {
         desk.queues.iter().all(|q| q.queue == "frontdesk") && !desk.queues.is_empty(),
         "{desk:?}"
     );
-    let (s, _) = p.get(Role::Attending, "Task/$queue-stats?period=soon").await;
+    let (s, _) = p
+        .get(Role::Attending, "Task/$queue-stats?period=soon")
+        .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     p.srv.stop().await;
 }

@@ -12,8 +12,8 @@ pub mod chart;
 pub mod contract;
 pub mod http;
 pub mod retry;
-pub mod signin;
 pub mod router;
+pub mod signin;
 mod worker;
 mod write;
 

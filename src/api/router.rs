@@ -87,10 +87,7 @@ impl ApiClient {
 
     /// The patient's birth date, active problems and medications.
     pub async fn patient_facts(&self, patient: &str) -> Result<Facts, ApiError> {
-        let Some(id) = patient
-            .strip_prefix("Patient/")
-            .filter(|id| is_fhir_id(id))
-        else {
+        let Some(id) = patient.strip_prefix("Patient/").filter(|id| is_fhir_id(id)) else {
             return Ok(Facts::default());
         };
         let found = match self.get_json(&self.url(&format!("Patient/{id}"))).await {
@@ -171,6 +168,9 @@ mod tests {
         let (found, next) = entries(&b);
         assert_eq!(found.len(), 2);
         assert_eq!(next.as_deref(), Some("b"));
-        assert_eq!(entries(&json!({"resourceType": "Bundle"})), (Vec::new(), None));
+        assert_eq!(
+            entries(&json!({"resourceType": "Bundle"})),
+            (Vec::new(), None)
+        );
     }
 }

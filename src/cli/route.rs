@@ -195,7 +195,10 @@ pub async fn run(
             }
             Err(e) if once => return Err(e),
             // A dropped link or a server restart: the next poll tries again.
-            Err(e) => eprintln!("chartty route: {e:#}; trying again in {}s", interval.as_secs()),
+            Err(e) => eprintln!(
+                "chartty route: {e:#}; trying again in {}s",
+                interval.as_secs()
+            ),
         }
         tokio::time::sleep(interval).await;
     }

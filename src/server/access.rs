@@ -750,8 +750,7 @@ impl Eval<'_> {
             Cond::FromPatient => {
                 let sender = refs_in(res.get("sender"));
                 let subject = refs_in(res.get("subject"));
-                matches!(sender.as_slice(), [s] if s.starts_with("Patient/"))
-                    && sender == subject
+                matches!(sender.as_slice(), [s] if s.starts_with("Patient/")) && sender == subject
             }
             Cond::QueuePatient(queue) => {
                 let mut any = false;

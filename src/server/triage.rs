@@ -54,16 +54,22 @@ fn facts_of(conn: &Connection, patient: Option<&str>) -> Result<Facts, FhirError
     };
     let conditions = active("Condition", "clinical-status")?;
     let medications = active("MedicationRequest", "status")?;
-    Ok(triage::facts_from(found.as_ref(), &conditions, &medications))
+    Ok(triage::facts_from(
+        found.as_ref(),
+        &conditions,
+        &medications,
+    ))
 }
 
 /// The task already made from `Communication/<id>`, if any: routing is
 /// done once, by whichever router gets there first.
 fn routed_task(conn: &Connection, message: &str) -> Result<Option<store::Stored>, FhirError> {
     let key = format!("{}|{message}", triage::ROUTED_FROM_SYSTEM);
-    Ok(search::matching(conn, "Task", &[("identifier".into(), key)], 1)?
-        .into_iter()
-        .next())
+    Ok(
+        search::matching(conn, "Task", &[("identifier".into(), key)], 1)?
+            .into_iter()
+            .next(),
+    )
 }
 
 /// Route a stored patient message (`id`, its JSON with the id set) at

@@ -356,7 +356,10 @@ pub fn start_staff(
 
 /// The demo's patient app: an intake service account (no practitioner, no
 /// password: it only ever uses its token), with a fresh token.
-pub fn start_intake(conn: &Connection, ttl: std::time::Duration) -> anyhow::Result<super::DemoUser> {
+pub fn start_intake(
+    conn: &Connection,
+    ttl: std::time::Duration,
+) -> anyhow::Result<super::DemoUser> {
     const LOGIN: &str = "patient-app";
     let name = "Patient app (demo)";
     let id = upsert(conn, LOGIN, name, Role::Intake, None)?;

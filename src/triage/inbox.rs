@@ -31,7 +31,10 @@ pub fn facts_from(patient: Option<&Value>, conditions: &[Value], medications: &[
             .and_then(|p| p.get("birthDate"))
             .and_then(Value::as_str)
             .and_then(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok()),
-        problems: conditions.iter().flat_map(|c| labels(c.get("code"))).collect(),
+        problems: conditions
+            .iter()
+            .flat_map(|c| labels(c.get("code")))
+            .collect(),
         medications: medications
             .iter()
             .flat_map(|m| labels(m.get("medicationCodeableConcept")))
@@ -50,7 +53,12 @@ fn labels(concept: Option<&Value>) -> Vec<String> {
         .map(str::to_string)
         .into_iter()
         .collect();
-    for coding in c.get("coding").and_then(Value::as_array).into_iter().flatten() {
+    for coding in c
+        .get("coding")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         for key in ["display", "code"] {
             if let Some(s) = coding.get(key).and_then(Value::as_str) {
                 out.push(s.to_string());
@@ -87,10 +95,15 @@ mod tests {
     #[test]
     fn facts_read_birth_date_problems_and_drugs() {
         let p = json!({"birthDate": "2025-03-01"});
-        let c = [json!({"code": {"text": "Atrial fibrillation", "coding": [{"code": "49436004", "display": "AF"}]}})];
+        let c = [
+            json!({"code": {"text": "Atrial fibrillation", "coding": [{"code": "49436004", "display": "AF"}]}}),
+        ];
         let m = [json!({"medicationCodeableConcept": {"coding": [{"display": "warfarin 5 mg"}]}})];
         let f = facts_from(Some(&p), &c, &m);
-        assert_eq!(f.birth_date.map(|d| d.to_string()).as_deref(), Some("2025-03-01"));
+        assert_eq!(
+            f.birth_date.map(|d| d.to_string()).as_deref(),
+            Some("2025-03-01")
+        );
         assert_eq!(f.problems, ["Atrial fibrillation", "AF", "49436004"]);
         assert_eq!(f.medications, ["warfarin 5 mg"]);
         let none = facts_from(Some(&json!({"birthDate": "03/01/2025"})), &[], &[]);

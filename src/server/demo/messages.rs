@@ -218,7 +218,9 @@ pub(crate) fn write(chart: &Chart, rng: &mut Rng, out: &mut Vec<Value>) {
         let mut task = triage::task_for(&resource, &decision, sent);
         task["id"] = json!(format!("{}-task-{}", chart.id, tasks.len() + 1));
         worked_on(&mut task, chart, rng, &decision.queue, sent);
-        if let Some(mut reply) = triage::reply_for(&resource, &decision, sent + Duration::minutes(1)) {
+        if let Some(mut reply) =
+            triage::reply_for(&resource, &decision, sent + Duration::minutes(1))
+        {
             reply["id"] = json!(format!("{}-reply-{n}", chart.id));
             replies.push(reply);
         }

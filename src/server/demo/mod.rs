@@ -38,7 +38,6 @@ use serde_json::Value;
 
 use crate::roles::Role;
 
-
 /// Size and seed of a demo population; the same options give the same clinic.
 #[derive(Debug, Clone, Copy)]
 pub struct DemoOptions {

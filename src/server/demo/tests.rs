@@ -763,11 +763,25 @@ fn every_role_queue_has_work_and_some_is_overdue() {
             "no {role} tasks: {per_role:?}"
         );
     }
-    for queue in ["nurse", "frontdesk", "billing", "attending", "oncall", "review"] {
-        assert!(per_role.contains_key(queue), "no {queue} tasks: {per_role:?}");
+    for queue in [
+        "nurse",
+        "frontdesk",
+        "billing",
+        "attending",
+        "oncall",
+        "review",
+    ] {
+        assert!(
+            per_role.contains_key(queue),
+            "no {queue} tasks: {per_role:?}"
+        );
     }
     // Every category, and the messages that did not fit.
-    assert_eq!(categories.len(), codes::TASK_CATEGORIES.len() + 1, "{categories:?}");
+    assert_eq!(
+        categories.len(),
+        codes::TASK_CATEGORIES.len() + 1,
+        "{categories:?}"
+    );
     assert!(
         overdue > 0 && overdue < tasks.len(),
         "{overdue} of {} overdue",
@@ -795,10 +809,17 @@ fn messages_come_from_patients_and_some_carry_hostile_text() {
             .unwrap_or("");
         assert!(!text.is_empty());
         // Structured answers are contained in the message they belong to.
-        for local in payload.iter().filter_map(|p| p["contentReference"]["reference"].as_str()) {
+        for local in payload
+            .iter()
+            .filter_map(|p| p["contentReference"]["reference"].as_str())
+        {
             let id = local.trim_start_matches('#');
             assert!(
-                c["contained"].as_array().into_iter().flatten().any(|r| r["id"] == id),
+                c["contained"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|r| r["id"] == id),
                 "{local} is not contained"
             );
         }

@@ -36,8 +36,14 @@ pub async fn keep_for_review(
             let now = chrono::Utc::now();
             let message = triage::wrapped_message(conn, &raw, &reason, now)?;
             let id = store::new_id();
-            let s = store::write(conn, "Communication", &id, Some(message), now.timestamp_millis())
-                .map_err(FhirError::from)?;
+            let s = store::write(
+                conn,
+                "Communication",
+                &id,
+                Some(message),
+                now.timestamp_millis(),
+            )
+            .map_err(FhirError::from)?;
             let value = s.value();
             let mut trail = audit::Trail::default();
             trail.saw("Communication", &id, s.version, &value);
@@ -113,7 +119,10 @@ pub fn queue_stats(cx: &mut Cx<'_>, req: &Req) -> Result<Resp, FhirError> {
         for (sql, args) in &grant.scope.sql {
             next.restrict(sql.clone(), args.clone());
         }
-        next.restrict("r.rid > ?".into(), vec![rusqlite::types::Value::Integer(after)]);
+        next.restrict(
+            "r.rid > ?".into(),
+            vec![rusqlite::types::Value::Integer(after)],
+        );
         page = next.first(cx.conn, engine::MAX_COUNT)?;
     }
     let figures = crate::triage::stats::queue_stats(&versions, start, end, now);
@@ -126,4 +135,3 @@ pub fn queue_stats(cx: &mut Cx<'_>, req: &Req) -> Result<Resp, FhirError> {
 
 /// Beyond this many tasks a period is too long to count in one request.
 const STATS_MAX_TASKS: usize = 50_000;
-
