@@ -1240,13 +1240,27 @@ impl Pane for TasksPane {
         // it) and shorten the owner, so the patient's name, birth date and
         // full record number keep their room.
         let narrow = inner.width < 100;
+        let shown = self.visible();
+        // The patient's column takes what its longest entry needs (name,
+        // birth date, record number), leaving the summary some room.
+        let fixed: u16 = if narrow {
+            1 + 4 + 11 + 6 + 5
+        } else {
+            1 + 7 + 12 + 11 + 14 + 10 + 7
+        };
+        let need = shown
+            .iter()
+            .map(|&i| patient_width(&self.rows[i]))
+            .max()
+            .unwrap_or(24) as u16;
+        let patient_w = need.min(inner.width.saturating_sub(fixed + 14)).max(20);
         let widths: Vec<Constraint> = if narrow {
             vec![
                 Constraint::Length(1),
                 Constraint::Length(4),
                 Constraint::Length(11),
                 Constraint::Length(6),
-                Constraint::Fill(3),
+                Constraint::Length(patient_w),
                 Constraint::Fill(1),
             ]
         } else {
@@ -1255,16 +1269,15 @@ impl Pane for TasksPane {
                 Constraint::Length(7),
                 Constraint::Length(12),
                 Constraint::Length(11),
-                Constraint::Length(16),
-                Constraint::Fill(3),
+                Constraint::Length(14),
+                Constraint::Length(patient_w),
                 Constraint::Length(10),
-                Constraint::Fill(2),
+                Constraint::Fill(1),
             ]
         };
         let cols = table_column_widths(inner.width, 0, &widths);
         let col = |i: usize| cols.get(i).copied().unwrap_or(0);
         let me = Me::of(view).reference;
-        let shown = self.visible();
         let rows: Vec<Row> = shown[self.offset.min(shown.len())..]
             .iter()
             .take(visible_rows)
@@ -1346,13 +1359,21 @@ impl Pane for TasksPane {
     }
 }
 
-/// Name (cut if it must be), birth date and record number (never cut).
-fn patient_cell(r: &QueueRow, width: usize, dim: Style) -> Line<'static> {
-    let ids = if r.birth_date.is_empty() {
+fn patient_ids(r: &QueueRow) -> String {
+    if r.birth_date.is_empty() {
         format!(" {}", r.record)
     } else {
         format!(" {} {}", r.birth_date, r.record)
-    };
+    }
+}
+
+fn patient_width(r: &QueueRow) -> usize {
+    Span::raw(r.patient_name.as_str()).width() + Span::raw(patient_ids(r)).width()
+}
+
+/// Name (cut if it must be), birth date and record number (never cut).
+fn patient_cell(r: &QueueRow, width: usize, dim: Style) -> Line<'static> {
+    let ids = patient_ids(r);
     let ids_w = Span::raw(ids.as_str()).width();
     let room = width.saturating_sub(ids_w).max(4);
     Line::from(vec![
@@ -1531,7 +1552,10 @@ fn message_lines(r: &QueueRow, v: &MessageView, view: &View) -> Vec<Line<'static
             r.category,
             r.status,
             r.queue,
-            r.owner_label(me)
+            match r.owner_label(me).as_str() {
+                "—" => "nobody".to_string(),
+                o => o.to_string(),
+            }
         )),
     ]));
     lines.push(Line::from(Span::styled(r.summary.clone(), t.dim)));
