@@ -659,8 +659,7 @@ impl TasksPane {
             };
         }
         let now = view.now;
-        let moving = self.viewing.is_none();
-        let mut out = self.act("Claimed", targets, view, |r, t, me| {
+        self.act("Claimed", targets, view, |r, t, me| {
             if let Some(o) = me.as_reference() {
                 t["owner"] = o;
             }
@@ -670,12 +669,7 @@ impl TasksPane {
                 None => "Claimed".to_string(),
             };
             add_note(t, me, now, &text);
-        });
-        if !moving {
-            // In the message view the task stays in front of the reader.
-        }
-        out.shrink_to_fit();
-        out
+        })
     }
 
     fn ask(&mut self, spec: PickerSpec) -> Vec<Command> {
@@ -1148,11 +1142,9 @@ impl Pane for TasksPane {
                 patients,
                 append,
             } => self.load(&tasks, &patients, append),
-            PaneReply::QueueFailed(why) => {
-                // A failed background refresh keeps what is on screen.
-                if self.state != QueueState::Loaded {
-                    self.state = QueueState::Failed(why);
-                }
+            // A failed background refresh keeps what is on screen.
+            PaneReply::QueueFailed(why) if self.state != QueueState::Loaded => {
+                self.state = QueueState::Failed(why)
             }
             PaneReply::TaskNow(task) => self.task_now(task, view),
             PaneReply::Thread { patient_id, result } => {
