@@ -42,6 +42,10 @@ pub struct Cli {
     /// Read settings from this file instead of $XDG_CONFIG_HOME/chartty/config.toml
     #[arg(long, global = true)]
     pub config: Option<PathBuf>,
+    /// The pane to start on: search, summary, results, notes, tasks or
+    /// note [default: tasks for nurse, frontdesk and billing; else search]
+    #[arg(long, global = true, value_parser = parse_pane)]
+    pub pane: Option<crate::tui::panes::PaneId>,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -303,6 +307,19 @@ pub fn main() -> ExitCode {
     }
 }
 
+fn parse_pane(s: &str) -> Result<crate::tui::panes::PaneId, String> {
+    use crate::tui::panes::PaneId;
+    PaneId::ALL
+        .into_iter()
+        .find(|p| {
+            p.title().eq_ignore_ascii_case(s.trim())
+                || (*p == PaneId::Editor && s.trim() == "editor")
+        })
+        .ok_or_else(|| {
+            format!("unknown pane {s:?}; expected search, summary, results, notes, tasks or note")
+        })
+}
+
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let overrides = CliOverrides {
         server: cli.server.clone(),
@@ -320,6 +337,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let mut session = Session {
                 base_url,
                 token: settings.token.clone(),
+                start_pane: cli.pane,
                 ..Session::default()
             };
             if settings.token.is_some() {
@@ -372,7 +390,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             role,
             patients,
             seed,
-        }) => demo(&overrides, role, DemoOptions::new(patients, seed))?,
+        }) => demo(&overrides, role, cli.pane, DemoOptions::new(patients, seed))?,
         Some(Command::Serve {
             admin: Some(admin), ..
         }) => return serve_admin(admin),
@@ -775,7 +793,12 @@ fn serve(
 /// Its data lives in a private temporary directory that is removed however
 /// the demo ends: quit, error, panic (unwinding drops it), or a signal,
 /// also one that arrives while the clinic is being prepared.
-fn demo(overrides: &CliOverrides, role: Role, opts: DemoOptions) -> anyhow::Result<()> {
+fn demo(
+    overrides: &CliOverrides,
+    role: Role,
+    pane: Option<crate::tui::panes::PaneId>,
+    opts: DemoOptions,
+) -> anyhow::Result<()> {
     use std::os::unix::fs::PermissionsExt as _;
 
     let settings: Settings = config::load(overrides)?;
@@ -832,6 +855,7 @@ fn demo(overrides: &CliOverrides, role: Role, opts: DemoOptions) -> anyhow::Resu
         token: Some(user.token.clone()),
         role: Some(role),
         user: Some(user.name.clone()),
+        start_pane: pane,
         // A throwaway clinic on loopback: its made-up password may be shown.
         unlock_hint: Some(format!(
             "Demo clinic: press d, open the address on this machine and sign in as {} with the password {}",

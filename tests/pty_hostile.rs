@@ -132,7 +132,15 @@ fn read_hostile_patient(size: (u16, u16)) -> Vec<u8> {
     let root = new_root();
     let mut app = PtyApp::spawn_in(
         &root,
-        &["demo", "--patients", "20", "--role", "nurse"],
+        &[
+            "demo",
+            "--patients",
+            "20",
+            "--role",
+            "nurse",
+            "--pane",
+            "search",
+        ],
         &[],
         size,
     );
@@ -160,7 +168,7 @@ fn read_hostile_patient(size: (u16, u16)) -> Vec<u8> {
     let lines = screen.lines();
     let header = lines
         .iter()
-        .position(|l| l.contains("Priority") && l.contains("Due"));
+        .position(|l| l.contains("Pri") && l.contains("Due"));
     let row = lines.iter().position(|l| l.contains("Zzyzx␛[2J"));
     let (Some(header), Some(row)) = (header, row) else {
         panic!(

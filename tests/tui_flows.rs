@@ -256,9 +256,9 @@ async fn help_popup_and_palette_run_an_action() {
     assert!(matches!(h.app.popup(), Some(Popup::Help(_))));
     let text = screen(&mut h, 120, 40);
     assert!(text.contains("Go to results"), "{text}");
-    // Keys go to the popup while it is open.
+    // Keys go to the popup while it is open (a nurse starts on the queue).
     h.keys("3").unwrap();
-    assert_eq!(h.app.focus(), PaneId::Search);
+    assert_eq!(h.app.focus(), PaneId::Tasks);
     h.keys("<esc>").unwrap();
     assert!(h.app.popup().is_none());
 
@@ -375,7 +375,8 @@ async fn the_tasks_pane_lists_the_role_queue_and_opens_the_patient() {
         assert_eq!(h.app.focus(), PaneId::Tasks);
         let row = rows.iter().position(|r| r.patient_id.is_some()).unwrap();
         h.keys(&"j".repeat(row)).unwrap();
-        h.keys("<enter>").unwrap();
+        // `Enter` reads the message; `o` opens the chart.
+        h.keys("o").unwrap();
         h.settle().await;
         let chart = h.app.chart().expect("the task's patient opened");
         assert_eq!(chart.patient.id, rows[row].patient_id);

@@ -188,7 +188,7 @@ async fn every_pane_at_two_sizes() {
     assert_eq!(s.h.app.panes.tasks.rows().len(), 3);
     s.snap("tasks");
     let buf = s.buffer(120, 40);
-    let late = style_of(&buf, "!late").expect("an overdue task");
+    let late = style_of(&buf, "late 2 d").expect("an overdue task");
     assert!(same_colours(late, theme.overdue), "{late:?}");
 
     s.h.keys("g").unwrap();
@@ -231,5 +231,107 @@ async fn every_pane_at_two_sizes() {
         }
     }
 
+    clinic.server.stop().await;
+}
+
+/// The message view of a queue item: the patient's message with its
+/// structured answers (a red flag in the alert style) and the thread.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_message_view_at_two_sizes() {
+    let clinic = messy_portal().await;
+    let theme = Theme::default();
+    let client = reqwest::Client::new();
+    let post = |ty: &str, body: serde_json::Value| {
+        let req = client
+            .put(format!(
+                "{}/{ty}/{}",
+                clinic.server.base_url,
+                body["id"].as_str().unwrap()
+            ))
+            .header("Content-Type", "application/fhir+json")
+            .body(body.to_string());
+        async move {
+            let r = req.send().await.unwrap();
+            assert!(r.status().is_success(), "{}", r.status());
+        }
+    };
+    let lan = format!("Patient/{LAN}");
+    let category = serde_json::json!([{"coding": [{"system": "urn:chartty:task-category", "code": "clinical"}]}]);
+    post(
+        "Communication",
+        serde_json::json!({"resourceType": "Communication", "id": "m-old", "status": "completed",
+            "category": category, "subject": {"reference": lan}, "sender": {"reference": lan},
+            "sent": ago(20, 9),
+            "payload": [{"contentString": "Is it fine to take ibuprofen with my metformin?"}]}),
+    )
+    .await;
+    post(
+        "Communication",
+        serde_json::json!({"resourceType": "Communication", "id": "m-old-reply", "status": "completed",
+            "category": category, "subject": {"reference": lan},
+            "sender": {"reference": "Practitioner/pr-attending", "display": "Dr. Ama Mensah"},
+            "inResponseTo": [{"reference": "Communication/m-old"}],
+            "sent": ago(20, 14),
+            "payload": [{"contentString": "Yes, for a few days. Take it with food."}]}),
+    )
+    .await;
+    post(
+        "Communication",
+        serde_json::json!({"resourceType": "Communication", "id": "m-chest", "status": "in-progress",
+            "category": category, "subject": {"reference": lan}, "sender": {"reference": lan},
+            "sent": ago(0, 10),
+            "payload": [{"contentString": "Chest feels tight since this morning, worse on stairs."},
+                        {"contentReference": {"reference": "#answers"}}],
+            "contained": [{"resourceType": "QuestionnaireResponse", "id": "answers", "status": "completed",
+                "questionnaire": "urn:chartty:questionnaire:symptom",
+                "item": [
+                    {"linkId": "what", "answer": [{"valueString": "Chest tightness"}]},
+                    {"linkId": "since", "answer": [{"valueString": "this morning"}]},
+                    {"linkId": "severity", "answer": [{"valueInteger": 7}]},
+                    {"linkId": "red-flags", "item": [
+                        {"linkId": "chest-pain", "answer": [{"valueBoolean": true}]},
+                        {"linkId": "short-of-breath", "answer": [{"valueBoolean": false}]},
+                        {"linkId": "stroke-signs", "answer": [{"valueBoolean": false}]},
+                        {"linkId": "suicidal-thoughts", "answer": [{"valueBoolean": false}]},
+                        {"linkId": "severe-bleeding", "answer": [{"valueBoolean": false}]}
+                    ]}
+                ]}]}),
+    )
+    .await;
+    // The STAT task of the fixed clinic now points at the message.
+    let mut task: serde_json::Value = client
+        .get(format!("{}/Task/t-stat", clinic.server.base_url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    task["focus"] = serde_json::json!({"reference": "Communication/m-chest"});
+    post("Task", task).await;
+
+    let h = app_as(&clinic.server.base_url, &settings(), Some(Role::Nurse)).await;
+    let mut s = Screens {
+        h,
+        port: clinic.server.addr.port().to_string(),
+    };
+    assert_eq!(s.h.app.focus(), chartty::tui::panes::PaneId::Tasks);
+    assert_eq!(s.h.app.panes.tasks.rows()[0].task_id, "t-stat");
+    s.h.keys("<space>").unwrap();
+    s.snap("queue_marked");
+    s.h.keys("k<space>k<enter>").unwrap();
+    assert!(s.h.app.panes.tasks.marked().is_empty());
+    s.h.settle().await;
+    s.snap("message_view");
+    let buf = s.buffer(120, 40);
+    let flag = style_of(&buf, "chest pain YES").expect("the red flag is shown");
+    assert!(same_colours(flag, theme.alert_critical), "{flag:?}");
+    s.h.keys("c").unwrap();
+    assert!(
+        s.h.app
+            .notice()
+            .is_some_and(|n| n.text.contains("which practitioner")),
+        "no claim without knowing who is signed in"
+    );
     clinic.server.stop().await;
 }

@@ -45,8 +45,13 @@ pub enum ApiRequest {
         /// `system|code` of the test.
         code: String,
     },
-    /// Open tasks in a role's queue.
+    /// Open tasks in the queues a role works ([`Role::queues`]).
     RoleQueue { role: Role, count: u32 },
+    /// One task as the server holds it now (after a version conflict).
+    ReadTask { id: String },
+    /// A patient's messages (`Communication`), oldest first, for the
+    /// message view of a queue item.
+    Thread { patient_id: String },
     /// `GET [base]/metadata` while the link is down: is the server back?
     Probe,
     /// A change to the record, through the one write path.
@@ -87,6 +92,7 @@ pub enum Slot {
     Chart,
     History,
     Queue,
+    Thread,
 }
 
 impl ApiRequest {
@@ -98,6 +104,7 @@ impl ApiRequest {
             ApiRequest::OpenChart { .. } => Some(Slot::Chart),
             ApiRequest::TestHistory { .. } => Some(Slot::History),
             ApiRequest::RoleQueue { .. } => Some(Slot::Queue),
+            ApiRequest::Thread { .. } => Some(Slot::Thread),
             _ => None,
         }
     }
@@ -113,6 +120,8 @@ impl ApiRequest {
             ApiRequest::OpenChart { .. } => "open-chart",
             ApiRequest::TestHistory { .. } => "test-history",
             ApiRequest::RoleQueue { .. } => "role-queue",
+            ApiRequest::ReadTask { .. } => "read-task",
+            ApiRequest::Thread { .. } => "thread",
             ApiRequest::Probe => "probe",
             ApiRequest::Write(_) => "write",
             ApiRequest::CoSign { .. } => "co-sign",
@@ -204,6 +213,14 @@ pub enum ApiReply {
         /// Patients the server included with the tasks (`_include=Task:patient`).
         patients: Vec<Patient>,
         next: Option<String>,
+    },
+    /// One resource as the server holds it (sanitised JSON).
+    Resource(Value),
+    /// A patient's messages, oldest first (sanitised JSON); `more`: the
+    /// server had more than one page.
+    Thread {
+        messages: Vec<Value>,
+        more: bool,
     },
     /// The server answered a probe (with any HTTP status).
     Reachable,

@@ -431,6 +431,22 @@ impl ApiClient {
                     .await?;
                 Ok(queue_reply(&bundle))
             }
+            ApiRequest::ReadTask { id } => {
+                let id: String = url::form_urlencoded::byte_serialize(id.as_bytes()).collect();
+                self.get_json(&self.url(&format!("Task/{id}")))
+                    .await
+                    .map(ApiReply::Resource)
+            }
+            ApiRequest::Thread { patient_id } => {
+                let pid: String =
+                    url::form_urlencoded::byte_serialize(patient_id.as_bytes()).collect();
+                let bundle = self
+                    .get_json(&self.url(&format!(
+                        "Communication?subject=Patient/{pid}&_count={THREAD_COUNT}"
+                    )))
+                    .await?;
+                Ok(thread_reply(&bundle))
+            }
             ApiRequest::Write(w) => self.write(w).await,
             ApiRequest::CoSign { task } => self.cosign(task).await,
         }
@@ -609,13 +625,48 @@ pub const OPEN_TASK_STATUSES: [&str; 6] = [
     "on-hold",
 ];
 
+/// Messages of one patient read for the message view.
+const THREAD_COUNT: u32 = 100;
+
+/// The open tasks of every queue the role works (own queue first).
 fn queue_query(role: Role, count: u32) -> String {
+    let queues: Vec<String> = role
+        .queues()
+        .iter()
+        .map(|q| format!("{}%7C{q}", codes::ROLE_SYSTEM))
+        .collect();
     format!(
-        "Task?performer-type={}%7C{}&status={}&_count={count}&_include=Task:patient",
-        codes::ROLE_SYSTEM,
-        role.code(),
+        "Task?performer-type={}&status={}&_count={count}&_include=Task:patient",
+        queues.join(","),
         OPEN_TASK_STATUSES.join(",")
     )
+}
+
+/// A patient's messages, oldest first (sorted here: `_sort` on `sent` is
+/// not something every server offers).
+fn thread_reply(bundle: &Value) -> ApiReply {
+    let mut messages: Vec<Value> = bundle
+        .get("entry")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.get("resource"))
+        .filter(|r| chart::resource_type(Some(r)) == Some("Communication"))
+        .cloned()
+        .collect();
+    let sent = |m: &Value| {
+        m.get("sent")
+            .and_then(Value::as_str)
+            .and_then(crate::fhir::time::instant)
+    };
+    messages.sort_by_key(|m| (sent(m).is_none(), sent(m)));
+    let more = bundle
+        .get("link")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .any(|l| l.get("relation").and_then(Value::as_str) == Some("next"));
+    ApiReply::Thread { messages, more }
 }
 
 fn queue_reply(bundle: &Bundle) -> ApiReply {
@@ -763,7 +814,12 @@ mod tests {
     #[test]
     fn queue_query_names_the_role_queue() {
         let q = queue_query(Role::Nurse, 20);
-        assert!(q.starts_with("Task?performer-type=urn:chartty:role%7Cnurse&"));
+        assert!(
+            q.starts_with(
+                "Task?performer-type=urn:chartty:role%7Cnurse,urn:chartty:role%7Creview&"
+            ),
+            "{q}"
+        );
     }
 
     #[test]

@@ -70,4 +70,15 @@ actions! {
     RefreshData => "refresh_data", "Pull the chart's data into the note again";
     Sign => "sign", "Sign the note (asks first); co-sign the selected co-signature task";
     SignNow => "sign_now", "Sign without asking again (what yes to sign runs)";
+    OpenChart => "open_chart", "Open the chart of the selected task's patient";
+    Mark => "mark", "Mark or unmark the selected task (actions then apply to every marked task)";
+    Claim => "claim", "Take the selected (or marked) tasks: owner me, in progress";
+    Route => "route", "Send the selected (or marked) tasks to another queue (pick the queue)";
+    Escalate => "escalate", "Escalate to a physician: attending queue, priority one step up (reason asked)";
+    Reply => "reply", "Answer the patient from a reply template; recorded on the task";
+    Complete => "complete", "Close the selected (or marked) tasks with a disposition (picked)";
+    Defer => "defer", "Move the due time (+1 h, +4 h, tomorrow 08:00, next Monday 08:00, or typed)";
+    FilterCategory => "filter_category", "Show one category of the queue (refill, results, ...)";
+    FilterPatient => "filter_patient", "Show the tasks of one patient";
+    ClearFilters => "clear_filters", "Show the whole queue again";
 }

@@ -72,6 +72,38 @@ pub enum Command {
     SignNote(NoteSnapshot),
     /// Co-sign the note a co-signature task points at, and close the task.
     CoSign { task: Value },
+    /// Change queue items, each from the version it was read at; `what`
+    /// says the change for the message bar ("Claimed").
+    UpdateTasks {
+        what: String,
+        changes: Vec<TaskChange>,
+    },
+    /// Answer patients: each message is sent (a conditional create), then
+    /// recorded on its task (a versioned update).
+    ReplyTasks { replies: Vec<TaskReply> },
+    /// Read a patient's messages for the message view.
+    LoadThread { patient_id: String },
+    /// Ask for one answer from a list (the answer comes back to the pane).
+    Pick(crate::tui::popups::PickerSpec),
+}
+
+/// One task changed as the pane made it, with the version it was read at.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskChange {
+    pub task_id: String,
+    /// Who it is about, for the message bar.
+    pub label: String,
+    pub resource: Value,
+    pub version: Option<String>,
+}
+
+/// A reply to a patient and the task it answers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskReply {
+    pub communication: Value,
+    /// The task as it will be recorded; the sent message is added to its
+    /// `output` once the server has it.
+    pub task: TaskChange,
 }
 
 /// A reply for one pane.
@@ -115,4 +147,14 @@ pub enum PaneReply {
         client_id: String,
         why: String,
     },
+    /// A task as the server now holds it (after a write, or read again
+    /// after a version conflict).
+    TaskNow(Value),
+    /// A patient's messages, oldest first (tasks pane).
+    Thread {
+        patient_id: String,
+        result: Result<(Vec<Value>, bool), String>,
+    },
+    /// An answer picked in a popup.
+    Picked(crate::tui::popups::PickFor, crate::tui::popups::Pick),
 }

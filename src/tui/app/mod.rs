@@ -65,6 +65,34 @@ pub struct Session {
     /// Said on the lock screen: how to unlock a throwaway demo session
     /// (its user's demo login and password). Never set for a real server.
     pub unlock_hint: Option<String>,
+    /// The pane to start on (`--pane`); else the role's queue for the
+    /// roles whose work is the queue, patient search for the others.
+    pub start_pane: Option<PaneId>,
+}
+
+/// The pane a role starts on: the queue for those whose work is the queue.
+pub fn start_pane_for(role: Option<Role>) -> PaneId {
+    match role {
+        Some(Role::Nurse | Role::Frontdesk | Role::Billing) => PaneId::Tasks,
+        _ => PaneId::Search,
+    }
+}
+
+/// The queue reloads itself this often (no key needed for a new STAT item).
+pub const QUEUE_REFRESH: Duration = Duration::from_secs(30);
+
+/// Task writes of one action (one task, or a marked set), counted as they
+/// come back.
+#[derive(Debug, Clone, Default)]
+struct Batch {
+    what: String,
+    total: usize,
+    done: usize,
+    ok: usize,
+    /// Why each task that was not changed was not.
+    failed: Vec<String>,
+    /// The last task saved (named when it is the only one).
+    saved: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,6 +132,26 @@ enum Origin {
     Queue {
         page: u32,
     },
+    /// A change to a queue item (one of a batch).
+    TaskWrite {
+        batch: u64,
+        label: String,
+        task_id: String,
+    },
+    /// A queue item read again after a version conflict.
+    TaskReread {
+        batch: u64,
+        label: String,
+    },
+    /// A reply to a patient; the task is updated once it is stored.
+    ReplySent {
+        batch: u64,
+        task: Box<crate::tui::command::TaskChange>,
+    },
+    /// A patient's messages for the message view.
+    Thread {
+        patient_id: String,
+    },
     Probe,
     /// A draft's save to the server.
     NoteSave {
@@ -138,6 +186,8 @@ impl Origin {
                 | Origin::NoteSign { .. }
                 | Origin::CosignTask { .. }
                 | Origin::CoSign
+                | Origin::TaskWrite { .. }
+                | Origin::ReplySent { .. }
         )
     }
 }
@@ -171,6 +221,7 @@ macro_rules! view {
 
 mod lock;
 mod notes;
+mod queue;
 
 pub use lock::{LockReason, LockState, LockStep};
 
@@ -244,6 +295,11 @@ pub struct App {
     /// Lock after this long without a key; `None`: never.
     idle_lock: Option<Duration>,
     last_input: Instant,
+    /// When the queue was last asked for (the background refresh counts
+    /// from it).
+    queue_asked: Option<Instant>,
+    batches: HashMap<u64, Batch>,
+    next_batch: u64,
     quit: bool,
     dirty: bool,
 }
@@ -256,6 +312,9 @@ impl App {
         theme: Theme,
         now: DateTime<Utc>,
     ) -> App {
+        let start = session
+            .start_pane
+            .unwrap_or_else(|| start_pane_for(session.role));
         App {
             keymap,
             theme,
@@ -288,7 +347,7 @@ impl App {
                 instant: Instant::now(),
                 now,
             },
-            focus: PaneId::Search,
+            focus: start,
             panes: Panes::default(),
             chart: None,
             opening: None,
@@ -316,6 +375,9 @@ impl App {
             idle_lock: (settings.idle_lock_minutes > 0)
                 .then(|| Duration::from_secs(settings.idle_lock_minutes.saturating_mul(60))),
             last_input: Instant::now(),
+            queue_asked: None,
+            batches: HashMap::new(),
+            next_batch: 1,
             quit: false,
             dirty: true,
         }
@@ -430,6 +492,8 @@ impl App {
                         | Origin::NoteSign { .. }
                         | Origin::CosignTask { .. }
                         | Origin::CoSign
+                        | Origin::TaskWrite { .. }
+                        | Origin::ReplySent { .. }
                         | Origin::Lock
                 )
             })
@@ -585,6 +649,25 @@ impl App {
             self.probe_in_flight = true;
             self.submit(ApiRequest::Probe, Origin::Probe);
         }
+        // The queue keeps itself current; not while a change to it is on
+        // its way (its answer updates the row) or a load is in flight.
+        if self.session.role.is_some()
+            && self.link != LinkState::Down
+            && self
+                .queue_asked
+                .is_some_and(|at| self.clock.instant.saturating_duration_since(at) >= QUEUE_REFRESH)
+            && !self.in_flight.values().any(|o| {
+                matches!(
+                    o,
+                    Origin::Queue { .. }
+                        | Origin::TaskWrite { .. }
+                        | Origin::ReplySent { .. }
+                        | Origin::TaskReread { .. }
+                )
+            })
+        {
+            self.load_queue();
+        }
         let view = view!(self, self.focus == PaneId::Editor);
         let commands = self.panes.editor.on_tick(&view);
         self.run_commands(commands);
@@ -624,7 +707,11 @@ impl App {
     fn load_queue(&mut self) {
         match self.session.role {
             Some(role) => {
-                self.panes.tasks.state = QueueState::Loading;
+                // A reload keeps the rows on screen until the new ones come.
+                if self.panes.tasks.state != QueueState::Loaded {
+                    self.panes.tasks.state = QueueState::Loading;
+                }
+                self.queue_asked = Some(self.clock.instant);
                 self.submit(
                     ApiRequest::RoleQueue {
                         role,
@@ -725,6 +812,19 @@ impl App {
                     self.popup = Some(Popup::Raw(RawView::new(title, &items)));
                 }
                 Command::Notify(text) => self.inform(text),
+                Command::UpdateTasks { what, changes } => self.update_tasks(what, changes),
+                Command::ReplyTasks { replies } => self.reply_tasks(replies),
+                Command::LoadThread { patient_id } => {
+                    self.submit(
+                        ApiRequest::Thread {
+                            patient_id: patient_id.clone(),
+                        },
+                        Origin::Thread { patient_id },
+                    );
+                }
+                Command::Pick(spec) => {
+                    self.popup = Some(Popup::Picker(crate::tui::popups::Picker::from(spec)));
+                }
                 other => self.note_command(other),
             }
         }
@@ -824,6 +924,10 @@ impl App {
             PopupOutcome::Run(a) => {
                 self.popup = None;
                 self.dispatch(a);
+            }
+            PopupOutcome::Picked(purpose, pick) => {
+                self.popup = None;
+                self.reply_to(PaneId::Tasks, PaneReply::Picked(purpose, pick));
             }
             PopupOutcome::StartNote(template) => {
                 self.popup = None;
@@ -980,6 +1084,17 @@ impl App {
                 self.notes.practitioner = who.practitioner;
                 if self.session.role != had_role {
                     self.load_queue();
+                    // The role was not known at start: its start pane now,
+                    // unless the user has moved on.
+                    if had_role.is_none()
+                        && self.session.start_pane.is_none()
+                        && self.focus == PaneId::Search
+                        && self.chart.is_none()
+                        && self.opening.is_none()
+                        && self.panes.search.query().is_empty()
+                    {
+                        self.focus = start_pane_for(self.session.role);
+                    }
                 }
                 if had_user.is_none() && self.session.user.is_some() {
                     self.load_drafts();
@@ -1109,6 +1224,24 @@ impl App {
                     self.reply_to(PaneId::Tasks, PaneReply::QueueFailed(why));
                 }
             },
+            (
+                Origin::TaskWrite {
+                    batch,
+                    label,
+                    task_id,
+                },
+                result,
+            ) => self.task_written(batch, label, task_id, result),
+            (Origin::TaskReread { batch, label }, result) => self.task_reread(batch, label, result),
+            (Origin::ReplySent { batch, task }, result) => self.reply_stored(batch, *task, result),
+            (Origin::Thread { patient_id }, result) => {
+                let result = match result {
+                    Ok(ApiReply::Thread { messages, more }) => Ok((messages, more)),
+                    Ok(_) => Err("unexpected reply".to_string()),
+                    Err(e) => Err(e.to_string()),
+                };
+                self.reply_to(PaneId::Tasks, PaneReply::Thread { patient_id, result });
+            }
             (
                 origin @ (Origin::NoteSave { .. }
                 | Origin::NoteSign { .. }
@@ -1510,6 +1643,8 @@ fn listed_allergies(
 /// Short verbs for the hint line.
 fn short_hint(a: Action, context: Context) -> &'static str {
     match (a, context) {
+        (Action::Open, Context::Tasks) => return "message",
+        (Action::Back, Context::Tasks) => return "list",
         (Action::Open, Context::Picklist) => return "put in note",
         (Action::Cancel, Context::Picklist) => return "close",
         (Action::MoveDown, Context::Picklist) => return "next choice",
@@ -1536,6 +1671,17 @@ fn short_hint(a: Action, context: Context) -> &'static str {
         Action::ExpandPhrase => "phrase",
         Action::RefreshData => "pull data",
         Action::Sign => "sign",
+        Action::OpenChart => "chart",
+        Action::Mark => "mark",
+        Action::Claim => "claim",
+        Action::Route => "route",
+        Action::Escalate => "escalate",
+        Action::Reply => "reply",
+        Action::Complete => "complete",
+        Action::Defer => "defer",
+        Action::FilterCategory => "category",
+        Action::FilterPatient => "patient",
+        Action::ClearFilters => "all",
         _ => a.name(),
     }
 }

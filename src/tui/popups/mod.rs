@@ -9,6 +9,7 @@
 pub mod confirm;
 pub mod help;
 pub mod palette;
+pub mod picker;
 pub mod raw;
 pub mod templates;
 pub mod which_key;
@@ -23,6 +24,7 @@ use crate::tui::theme::Theme;
 pub use confirm::Confirm;
 pub use help::HelpPopup;
 pub use palette::Palette;
+pub use picker::{Pick, PickChoice, PickFor, Picker, PickerSpec};
 pub use raw::RawView;
 pub use templates::TemplatePicker;
 
@@ -54,6 +56,7 @@ pub enum Popup {
     Confirm(Confirm),
     Raw(RawView),
     Templates(TemplatePicker),
+    Picker(Picker),
 }
 
 impl Popup {
@@ -64,6 +67,7 @@ impl Popup {
             Popup::Confirm(p) => p,
             Popup::Raw(p) => p,
             Popup::Templates(p) => p,
+            Popup::Picker(p) => p,
         }
     }
 
@@ -74,6 +78,7 @@ impl Popup {
             Popup::Confirm(p) => p,
             Popup::Raw(p) => p,
             Popup::Templates(p) => p,
+            Popup::Picker(p) => p,
         }
     }
 }
@@ -118,6 +123,8 @@ pub enum PopupOutcome {
     Run(Action),
     /// Close the popup and start a note from this template.
     StartNote(String),
+    /// Close the popup and hand this answer to the pane that asked.
+    Picked(PickFor, Pick),
 }
 
 /// A `width` x `height` box centred in `area`, shrunk to fit.
