@@ -825,8 +825,14 @@ fn demo(
             db: data.path().join("portal.db"),
             demo: Some(opts),
         };
+        // Overdue messages of the demo clinic escalate as they would in a
+        // real one.
+        let options = server::Options {
+            escalate_every: Some(std::time::Duration::from_secs(60)),
+            ..server::Options::default()
+        };
         tokio::select! {
-            running = server::start(config, listener) => running.map(Some),
+            running = server::start_with(config, listener, server::demo::staff(), options) => running.map(Some),
             () = stop.recv() => Ok(None),
         }
     });

@@ -120,7 +120,7 @@ async fn a_nurse_starts_on_the_queue_claims_routes_escalates_and_defers() {
         "{text}"
     );
     let rows = nurse_rows(&h);
-    assert!(rows.len() >= 4, "the demo nurse queue has work: {rows:?}");
+    assert!(rows.len() >= 4, "the demo nurse queue has work: {text}");
 
     // Claim: owner me, in progress, a note; the next task is selected.
     let first = rows.iter().find(|r| r.owner.is_none()).unwrap().clone();
@@ -132,7 +132,16 @@ async fn a_nurse_starts_on_the_queue_claims_routes_escalates_and_defers() {
     let me = t["owner"]["reference"].as_str().unwrap().to_string();
     assert!(me.starts_with("Practitioner/"), "{t}");
     assert!(notes_of(&t).iter().any(|n| n.starts_with("Claimed")), "{t}");
-    assert!(t["note"][0]["authorReference"]["reference"] == me.as_str());
+    // After the router's note ("Routed by rule …"), the claim, by me.
+    let claimed = t["note"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|n| n["text"].as_str().is_some_and(|x| x.starts_with("Claimed")));
+    assert!(
+        claimed.is_some_and(|n| n["authorReference"]["reference"] == me.as_str()),
+        "{t}"
+    );
     assert_ne!(
         h.app.panes.tasks.selected_row().map(|r| r.task_id.clone()),
         Some(first.task_id.clone()),

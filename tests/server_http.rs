@@ -1331,9 +1331,9 @@ async fn capability_statement_lists_what_is_supported() {
 #[tokio::test]
 async fn bearer_tokens_roles_and_whoami() {
     let f = server_with(all_staff()).await;
-    assert_eq!(f.srv.users.len(), 5);
+    assert_eq!(f.srv.users.len(), Role::ALL.len());
     let tokens: HashSet<_> = f.srv.users.iter().map(|u| u.token.clone()).collect();
-    assert_eq!(tokens.len(), 5);
+    assert_eq!(tokens.len(), Role::ALL.len());
     let token = |r: Role| f.srv.token_for(r).unwrap().to_string();
 
     // metadata is open; everything else needs a token.

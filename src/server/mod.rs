@@ -241,7 +241,8 @@ fn spawn_escalation(
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(every);
+        // The first pass one period after the start, not at once.
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {

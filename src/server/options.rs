@@ -46,7 +46,9 @@ pub struct Options {
     /// stores messages unrouted (a clinic routing with `chartty route`
     /// from elsewhere).
     pub triage: Option<std::sync::Arc<crate::triage::RuleSet>>,
-    /// How often overdue tasks are escalated; `None`: never.
+    /// How often overdue tasks are escalated; `None`: never (the
+    /// default of an embedded server, whose clinic may be dated in the
+    /// past; `chartty serve` and `chartty demo` turn it on).
     pub escalate_every: Option<Duration>,
 }
 
@@ -71,7 +73,7 @@ impl Default for Options {
             trusted_proxies: Vec::new(),
             refresh_reuse_grace: Duration::from_secs(30),
             triage: Some(std::sync::Arc::new(crate::triage::RuleSet::embedded())),
-            escalate_every: Some(Duration::from_secs(60)),
+            escalate_every: None,
         }
     }
 }
