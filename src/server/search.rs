@@ -673,14 +673,17 @@ impl Query {
                        SELECT r.rid, r.type, r.id, r.version, r.lu, r.deleted, r.json, {expr} AS k
                        FROM resources r WHERE {wh})"
                 );
+                // Equal keys in the same direction by row id, newest last
+                // or (descending) first: two writes in one millisecond still
+                // sort by `_lastUpdated` as they were made.
+                let cmp = if self.descending { "<" } else { ">" };
                 if let Some((key, rid)) = &self.cursor {
-                    let cmp = if self.descending { "<" } else { ">" };
-                    sql.push_str(&format!(" WHERE (k {cmp} ? OR (k = ? AND rid > ?))"));
+                    sql.push_str(&format!(" WHERE (k {cmp} ? OR (k = ? AND rid {cmp} ?))"));
                     args2.push(key.clone());
                     args2.push(key.clone());
                     args2.push(Sql::Integer(*rid));
                 }
-                sql.push_str(&format!(" ORDER BY k {dir}, rid LIMIT ?"));
+                sql.push_str(&format!(" ORDER BY k {dir}, rid {dir} LIMIT ?"));
                 args = args2;
                 (sql, true)
             }
