@@ -52,6 +52,8 @@ pub enum ApiRequest {
     /// A patient's messages (`Communication`), oldest first, for the
     /// message view of a queue item.
     Thread { patient_id: String },
+    /// chartty's portal extra `GET Task/$queue-stats?period=…`.
+    QueueStats { period: String },
     /// `GET [base]/metadata` while the link is down: is the server back?
     Probe,
     /// A change to the record, through the one write path.
@@ -122,6 +124,7 @@ impl ApiRequest {
             ApiRequest::RoleQueue { .. } => "role-queue",
             ApiRequest::ReadTask { .. } => "read-task",
             ApiRequest::Thread { .. } => "thread",
+            ApiRequest::QueueStats { .. } => "queue-stats",
             ApiRequest::Probe => "probe",
             ApiRequest::Write(_) => "write",
             ApiRequest::CoSign { .. } => "co-sign",
@@ -222,6 +225,8 @@ pub enum ApiReply {
         messages: Vec<Value>,
         more: bool,
     },
+    /// Queue figures over a period.
+    QueueStats(Box<crate::triage::stats::QueueStats>),
     /// The server answered a probe (with any HTTP status).
     Reachable,
     /// A write went through: the resource as stored, and its new version.

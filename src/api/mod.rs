@@ -447,6 +447,10 @@ impl ApiClient {
                     .await?;
                 Ok(thread_reply(&bundle))
             }
+            ApiRequest::QueueStats { period } => self
+                .queue_stats(Some(&period))
+                .await
+                .map(|s| ApiReply::QueueStats(Box::new(s))),
             ApiRequest::Write(w) => self.write(w).await,
             ApiRequest::CoSign { task } => self.cosign(task).await,
         }

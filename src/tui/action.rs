@@ -57,6 +57,7 @@ actions! {
     Back => "back", "Close the detail view";
     Refresh => "refresh", "Reload from the server";
     ClosePatient => "close_patient", "Close the open chart";
+    QueueStats => "queue_stats", "Queue figures of the last 7 days: volume, time to first action and to resolution, breaches, messages that reached a physician";
     RawView => "raw_view", "Show the selected record as the server sent it (sanitised FHIR JSON)";
     DeleteBack => "delete_back", "Delete the character before the cursor";
     DeleteWord => "delete_word", "Delete the word before the cursor";

@@ -33,8 +33,9 @@ use crate::tui::matcher::{MatchJob, Matches};
 use crate::tui::panes::search::sex_label;
 use crate::tui::panes::tasks::QueueState;
 use crate::tui::panes::{NotesEnv, Pane, PaneId, Panes, Prefs, View, fit, fit_line, life_label};
+use crate::tui::popups::stats::Figures;
 use crate::tui::popups::{
-    Confirm, HelpPopup, LayerView, Palette, Popup, PopupOutcome, RawView, which_key,
+    Confirm, HelpPopup, LayerView, Palette, Popup, PopupOutcome, RawView, StatsView, which_key,
 };
 use crate::tui::theme::Theme;
 
@@ -152,6 +153,8 @@ enum Origin {
     Thread {
         patient_id: String,
     },
+    /// The figures of the stats view.
+    QueueStats,
     Probe,
     /// A draft's save to the server.
     NoteSave {
@@ -986,6 +989,15 @@ impl App {
             Action::Lock => self.lock(LockReason::Asked),
             Action::Help => self.popup = Some(Popup::Help(HelpPopup::new())),
             Action::CommandPalette => self.popup = Some(Popup::Palette(Palette::new())),
+            Action::QueueStats => {
+                self.popup = Some(Popup::Stats(StatsView::loading()));
+                self.submit(
+                    ApiRequest::QueueStats {
+                        period: format!("{}d", crate::tui::popups::stats::PERIOD_DAYS),
+                    },
+                    Origin::QueueStats,
+                );
+            }
             Action::FocusSearch => {
                 self.focus = PaneId::Search;
                 self.panes.search.start_editing();
@@ -1234,6 +1246,21 @@ impl App {
             ) => self.task_written(batch, label, task_id, result),
             (Origin::TaskReread { batch, label }, result) => self.task_reread(batch, label, result),
             (Origin::ReplySent { batch, task }, result) => self.reply_stored(batch, *task, result),
+            (Origin::QueueStats, result) => {
+                let figures = match result {
+                    Ok(ApiReply::QueueStats(s)) => Figures::Loaded(s),
+                    Ok(_) => Figures::Failed("unexpected reply".into()),
+                    // A server without chartty's operation: say so plainly.
+                    Err(e) if e.status == Some(404) => Figures::Failed(
+                        "this server does not offer them (Task/$queue-stats is chartty's portal's)"
+                            .into(),
+                    ),
+                    Err(e) => Figures::Failed(e.to_string()),
+                };
+                if let Some(Popup::Stats(view)) = &mut self.popup {
+                    view.figures = figures;
+                }
+            }
             (Origin::Thread { patient_id }, result) => {
                 let result = match result {
                     Ok(ApiReply::Thread { messages, more }) => Ok((messages, more)),

@@ -11,6 +11,7 @@ pub mod help;
 pub mod palette;
 pub mod picker;
 pub mod raw;
+pub mod stats;
 pub mod templates;
 pub mod which_key;
 
@@ -26,6 +27,7 @@ pub use help::HelpPopup;
 pub use palette::Palette;
 pub use picker::{Pick, PickChoice, PickFor, Picker, PickerSpec};
 pub use raw::RawView;
+pub use stats::StatsView;
 pub use templates::TemplatePicker;
 
 /// What a popup draws with.
@@ -57,6 +59,7 @@ pub enum Popup {
     Raw(RawView),
     Templates(TemplatePicker),
     Picker(Picker),
+    Stats(StatsView),
 }
 
 impl Popup {
@@ -68,6 +71,7 @@ impl Popup {
             Popup::Raw(p) => p,
             Popup::Templates(p) => p,
             Popup::Picker(p) => p,
+            Popup::Stats(p) => p,
         }
     }
 
@@ -79,6 +83,7 @@ impl Popup {
             Popup::Raw(p) => p,
             Popup::Templates(p) => p,
             Popup::Picker(p) => p,
+            Popup::Stats(p) => p,
         }
     }
 }
