@@ -23,30 +23,8 @@ struct Portal {
     _dir: tempfile::TempDir,
 }
 
-/// The embedded rules with the clinic open all week, or closed all week.
 fn rules(open: bool) -> RuleSet {
-    let text = include_str!("../rules/routing.toml");
-    let hours = if open { "00:00-23:59" } else { "closed" };
-    let mut out = String::new();
-    for line in text.lines() {
-        let day = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
-            .iter()
-            .find(|d| line.starts_with(&format!("{d} = ")));
-        match day {
-            Some(d) => out.push_str(&format!("{d} = \"{hours}\"\n")),
-            None if line.starts_with("holidays") || line.starts_with("  \"20") => {
-                if line.starts_with("holidays") {
-                    out.push_str("holidays = []\n");
-                }
-            }
-            None if line == "]" && out.ends_with("holidays = []\n") => {}
-            None => {
-                out.push_str(line);
-                out.push('\n');
-            }
-        }
-    }
-    RuleSet::from_toml(&out).expect("the edited rules parse")
+    common::clinic_rules(open)
 }
 
 async fn portal_with(rules: Option<RuleSet>) -> Portal {

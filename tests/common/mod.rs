@@ -558,9 +558,18 @@ pub struct Portal {
 }
 
 pub async fn demo_portal(patients: usize, seed: u64) -> Portal {
+    demo_portal_with(patients, seed, chartty::server::Options::default()).await
+}
+
+/// The demo portal with these server options (routing rules, escalation).
+pub async fn demo_portal_with(
+    patients: usize,
+    seed: u64,
+    options: chartty::server::Options,
+) -> Portal {
     let dir = tempfile::tempdir().unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let server = chartty::server::start(
+    let server = chartty::server::start_with(
         ServerConfig {
             db: dir.path().join("portal.db"),
             demo: Some(chartty::server::demo::DemoOptions {
@@ -570,11 +579,55 @@ pub async fn demo_portal(patients: usize, seed: u64) -> Portal {
             }),
         },
         listener,
+        chartty::server::demo::staff(),
+        options,
     )
     .await
     .unwrap();
     let _ = rustls::crypto::ring::default_provider().install_default();
     Portal { server, _dir: dir }
+}
+
+/// The built-in routing rules with the clinic open around the clock (and
+/// no holidays), or never open: routing that does not depend on when the
+/// test runs.
+pub fn clinic_rules(open: bool) -> chartty::triage::RuleSet {
+    let text = include_str!("../../rules/routing.toml");
+    let hours = if open { "00:00-23:59" } else { "closed" };
+    let mut out = String::new();
+    let mut in_holidays = false;
+    for line in text.lines() {
+        let day = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+            .iter()
+            .find(|d| line.starts_with(&format!("{d} = ")));
+        if line.starts_with("holidays") {
+            in_holidays = !line.trim_end().ends_with(']');
+            out.push_str("holidays = []\n");
+        } else if in_holidays {
+            in_holidays = line.trim() != "]";
+        } else if let Some(d) = day {
+            out.push_str(&format!("{d} = \"{hours}\"\n"));
+        } else {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    chartty::triage::RuleSet::from_toml(&out).expect("the edited rules parse")
+}
+
+/// A patient's message as the patient app posts it (intake account);
+/// the message as stored.
+pub async fn patient_message(p: &Portal, body: &Value) -> Value {
+    let r = reqwest::Client::new()
+        .post(format!("{}/Communication", p.server.base_url))
+        .bearer_auth(token(p, chartty::roles::Role::Intake))
+        .header("content-type", "application/fhir+json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    r.json().await.unwrap()
 }
 
 /// A portal server with open access (no users) holding the messy clinic.
