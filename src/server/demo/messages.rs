@@ -201,9 +201,9 @@ pub(crate) fn write(chart: &Chart, rng: &mut Rng, out: &mut Vec<Value>) {
         );
         if let Some(answers) = message.answers {
             resource["contained"] = json!([answers]);
-            resource["payload"]
-                .as_array_mut()
-                .map(|p| p.insert(0, json!({"contentReference": {"reference": "#answers"}})));
+            if let Some(p) = resource["payload"].as_array_mut() {
+                p.insert(0, json!({"contentReference": {"reference": "#answers"}}));
+            }
         }
         if let Some(o) = resource.as_object_mut() {
             // The patient says what the message is about; the rules say how urgent.
