@@ -52,6 +52,9 @@ pub enum ApiRequest {
     /// A patient's messages (`Communication`), oldest first, for the
     /// message view of a queue item.
     Thread { patient_id: String },
+    /// Every task of a patient (`Task?patient=`), for the time spent on
+    /// the patient's messages.
+    PatientTasks { patient_id: String },
     /// `GET [base]/metadata` while the link is down: is the server back?
     Probe,
     /// A change to the record, through the one write path.
@@ -93,6 +96,7 @@ pub enum Slot {
     History,
     Queue,
     Thread,
+    PatientTasks,
 }
 
 impl ApiRequest {
@@ -105,6 +109,7 @@ impl ApiRequest {
             ApiRequest::TestHistory { .. } => Some(Slot::History),
             ApiRequest::RoleQueue { .. } => Some(Slot::Queue),
             ApiRequest::Thread { .. } => Some(Slot::Thread),
+            ApiRequest::PatientTasks { .. } => Some(Slot::PatientTasks),
             _ => None,
         }
     }
@@ -122,6 +127,7 @@ impl ApiRequest {
             ApiRequest::RoleQueue { .. } => "role-queue",
             ApiRequest::ReadTask { .. } => "read-task",
             ApiRequest::Thread { .. } => "thread",
+            ApiRequest::PatientTasks { .. } => "patient-tasks",
             ApiRequest::Probe => "probe",
             ApiRequest::Write(_) => "write",
             ApiRequest::CoSign { .. } => "co-sign",
@@ -222,6 +228,9 @@ pub enum ApiReply {
         messages: Vec<Value>,
         more: bool,
     },
+    /// Resources as the server holds them (sanitised JSON); `more`: the
+    /// server had more than one page.
+    Resources { resources: Vec<Value>, more: bool },
     /// The server answered a probe (with any HTTP status).
     Reachable,
     /// A write went through: the resource as stored, and its new version.
