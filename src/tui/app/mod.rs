@@ -183,6 +183,7 @@ enum Origin {
     Billing {
         label: String,
         authored: String,
+        client_id: String,
     },
     /// Tokens dropped from memory.
     Lock,
@@ -1279,9 +1280,14 @@ impl App {
             (Origin::WorkTasks { patient_id }, result) => self.work_tasks_read(patient_id, result),
             (Origin::WorkWrite { task_id }, result) => self.work_written(task_id, result),
             (Origin::WorkReread { task_id }, result) => self.work_reread(task_id, result),
-            (Origin::Billing { label, authored }, result) => {
-                self.billing_recorded(label, authored, result)
-            }
+            (
+                Origin::Billing {
+                    label,
+                    authored,
+                    client_id,
+                },
+                result,
+            ) => self.billing_recorded(label, authored, client_id, result),
             (Origin::Thread { patient_id }, result) => {
                 let result = match result {
                     Ok(ApiReply::Thread { messages, more }) => Ok((messages, more)),

@@ -44,6 +44,8 @@ pub(super) struct WorkState {
     pub written: HashMap<String, Vec<WorkEntry>>,
     pub unsent: Vec<Unsent>,
     pub summary: Option<WorkSummary>,
+    /// Billing records made (or found) this session, by client id.
+    pub billed: std::collections::HashSet<String>,
 }
 
 fn entry_id() -> String {
@@ -436,11 +438,15 @@ impl App {
         self.submit(
             ApiRequest::Write(Write::Create {
                 resource: task,
-                client_id,
+                client_id: client_id.clone(),
                 conditional: self.features.conditional_create,
                 replace_existing: false,
             }),
-            Origin::Billing { label, authored },
+            Origin::Billing {
+                label,
+                authored,
+                client_id,
+            },
         );
     }
 
@@ -448,12 +454,15 @@ impl App {
         &mut self,
         label: String,
         authored: String,
+        client_id: String,
         result: Result<ApiReply, ApiError>,
     ) {
         match result {
             Ok(ApiReply::Written { resource, .. }) => {
+                // Found rather than made: made earlier, here or elsewhere.
                 let found = resource.get("authoredOn").and_then(Value::as_str);
-                if found.is_some_and(|f| !same_instant(f, &authored)) {
+                let earlier = !self.work.billed.insert(client_id);
+                if earlier || found.is_some_and(|f| !same_instant(f, &authored)) {
                     self.inform(format!(
                         "Already recorded for billing: {}",
                         resource
