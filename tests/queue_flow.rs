@@ -730,16 +730,17 @@ async fn time_on_a_message_thread_is_counted_written_shown_and_billed_once() {
     h.keys("<enter>").unwrap();
     h.settle().await;
     let text = screen(&mut h, 120, 40);
-    assert!(
-        text.contains("7 min (all yours) → CPT 99421"),
-        "{text}"
-    );
+    assert!(text.contains("7 min (all yours) → CPT 99421"), "{text}");
     // Recorded for billing once, however often asked.
     h.keys("b").unwrap();
     assert!(matches!(h.app.popup(), Some(Popup::Confirm(_))));
     h.keys("y").unwrap();
     h.settle().await;
-    assert!(notice(&h).starts_with("Recorded for billing"), "{}", notice(&h));
+    assert!(
+        notice(&h).starts_with("Recorded for billing"),
+        "{}",
+        notice(&h)
+    );
     let bills = billing_tasks(&p, &pid).await;
     assert_eq!(bills.len(), 1, "{bills:?}");
     let bill = &bills[0];
@@ -776,7 +777,7 @@ async fn time_on_a_message_thread_is_counted_written_shown_and_billed_once() {
     n.settle().await;
     let text = screen(&mut n, 120, 40);
     assert!(
-        text.contains("7 min (you 0 min) → CPT 99421 is billed for a physician's time"),
+        text.contains("7 min (you 0 min) → CPT 99421 (billed for physician time only)"),
         "{text}"
     );
     n.keys("b").unwrap();

@@ -230,7 +230,10 @@ pub enum ApiReply {
     },
     /// Resources as the server holds them (sanitised JSON); `more`: the
     /// server had more than one page.
-    Resources { resources: Vec<Value>, more: bool },
+    Resources {
+        resources: Vec<Value>,
+        more: bool,
+    },
     /// The server answered a probe (with any HTTP status).
     Reachable,
     /// A write went through: the resource as stored, and its new version.

@@ -136,7 +136,11 @@ impl WorkEntry {
                 .find(|p| p.get("url").and_then(Value::as_str) == Some(name))
         };
         Some(WorkEntry {
-            id: e.get("id").and_then(Value::as_str).unwrap_or("").to_string(),
+            id: e
+                .get("id")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string(),
             who: part("who")
                 .and_then(|p| p.pointer("/valueReference/reference"))
                 .and_then(Value::as_str)

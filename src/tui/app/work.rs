@@ -12,10 +12,10 @@ use serde_json::{Value, json};
 
 use super::{App, Origin};
 use crate::api::{ApiError, ApiReply, ApiRequest, Write};
+use crate::triage::time_count::{WorkEntry, add_entry, entries_of, window_seconds};
 use crate::tui::command::{PaneReply, TaskChange};
 use crate::tui::panes::PaneId;
 use crate::tui::panes::tasks::WorkSummary;
-use crate::triage::time_count::{WorkEntry, add_entry, entries_of, window_seconds};
 
 /// A conflict is read and tried again this often before the entry waits
 /// for the next occasion (the view opening or closing again).
@@ -32,13 +32,16 @@ pub(super) struct Unsent {
     pub tries: u32,
 }
 
+/// Entries on a patient's tasks as last read, and how the read went:
+/// `None` while reading, `Ok(more)` read (`more`: more pages on the server).
+type ReadEntries = (Vec<WorkEntry>, Option<Result<bool, String>>);
+
 /// What the app knows of the time on each patient's messages.
 #[derive(Debug, Clone, Default)]
 pub(super) struct WorkState {
     pub active: crate::triage::time_count::ActiveTime,
-    /// Entries on the patient's tasks as last read: `None` while reading;
-    /// `Ok(more)` read (`more`: the server had more pages).
-    pub read: HashMap<String, (Vec<WorkEntry>, Option<Result<bool, String>>)>,
+    /// Per patient.
+    pub read: HashMap<String, ReadEntries>,
     /// Entries the server confirmed this session, per patient (kept so a
     /// read that raced a write does not hide them).
     pub written: HashMap<String, Vec<WorkEntry>>,
@@ -474,7 +477,9 @@ impl App {
                     self.inform(format!("Recorded for billing (billing queue): {label}"));
                 }
             }
-            Ok(_) => self.warn(format!("Not recorded for billing: unexpected reply ({label})")),
+            Ok(_) => self.warn(format!(
+                "Not recorded for billing: unexpected reply ({label})"
+            )),
             Err(e) => self.warn(format!("Not recorded for billing: {e}")),
         }
     }
@@ -487,4 +492,3 @@ fn same_instant(a: &str, b: &str) -> bool {
         _ => a == b,
     }
 }
-

@@ -23,13 +23,13 @@ use crate::chart::PatientRow;
 use crate::fhir::codes;
 use crate::fhir::model::Task;
 use crate::fhir::time;
+use crate::triage::time_count;
 use crate::tui::action::Action;
 use crate::tui::command::{Command, PaneReply, TaskChange, TaskReply};
 use crate::tui::panes::search::window_offset;
 use crate::tui::panes::{
     Pane, PaneId, View, fit, navigate, pane_block, placeholder, table_column_widths,
 };
-use crate::triage::time_count;
 use crate::tui::popups::{Pick, PickChoice, PickFor, PickerSpec};
 
 /// Every queue a task can be routed to, in the order they are offered
@@ -187,7 +187,11 @@ pub fn billing_task(
         task["requester"] = me;
     }
     let client_id = format!("bill-{}-{end}-{code}", w.patient_id);
-    Ok((task, client_id, format!("CPT {code}, {minutes} min, {}", r.patient_name)))
+    Ok((
+        task,
+        client_id,
+        format!("CPT {code}, {minutes} min, {}", r.patient_name),
+    ))
 }
 
 /// The CPT code system.
@@ -199,7 +203,9 @@ fn work_line(w: &WorkSummary, view: &View) -> Line<'static> {
     let head = "Time on this patient's messages, last 7 days: ";
     let minutes = time_count::minutes(w.total_secs);
     let mine = time_count::minutes(w.mine_secs);
-    let amount = if mine == minutes {
+    let amount = if minutes == 0 {
+        "0 min".to_string()
+    } else if mine == minutes {
         format!("{minutes} min (all yours)")
     } else {
         format!("{minutes} min (you {mine} min)")
@@ -227,10 +233,7 @@ fn work_line(w: &WorkSummary, view: &View) -> Line<'static> {
     };
     let mut spans = vec![Span::raw(head), Span::raw(amount)];
     match time_count::cpt_for(minutes) {
-        None => spans.push(Span::styled(
-            " — not yet billable (5 min or more)",
-            t.dim,
-        )),
+        None => spans.push(Span::styled(" — not yet billable (5 min or more)", t.dim)),
         Some((code, label)) if bills_time(view.role) => {
             spans.push(Span::raw(" → "));
             spans.push(Span::styled(format!("CPT {code} {label}"), t.header));
@@ -239,10 +242,7 @@ fn work_line(w: &WorkSummary, view: &View) -> Line<'static> {
         Some((code, _)) => {
             spans.push(Span::raw(" → "));
             spans.push(Span::styled(format!("CPT {code}"), t.header));
-            spans.push(Span::styled(
-                " is billed for a physician's time (attending or resident)",
-                t.dim,
-            ));
+            spans.push(Span::styled(" (billed for physician time only)", t.dim));
         }
     }
     if read {
