@@ -588,3 +588,205 @@ async fn app_with_token(base: &str, token: &str) -> Headless {
     h.settle().await;
     h
 }
+
+/// A patient's message and its task in `queue`, made over HTTP.
+async fn message_task(p: &Portal, pid: &str, queue: &str, text: &str) -> (String, String) {
+    let msg = post(
+        p,
+        "Communication",
+        &json!({"resourceType": "Communication", "status": "in-progress",
+        "category": [{"coding": [{"system": "urn:chartty:task-category", "code": "clinical"}]}],
+        "subject": {"reference": format!("Patient/{pid}")},
+        "sent": (anchor() - chrono::Duration::minutes(20)).to_rfc3339(),
+        "payload": [{"contentString": text}]}),
+    )
+    .await;
+    let msg_id = msg["id"].as_str().unwrap().to_string();
+    let task = post(
+        p,
+        "Task",
+        &json!({"resourceType": "Task", "status": "requested", "intent": "order",
+            "priority": "routine",
+            "code": {"coding": [{"system": "urn:chartty:task-category", "code": "clinical"}]},
+            "description": text,
+            "for": {"reference": format!("Patient/{pid}")},
+            "focus": {"reference": format!("Communication/{msg_id}")},
+            "performerType": [{"coding": [{"system": "urn:chartty:role", "code": queue}]}],
+            "restriction": {"period": {"end": (anchor() + chrono::Duration::hours(4)).to_rfc3339()}}}),
+    )
+    .await;
+    (msg_id, task["id"].as_str().unwrap().to_string())
+}
+
+/// The work-time entries on a task: (who, seconds).
+fn work_entries(task: &Value) -> Vec<(String, u64)> {
+    task["extension"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["url"] == "urn:chartty:work-time")
+        .map(|e| {
+            let part = |n: &str| {
+                e["extension"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|p| p["url"] == n)
+                    .cloned()
+                    .unwrap_or_default()
+            };
+            (
+                part("who")["valueReference"]["reference"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string(),
+                part("seconds")["valueInteger"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect()
+}
+
+/// The billing tasks of a patient.
+async fn billing_tasks(p: &Portal, pid: &str) -> Vec<Value> {
+    let b = get(p, &format!("Task?patient=Patient/{pid}&_count=200")).await;
+    b["entry"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| e["resource"].clone())
+        .filter(|t| t["performerType"][0]["coding"][0]["code"] == "billing")
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn time_on_a_message_thread_is_counted_written_shown_and_billed_once() {
+    let p = portal().await;
+    let s = chartty::config::Settings {
+        idle_lock_minutes: 0,
+        ..settings()
+    };
+    let pid = {
+        let n = nurse(&p).await;
+        nurse_rows(&n)[0].patient_id.clone().unwrap()
+    };
+    let (_, task_id) = message_task(&p, &pid, "attending", "Rash after the new tablets").await;
+    let mut h = common::signed_in(&p, Role::Attending, &s, None).await;
+    h.keys("5R").unwrap();
+    h.settle().await;
+    let t0 = Instant::now() + Duration::from_secs(1);
+    h.tick(t0);
+    h.settle().await;
+    select(&mut h, &task_id);
+    h.keys("<enter>").unwrap();
+    h.settle().await;
+    // Six minutes of reading and scrolling, a key every 30 s ...
+    let mut at = 0;
+    for _ in 0..12 {
+        at += 30;
+        h.tick(t0 + Duration::from_secs(at));
+        h.settle().await;
+        h.keys("j").unwrap();
+    }
+    // ... ten minutes away (one minute counts), then ten seconds more.
+    at += 600;
+    h.tick(t0 + Duration::from_secs(at));
+    h.settle().await;
+    h.keys("k").unwrap();
+    at += 10;
+    h.tick(t0 + Duration::from_secs(at));
+    h.settle().await;
+    h.keys("gg").unwrap();
+    let text = screen(&mut h, 120, 40);
+    assert!(
+        text.contains("Time on this patient's messages, last 7 days: 7 min (all yours)")
+            && text.contains("CPT 99421 Online digital E/M, 5–10 min"),
+        "{text}"
+    );
+    // Someone changes the task meanwhile: the write conflicts, the task
+    // is read again and the time added to it once.
+    let mut other = get(&p, &format!("Task/{task_id}")).await;
+    other["priority"] = json!("urgent");
+    let resp = http()
+        .put(format!("{}/Task/{task_id}", p.server.base_url))
+        .bearer_auth(token(&p, Role::Attending))
+        .header("Content-Type", "application/fhir+json")
+        .body(other.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success(), "{}", resp.status());
+    h.keys("<esc>").unwrap();
+    h.settle().await;
+    assert!(h.app.panes.tasks.viewing().is_none());
+    let t = get(&p, &format!("Task/{task_id}")).await;
+    let entries = work_entries(&t);
+    assert_eq!(entries.len(), 1, "{t}");
+    assert!(entries[0].0.starts_with("Practitioner/"), "{t}");
+    assert_eq!(entries[0].1, 12 * 30 + 60 + 10, "{t}");
+    assert_eq!(t["priority"], "urgent", "the other change is kept: {t}");
+
+    // Open again: the line reads the time from the server.
+    select(&mut h, &task_id);
+    h.keys("<enter>").unwrap();
+    h.settle().await;
+    let text = screen(&mut h, 120, 40);
+    assert!(text.contains("7 min (all yours) → CPT 99421"), "{text}");
+    // Recorded for billing once, however often asked.
+    h.keys("b").unwrap();
+    assert!(matches!(h.app.popup(), Some(Popup::Confirm(_))));
+    h.keys("y").unwrap();
+    h.settle().await;
+    assert!(
+        notice(&h).starts_with("Recorded for billing"),
+        "{}",
+        notice(&h)
+    );
+    let bills = billing_tasks(&p, &pid).await;
+    assert_eq!(bills.len(), 1, "{bills:?}");
+    let bill = &bills[0];
+    assert!(
+        bill["description"]
+            .as_str()
+            .unwrap()
+            .starts_with("Bill CPT 99421 (Online digital E/M, 5–10 min): 7 min over 7 days to "),
+        "{bill}"
+    );
+    assert_eq!(bill["for"]["reference"], format!("Patient/{pid}"));
+    assert_eq!(bill["code"]["coding"][0]["code"], "billing");
+    assert!(
+        bill["focus"]["reference"]
+            .as_str()
+            .unwrap()
+            .starts_with("Communication/")
+    );
+    assert_eq!(bill["input"][0]["valueInteger"], 7);
+    assert_eq!(
+        bill["input"][1]["valueCodeableConcept"]["coding"][0]["code"],
+        "99421"
+    );
+    h.keys("by").unwrap();
+    h.settle().await;
+    assert!(notice(&h).starts_with("Already recorded"), "{}", notice(&h));
+    assert_eq!(billing_tasks(&p, &pid).await.len(), 1);
+
+    // A nurse sees the time and the level, and cannot record it.
+    let (_, nurse_task) = message_task(&p, &pid, "nurse", "Rash is spreading").await;
+    let mut n = common::signed_in(&p, Role::Nurse, &s, None).await;
+    select(&mut n, &nurse_task);
+    n.keys("<enter>").unwrap();
+    n.settle().await;
+    let text = screen(&mut n, 120, 40);
+    assert!(
+        text.contains("7 min (you 0 min) → CPT 99421 (billed for physician time only)"),
+        "{text}"
+    );
+    n.keys("b").unwrap();
+    n.settle().await;
+    assert!(n.app.popup().is_none());
+    assert!(
+        notice(&n).contains("billed for a physician's time"),
+        "{}",
+        notice(&n)
+    );
+    assert_eq!(billing_tasks(&p, &pid).await.len(), 1);
+}

@@ -333,5 +333,38 @@ async fn the_message_view_at_two_sizes() {
             .is_some_and(|n| n.text.contains("which practitioner")),
         "no claim without knowing who is signed in"
     );
+
+    // Time on the patient's messages: 10 min on a closed task two days
+    // ago (8 min nine days ago is outside the week), and two minutes of
+    // work here now.
+    let entry = |id: &str, who: &str, secs: u64, at: String| {
+        serde_json::json!({"id": id, "url": "urn:chartty:work-time", "extension": [
+            {"url": "who", "valueReference": {"reference": who}},
+            {"url": "seconds", "valueInteger": secs},
+            {"url": "at", "valueDateTime": at}]})
+    };
+    post(
+        "Task",
+        serde_json::json!({"resourceType": "Task", "id": "t-lan-done", "status": "completed",
+            "intent": "order", "description": "Ibuprofen with metformin",
+            "code": {"coding": [{"system": "urn:chartty:task-category", "code": "clinical"}]},
+            "for": {"reference": lan}, "focus": {"reference": "Communication/m-old"},
+            "performerType": [{"coding": [{"system": "urn:chartty:role", "code": "nurse"}]}],
+            "extension": [
+                entry("wt-a", "Practitioner/pr-attending", 600, ago(2, 9)),
+                entry("wt-b", "Practitioner/pr-attending", 480, ago(9, 9))]}),
+    )
+    .await;
+    s.h.keys("<esc>").unwrap();
+    let t0 = std::time::Instant::now() + std::time::Duration::from_secs(1);
+    s.h.tick(t0);
+    s.h.keys("<enter>").unwrap();
+    s.h.settle().await;
+    for i in 1..=4 {
+        s.h.tick(t0 + std::time::Duration::from_secs(30 * i));
+        s.h.settle().await;
+        s.h.keys("gg").unwrap();
+    }
+    s.snap("message_view_time");
     clinic.server.stop().await;
 }

@@ -54,6 +54,9 @@ pub enum ApiRequest {
     Thread { patient_id: String },
     /// chartty's portal extra `GET Task/$queue-stats?period=…`.
     QueueStats { period: String },
+    /// Every task of a patient (`Task?patient=`), for the time spent on
+    /// the patient's messages.
+    PatientTasks { patient_id: String },
     /// `GET [base]/metadata` while the link is down: is the server back?
     Probe,
     /// A change to the record, through the one write path.
@@ -95,6 +98,7 @@ pub enum Slot {
     History,
     Queue,
     Thread,
+    PatientTasks,
 }
 
 impl ApiRequest {
@@ -107,6 +111,7 @@ impl ApiRequest {
             ApiRequest::TestHistory { .. } => Some(Slot::History),
             ApiRequest::RoleQueue { .. } => Some(Slot::Queue),
             ApiRequest::Thread { .. } => Some(Slot::Thread),
+            ApiRequest::PatientTasks { .. } => Some(Slot::PatientTasks),
             _ => None,
         }
     }
@@ -125,6 +130,7 @@ impl ApiRequest {
             ApiRequest::ReadTask { .. } => "read-task",
             ApiRequest::Thread { .. } => "thread",
             ApiRequest::QueueStats { .. } => "queue-stats",
+            ApiRequest::PatientTasks { .. } => "patient-tasks",
             ApiRequest::Probe => "probe",
             ApiRequest::Write(_) => "write",
             ApiRequest::CoSign { .. } => "co-sign",
@@ -227,6 +233,12 @@ pub enum ApiReply {
     },
     /// Queue figures over a period.
     QueueStats(Box<crate::triage::stats::QueueStats>),
+    /// Resources as the server holds them (sanitised JSON); `more`: the
+    /// server had more than one page.
+    Resources {
+        resources: Vec<Value>,
+        more: bool,
+    },
     /// The server answered a probe (with any HTTP status).
     Reachable,
     /// A write went through: the resource as stored, and its new version.

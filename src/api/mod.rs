@@ -451,6 +451,16 @@ impl ApiClient {
                 .queue_stats(Some(&period))
                 .await
                 .map(|s| ApiReply::QueueStats(Box::new(s))),
+            ApiRequest::PatientTasks { patient_id } => {
+                let pid: String =
+                    url::form_urlencoded::byte_serialize(patient_id.as_bytes()).collect();
+                let bundle = self
+                    .get_json(&self.url(&format!(
+                        "Task?patient=Patient/{pid}&_count={PATIENT_TASKS_COUNT}"
+                    )))
+                    .await?;
+                Ok(resources_reply(&bundle, "Task"))
+            }
             ApiRequest::Write(w) => self.write(w).await,
             ApiRequest::CoSign { task } => self.cosign(task).await,
         }
@@ -631,6 +641,8 @@ pub const OPEN_TASK_STATUSES: [&str; 6] = [
 
 /// Messages of one patient read for the message view.
 const THREAD_COUNT: u32 = 100;
+/// Tasks of one patient read for the time on its messages (one page).
+const PATIENT_TASKS_COUNT: u32 = 200;
 
 /// The open tasks of every queue the role works (own queue first).
 fn queue_query(role: Role, count: u32) -> String {
@@ -671,6 +683,27 @@ fn thread_reply(bundle: &Value) -> ApiReply {
         .flatten()
         .any(|l| l.get("relation").and_then(Value::as_str) == Some("next"));
     ApiReply::Thread { messages, more }
+}
+
+/// The resources of one type in a search result, and whether the server
+/// had more pages.
+fn resources_reply(bundle: &Value, ty: &str) -> ApiReply {
+    let resources: Vec<Value> = bundle
+        .get("entry")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.get("resource"))
+        .filter(|r| chart::resource_type(Some(r)) == Some(ty))
+        .cloned()
+        .collect();
+    let more = bundle
+        .get("link")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .any(|l| l.get("relation").and_then(Value::as_str) == Some("next"));
+    ApiReply::Resources { resources, more }
 }
 
 fn queue_reply(bundle: &Bundle) -> ApiReply {

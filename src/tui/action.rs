@@ -82,4 +82,6 @@ actions! {
     FilterCategory => "filter_category", "Show one category of the queue (refill, results, ...)";
     FilterPatient => "filter_patient", "Show the tasks of one patient";
     ClearFilters => "clear_filters", "Show the whole queue again";
+    RecordBilling => "record_billing", "Record the time on the patient's messages for billing (CPT 99421–99423; physicians; asks first)";
+    RecordBillingNow => "record_billing_now", "Record for billing without asking again (what yes runs)";
 }

@@ -83,6 +83,14 @@ pub enum Command {
     ReplyTasks { replies: Vec<TaskReply> },
     /// Read a patient's messages for the message view.
     LoadThread { patient_id: String },
+    /// Record time on a patient's messages for billing: a task for the
+    /// billing queue, created once per `client_id`; `label` for the
+    /// message bar.
+    RecordBilling {
+        task: Value,
+        client_id: String,
+        label: String,
+    },
     /// Ask for one answer from a list (the answer comes back to the pane).
     Pick(crate::tui::popups::PickerSpec),
 }

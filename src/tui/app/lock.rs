@@ -84,6 +84,8 @@ impl App {
         if self.locked.is_some() {
             return;
         }
+        // Time on a message thread is written before the token goes.
+        self.work_stop();
         if let Some(save) = self.panes.editor.due_save(None) {
             self.run_commands(vec![save]);
         }

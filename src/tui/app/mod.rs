@@ -170,6 +170,24 @@ enum Origin {
     },
     /// An attending's co-signature.
     CoSign,
+    /// A patient's tasks, for the time on the patient's messages.
+    WorkTasks {
+        patient_id: String,
+    },
+    /// Time on a message thread added to its task.
+    WorkWrite {
+        task_id: String,
+    },
+    /// The task read again to add the time (a conflict, or not listed).
+    WorkReread {
+        task_id: String,
+    },
+    /// Time recorded for billing (a task in the billing queue).
+    Billing {
+        label: String,
+        authored: String,
+        client_id: String,
+    },
     /// Tokens dropped from memory.
     Lock,
     /// A step of unlocking; `attempt` tells an abandoned attempt's late
@@ -191,6 +209,9 @@ impl Origin {
                 | Origin::CoSign
                 | Origin::TaskWrite { .. }
                 | Origin::ReplySent { .. }
+                | Origin::WorkWrite { .. }
+                | Origin::WorkReread { .. }
+                | Origin::Billing { .. }
         )
     }
 }
@@ -217,6 +238,7 @@ macro_rules! view {
             user: $self.session.user.as_deref(),
             role: $self.session.role,
             records: &$self.records,
+            work: $self.work.summary.as_ref(),
             focused: $focused,
         }
     };
@@ -225,6 +247,7 @@ macro_rules! view {
 mod lock;
 mod notes;
 mod queue;
+mod work;
 
 pub use lock::{LockReason, LockState, LockStep};
 
@@ -303,6 +326,8 @@ pub struct App {
     queue_asked: Option<Instant>,
     batches: HashMap<u64, Batch>,
     next_batch: u64,
+    /// Time on patients' message threads.
+    work: work::WorkState,
     quit: bool,
     dirty: bool,
 }
@@ -381,6 +406,7 @@ impl App {
             queue_asked: None,
             batches: HashMap::new(),
             next_batch: 1,
+            work: work::WorkState::default(),
             quit: false,
             dirty: true,
         }
@@ -497,6 +523,9 @@ impl App {
                         | Origin::CoSign
                         | Origin::TaskWrite { .. }
                         | Origin::ReplySent { .. }
+                        | Origin::WorkWrite { .. }
+                        | Origin::WorkReread { .. }
+                        | Origin::Billing { .. }
                         | Origin::Lock
                 )
             })
@@ -562,6 +591,15 @@ impl App {
 
     /// Apply one event at the time `clock` says.
     pub fn update(&mut self, event: Event, clock: Clock) {
+        // A key while a patient's message is open is work on it.
+        if matches!(event, Event::Key(_) | Event::Paste(_)) && self.locked.is_none() {
+            self.work.active.activity(clock.instant);
+        }
+        self.update_event(event, clock);
+        self.work_sync();
+    }
+
+    fn update_event(&mut self, event: Event, clock: Clock) {
         if clock.now.timestamp() / 60 != self.clock.now.timestamp() / 60 {
             // The minute changed: ages and "late" on screen may have too.
             self.dirty = true;
@@ -828,6 +866,11 @@ impl App {
                 Command::Pick(spec) => {
                     self.popup = Some(Popup::Picker(crate::tui::popups::Picker::from(spec)));
                 }
+                Command::RecordBilling {
+                    task,
+                    client_id,
+                    label,
+                } => self.record_billing(task, client_id, label),
                 other => self.note_command(other),
             }
         }
@@ -1261,6 +1304,17 @@ impl App {
                     view.figures = figures;
                 }
             }
+            (Origin::WorkTasks { patient_id }, result) => self.work_tasks_read(patient_id, result),
+            (Origin::WorkWrite { task_id }, result) => self.work_written(task_id, result),
+            (Origin::WorkReread { task_id }, result) => self.work_reread(task_id, result),
+            (
+                Origin::Billing {
+                    label,
+                    authored,
+                    client_id,
+                },
+                result,
+            ) => self.billing_recorded(label, authored, client_id, result),
             (Origin::Thread { patient_id }, result) => {
                 let result = match result {
                     Ok(ApiReply::Thread { messages, more }) => Ok((messages, more)),

@@ -723,6 +723,7 @@ impl App {
     /// Quitting: save what the editor holds, then stop. The runner waits
     /// for the saves before it gives the terminal back.
     pub(super) fn quit(&mut self) {
+        self.work_stop();
         if let Some(save) = self.panes.editor.due_save(None) {
             self.run_commands(vec![save]);
         }

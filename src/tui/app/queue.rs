@@ -36,6 +36,7 @@ impl App {
 
     fn submit_task_update(&mut self, batch: u64, change: TaskChange) {
         let Some(version) = change.version.clone() else {
+            self.work_ride_failed(&change.task_id);
             self.batch_done(
                 batch,
                 Err(format!(
@@ -58,15 +59,19 @@ impl App {
         );
     }
 
-    pub(super) fn update_tasks(&mut self, what: String, changes: Vec<TaskChange>) {
+    pub(super) fn update_tasks(&mut self, what: String, mut changes: Vec<TaskChange>) {
+        self.work_ride(&mut changes);
         let batch = self.new_batch(what, changes.len());
         for c in changes {
             self.submit_task_update(batch, c);
         }
     }
 
-    pub(super) fn reply_tasks(&mut self, replies: Vec<TaskReply>) {
+    pub(super) fn reply_tasks(&mut self, mut replies: Vec<TaskReply>) {
         let batch = self.new_batch("Replied".into(), replies.len());
+        for r in replies.iter_mut() {
+            self.work_ride(std::slice::from_mut(&mut r.task));
+        }
         for r in replies {
             self.submit(
                 ApiRequest::Write(Write::Create {
@@ -107,11 +112,17 @@ impl App {
                 }
                 self.submit_task_update(batch, task);
             }
-            Ok(_) => self.batch_done(batch, Err(format!("{}: unexpected reply", task.label))),
-            Err(e) => self.batch_done(
-                batch,
-                Err(format!("{}: the reply was not sent ({e})", task.label)),
-            ),
+            Ok(_) => {
+                self.work_ride_failed(&task.task_id);
+                self.batch_done(batch, Err(format!("{}: unexpected reply", task.label)))
+            }
+            Err(e) => {
+                self.work_ride_failed(&task.task_id);
+                self.batch_done(
+                    batch,
+                    Err(format!("{}: the reply was not sent ({e})", task.label)),
+                )
+            }
         }
     }
 
@@ -130,11 +141,16 @@ impl App {
                 if let Some(v) = version {
                     resource["meta"]["versionId"] = json!(v);
                 }
+                self.work_stored(&resource);
                 self.reply_to(PaneId::Tasks, PaneReply::TaskNow(resource.clone()));
                 self.batch_done(batch, Ok(label));
             }
-            Ok(_) => self.batch_done(batch, Err(format!("{label}: unexpected reply"))),
+            Ok(_) => {
+                self.work_ride_failed(&task_id);
+                self.batch_done(batch, Err(format!("{label}: unexpected reply")))
+            }
             Err(e) if e.status == Some(412) => {
+                self.work_ride_failed(&task_id);
                 // Someone changed it since it was read: read it again, say
                 // who, and change nothing.
                 self.submit(
@@ -142,7 +158,10 @@ impl App {
                     Origin::TaskReread { batch, label },
                 );
             }
-            Err(e) => self.batch_done(batch, Err(format!("{label}: {e} — not changed"))),
+            Err(e) => {
+                self.work_ride_failed(&task_id);
+                self.batch_done(batch, Err(format!("{label}: {e} — not changed")))
+            }
         }
     }
 

@@ -912,6 +912,7 @@ mod tests {
                 user: Some("Dr. Ama Mensah"),
                 role: self.role,
                 records: &self.records,
+                work: None,
                 focused: true,
             }
         }

@@ -150,6 +150,8 @@ pub struct View<'a> {
     pub role: Option<crate::roles::Role>,
     /// How this site's record numbers read.
     pub records: &'a crate::chart::RecordNumber,
+    /// Time on the open message's patient's messages (tasks pane).
+    pub work: Option<&'a tasks::WorkSummary>,
     pub focused: bool,
 }
 

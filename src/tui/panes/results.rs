@@ -676,6 +676,7 @@ mod tests {
             user: None,
             role: None,
             records: &crate::chart::RecordNumber::default(),
+            work: None,
             focused: true,
         };
         let mut pane = ResultsPane::default();

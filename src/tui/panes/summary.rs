@@ -585,6 +585,7 @@ mod tests {
             user: None,
             role: None,
             records: &crate::chart::RecordNumber::default(),
+            work: None,
             focused: true,
         };
         for _ in 0..10 {

@@ -23,6 +23,7 @@ use crate::chart::PatientRow;
 use crate::fhir::codes;
 use crate::fhir::model::Task;
 use crate::fhir::time;
+use crate::triage::time_count;
 use crate::tui::action::Action;
 use crate::tui::command::{Command, PaneReply, TaskChange, TaskReply};
 use crate::tui::panes::search::window_offset;
@@ -124,6 +125,132 @@ pub struct MessageView {
     scroll: u16,
 }
 
+/// Time on the open message's patient's messages over 7 days, as the app
+/// counts it: entries read from the patient's tasks, written and on their
+/// way, and what is counted now.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkSummary {
+    pub patient_id: String,
+    pub total_secs: u64,
+    /// The signed-in clinician's part.
+    pub mine_secs: u64,
+    /// The patient's tasks: `None` while reading, `Ok(more)` read
+    /// (`more`: the server had more than one page), or why not.
+    pub read: Option<Result<bool, String>>,
+}
+
+/// The roles whose time the online digital E/M codes bill.
+fn bills_time(role: Option<crate::roles::Role>) -> bool {
+    matches!(
+        role,
+        Some(crate::roles::Role::Attending | crate::roles::Role::Resident)
+    )
+}
+
+/// The task in the billing queue that records the time (made once per
+/// patient, window end and code: the client id).
+pub fn billing_task(
+    r: &QueueRow,
+    w: &WorkSummary,
+    view: &View,
+) -> Result<(Value, String, String), String> {
+    let minutes = time_count::minutes(w.total_secs);
+    let Some((code, label)) = time_count::cpt_for(minutes) else {
+        return Err(format!(
+            "Not recorded: {minutes} min over 7 days is not yet billable (5 min or more)"
+        ));
+    };
+    let end = view.now.with_timezone(&view.prefs.tz).format("%Y-%m-%d");
+    let description = format!("Bill CPT {code} ({label}): {minutes} min over 7 days to {end}");
+    let mut task = json!({
+        "resourceType": "Task",
+        "status": "requested",
+        "intent": "order",
+        "priority": "routine",
+        "code": {"coding": [{"system": codes::TASK_CATEGORY_SYSTEM, "code": "billing",
+            "display": "Billing"}]},
+        "description": description,
+        "for": {"reference": format!("Patient/{}", w.patient_id)},
+        "focus": {"reference": r.message.clone()
+            .unwrap_or_else(|| format!("Task/{}", r.task_id))},
+        "performerType": [{"coding": [{"system": codes::ROLE_SYSTEM, "code": "billing"}]}],
+        "authoredOn": view.now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        "input": [
+            {"type": {"text": "Minutes on the patient's messages over 7 days"},
+             "valueInteger": minutes},
+            {"type": {"text": "CPT"},
+             "valueCodeableConcept": {"coding": [{"system": CPT_SYSTEM, "code": code,
+                "display": label}]}}
+        ]
+    });
+    if let Some(me) = Me::of(view).as_reference() {
+        task["requester"] = me;
+    }
+    let client_id = format!("bill-{}-{end}-{code}", w.patient_id);
+    Ok((
+        task,
+        client_id,
+        format!("CPT {code}, {minutes} min, {}", r.patient_name),
+    ))
+}
+
+/// The CPT code system.
+const CPT_SYSTEM: &str = "http://www.ama-assn.org/go/cpt";
+
+/// "12 min (you 8 min) → CPT 99422 …" for the message view.
+fn work_line(w: &WorkSummary, view: &View) -> Line<'static> {
+    let t = view.theme;
+    let head = "Time on this patient's messages, last 7 days: ";
+    let minutes = time_count::minutes(w.total_secs);
+    let mine = time_count::minutes(w.mine_secs);
+    let amount = if minutes == 0 {
+        "0 min".to_string()
+    } else if mine == minutes {
+        format!("{minutes} min (all yours)")
+    } else {
+        format!("{minutes} min (you {mine} min)")
+    };
+    let read = match &w.read {
+        None => {
+            return Line::from(vec![
+                Span::raw(head),
+                Span::styled(
+                    format!("{minutes} min counted here; reading the earlier time…"),
+                    t.dim,
+                ),
+            ]);
+        }
+        Some(Err(e)) => {
+            return Line::from(vec![
+                Span::raw(head),
+                Span::styled(
+                    format!("{minutes} min counted here; the earlier time could not be read ({e})"),
+                    t.alert_critical,
+                ),
+            ]);
+        }
+        Some(Ok(more)) => *more,
+    };
+    let mut spans = vec![Span::raw(head), Span::raw(amount)];
+    match time_count::cpt_for(minutes) {
+        None => spans.push(Span::styled(" — not yet billable (5 min or more)", t.dim)),
+        Some((code, label)) if bills_time(view.role) => {
+            spans.push(Span::raw(" → "));
+            spans.push(Span::styled(format!("CPT {code} {label}"), t.header));
+            spans.push(Span::styled(" (b records it for billing)", t.dim));
+        }
+        Some((code, _)) => {
+            spans.push(Span::raw(" → "));
+            spans.push(Span::styled(format!("CPT {code}"), t.header));
+            spans.push(Span::styled(" (billed for physician time only)", t.dim));
+        }
+    }
+    if read {
+        spans.push(Span::styled(" · more tasks on the server", t.dim));
+    }
+    Line::from(spans)
+}
+
 #[derive(Default)]
 pub struct TasksPane {
     rows: Vec<QueueRow>,
@@ -141,6 +268,8 @@ pub struct TasksPane {
     viewing: Option<MessageView>,
     /// The tasks a picker is open for.
     picking: Vec<String>,
+    /// The message view whose time a billing question is open for.
+    billing_asked: Option<String>,
 }
 
 fn priority_rank(p: &str) -> u8 {
@@ -972,6 +1101,77 @@ impl TasksPane {
         vec![Command::Pick(spec)]
     }
 
+    /// The open message's time, ready to bill (a physician's, the
+    /// earlier time read, the patient's).
+    fn billable(&self, view: &View) -> Result<(Value, String, String), String> {
+        let Some(v) = &self.viewing else {
+            return Err("Open a patient's message (Enter) to record its time for billing".into());
+        };
+        if !bills_time(view.role) {
+            return Err(
+                "Not recorded: CPT 99421–99423 are billed for a physician's time \
+                 (attending or resident)"
+                    .into(),
+            );
+        }
+        let Some(r) = self.row(&v.task_id) else {
+            return Err("Not recorded: that task has left the queue".into());
+        };
+        let Some(w) = view
+            .work
+            .filter(|w| v.patient_id.as_deref() == Some(w.patient_id.as_str()))
+        else {
+            return Err("Not recorded: no time is counted for this patient".into());
+        };
+        match &w.read {
+            None => return Err("Not recorded yet: the earlier time is still being read".into()),
+            Some(Err(e)) => {
+                return Err(format!(
+                    "Not recorded: the earlier time could not be read ({e})"
+                ));
+            }
+            Some(Ok(_)) => {}
+        }
+        billing_task(r, w, view)
+    }
+
+    fn ask_billing(&mut self, view: &View) -> Vec<Command> {
+        match self.billable(view) {
+            Ok((task, _, _)) => {
+                self.billing_asked = self.viewing.as_ref().map(|v| v.task_id.clone());
+                let what = task["description"].as_str().unwrap_or("").to_string();
+                let who = self
+                    .viewing
+                    .as_ref()
+                    .and_then(|v| self.row(&v.task_id))
+                    .map(|r| r.patient.clone())
+                    .unwrap_or_default();
+                vec![Command::Confirm {
+                    question: format!("Record for billing: {what}, for {who}? y / n"),
+                    yes: Action::RecordBillingNow,
+                }]
+            }
+            Err(why) => vec![Command::Notify(why)],
+        }
+    }
+
+    fn record_billing(&mut self, view: &View) -> Vec<Command> {
+        let asked = self.billing_asked.take();
+        if asked.is_none() || asked != self.viewing.as_ref().map(|v| v.task_id.clone()) {
+            return vec![Command::Notify(
+                "Not recorded: the message view changed meanwhile".into(),
+            )];
+        }
+        match self.billable(view) {
+            Ok((task, client_id, label)) => vec![Command::RecordBilling {
+                task,
+                client_id,
+                label,
+            }],
+            Err(why) => vec![Command::Notify(why)],
+        }
+    }
+
     fn title(&self, view: &View) -> String {
         let me = Me::of(view).reference;
         let mut t = "5 Tasks".to_string();
@@ -1087,6 +1287,8 @@ impl Pane for TasksPane {
                 Vec::new()
             }
             Action::Refresh => vec![Command::LoadQueue],
+            Action::RecordBilling => self.ask_billing(view),
+            Action::RecordBillingNow => self.record_billing(view),
             Action::Sign => match self.selected_row().cloned() {
                 Some(r) if r.category == codes::TASK_COSIGN => {
                     // The answer co-signs this task, whatever the queue
@@ -1551,6 +1753,12 @@ fn message_lines(r: &QueueRow, v: &MessageView, view: &View) -> Vec<Line<'static
         )),
     ]));
     lines.push(Line::from(Span::styled(r.summary.clone(), t.dim)));
+    if let Some(w) = view
+        .work
+        .filter(|w| v.patient_id.as_deref() == Some(w.patient_id.as_str()))
+    {
+        lines.push(work_line(w, view));
+    }
     lines.push(Line::from(""));
     let messages = match &v.thread {
         None => {
