@@ -792,6 +792,8 @@ fn started(stdout: std::process::ChildStdout) -> (String, HashMap<String, String
             parts.next().unwrap().to_string(),
         );
     }
+    // Read on to the end: a closed pipe would stop the server at its next line.
+    std::thread::spawn(move || lines.for_each(drop));
     (base, tokens)
 }
 

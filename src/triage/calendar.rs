@@ -1,13 +1,13 @@
 //! Clinic hours and holidays, in the clinic's time zone; due times from
 //! SLAs in hours or business days.
 //!
-//! A business day ends at the clinic's closing time: "1 business day" from
-//! a message is the close of the next open day after the day the clock
-//! starts, and the clock starts at the message when the clinic is open,
-//! else at the next opening. So a message on Monday at 09:00 is due Tuesday
-//! at closing, one on Monday at 20:00 Wednesday at closing. Patients are
-//! told a day and "by 17:00", which is easier to keep and to say than
-//! "by 09:13".
+//! A business day ends at the clinic's closing time: "N business days"
+//! from a message is the close of the N-th open day that opens after the
+//! message. So a message on Monday at 09:00 is due Tuesday at closing, and
+//! one on Monday at 20:00 or Saturday at noon too; a message a minute
+//! before or after Friday's closing is due Monday at closing either way.
+//! Patients are told a day and "by 17:00", which is easier to keep and to
+//! say than "by 09:13".
 //!
 //! Every local time goes through the zone's rules (chrono-tz), so a day on
 //! which the clocks change is as long as it really is.
@@ -84,24 +84,33 @@ impl Calendar {
         at + left
     }
 
-    /// The close of the `days`-th open day after the day the clock starts
-    /// (see the module comment); 0 is the close of the day it starts.
+    /// The close of the `days`-th open day that opens after `t`: a message
+    /// in the morning or late on Friday evening is due, for one business
+    /// day, at the close of the next open day, and a minute either side of
+    /// closing time moves nothing. 0 is the close of the open day `t` is
+    /// in (or of the next one, while closed).
     pub fn add_business_days(&self, t: DateTime<Utc>, days: u32) -> DateTime<Utc> {
-        let Some(start) = self.next_opening(t) else {
-            return t + Duration::days(i64::from(days.max(1)));
-        };
-        let mut date = self.local_date(start);
+        let fallback = t + Duration::days(i64::from(days.max(1)));
+        if days == 0 {
+            return self
+                .next_opening(t)
+                .and_then(|start| self.open_on(self.local_date(start)))
+                .map_or(fallback, |(_, close)| close);
+        }
+        let mut date = self.local_date(t);
         let mut left = days;
         for _ in 0..SEARCH_DAYS {
-            if let Some((_, close)) = self.open_on(date) {
+            if let Some((open, close)) = self.open_on(date)
+                && open > t
+            {
+                left -= 1;
                 if left == 0 {
                     return close;
                 }
-                left -= 1;
             }
             date += Duration::days(1);
         }
-        t + Duration::days(i64::from(days.max(1)))
+        fallback
     }
 
     /// "Tue 1 Dec by 17:00", in the clinic's zone.
@@ -181,20 +190,29 @@ mod tests {
             c.add_business_days(t("2026-12-01T09:00:00-06:00"), 1),
             t("2026-12-02T17:00:00-06:00")
         );
-        // Friday evening: the clock starts Monday, due Tuesday.
+        // Friday evening, or a minute before closing: Monday's close.
         assert_eq!(
             c.add_business_days(t("2026-12-04T20:00:00-06:00"), 1),
-            t("2026-12-08T17:00:00-06:00")
+            t("2026-12-07T17:00:00-06:00")
+        );
+        assert_eq!(
+            c.add_business_days(t("2026-12-04T16:59:00-06:00"), 1),
+            t("2026-12-07T17:00:00-06:00")
+        );
+        // Early on Tuesday, before opening: Tuesday's close.
+        assert_eq!(
+            c.add_business_days(t("2026-12-01T06:30:00-06:00"), 1),
+            t("2026-12-01T17:00:00-06:00")
         );
         // Thursday 24 Dec + 1: Friday is Christmas, the weekend, so Monday.
         assert_eq!(
             c.add_business_days(t("2026-12-24T10:00:00-06:00"), 1),
             t("2026-12-28T17:00:00-06:00")
         );
-        // Saturday + 3: Monday starts, Thursday's close.
+        // Saturday + 3: Monday, Tuesday, Wednesday's close.
         assert_eq!(
             c.add_business_days(t("2026-12-05T10:00:00-06:00"), 3),
-            t("2026-12-10T17:00:00-06:00")
+            t("2026-12-09T17:00:00-06:00")
         );
     }
 
