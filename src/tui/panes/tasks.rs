@@ -848,14 +848,22 @@ impl TasksPane {
                 let targets = self.picked_rows();
                 let queue = pick.value;
                 self.viewing = None;
+                // Into a queue of my own (a review item into the nurse
+                // queue): I keep working it, so it stays mine; into
+                // another role's queue it waits there for whoever takes it.
+                let keep = view
+                    .role
+                    .is_some_and(|role| role.queues().contains(&queue.as_str()));
                 self.act(&format!("Routed to {queue}"), targets, view, |r, t, me| {
                     set_queue(t, &queue);
-                    add_note(
-                        t,
-                        me,
-                        now,
-                        &format!("Routed from the {} queue to the {queue} queue", r.queue),
-                    );
+                    let mut text =
+                        format!("Routed from the {} queue to the {queue} queue", r.queue);
+                    if keep && let Some(o) = me.as_reference() {
+                        t["owner"] = o;
+                        t["status"] = json!("in-progress");
+                        text.push_str(", kept by the one who routed it");
+                    }
+                    add_note(t, me, now, &text);
                 })
             }
             PickFor::Escalate => {
