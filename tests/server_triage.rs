@@ -458,3 +458,40 @@ async fn queue_stats_count_the_tasks_the_caller_may_see() {
     assert_eq!(s, StatusCode::BAD_REQUEST);
     p.srv.stop().await;
 }
+
+/// A message the server could not store as sent still says what it says:
+/// urgent words make the review item urgent, with the emergency reply, and
+/// after hours it goes to on-call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_message_that_says_chest_pain_is_urgent() {
+    for (open, queue) in [(true, "review"), (false, "oncall")] {
+        let p = portal_with(Some(rules(open))).await;
+        // Valid JSON (so the patient can be read and answered), but not a
+        // Communication the server can store: an unknown status.
+        let body = json!({
+            "resourceType": "Communication", "status": "sent",
+            "subject": {"reference": format!("Patient/{PATIENT}")},
+            "payload": [{"contentString": "crushing chest pain, the app crashed"}]
+        })
+        .to_string();
+        let (s, stored) = p
+            .post_raw(Role::Intake, "Communication", body.into_bytes())
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{stored}");
+        let id = id_of(&stored);
+        let task = p.task_of(&id).await.expect("routed");
+        assert_eq!(
+            (queue_of(&task), task["priority"].as_str()),
+            (queue, Some("urgent")),
+            "{task}"
+        );
+        let reply = p.reply_to(&id).await.expect("the patient is told at once");
+        assert!(
+            reply["payload"][0]["contentString"]
+                .as_str()
+                .is_some_and(|t| t.contains("call emergency services now")),
+            "{reply}"
+        );
+        p.srv.stop().await;
+    }
+}

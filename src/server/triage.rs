@@ -98,6 +98,14 @@ pub fn route_message(
             reason,
             patient: patient.map(str::to_string),
             reference: Some(reference.clone()),
+            // The bytes as received, kept as text: urgent words in them
+            // still make the item urgent.
+            text: message
+                .pointer("/payload/0/contentString")
+                .and_then(Value::as_str)
+                .map(|t| crate::fhir::sanitize::sanitize(t).into_owned())
+                .unwrap_or_default(),
+            claimed: None,
         },
         None => triage::read_message(message),
     };

@@ -4,7 +4,7 @@ use chrono::{DateTime, Datelike, Duration, NaiveDate, SecondsFormat, Utc};
 use serde_json::{Value, json};
 
 use super::intake::{Facts, Intake, Message};
-use super::rules::{Condition, RuleSet, Sla, is_known_queue};
+use super::rules::{Condition, RuleSet, Sla, is_known_queue, priority_rank};
 use super::{AUTO_REPLY_SYSTEM, RED_FLAGS, REVIEW_QUEUE, ROUTED_FROM_SYSTEM};
 use crate::fhir::codes::{ROLE_SYSTEM, TASK_CATEGORY_SYSTEM};
 use crate::fhir::fold::fold;
@@ -42,8 +42,64 @@ pub fn route(rules: &RuleSet, intake: &Intake, facts: &Facts, now: DateTime<Utc>
     let after_hours = !rules.calendar.is_open(now);
     match intake {
         Intake::Malformed {
-            reason, patient, ..
+            reason,
+            patient,
+            text,
+            claimed,
+            ..
         } => {
+            // What can be read may still say it cannot wait: the urgent
+            // rules that need no answers (words, the patient's own
+            // "urgent", anticoagulation, an infant's fever) are tried on it.
+            let readable = Message {
+                category: claimed.clone().unwrap_or_default(),
+                text: text.clone(),
+                patient: patient.clone().unwrap_or_default(),
+                ..Message::default()
+            };
+            let hay = haystack(&readable);
+            let urgent = rules
+                .rules
+                .iter()
+                .filter(|r| priority_rank(&r.priority) > priority_rank("routine"))
+                .find_map(|r| {
+                    matches(rules, &r.when, &readable, &hay, facts, now).map(|why| (r, why))
+                });
+            if let Some((rule, why)) = urgent {
+                let queue = match (&rule.after_hours_queue, after_hours) {
+                    (Some(q), true) => q.clone(),
+                    _ => REVIEW_QUEUE.to_string(),
+                };
+                let due = due(rules, &rule.sla, now);
+                let mut reasons = vec![format!(
+                    "does not fit the intake format: {}",
+                    one_line(reason)
+                )];
+                reasons.extend(why);
+                reasons.push(format!("urgent by rule {}", rule.name));
+                if after_hours && queue != REVIEW_QUEUE {
+                    reasons.push(format!("after hours: {}", queue_label(&queue)));
+                }
+                return Decision {
+                    queue,
+                    priority: rule.priority.clone(),
+                    due,
+                    category: REVIEW_QUEUE.to_string(),
+                    rule: format!("malformed, {}", rule.name),
+                    reasons,
+                    summary: shorten(&format!(
+                        "Unreadable, urgent ({}): {}",
+                        rule.name,
+                        one_line(reason)
+                    )),
+                    reply: rule
+                        .reply
+                        .as_ref()
+                        .filter(|_| patient.is_some())
+                        .map(|r| expand(rules, r, due)),
+                    after_hours,
+                };
+            }
             let m = &rules.malformed;
             let due = due(rules, &m.sla, now);
             Decision {

@@ -44,6 +44,11 @@ pub enum Intake {
         reason: String,
         patient: Option<String>,
         reference: Option<String>,
+        /// Whatever text could be read (free text and answers, sanitised):
+        /// an unreadable message that says "chest pain" is still urgent.
+        text: String,
+        /// The category the sender gave, if one could be read.
+        claimed: Option<String>,
     },
 }
 
@@ -76,7 +81,27 @@ pub fn read_message(communication: &Value) -> Intake {
         .map(|id| format!("Patient/{}", clean(id)));
     match read(c, reference.clone(), patient.clone()) {
         Ok(m) => Intake::Message(m),
-        Err(reason) => malformed(&reason, patient, reference),
+        Err(reason) => {
+            let mut text = Vec::new();
+            readable_text(communication, &mut text, 0);
+            let claimed = c
+                .get("category")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|k| k.get("coding").and_then(Value::as_array))
+                .flatten()
+                .filter_map(|k| k.get("code").and_then(Value::as_str))
+                .find(|code| TASK_CATEGORIES.contains(code))
+                .map(str::to_string);
+            Intake::Malformed {
+                reason: clean(&reason),
+                patient,
+                reference,
+                text: clean(&text.join("\n")),
+                claimed,
+            }
+        }
     }
 }
 
@@ -85,6 +110,28 @@ fn malformed(reason: &str, patient: Option<String>, reference: Option<String>) -
         reason: clean(reason),
         patient,
         reference,
+        text: String::new(),
+        claimed: None,
+    }
+}
+
+/// Every free-text string of a message that does not fit (payload text,
+/// answers given as text), at most 64 KB of it and 16 levels deep.
+fn readable_text<'a>(v: &'a Value, out: &mut Vec<&'a str>, depth: usize) {
+    if depth > 16 || out.iter().map(|s| s.len()).sum::<usize>() > 64 * 1024 {
+        return;
+    }
+    match v {
+        Value::Object(o) => {
+            for (k, x) in o {
+                match (k.as_str(), x) {
+                    ("contentString" | "valueString" | "text", Value::String(s)) => out.push(s),
+                    _ => readable_text(x, out, depth + 1),
+                }
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|x| readable_text(x, out, depth + 1)),
+        _ => {}
     }
 }
 
