@@ -205,3 +205,159 @@ async fn in_hours_a_refill_reaches_the_nurse_who_claims_and_completes_it() {
             .any(|r| r.task_id == row.task_id)
     );
 }
+
+async fn put_task(p: &Portal, task: &Value) {
+    let r = reqwest::Client::new()
+        .put(format!(
+            "{}/Task/{}",
+            p.server.base_url,
+            task["id"].as_str().unwrap_or("")
+        ))
+        .bearer_auth(token(p, Role::Attending))
+        .header("content-type", "application/fhir+json")
+        .body(task.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+}
+
+fn notice(h: &Headless) -> String {
+    h.app.notice().map(|n| n.text.clone()).unwrap_or_default()
+}
+
+/// Claiming a task someone else has asks first; no leaves it with them,
+/// yes takes it over and says whose it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn taking_over_a_task_asks_first() {
+    let p = portal(true).await;
+    let sent = patient_message(&p, &refill()).await;
+    let mut h = signed_in(&p, Role::Nurse, &settings(), None).await;
+    let row = row_of(&mut h, &sent).await;
+    let mut t = task(&p, &row.task_id).await;
+    t["owner"] = json!({"reference": "Practitioner/pr-attending", "display": "Dr. Amara Okafor"});
+    t["status"] = json!("in-progress");
+    put_task(&p, &t).await;
+    let row = row_of(&mut h, &sent).await;
+    assert!(row.owner.is_some());
+
+    select(&mut h, &row.task_id);
+    h.keys("c").unwrap();
+    let text = screen(&mut h, 120, 40);
+    assert!(
+        text.contains("Dr. Amara Okafor has") && text.contains("Take over? y / n"),
+        "{text}"
+    );
+    h.keys("n").unwrap();
+    h.settle().await;
+    let kept = task(&p, &row.task_id).await;
+    assert_eq!(
+        kept["owner"]["reference"], "Practitioner/pr-attending",
+        "no leaves it: {kept}"
+    );
+
+    select(&mut h, &row.task_id);
+    h.keys("cy").unwrap();
+    h.settle().await;
+    let taken = task(&p, &row.task_id).await;
+    assert_ne!(
+        taken["owner"]["reference"], "Practitioner/pr-attending",
+        "{taken}"
+    );
+    let last = taken["note"]
+        .as_array()
+        .and_then(|n| n.last())
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        last["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("was with Dr. Amara Okafor")),
+        "{last}"
+    );
+}
+
+/// A reply whose task changed meanwhile: the patient has the reply, the
+/// task is not overwritten, and the message says both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_sent_while_the_task_changed_says_it_was_sent() {
+    let p = portal(true).await;
+    let sent = patient_message(&p, &refill()).await;
+    let mut h = signed_in(&p, Role::Nurse, &settings(), None).await;
+    let row = row_of(&mut h, &sent).await;
+    let mut t = task(&p, &row.task_id).await;
+    t["priority"] = json!("urgent");
+    put_task(&p, &t).await;
+
+    select(&mut h, &row.task_id);
+    h.keys("a<enter>").unwrap();
+    h.settle().await;
+    let said = notice(&h);
+    assert!(
+        said.contains("the reply was sent") && said.contains("not changed"),
+        "{said}"
+    );
+    let now = task(&p, &row.task_id).await;
+    assert_eq!(now["priority"], "urgent", "the other change is kept");
+    let replies: Value = reqwest::Client::new()
+        .get(format!(
+            "{}/Communication?patient=Patient/{PATIENT}&_count=200",
+            p.server.base_url
+        ))
+        .bearer_auth(token(&p, Role::Attending))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let to_message = replies["entry"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| {
+            e["resource"]["inResponseTo"][0]["reference"]
+                == format!("Communication/{}", sent["id"].as_str().unwrap_or("")).as_str()
+                && e["resource"]["identifier"]
+                    .as_array()
+                    .is_some_and(|ids| ids.iter().any(|i| i["system"] == "urn:chartty:client-id"))
+        })
+        .count();
+    assert_eq!(to_message, 1, "the nurse's reply is with the patient once");
+}
+
+/// With a filter on, only the marked tasks on screen are acted on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_marked_task_hidden_by_a_filter_is_not_completed() {
+    let p = portal(true).await;
+    let first = patient_message(&p, &refill()).await;
+    let second = patient_message(&p, &chest_pain()).await;
+    let mut h = signed_in(&p, Role::Nurse, &settings(), None).await;
+    let a = row_of(&mut h, &first).await;
+    let b = row_of(&mut h, &second).await;
+    for id in [&a.task_id, &b.task_id] {
+        select(&mut h, id);
+        h.keys(" ").unwrap();
+    }
+    // Only refills on screen.
+    h.keys("f").unwrap();
+    let refill_row = h.app.popup().is_some();
+    assert!(refill_row, "the category picker is open");
+    h.keys("refill<enter>").unwrap();
+    assert!(
+        h.app
+            .panes
+            .tasks
+            .shown()
+            .iter()
+            .all(|r| r.category == "refill")
+    );
+    h.keys("d<enter>").unwrap();
+    h.settle().await;
+    assert_eq!(task(&p, &a.task_id).await["status"], "completed");
+    assert_ne!(
+        task(&p, &b.task_id).await["status"],
+        "completed",
+        "hidden by the filter"
+    );
+}

@@ -70,6 +70,7 @@ actions! {
     ExpandPhrase => "expand_phrase", "Expand the .phrase before the cursor";
     RefreshData => "refresh_data", "Pull the chart's data into the note again";
     Sign => "sign", "Sign the note (asks first); co-sign the selected co-signature task";
+    TakeOver => "take_over", "Take over a task someone else has (what yes to claim runs)";
     SignNow => "sign_now", "Sign without asking again (what yes to sign runs)";
     OpenChart => "open_chart", "Open the chart of the selected task's patient";
     Mark => "mark", "Mark or unmark the selected task (actions then apply to every marked task)";

@@ -97,6 +97,9 @@ impl App {
     ) {
         match result {
             Ok(ApiReply::Written { resource, .. }) => {
+                // From here the patient has the reply, whatever becomes of
+                // the task's update: every message about it says so.
+                task.label = format!("{} (the reply was sent)", task.label);
                 let id = resource.get("id").and_then(Value::as_str).unwrap_or("");
                 let output = json!({
                     "type": {"text": "Reply to the patient"},

@@ -256,6 +256,8 @@ pub struct TasksPane {
     rows: Vec<QueueRow>,
     /// The co-signature task a question is open for.
     confirming: Option<String>,
+    /// Tasks someone else has that a claim asked to take over.
+    taking_over: Vec<String>,
     pub state: QueueState,
     /// Index into the rows shown (after the filters).
     selected: usize,
@@ -703,9 +705,11 @@ impl TasksPane {
             return self.row(&v.task_id).cloned().into_iter().collect();
         }
         if !self.marked.is_empty() {
+            // Only what is on screen: a task marked before a filter hid it
+            // is not acted on unseen.
             return self
-                .rows
-                .iter()
+                .shown()
+                .into_iter()
                 .filter(|r| self.marked.contains(&r.task_id))
                 .cloned()
                 .collect();
@@ -787,6 +791,26 @@ impl TasksPane {
                 _ => vec![Command::Notify("You already have that task".into())],
             };
         }
+        let held: Vec<&QueueRow> = targets.iter().filter(|r| r.owner.is_some()).collect();
+        if let Some(first) = held.first() {
+            // Someone is working it: taking it over is asked, never done
+            // on one key.
+            self.taking_over = targets.iter().map(|r| r.task_id.clone()).collect();
+            let who = if held.len() == 1 {
+                format!("{} has {}", first.owner_label(None), first.patient_name)
+            } else {
+                format!("{} of these tasks are with someone else", held.len())
+            };
+            return vec![Command::Confirm {
+                question: format!("{who}. Take over? y / n"),
+                yes: Action::TakeOver,
+            }];
+        }
+        self.claim_rows(targets, view)
+    }
+
+    /// Claim these rows (asked first where someone else had them).
+    fn claim_rows(&mut self, targets: Vec<QueueRow>, view: &View) -> Vec<Command> {
         let now = view.now;
         self.act("Claimed", targets, view, |r, t, me| {
             if let Some(o) = me.as_reference() {
@@ -1284,6 +1308,17 @@ impl Pane for TasksPane {
                 Vec::new()
             }
             Action::Claim => self.claim(view),
+            Action::TakeOver => {
+                let ids = std::mem::take(&mut self.taking_over);
+                let rows: Vec<QueueRow> =
+                    ids.iter().filter_map(|id| self.row(id).cloned()).collect();
+                if rows.is_empty() {
+                    return vec![Command::Notify(
+                        "Not claimed: those tasks have left the queue meanwhile".into(),
+                    )];
+                }
+                self.claim_rows(rows, view)
+            }
             Action::Route | Action::Escalate | Action::Complete | Action::Defer | Action::Reply => {
                 self.picker(action, view)
             }
