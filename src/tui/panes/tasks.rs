@@ -1477,13 +1477,18 @@ impl Pane for TasksPane {
         // it) and shorten the owner, so the patient's name, birth date and
         // full record number keep their room.
         let narrow = inner.width < 100;
+        // The category column only where the summary keeps room for a
+        // sentence: the summary starts with it ("Refill: …") anyway.
+        let with_category = inner.width >= 140;
         let shown = self.visible();
         // The patient's column takes what its longest entry needs (name,
         // birth date, record number), leaving the summary some room.
         let fixed: u16 = if narrow {
             1 + 4 + 11 + 6 + 5
-        } else {
+        } else if with_category {
             1 + 7 + 12 + 11 + 14 + 10 + 7
+        } else {
+            1 + 7 + 12 + 11 + 14 + 6
         };
         let need = shown
             .iter()
@@ -1508,9 +1513,11 @@ impl Pane for TasksPane {
                 Constraint::Length(11),
                 Constraint::Length(14),
                 Constraint::Length(patient_w),
-                Constraint::Length(10),
-                Constraint::Fill(1),
             ]
+            .into_iter()
+            .chain(with_category.then_some(Constraint::Length(10)))
+            .chain([Constraint::Fill(1)])
+            .collect()
         };
         let cols = table_column_widths(inner.width, 0, &widths);
         let col = |i: usize| cols.get(i).copied().unwrap_or(0);
@@ -1559,15 +1566,15 @@ impl Pane for TasksPane {
                 }
                 cells.push(Line::from(owner));
                 cells.push(patient_cell(r, col(patient_col), theme.dim));
-                if !narrow {
+                if !narrow && with_category {
                     cells.push(Line::from(fit(&r.category, col(6))));
                 }
                 cells.push(Line::from(fit(&r.summary, col(cols.len() - 1))));
                 Row::new(cells)
             })
             .collect();
-        let header: &[&str] = if narrow {
-            &[
+        let header: Vec<&str> = if narrow {
+            vec![
                 "",
                 "Pri",
                 "Due",
@@ -1576,19 +1583,21 @@ impl Pane for TasksPane {
                 "Summary",
             ]
         } else {
-            &[
+            [
                 "",
                 "Pri",
                 "Due",
                 "Status",
                 "Who has it",
                 "Patient · born · record",
-                "Category",
-                "Summary",
             ]
+            .into_iter()
+            .chain(with_category.then_some("Category"))
+            .chain(["Summary"])
+            .collect()
         };
         let table = Table::new(rows, widths)
-            .header(Row::new(header.to_vec()).style(theme.header))
+            .header(Row::new(header).style(theme.header))
             .row_highlight_style(theme.selection);
         let mut state =
             TableState::default().with_selected(Some(self.selected.saturating_sub(self.offset)));
