@@ -121,7 +121,7 @@ fn message(case: &Case) -> Result<Value, String> {
         "id": "m1",
         "status": "in-progress",
         "sender": {"reference": "Patient/p1", "display": "Pat Example"},
-        "recipient": [{"reference": "Organization/clinic", "display": "Riverside Family Clinic"}],
+        "recipient": [{"reference": "Organization/clinic", "display": "Riverside Family Practice"}],
         "sent": case.now,
     });
     if !codes.is_empty() {

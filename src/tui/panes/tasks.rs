@@ -1495,7 +1495,12 @@ impl Pane for TasksPane {
             .map(|&i| patient_width(&self.rows[i]))
             .max()
             .unwrap_or(24) as u16;
-        let patient_w = need.min(inner.width.saturating_sub(fixed + 14)).max(20);
+        // The summary keeps room for a few words; a long name is cut
+        // before the birth date and record number are.
+        let summary_min = if narrow { 14 } else { 24 };
+        let patient_w = need
+            .min(inner.width.saturating_sub(fixed + summary_min))
+            .max(20);
         let widths: Vec<Constraint> = if narrow {
             vec![
                 Constraint::Length(1),
