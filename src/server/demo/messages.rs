@@ -373,12 +373,12 @@ fn compose(chart: &Chart, rng: &mut Rng) -> Message {
             }
         }
         ("clinical", _) => {
-            let (text, what) = symptom(chart, rng, who);
-            let since = rng.pick(&["yesterday", "3 days", "a week", "this morning"]);
-            let severity = rng.range(2, 8);
+            let (text, what, since) = symptom(chart, rng, who);
+            // Most say 2 to 6; the rules make 8 or more urgent.
+            let severity = rng.range(2, 6);
             Message {
                 category: "clinical",
-                answers: Some(symptom_answers(&what, since, severity, &[])),
+                answers: Some(symptom_answers(&what, &since, severity, &[])),
                 text,
             }
         }
@@ -427,7 +427,9 @@ fn compose(chart: &Chart, rng: &mut Rng) -> Message {
     }
 }
 
-fn symptom(chart: &Chart, rng: &mut Rng, who: &str) -> (String, String) {
+/// A symptom message: the text, what the patient answers for "what" and
+/// "since when" (the same story told twice, as patients do).
+fn symptom(chart: &Chart, rng: &mut Rng, who: &str) -> (String, String, String) {
     if who != "I" {
         return (
             format!(
@@ -436,41 +438,46 @@ fn symptom(chart: &Chart, rng: &mut Rng, who: &str) -> (String, String) {
                 rng.range(2, 9)
             ),
             "Child with fever, eating less".to_string(),
+            "yesterday".to_string(),
         );
     }
-    let mut options: Vec<(String, String)> = vec![(
-        format!(
-            "I've had a cough and a low fever for {} days.",
-            rng.range(2, 6)
-        ),
-        "Cough and low fever".to_string(),
+    let days = rng.range(2, 6);
+    let mut options: Vec<(String, &str, String)> = vec![(
+        format!("I've had a cough and a low fever for {days} days."),
+        "Cough and low fever",
+        format!("{days} days"),
     )];
     if chart.has(Problem::Diabetes) {
         options.push((
             "My morning sugars have been 250 to 300 all week.".to_string(),
-            "Fasting glucose 250-300 for a week".to_string(),
+            "Fasting glucose 250-300 for a week",
+            "a week".to_string(),
         ));
     }
     if chart.has(Problem::Hypertension) {
         options.push((
             "I've been getting headaches and my home blood pressure was 168/96 today.".to_string(),
-            "Headaches, home BP 168/96".to_string(),
+            "Headaches, home BP 168/96",
+            "a few days".to_string(),
         ));
     }
     if chart.has(Problem::AtrialFibrillation) {
         options.push((
             "I've noticed some bruising on my arms since my last INR check.".to_string(),
-            "New bruising on warfarin".to_string(),
+            "New bruising on warfarin",
+            "my last INR check".to_string(),
         ));
     }
     if chart.female() && chart.age >= 16 {
         options.push((
             "It burns again when I pee, like last time.".to_string(),
-            "Dysuria, possible recurrent UTI".to_string(),
+            "Dysuria, possible recurrent UTI",
+            "yesterday".to_string(),
         ));
     }
     let k = rng.below(options.len());
-    options.swap_remove(k)
+    let (text, what, since) = options.swap_remove(k);
+    (text, what.to_string(), since)
 }
 
 fn capitalise(s: &str) -> String {
