@@ -71,25 +71,7 @@ fn nurse_rows(h: &Headless) -> Vec<chartty::tui::panes::tasks::QueueRow> {
         .collect()
 }
 
-/// Put the selection on a task (by id).
-fn select(h: &mut Headless, id: &str) {
-    h.keys("<home>").unwrap();
-    let pos = h
-        .app
-        .panes
-        .tasks
-        .shown()
-        .iter()
-        .position(|r| r.task_id == id)
-        .unwrap_or_else(|| panic!("{id} is listed"));
-    for _ in 0..pos {
-        h.keys("j").unwrap();
-    }
-    assert_eq!(
-        h.app.panes.tasks.selected_row().map(|r| r.task_id.as_str()),
-        Some(id)
-    );
-}
+use common::select_task as select;
 
 fn notes_of(task: &Value) -> Vec<String> {
     task["note"]

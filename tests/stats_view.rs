@@ -11,15 +11,7 @@ use chartty::tui::popups::stats::Figures;
 use common::*;
 
 async fn server_figures(p: &Portal, role: Role) -> QueueStats {
-    let v: serde_json::Value = reqwest::Client::new()
-        .get(format!("{}/Task/$queue-stats?period=7d", p.server.base_url))
-        .bearer_auth(token(p, role))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v = get_as(p, role, "Task/$queue-stats?period=7d").await;
     QueueStats::from_parameters(&v).unwrap()
 }
 
@@ -43,15 +35,7 @@ async fn a_message_now(p: &Portal) {
         "subject": {"reference": "Patient/p-hostile"}, "sender": {"reference": "Patient/p-hostile"},
         "payload": [{"contentString": "Can I come on Thursday instead?"}]
     });
-    let r = reqwest::Client::new()
-        .post(format!("{}/Communication", p.server.base_url))
-        .bearer_auth(token(p, Role::Intake))
-        .header("content-type", "application/fhir+json")
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 201);
+    patient_message(p, &body).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

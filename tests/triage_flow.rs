@@ -83,31 +83,10 @@ async fn row_of(h: &mut Headless, message: &Value) -> chartty::tui::panes::tasks
         .unwrap_or_else(|| panic!("{focus} is in the queue: {}", screen(h, 120, 40)))
 }
 
-fn select(h: &mut Headless, task_id: &str) {
-    h.keys("<home>").unwrap();
-    let pos = h
-        .app
-        .panes
-        .tasks
-        .shown()
-        .iter()
-        .position(|r| r.task_id == task_id)
-        .unwrap_or_else(|| panic!("{task_id} is listed"));
-    for _ in 0..pos {
-        h.keys("j").unwrap();
-    }
-}
+use common::select_task as select;
 
 async fn task(p: &Portal, id: &str) -> Value {
-    reqwest::Client::new()
-        .get(format!("{}/Task/{id}", p.server.base_url))
-        .bearer_auth(token(p, Role::Attending))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    get_as(p, Role::Attending, &format!("Task/{id}")).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -299,18 +278,12 @@ async fn a_reply_sent_while_the_task_changed_says_it_was_sent() {
     );
     let now = task(&p, &row.task_id).await;
     assert_eq!(now["priority"], "urgent", "the other change is kept");
-    let replies: Value = reqwest::Client::new()
-        .get(format!(
-            "{}/Communication?patient=Patient/{PATIENT}&_count=200",
-            p.server.base_url
-        ))
-        .bearer_auth(token(&p, Role::Attending))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let replies = get_as(
+        &p,
+        Role::Attending,
+        &format!("Communication?patient=Patient/{PATIENT}&_count=200"),
+    )
+    .await;
     let to_message = replies["entry"]
         .as_array()
         .into_iter()

@@ -438,11 +438,11 @@ impl ApiClient {
                     .map(ApiReply::Resource)
             }
             ApiRequest::Thread { patient_id } => {
-                let pid: String =
-                    url::form_urlencoded::byte_serialize(patient_id.as_bytes()).collect();
                 let bundle = self
-                    .get_json(&self.url(&format!(
-                        "Communication?subject=Patient/{pid}&_count={THREAD_COUNT}"
+                    .get_json(&self.url(&of_patient(
+                        "Communication?subject",
+                        &patient_id,
+                        THREAD_COUNT,
                     )))
                     .await?;
                 Ok(thread_reply(&bundle))
@@ -452,11 +452,11 @@ impl ApiClient {
                 .await
                 .map(|s| ApiReply::QueueStats(Box::new(s))),
             ApiRequest::PatientTasks { patient_id } => {
-                let pid: String =
-                    url::form_urlencoded::byte_serialize(patient_id.as_bytes()).collect();
                 let bundle = self
-                    .get_json(&self.url(&format!(
-                        "Task?patient=Patient/{pid}&_count={PATIENT_TASKS_COUNT}"
+                    .get_json(&self.url(&of_patient(
+                        "Task?patient",
+                        &patient_id,
+                        PATIENT_TASKS_COUNT,
                     )))
                     .await?;
                 Ok(resources_reply(&bundle, "Task"))
@@ -645,6 +645,12 @@ const THREAD_COUNT: u32 = 100;
 const PATIENT_TASKS_COUNT: u32 = 200;
 
 /// The open tasks of every queue the role works (own queue first).
+/// `<type>?<param>=Patient/<id>&_count=<count>`, the id encoded.
+fn of_patient(type_and_param: &str, patient_id: &str, count: u32) -> String {
+    let pid: String = url::form_urlencoded::byte_serialize(patient_id.as_bytes()).collect();
+    format!("{type_and_param}=Patient/{pid}&_count={count}")
+}
+
 fn queue_query(role: Role, count: u32) -> String {
     let queues: Vec<String> = role
         .queues()

@@ -12,7 +12,7 @@ use serde_json::Value;
 use crate::api::ApiClient;
 use crate::api::router::Created;
 use crate::config::Settings;
-use crate::triage::stats::QueueStats;
+use crate::triage::stats::{QueueStats, minutes_text};
 use crate::triage::{self, RuleSet};
 
 /// A client for `settings`: its token, else the kept sign-in.
@@ -214,15 +214,6 @@ pub async fn stats(settings: &Settings, period: Option<&str>) -> anyhow::Result<
     Ok(stats_table(&figures))
 }
 
-fn minutes(m: Option<f64>) -> String {
-    match m {
-        None => "–".into(),
-        Some(m) if m < 90.0 => format!("{m:.0} m"),
-        Some(m) if m < 48.0 * 60.0 => format!("{:.1} h", m / 60.0),
-        Some(m) => format!("{:.1} d", m / 1440.0),
-    }
-}
-
 /// The figures for a terminal: one row per queue, a bar of its volume.
 pub fn stats_table(s: &QueueStats) -> String {
     let mut out = String::new();
@@ -257,10 +248,10 @@ pub fn stats_table(s: &QueueStats) -> String {
             q.queue,
             q.volume,
             q.open,
-            minutes(q.first_action_median_min),
-            minutes(q.first_action_p90_min),
-            minutes(q.resolution_median_min),
-            minutes(q.resolution_p90_min),
+            minutes_text(q.first_action_median_min),
+            minutes_text(q.first_action_p90_min),
+            minutes_text(q.resolution_median_min),
+            minutes_text(q.resolution_p90_min),
             q.breaches
         ));
     }

@@ -150,11 +150,7 @@ impl Calendar {
 mod tests {
     use super::*;
 
-    fn t(s: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(s)
-            .map(|d| d.with_timezone(&Utc))
-            .expect("test time")
-    }
+    use crate::triage::test_time as t;
 
     fn chicago() -> Calendar {
         let nine_five = Some((

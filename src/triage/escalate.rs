@@ -164,11 +164,7 @@ pub fn apply(task: &Value, e: &Escalation, by: &str, now: DateTime<Utc>) -> Valu
 mod tests {
     use super::*;
 
-    fn t(s: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(s)
-            .map(|d| d.with_timezone(&Utc))
-            .expect("test time")
-    }
+    use crate::triage::test_time as t;
 
     fn task(queue: &str, priority: &str, due: &str) -> Value {
         json!({

@@ -57,3 +57,11 @@ pub const RED_FLAGS: &[(&str, &str)] = &[
     ("suicidal-thoughts", "suicidal thoughts"),
     ("severe-bleeding", "severe bleeding"),
 ];
+
+/// An RFC 3339 instant, for the tests of this module's parts.
+#[cfg(test)]
+pub(crate) fn test_time(s: &str) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|d| d.with_timezone(&chrono::Utc))
+        .expect("test time")
+}

@@ -251,6 +251,16 @@ const DECIMALS: [&str; 4] = [
     "resolutionP90",
 ];
 
+/// Minutes as a person reads them: "42 m", "5.2 h", "2.1 d", "–" for none.
+pub fn minutes_text(m: Option<f64>) -> String {
+    match m {
+        None => "–".into(),
+        Some(m) if m < 90.0 => format!("{m:.0} m"),
+        Some(m) if m < 48.0 * 60.0 => format!("{:.1} h", m / 60.0),
+        Some(m) => format!("{:.1} d", m / 1440.0),
+    }
+}
+
 impl QueueStats {
     /// As a FHIR `Parameters` resource (documented in docs/triage.md).
     pub fn to_parameters(&self) -> Value {
@@ -369,11 +379,7 @@ impl QueueStats {
 mod tests {
     use super::*;
 
-    fn t(s: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(s)
-            .map(|d| d.with_timezone(&Utc))
-            .expect("test time")
-    }
+    use crate::triage::test_time as t;
 
     /// A version of task `id` at `minute` minutes past 09:00 on 1 Dec.
     fn v(id: &str, n: u32, minute: i64, status: &str, queue: &str, author: &str) -> Value {

@@ -630,6 +630,39 @@ pub async fn patient_message(p: &Portal, body: &Value) -> Value {
     r.json().await.unwrap()
 }
 
+/// Put the queue's selection on a task (by id), as `j` presses would.
+pub fn select_task(h: &mut Headless, id: &str) {
+    h.keys("<home>").unwrap();
+    let pos = h
+        .app
+        .panes
+        .tasks
+        .shown()
+        .iter()
+        .position(|r| r.task_id == id)
+        .unwrap_or_else(|| panic!("{id} is listed"));
+    for _ in 0..pos {
+        h.keys("j").unwrap();
+    }
+    assert_eq!(
+        h.app.panes.tasks.selected_row().map(|r| r.task_id.as_str()),
+        Some(id)
+    );
+}
+
+/// GET a path of the portal as the demo user of `role`: the JSON answer.
+pub async fn get_as(p: &Portal, role: chartty::roles::Role, path: &str) -> Value {
+    reqwest::Client::new()
+        .get(format!("{}/{path}", p.server.base_url))
+        .bearer_auth(token(p, role))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 /// A portal server with open access (no users) holding the messy clinic.
 pub struct Clinic {
     pub server: RunningServer,

@@ -126,22 +126,7 @@ impl App {
 
     /// Turn what is due (for `task`, or all) into entries and send them.
     fn work_flush(&mut self, task: Option<&str>) {
-        let who = self.notes.practitioner.clone();
-        let at = self.clock.now;
-        for (patient_id, task_id, seconds) in self.work.active.take_due(task) {
-            self.work.unsent.push(Unsent {
-                entry: WorkEntry {
-                    id: entry_id(),
-                    who: who.clone(),
-                    seconds,
-                    at,
-                },
-                patient_id,
-                task_id,
-                sending: false,
-                tries: 0,
-            });
-        }
+        self.work_take_due(task);
         self.work_send();
     }
 
@@ -202,26 +187,32 @@ impl App {
         );
     }
 
+    /// Time counted enough to keep (on `task`, or on any) becomes entries
+    /// waiting to be written, each with the id its retries reuse.
+    fn work_take_due(&mut self, task: Option<&str>) {
+        let who = self.notes.practitioner.clone();
+        let at = self.clock.now;
+        for (patient_id, task_id, seconds) in self.work.active.take_due(task) {
+            self.work.unsent.push(Unsent {
+                entry: WorkEntry {
+                    id: entry_id(),
+                    who: who.clone(),
+                    seconds,
+                    at,
+                },
+                patient_id,
+                task_id,
+                sending: false,
+                tries: 0,
+            });
+        }
+    }
+
     /// An action on tasks: what is counted on them rides with the change
     /// (one write, one version), and is confirmed when it is stored.
     pub(super) fn work_ride(&mut self, changes: &mut [TaskChange]) {
         for c in changes.iter_mut() {
-            let who = self.notes.practitioner.clone();
-            let at = self.clock.now;
-            for (patient_id, task_id, seconds) in self.work.active.take_due(Some(&c.task_id)) {
-                self.work.unsent.push(Unsent {
-                    entry: WorkEntry {
-                        id: entry_id(),
-                        who: who.clone(),
-                        seconds,
-                        at,
-                    },
-                    patient_id,
-                    task_id,
-                    sending: false,
-                    tries: 0,
-                });
-            }
+            self.work_take_due(Some(&c.task_id));
             for u in self
                 .work
                 .unsent

@@ -9,7 +9,7 @@ use ratatui::widgets::{Block, Borders, Clear, Paragraph};
 
 use super::{Layer, LayerView, PopupOutcome, centered};
 use crate::fhir::sanitize::sanitize;
-use crate::triage::stats::QueueStats;
+use crate::triage::stats::{QueueStats, minutes_text};
 use crate::tui::action::Action;
 use crate::tui::keymap::Context;
 
@@ -69,8 +69,8 @@ impl StatsView {
                 truncate(&sanitize(&q.queue), 10),
                 q.volume,
                 q.open,
-                minutes(q.first_action_median_min),
-                minutes(q.resolution_median_min),
+                minutes_text(q.first_action_median_min),
+                minutes_text(q.resolution_median_min),
                 q.breaches
             ));
         }
@@ -85,15 +85,6 @@ impl StatsView {
 
 fn truncate(s: &str, n: usize) -> String {
     s.chars().take(n).collect()
-}
-
-fn minutes(m: Option<f64>) -> String {
-    match m {
-        None => "–".into(),
-        Some(m) if m < 90.0 => format!("{m:.0} m"),
-        Some(m) if m < 48.0 * 60.0 => format!("{:.1} h", m / 60.0),
-        Some(m) => format!("{:.1} d", m / 1440.0),
-    }
 }
 
 impl Layer for StatsView {
