@@ -137,15 +137,8 @@ impl App {
         result: Result<ApiReply, ApiError>,
     ) {
         match result {
-            Ok(ApiReply::Written {
-                mut resource,
-                version,
-            }) => {
-                if let Some(v) = version {
-                    resource["meta"]["versionId"] = json!(v);
-                }
-                self.work_stored(&resource);
-                self.reply_to(PaneId::Tasks, PaneReply::TaskNow(resource.clone()));
+            Ok(ApiReply::Written { resource, version }) => {
+                self.task_stored(resource, version);
                 self.batch_done(batch, Ok(label));
             }
             Ok(_) => {
@@ -166,6 +159,16 @@ impl App {
                 self.batch_done(batch, Err(format!("{label}: {e} — not changed")))
             }
         }
+    }
+
+    /// A task as the server now holds it: its row, and the time entries it
+    /// confirms.
+    pub(super) fn task_stored(&mut self, mut resource: Value, version: Option<String>) {
+        if let Some(v) = version {
+            resource["meta"]["versionId"] = json!(v);
+        }
+        self.work_stored(&resource);
+        self.reply_to(PaneId::Tasks, PaneReply::TaskNow(resource));
     }
 
     pub(super) fn task_reread(

@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::{App, Origin};
 use crate::api::{ApiError, ApiReply, ApiRequest, Write};
@@ -294,37 +294,33 @@ impl App {
 
     pub(super) fn work_written(&mut self, task_id: String, result: Result<ApiReply, ApiError>) {
         match result {
-            Ok(ApiReply::Written {
-                mut resource,
-                version,
-            }) => {
-                if let Some(v) = version {
-                    resource["meta"]["versionId"] = json!(v);
-                }
-                self.work_stored(&resource);
-                self.reply_to(PaneId::Tasks, PaneReply::TaskNow(resource));
-            }
+            Ok(ApiReply::Written { resource, version }) => self.task_stored(resource, version),
             Err(e) if e.status == Some(412) => {
-                for u in self.work.unsent.iter_mut().filter(|u| u.task_id == task_id) {
-                    u.sending = false;
-                }
+                self.work_unsending(&task_id);
                 self.work_retry(&task_id);
             }
-            other => {
-                for u in self.work.unsent.iter_mut().filter(|u| u.task_id == task_id) {
-                    u.sending = false;
-                }
-                let why = match other {
-                    Err(e) => e.to_string(),
-                    _ => "unexpected reply".into(),
-                };
-                self.warn(format!(
-                    "Time on the patient's messages was not saved ({why}); \
-                     it is kept here and tried again"
-                ));
-            }
+            other => self.work_not_saved(&task_id, "", other),
         }
         self.work_refresh_summary();
+    }
+
+    fn work_unsending(&mut self, task_id: &str) {
+        for u in self.work.unsent.iter_mut().filter(|u| u.task_id == task_id) {
+            u.sending = false;
+        }
+    }
+
+    /// The entries stay here for the next try; the clinician is told.
+    fn work_not_saved(&mut self, task_id: &str, step: &str, outcome: Result<ApiReply, ApiError>) {
+        self.work_unsending(task_id);
+        let why = match outcome {
+            Err(e) => e.to_string(),
+            _ => "unexpected reply".into(),
+        };
+        self.warn(format!(
+            "Time on the patient's messages was not saved ({step}{why}); \
+             it is kept here and tried again"
+        ));
     }
 
     pub(super) fn work_reread(&mut self, task_id: String, result: Result<ApiReply, ApiError>) {
@@ -340,26 +336,10 @@ impl App {
                 let left = self.work.unsent.iter().any(|u| u.task_id == task_id);
                 match version {
                     Some(v) if left => self.work_write(&task_id, task, v),
-                    _ => {
-                        for u in self.work.unsent.iter_mut().filter(|u| u.task_id == task_id) {
-                            u.sending = false;
-                        }
-                    }
+                    _ => self.work_unsending(&task_id),
                 }
             }
-            other => {
-                for u in self.work.unsent.iter_mut().filter(|u| u.task_id == task_id) {
-                    u.sending = false;
-                }
-                let why = match other {
-                    Err(e) => e.to_string(),
-                    _ => "unexpected reply".into(),
-                };
-                self.warn(format!(
-                    "Time on the patient's messages was not saved (the task could not be read: \
-                     {why}); it is kept here and tried again"
-                ));
-            }
+            other => self.work_not_saved(&task_id, "the task could not be read: ", other),
         }
         self.work_refresh_summary();
     }
