@@ -68,15 +68,24 @@ fn read_version(v: &Value) -> Option<(&str, Version<'_>)> {
         .and_then(|m| m.get("versionId"))
         .and_then(Value::as_str)
         .unwrap_or("");
-    let at = meta
+    // When it happened: the task's own `lastModified` (set by whoever
+    // changed it) where the server stored that version at or after it,
+    // else the server's `meta.lastUpdated`. A version loaded after the fact
+    // (an import, the demo) keeps the time of the work; a writer's clock
+    // cannot date a change later than the server saw it.
+    let stored = meta
         .and_then(|m| m.get("lastUpdated"))
         .and_then(Value::as_str)
-        .and_then(time::instant)
-        .or_else(|| {
-            v.get("lastModified")
-                .and_then(Value::as_str)
-                .and_then(time::instant)
-        });
+        .and_then(time::instant);
+    let modified = v
+        .get("lastModified")
+        .and_then(Value::as_str)
+        .and_then(time::instant);
+    let at = match (modified, stored) {
+        (Some(m), Some(s)) if m <= s => Some(m),
+        (_, Some(s)) => Some(s),
+        (m, None) => m,
+    };
     let queue = v
         .get("performerType")
         .and_then(Value::as_array)
@@ -414,6 +423,32 @@ mod tests {
             // e: before the period.
             v("e", 1, -600, "requested", "nurse", tr),
         ]
+    }
+
+    /// Versions loaded after the fact keep the time of the work they
+    /// record; a writer's clock ahead of the server's is not believed.
+    #[test]
+    fn a_version_is_dated_by_its_work_unless_that_is_after_the_server_saw_it() {
+        let loaded_later = |minute: i64| {
+            let mut x = v("a", 2, 600, "in-progress", "nurse", "Nurse Ann");
+            let when = t("2026-12-01T09:00:00Z") + chrono::Duration::minutes(minute);
+            x["lastModified"] = json!(when.to_rfc3339());
+            x
+        };
+        let first = |vs: &[Value]| {
+            queue_stats(
+                vs,
+                t("2026-12-01T00:00:00Z"),
+                t("2026-12-02T00:00:00Z"),
+                t("2026-12-01T23:00:00Z"),
+            )
+            .queues[0]
+                .first_action_median_min
+        };
+        let routed = v("a", 1, 0, "requested", "nurse", TRIAGE_AUTHOR);
+        assert_eq!(first(&[routed.clone(), loaded_later(15)]), Some(15.0));
+        // Dated after the server stored it: the server's time counts.
+        assert_eq!(first(&[routed, loaded_later(900)]), Some(600.0));
     }
 
     #[test]

@@ -217,7 +217,7 @@ pub(crate) fn write(chart: &Chart, rng: &mut Rng, out: &mut Vec<Value>) {
         );
         let mut task = triage::task_for(&resource, &decision, sent);
         task["id"] = json!(format!("{}-task-{}", chart.id, tasks.len() + 1));
-        worked_on(&mut task, chart, rng, &decision.queue, sent);
+        let later = worked(&task, chart, rng, &decision.queue, sent);
         if let Some(mut reply) =
             triage::reply_for(&resource, &decision, sent + Duration::minutes(1))
         {
@@ -226,6 +226,7 @@ pub(crate) fn write(chart: &Chart, rng: &mut Rng, out: &mut Vec<Value>) {
         }
         out.push(resource);
         tasks.push(task);
+        tasks.extend(later);
     }
     out.extend(tasks);
     out.extend(replies);
@@ -233,20 +234,63 @@ pub(crate) fn write(chart: &Chart, rng: &mut Rng, out: &mut Vec<Value>) {
 
 /// Some of the queue is already being worked when the clinic opens: seen,
 /// or taken by someone of the queue's role.
-fn worked_on(task: &mut Value, chart: &Chart, rng: &mut Rng, queue: &str, sent: DateTime<Utc>) {
-    let status = match rng.below(100) {
-        0..=54 => return,
-        55..=79 => "received",
-        _ => "in-progress",
-    };
-    let touched = sent + (chart.anchor - sent) / 2;
-    task["status"] = json!(status);
-    task["lastModified"] = json!(instant(touched));
+/// What became of a routed task by the time the clinic opens: nothing
+/// yet, seen, taken by someone of the queue's role, or done. Each is a later
+/// version of the task, dated when it happened and naming who did it, so
+/// the task's history and the queue figures read as a working clinic's.
+fn worked(
+    task: &Value,
+    chart: &Chart,
+    rng: &mut Rng,
+    queue: &str,
+    sent: DateTime<Utc>,
+) -> Option<Value> {
     // The shared queues (on-call, review) have no one person to name.
-    match queue.parse::<Role>().ok().filter(|r| *r != Role::Intake) {
-        Some(role) if status == "in-progress" => task["owner"] = practitioner_ref(role),
-        _ => task["status"] = json!("received"),
+    let role = queue.parse::<Role>().ok().filter(|r| *r != Role::Intake);
+    let waited = chart.anchor - sent;
+    let (status, share) = match (rng.below(100), role) {
+        (0..=44, _) => return None,
+        (45..=64, _) | (_, None) => ("received", 0.3),
+        (65..=84, Some(_)) => ("in-progress", 0.4),
+        (_, Some(_)) if waited > Duration::hours(4) => ("completed", 0.7),
+        _ => ("in-progress", 0.4),
+    };
+    let at = sent + Duration::seconds((waited.num_seconds() as f64 * share) as i64);
+    let mut v = task.clone();
+    v["status"] = json!(status);
+    v["lastModified"] = json!(instant(at));
+    let who = role.map(practitioner_ref);
+    if status != "received"
+        && let Some(w) = &who
+    {
+        v["owner"] = w.clone();
     }
+    let text = match status {
+        "received" => "Seen".to_string(),
+        "in-progress" => "Claimed".to_string(),
+        _ => {
+            let done = match v["code"]["coding"][0]["code"].as_str().unwrap_or("") {
+                "refill" => "Refill sent to the pharmacy",
+                "scheduling" => "Appointment booked",
+                "billing" => "Billing question answered",
+                "results" => "Result explained to the patient",
+                _ => "Advice given; patient to call if worse",
+            };
+            v["businessStatus"] = json!({"text": done});
+            format!("Completed: {done}")
+        }
+    };
+    let mut note = json!({"time": instant(at), "text": text});
+    match &who {
+        Some(w) => note["authorReference"] = w.clone(),
+        None => note["authorString"] = json!("Triage nurse"),
+    }
+    if let Some(notes) = v["note"].as_array_mut() {
+        notes.push(note);
+    } else {
+        v["note"] = json!([note]);
+    }
+    Some(v)
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -393,8 +393,10 @@ impl<'a> Me<'a> {
 
 /// `Task.note`: who, when, what and why.
 fn add_note(task: &mut Value, me: &Me, now: DateTime<Utc>, text: &str) {
-    let mut note =
-        json!({"time": now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true), "text": text});
+    let stamp = now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    // Every change to a task is dated on it too (the queue figures read it).
+    task["lastModified"] = json!(stamp);
+    let mut note = json!({"time": stamp, "text": text});
     match (me.as_reference(), me.name) {
         (Some(r), _) => note["authorReference"] = r,
         (None, Some(n)) => note["authorString"] = json!(n),
