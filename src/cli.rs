@@ -307,6 +307,19 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// The pane a setting names.
+fn pane_of(p: config::StartPane) -> crate::tui::panes::PaneId {
+    use crate::tui::panes::PaneId;
+    match p {
+        config::StartPane::Search => PaneId::Search,
+        config::StartPane::Summary => PaneId::Summary,
+        config::StartPane::Results => PaneId::Results,
+        config::StartPane::Notes => PaneId::Notes,
+        config::StartPane::Tasks => PaneId::Tasks,
+        config::StartPane::Note => PaneId::Editor,
+    }
+}
+
 fn parse_pane(s: &str) -> Result<crate::tui::panes::PaneId, String> {
     use crate::tui::panes::PaneId;
     PaneId::ALL
@@ -337,7 +350,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let mut session = Session {
                 base_url,
                 token: settings.token.clone(),
-                start_pane: cli.pane,
+                start_pane: cli.pane.or(settings.start_pane.map(pane_of)),
                 ..Session::default()
             };
             if settings.token.is_some() {
@@ -861,7 +874,7 @@ fn demo(
         token: Some(user.token.clone()),
         role: Some(role),
         user: Some(user.name.clone()),
-        start_pane: pane,
+        start_pane: pane.or(settings.start_pane.map(pane_of)),
         // A throwaway clinic on loopback: its made-up password may be shown.
         unlock_hint: Some(format!(
             "Demo clinic: press d, open the address on this machine and sign in as {} with the password {}",
@@ -972,6 +985,21 @@ fn init_server_logging() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_start_pane_setting_names_the_pane_the_flag_of_that_name_does() {
+        use crate::config::StartPane::*;
+        for (setting, name) in [
+            (Search, "search"),
+            (Summary, "summary"),
+            (Results, "results"),
+            (Notes, "notes"),
+            (Tasks, "tasks"),
+            (Note, "note"),
+        ] {
+            assert_eq!(Ok(pane_of(setting)), parse_pane(name), "{name}");
+        }
+    }
 
     #[test]
     fn a_user_is_added_by_login_as_an_argument_or_a_flag() {

@@ -64,6 +64,21 @@ pub struct Settings {
     /// The loopback port `chartty login` takes the browser's redirect on
     /// (forward it over SSH).
     pub login_port: u16,
+    /// The pane to start on; none: the role's (the queue for nurses, the
+    /// front desk and billing, search for the others).
+    pub start_pane: Option<StartPane>,
+}
+
+/// A pane to start on, as settings name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StartPane {
+    Search,
+    Summary,
+    Results,
+    Notes,
+    Tasks,
+    Note,
 }
 
 impl Default for Settings {
@@ -87,6 +102,7 @@ impl Default for Settings {
             keep_sign_in: true,
             login_port: 8765,
             ca_file: None,
+            start_pane: None,
         }
     }
 }
@@ -126,6 +142,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("keep_sign_in", "CHARTTY_KEEP_SIGN_IN"),
     ("login_port", "CHARTTY_LOGIN_PORT"),
     ("ca_file", "CHARTTY_CA_FILE"),
+    ("start_pane", "CHARTTY_START_PANE"),
 ];
 
 pub const PAGE_SIZE_RANGE: std::ops::RangeInclusive<u32> = 1..=1000;
@@ -153,6 +170,7 @@ struct RawSettings {
     keep_sign_in: Option<bool>,
     login_port: Option<u16>,
     ca_file: Option<PathBuf>,
+    start_pane: Option<StartPane>,
 }
 
 /// Where the layers come from.
@@ -309,6 +327,7 @@ pub fn load_from(overrides: &CliOverrides, sources: &Sources) -> anyhow::Result<
             .ca_file
             .filter(|p| !p.as_os_str().is_empty())
             .map(|p| expand_home(p, home)),
+        start_pane: raw.start_pane,
     })
 }
 
@@ -717,6 +736,29 @@ mod tests {
             theme_name(Some("high-contrast"), Some("1")),
             "high-contrast"
         );
+    }
+
+    #[test]
+    fn the_start_pane_is_read_from_a_file_or_the_environment_and_a_typo_is_an_error() {
+        let fx = Fixture::new();
+        let none = load_from(&CliOverrides::default(), &fx.sources(None, None, &[])).unwrap();
+        assert_eq!(none.start_pane, None);
+        let user = "start_pane = \"tasks\"\n";
+        let s = load_from(&CliOverrides::default(), &fx.sources(None, Some(user), &[])).unwrap();
+        assert_eq!(s.start_pane, Some(StartPane::Tasks));
+        let env = [("CHARTTY_START_PANE", "search")];
+        let s = load_from(
+            &CliOverrides::default(),
+            &fx.sources(None, Some(user), &env),
+        )
+        .unwrap();
+        assert_eq!(s.start_pane, Some(StartPane::Search));
+        let typo = "start_pane = \"taks\"\n";
+        let err = load_from(&CliOverrides::default(), &fx.sources(None, Some(typo), &[]))
+            .err()
+            .map(|e| format!("{e:#}"))
+            .unwrap_or_default();
+        assert!(err.contains(":1:") && err.contains("taks"), "{err}");
     }
 
     #[test]
