@@ -182,6 +182,26 @@ impl ApiClient {
         body: Option<&Value>,
         headers: &[(&str, String)],
     ) -> Result<Answer, ApiError> {
+        // The token goes to the configured server only. A link a reply
+        // names (a `next` page) on another origin is asked of the
+        // configured server when it lies under the FHIR base (a server
+        // behind a proxy, or one that names itself `127.0.0.1` while it is
+        // reached as `localhost`); anything else is not followed.
+        let rebased;
+        let url = match on_base(url, &self.base) {
+            Some(u) => {
+                rebased = u;
+                rebased.as_str()
+            }
+            None => {
+                return Err(ApiError::local(format!(
+                    "not followed: the server linked to another server ({}); \
+                     the sign-in is only sent to {}",
+                    origin_of(url).unwrap_or_else(|| "an address that is not a URL".into()),
+                    origin_of(&self.base).unwrap_or_default()
+                )));
+            }
+        };
         self.record(
             match method {
                 reqwest::Method::POST => "POST",
@@ -651,6 +671,32 @@ fn of_patient(type_and_param: &str, patient_id: &str, count: u32) -> String {
     format!("{type_and_param}=Patient/{pid}&_count={count}")
 }
 
+/// `scheme://host:port` of a URL, sanitised for a message.
+fn origin_of(url: &str) -> Option<String> {
+    let u = url::Url::parse(url).ok()?;
+    Some(sanitize(&u.origin().ascii_serialization()).into_owned())
+}
+
+/// `url` as a request to the server at `base`: itself when it is on the
+/// same origin; its path and query on `base`'s origin when the path lies
+/// under `base`'s path; `None` otherwise.
+fn on_base(url: &str, base: &str) -> Option<String> {
+    let (u, b) = (url::Url::parse(url).ok()?, url::Url::parse(base).ok()?);
+    if u.origin() == b.origin() {
+        return Some(url.to_string());
+    }
+    let root = b.path().trim_end_matches('/');
+    let path = u.path();
+    let under = path == root || path.starts_with(&format!("{root}/"));
+    if !under || root.is_empty() && path == "/" {
+        return None;
+    }
+    let mut moved = b.clone();
+    moved.set_path(path);
+    moved.set_query(u.query());
+    Some(moved.to_string())
+}
+
 fn queue_query(role: Role, count: u32) -> String {
     let queues: Vec<String> = role
         .queues()
@@ -852,6 +898,60 @@ mod tests {
         assert_eq!(w.user.as_deref(), Some("Dr. Ada Lovelace"));
         assert_eq!(w.role, Some(Role::Attending));
         assert_eq!(w.practitioner.as_deref(), Some("Practitioner/7"));
+    }
+
+    #[test]
+    fn only_the_configured_server_is_asked() {
+        let base = "http://127.0.0.1:8080/fhir";
+        let same = "http://127.0.0.1:8080/fhir/Task?page=2";
+        assert_eq!(on_base(same, base).as_deref(), Some(same));
+        // Named by another address, under the FHIR base: asked of ours.
+        assert_eq!(
+            on_base("http://localhost:8080/fhir/Patient?_count=50&page=x", base).as_deref(),
+            Some("http://127.0.0.1:8080/fhir/Patient?_count=50&page=x")
+        );
+        assert_eq!(
+            on_base(
+                "https://evil.example/fhir?page=2",
+                "https://portal.example/fhir"
+            )
+            .as_deref(),
+            Some("https://portal.example/fhir?page=2")
+        );
+        for other in [
+            "https://evil.example/steal?token=1",
+            "https://evil.example/fhirish/x",
+            "not a url",
+        ] {
+            assert_eq!(on_base(other, base), None, "{other}");
+        }
+    }
+
+    /// A hostile or misconfigured server's link to another server is
+    /// refused before anything (the token above all) is sent.
+    #[tokio::test]
+    async fn a_link_to_another_server_is_refused_without_sending_the_token() {
+        let client = ApiClient::new(
+            "http://127.0.0.1:9/fhir",
+            Some("secret-token".into()),
+            Duration::from_secs(1),
+        )
+        .unwrap()
+        .with_request_log();
+        let err = client
+            .execute(ApiRequest::NextPage {
+                url: "https://evil.example/steal?page=2".into(),
+            })
+            .await
+            .err()
+            .map(|e| e.message)
+            .unwrap_or_default();
+        assert!(
+            err.contains("another server (https://evil.example)"),
+            "{err}"
+        );
+        assert!(!err.contains("secret-token"));
+        assert!(client.sent().is_empty(), "nothing was sent");
     }
 
     #[test]

@@ -214,6 +214,11 @@ pub async fn stats(settings: &Settings, period: Option<&str>) -> anyhow::Result<
     Ok(stats_table(&figures))
 }
 
+/// A queue's name as the server gave it, safe for a terminal.
+fn shown(queue: &str) -> String {
+    crate::fhir::sanitize::sanitize(queue).into_owned()
+}
+
 /// The figures for a terminal: one row per queue, a bar of its volume.
 pub fn stats_table(s: &QueueStats) -> String {
     let mut out = String::new();
@@ -245,7 +250,7 @@ pub fn stats_table(s: &QueueStats) -> String {
     for q in &s.queues {
         out.push_str(&format!(
             "{:<10} {:>6} {:>5} {:>8} {:>8} {:>8} {:>8} {:>8}\n",
-            q.queue,
+            shown(&q.queue),
             q.volume,
             q.open,
             minutes_text(q.first_action_median_min),
@@ -260,10 +265,67 @@ pub fn stats_table(s: &QueueStats) -> String {
         let len = (u64::from(q.volume) * 40).div_ceil(u64::from(widest)) as usize;
         out.push_str(&format!(
             "{:<10} {} {}\n",
-            q.queue,
+            shown(&q.queue),
             "█".repeat(len),
             q.volume
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::triage::stats::QueueFigures;
+
+    #[test]
+    fn the_figures_print_as_a_table_and_a_bar_per_queue() {
+        let q = |queue: &str, volume, breaches| QueueFigures {
+            queue: queue.into(),
+            volume,
+            open: 1,
+            first_action_median_min: Some(42.0),
+            first_action_p90_min: Some(180.0),
+            resolution_median_min: None,
+            resolution_p90_min: Some(3000.0),
+            breaches,
+        };
+        let s = QueueStats {
+            start: crate::fhir::time::instant("2026-11-21T00:00:00Z"),
+            end: crate::fhir::time::instant("2026-11-28T00:00:00Z"),
+            messages: 40,
+            reached_physician: 6,
+            queues: vec![
+                q("nurse", 30, 2),
+                q("frontdesk", 10, 0),
+                q("\u{1b}]52;x", 1, 0),
+            ],
+        };
+        let text = stats_table(&s);
+        assert!(text.starts_with("Queues from 2026-11-21 00:00 to 2026-11-28 00:00 (UTC)\n"));
+        assert!(
+            text.contains("40 patient messages; 6 reached a physician (15%)"),
+            "{text}"
+        );
+        let nurse: Vec<&str> = text
+            .lines()
+            .find(|l| l.starts_with("nurse") && !l.contains('█'))
+            .unwrap_or("")
+            .split_whitespace()
+            .collect();
+        assert_eq!(
+            nurse,
+            [
+                "nurse", "30", "1", "42", "m", "3.0", "h", "–", "2.1", "d", "2"
+            ]
+        );
+        let bar = |q: &str| {
+            text.lines()
+                .find(|l| l.starts_with(q) && l.contains('█'))
+                .map_or(0, |l| l.matches('█').count())
+        };
+        assert_eq!((bar("nurse"), bar("frontdesk")), (40, 14));
+        // A queue name from the server is shown, never obeyed.
+        assert!(!text.contains('\u{1b}'), "{text}");
+    }
 }
