@@ -495,3 +495,37 @@ async fn an_unreadable_message_that_says_chest_pain_is_urgent() {
         p.srv.stop().await;
     }
 }
+
+/// `Task/$queue-stats` inside a batch is decided like a direct request: the
+/// front desk counts only its queue, the patient app nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_stats_in_a_batch_are_decided_like_a_direct_request() {
+    let p = portal_with(Some(rules(true))).await;
+    let batch = json!({"resourceType": "Bundle", "type": "batch", "entry": [
+        {"request": {"method": "GET", "url": "Task/$queue-stats?period=30d"}}
+    ]});
+    let (s, b) = p
+        .post_raw(Role::Frontdesk, "", batch.to_string().into_bytes())
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert!(
+        b["entry"][0]["response"]["status"]
+            .as_str()
+            .is_some_and(|x| x.starts_with("200")),
+        "{b}"
+    );
+    let figures = triage::stats::QueueStats::from_parameters(&b["entry"][0]["resource"]).unwrap();
+    assert!(
+        figures.queues.iter().all(|q| q.queue == "frontdesk"),
+        "{figures:?}"
+    );
+    let (s, b) = p
+        .post_raw(Role::Intake, "", batch.to_string().into_bytes())
+        .await;
+    let status = b["entry"][0]["response"]["status"].as_str().unwrap_or("");
+    assert!(
+        s == StatusCode::FORBIDDEN || status.starts_with("403"),
+        "{s} {b}"
+    );
+    p.srv.stop().await;
+}
