@@ -61,6 +61,9 @@ pub enum ApiRequest {
     Probe,
     /// A change to the record, through the one write path.
     Write(Write),
+    /// One resource as the server holds it now (`Type/id`), to show beside
+    /// a change of ours that conflicts with it.
+    ReadResource { path: String },
     /// Co-sign the note a co-signature task points at (read it, write it
     /// final with the version read), then close the task.
     CoSign { task: Value },
@@ -133,6 +136,7 @@ impl ApiRequest {
             ApiRequest::PatientTasks { .. } => "patient-tasks",
             ApiRequest::Probe => "probe",
             ApiRequest::Write(_) => "write",
+            ApiRequest::ReadResource { .. } => "read-resource",
             ApiRequest::CoSign { .. } => "co-sign",
             ApiRequest::Lock { .. } => "lock",
             ApiRequest::UnlockWithToken { .. } => "unlock-token",
@@ -156,7 +160,7 @@ pub struct Features {
 /// A write. Creates carry an identifier the client made, so a retry after
 /// an ambiguous failure finds the first copy instead of making a second;
 /// updates carry the version read, so a stale writer never overwrites.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Write {
     Create {
         /// A whole resource with `resourceType`.
@@ -257,6 +261,10 @@ pub struct ApiError {
     /// The server no longer takes the sign-in and it could not be renewed:
     /// the user must sign in again (the app locks and offers that).
     pub signed_out: bool,
+    /// No answer came (no connection, a timeout, a connection dropped
+    /// mid-exchange): the link is down, and a write may or may not have
+    /// reached the server.
+    pub no_answer: bool,
 }
 
 impl ApiError {
@@ -265,6 +273,15 @@ impl ApiError {
             status: None,
             message: message.into(),
             signed_out: false,
+            no_answer: false,
+        }
+    }
+
+    /// The server did not answer (see [`ApiError::no_answer`]).
+    pub fn no_answer(message: impl Into<String>) -> ApiError {
+        ApiError {
+            no_answer: true,
+            ..ApiError::local(message)
         }
     }
 
@@ -273,6 +290,7 @@ impl ApiError {
             status: Some(401),
             message: "the sign-in has ended: sign in again".into(),
             signed_out: true,
+            no_answer: false,
         }
     }
 }

@@ -482,6 +482,16 @@ impl ApiClient {
                 Ok(resources_reply(&bundle, "Task"))
             }
             ApiRequest::Write(w) => self.write(w).await,
+            ApiRequest::ReadResource { path } => {
+                let (ty, id) = path
+                    .split_once('/')
+                    .filter(|(t, i)| chart::is_type_name(t) && !i.is_empty() && !i.contains('/'))
+                    .ok_or_else(|| ApiError::local("not a resource address"))?;
+                let id: String = url::form_urlencoded::byte_serialize(id.as_bytes()).collect();
+                self.get_json(&self.url(&format!("{ty}/{id}")))
+                    .await
+                    .map(ApiReply::Resource)
+            }
             ApiRequest::CoSign { task } => self.cosign(task).await,
         }
     }
@@ -591,6 +601,7 @@ fn batch_parts(bundle: Bundle, expected: usize) -> Vec<Result<Value, ApiError>> 
                 }
                 (s, r) => Err(ApiError {
                     signed_out: false,
+                    no_answer: false,
                     status: s,
                     message: r
                         .and_then(|r| outcome_message(&r))
@@ -816,6 +827,7 @@ fn transport_error(e: reqwest::Error) -> ApiError {
             status: refused.status,
             message: refused.message,
             signed_out: false,
+            no_answer: false,
         };
     }
     if let Some(problem) = http::certificate_problem(&e) {
@@ -830,7 +842,7 @@ fn transport_error(e: reqwest::Error) -> ApiError {
         // query): keep only the kind.
         "request failed".to_string()
     };
-    ApiError::local(message)
+    ApiError::no_answer(message)
 }
 
 fn outcome_message(v: &Value) -> Option<String> {
@@ -850,6 +862,7 @@ fn answer_json(a: Answer) -> Result<Value, ApiError> {
             status: Some(a.status),
             message: "the server's reply is not FHIR JSON".into(),
             signed_out: false,
+            no_answer: false,
         });
     }
     Err(answer_error(&a))
@@ -875,6 +888,7 @@ fn answer_error(a: &Answer) -> ApiError {
         status: Some(a.status),
         message,
         signed_out: false,
+        no_answer: false,
     }
 }
 

@@ -100,6 +100,18 @@ impl fmt::Debug for Draft {
     }
 }
 
+/// The client id of the outbox's file: no note's id (a UUID) looks like it.
+const OUTBOX_CLIENT_ID: &str = "\u{1}outbox";
+
+fn outbox_key(user: &str, server: &str) -> DraftKey {
+    DraftKey {
+        user: user.to_string(),
+        server: server.to_string(),
+        patient_id: String::new(),
+        client_id: OUTBOX_CLIENT_ID.to_string(),
+    }
+}
+
 /// How drafts are kept, for the status bar.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Protection {
@@ -347,6 +359,7 @@ impl DraftStore {
                 keep(d, &mut found);
             }
         }
+        found.retain(|k, _| k.client_id != OUTBOX_CLIENT_ID);
         let mut drafts: Vec<Draft> = found.into_values().collect();
         drafts.sort_by(|a, b| {
             b.saved_at
@@ -393,6 +406,51 @@ impl DraftStore {
             }
         }
         drafts
+    }
+
+    /// Keeps the outbox of `user` on `server` (changes waiting for the
+    /// link, as JSON) the way a draft is kept: sealed, atomically, durably.
+    /// It is one more file of theirs, told apart from drafts by a client id
+    /// no note can have. An empty outbox leaves no file.
+    pub fn save_outbox(
+        &self,
+        user: &str,
+        server: &str,
+        content: String,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), DraftError> {
+        if content.is_empty() {
+            return self.remove(&outbox_key(user, server));
+        }
+        self.save(&Draft {
+            key: outbox_key(user, server),
+            text: content,
+            template: String::new(),
+            title: String::new(),
+            patient_label: String::new(),
+            saved_at: at,
+            server_id: None,
+            server_version: None,
+            relates_to: None,
+            loinc: String::new(),
+            loinc_display: String::new(),
+        })
+    }
+
+    /// The outbox last kept for `user` on `server`, if any.
+    pub fn outbox_of(&self, user: &str, server: &str) -> Option<String> {
+        let key = outbox_key(user, server);
+        if let Some(d) = self.memory().get(&key) {
+            return Some(d.text.clone());
+        }
+        if self.keys.is_empty() {
+            return None;
+        }
+        self.read_disk(user, server)
+            .into_iter()
+            .filter(|d| d.key == key)
+            .max_by_key(|d| d.saved_at)
+            .map(|d| d.text)
     }
 
     /// Forgets the draft of `key` (after it was signed): from memory and

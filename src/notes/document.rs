@@ -11,7 +11,7 @@ use crate::fhir::codes;
 use crate::fhir::model::DocumentReference;
 
 /// Where a note stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum NoteState {
     /// Being written (`docStatus` preliminary).
     Draft,

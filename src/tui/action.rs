@@ -59,6 +59,7 @@ actions! {
     ClosePatient => "close_patient", "Close the open chart";
     QueueStats => "queue_stats", "Queue figures of the last 7 days: volume, time to first action and to resolution, breaches, messages that reached a physician";
     RawView => "raw_view", "Show the selected record as the server sent it (sanitised FHIR JSON)";
+    Outbox => "outbox", "Show the changes waiting for the link, and any the server refused with both versions";
     DeleteBack => "delete_back", "Delete the character before the cursor";
     DeleteWord => "delete_word", "Delete the word before the cursor";
     ClearInput => "clear_input", "Clear the text input";

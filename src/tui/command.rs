@@ -13,7 +13,7 @@ use crate::tui::matcher::Matches;
 use crate::tui::panes::PaneId;
 
 /// A note as the editor holds it, for saving, signing and writing.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct NoteSnapshot {
     pub patient_id: String,
     pub patient_label: String,
@@ -96,7 +96,7 @@ pub enum Command {
 }
 
 /// One task changed as the pane made it, with the version it was read at.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct TaskChange {
     pub task_id: String,
     /// Who it is about, for the message bar.

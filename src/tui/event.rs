@@ -35,6 +35,9 @@ pub enum Event {
     },
     /// The drafts kept on this machine for the signed-in user.
     DraftsRecovered(Vec<crate::tui::app::SavedDraft>),
+    /// The outbox kept on this machine for the signed-in user (JSON), if
+    /// there was one.
+    OutboxRecovered(Option<String>),
 }
 
 /// The time as the deliverer of an event read it.

@@ -22,6 +22,15 @@ pub trait DraftKeeper: Send {
     fn save(&mut self, draft: &SavedDraft) -> Result<DateTime<Utc>, String>;
     fn load(&mut self, user: &str, server: &str) -> Vec<SavedDraft>;
     fn remove(&mut self, draft: &SavedDraft);
+    /// Keep the outbox of `user` on `server` (JSON), replacing the last.
+    fn save_outbox(
+        &mut self,
+        user: &str,
+        server: &str,
+        content: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), String>;
+    fn load_outbox(&mut self, user: &str, server: &str) -> Option<String>;
 }
 
 /// Drafts in this process's memory only (no credential store to encrypt
@@ -29,6 +38,8 @@ pub trait DraftKeeper: Send {
 #[derive(Default)]
 pub struct MemoryDrafts {
     drafts: Vec<SavedDraft>,
+    /// Per (user, server).
+    outboxes: Vec<((String, String), String)>,
     why: String,
 }
 
@@ -36,6 +47,7 @@ impl MemoryDrafts {
     pub fn new(why: impl Into<String>) -> MemoryDrafts {
         MemoryDrafts {
             drafts: Vec::new(),
+            outboxes: Vec::new(),
             why: why.into(),
         }
     }
@@ -65,6 +77,28 @@ impl DraftKeeper for MemoryDrafts {
     fn remove(&mut self, draft: &SavedDraft) {
         self.drafts
             .retain(|d| d.note.client_id != draft.note.client_id);
+    }
+
+    fn save_outbox(
+        &mut self,
+        user: &str,
+        server: &str,
+        content: &str,
+        _at: DateTime<Utc>,
+    ) -> Result<(), String> {
+        let owner = (user.to_string(), server.to_string());
+        self.outboxes.retain(|(o, _)| *o != owner);
+        if !content.is_empty() {
+            self.outboxes.push((owner, content.to_string()));
+        }
+        Ok(())
+    }
+
+    fn load_outbox(&mut self, user: &str, server: &str) -> Option<String> {
+        self.outboxes
+            .iter()
+            .find(|((u, s), _)| u == user && s == server)
+            .map(|(_, c)| c.clone())
     }
 }
 
@@ -107,6 +141,19 @@ impl KeeperWorker {
                             });
                         }
                         DraftEffect::Remove(d) => keeper.remove(&d),
+                        DraftEffect::SaveOutbox {
+                            user,
+                            server,
+                            content,
+                            at,
+                        } => {
+                            if let Err(e) = keeper.save_outbox(&user, &server, &content, at) {
+                                tracing::warn!(error = %e, "outbox not saved");
+                            }
+                        }
+                        DraftEffect::LoadOutbox { user, server } => {
+                            deliver(Event::OutboxRecovered(keeper.load_outbox(&user, &server)));
+                        }
                     }
                 }
             });
@@ -121,7 +168,10 @@ impl KeeperWorker {
 
     /// Whether `effect` will be answered with an event.
     pub fn answers(effect: &DraftEffect) -> bool {
-        !matches!(effect, DraftEffect::Remove(_))
+        !matches!(
+            effect,
+            DraftEffect::Remove(_) | DraftEffect::SaveOutbox { .. }
+        )
     }
 
     pub fn send(&self, effect: DraftEffect) {
@@ -171,6 +221,21 @@ impl DraftKeeper for DraftStore {
         if let Err(e) = DraftStore::remove(self, &to_stored(draft).key) {
             tracing::warn!(error = %e, "signed note's draft not removed");
         }
+    }
+
+    fn save_outbox(
+        &mut self,
+        user: &str,
+        server: &str,
+        content: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), String> {
+        DraftStore::save_outbox(self, user, server, content.to_string(), at)
+            .map_err(|e| e.to_string())
+    }
+
+    fn load_outbox(&mut self, user: &str, server: &str) -> Option<String> {
+        self.outbox_of(user, server)
     }
 }
 

@@ -442,6 +442,11 @@ pub fn run(settings: Settings, session: Session) -> anyhow::Result<Exit> {
             }
         }
     });
+    // Writes whose answer never came are kept with the outbox.
+    app.keep_writes_in_flight();
+    for effect in app.take_draft_effects() {
+        keeper.send(effect);
+    }
     keeper.finish();
     drop(guard);
     if let Ok(Exit::Signal(name)) = &exit {

@@ -49,6 +49,9 @@ const QUEUE_PAGES: u32 = 10;
 /// doubles after each failed probe up to [`PROBE_MAX`].
 pub const PROBE_FIRST: Duration = Duration::from_secs(2);
 pub const PROBE_MAX: Duration = Duration::from_secs(30);
+/// A typical round trip this long or longer is a slow link (a phone hotspot
+/// behind a jump host): the status bar says so.
+pub const SLOW_LINK: Duration = Duration::from_millis(800);
 
 /// Who is signed in where; built by the command line.
 #[derive(Debug, Clone, Default)]
@@ -101,6 +104,9 @@ pub enum LinkState {
     /// Nothing answered yet.
     Unknown,
     Online,
+    /// Answers come, slowly: the typical round trip (`App::link_latency`)
+    /// is over [`SLOW_LINK`].
+    Slow,
     /// The server answered with an error.
     Degraded,
     /// The server could not be reached.
@@ -113,8 +119,9 @@ pub struct Notice {
     pub error: bool,
 }
 
-/// What a request in flight was for.
-#[derive(Debug, Clone, PartialEq)]
+/// What a request in flight was for (kept with a write that waits in the
+/// outbox, so its answer is applied as if it had come at once).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 enum Origin {
     WhoAmI,
     Capabilities,
@@ -188,6 +195,10 @@ enum Origin {
         authored: String,
         client_id: String,
     },
+    /// The server's version of a change of ours it refused.
+    OutboxTheirs {
+        path: String,
+    },
     /// Tokens dropped from memory.
     Lock,
     /// A step of unlocking; `attempt` tells an abandoned attempt's late
@@ -246,6 +257,7 @@ macro_rules! view {
 
 mod lock;
 mod notes;
+mod outbox;
 mod queue;
 mod work;
 
@@ -298,6 +310,8 @@ pub struct App {
     probe: Option<(Instant, Duration)>,
     probe_in_flight: bool,
     latency: Option<Duration>,
+    /// Round trips, smoothed: what "slow" is judged on.
+    typical_latency: Option<Duration>,
     features: Features,
     next_id: RequestId,
     in_flight: HashMap<RequestId, Origin>,
@@ -328,6 +342,8 @@ pub struct App {
     next_batch: u64,
     /// Time on patients' message threads.
     work: work::WorkState,
+    /// Changes waiting for the link.
+    outbox: outbox::Outbox,
     quit: bool,
     dirty: bool,
 }
@@ -387,6 +403,7 @@ impl App {
             probe: None,
             probe_in_flight: false,
             latency: None,
+            typical_latency: None,
             features: Features::default(),
             next_id: 1,
             in_flight: HashMap::new(),
@@ -407,6 +424,7 @@ impl App {
             batches: HashMap::new(),
             next_batch: 1,
             work: work::WorkState::default(),
+            outbox: outbox::Outbox::default(),
             quit: false,
             dirty: true,
         }
@@ -664,6 +682,10 @@ impl App {
                 self.dirty = true;
                 self.drafts_recovered(drafts);
             }
+            Event::OutboxRecovered(kept) => {
+                self.dirty = true;
+                self.outbox_recovered(kept);
+            }
         }
         self.panes.search.server_pending = self.pending_search.is_some()
             || self
@@ -709,6 +731,7 @@ impl App {
         {
             self.load_queue();
         }
+        self.replay_outbox();
         let view = view!(self, self.focus == PaneId::Editor);
         let commands = self.panes.editor.on_tick(&view);
         self.run_commands(commands);
@@ -728,7 +751,22 @@ impl App {
         }
     }
 
+    /// Send a request; a write waits in the outbox instead while the link
+    /// is down or earlier changes wait (the id is then never answered).
     fn submit(&mut self, request: ApiRequest, origin: Origin) -> RequestId {
+        if origin.is_write() && self.holds_writes() {
+            self.hold_write(&request, origin);
+            return 0;
+        }
+        let write = origin.is_write().then(|| (request.clone(), origin.clone()));
+        let id = self.send(request, origin);
+        if let Some((request, origin)) = write {
+            self.write_sent(id, &request, origin);
+        }
+        id
+    }
+
+    fn send(&mut self, request: ApiRequest, origin: Origin) -> RequestId {
         let id = self.next_id;
         self.next_id += 1;
         self.stats.requests += 1;
@@ -1031,6 +1069,7 @@ impl App {
             }
             Action::Lock => self.lock(LockReason::Asked),
             Action::Help => self.popup = Some(Popup::Help(HelpPopup::new())),
+            Action::Outbox => self.show_outbox(),
             Action::CommandPalette => self.popup = Some(Popup::Palette(Palette::new())),
             Action::QueueStats => {
                 self.popup = Some(Popup::Stats(StatsView::loading()));
@@ -1095,10 +1134,25 @@ impl App {
         };
         self.dirty = true;
         self.latency = Some(done.latency);
+        if done.result.is_ok() {
+            self.typical_latency = Some(match self.typical_latency {
+                // Smoothed, so one large page does not call the link slow.
+                Some(t) => t.mul_f64(0.7) + done.latency.mul_f64(0.3),
+                None => done.latency,
+            });
+        }
+        let slow = self.typical_latency.is_some_and(|t| {
+            // Once slow, it must get clearly better to count as fast again.
+            t >= SLOW_LINK || (self.link == LinkState::Slow && t >= SLOW_LINK / 2)
+        });
         self.link = match &done.result {
+            Ok(_) if slow => LinkState::Slow,
             Ok(_) => LinkState::Online,
             Err(e) if e.status.is_some() => LinkState::Degraded,
-            Err(_) => LinkState::Down,
+            Err(e) if e.no_answer => LinkState::Down,
+            // Refused here (no sign-in while locked, a link to another
+            // server): nothing was learnt of the link.
+            Err(_) => self.link,
         };
         if origin == Origin::Probe {
             self.probe_in_flight = false;
@@ -1120,6 +1174,14 @@ impl App {
         if done.result.is_ok() && self.notice_from_failure {
             self.notice = None;
             self.notice_from_failure = false;
+        }
+        if origin.is_write()
+            && matches!(
+                self.outbox_answer(done.id, &origin, &done.result),
+                outbox::Answered::Taken
+            )
+        {
+            return;
         }
         match (origin, done.result) {
             // Late answers from a lock that is over.
@@ -1315,6 +1377,7 @@ impl App {
                 },
                 result,
             ) => self.billing_recorded(label, authored, client_id, result),
+            (Origin::OutboxTheirs { path }, result) => self.outbox_theirs(path, result),
             (Origin::Thread { patient_id }, result) => {
                 let result = match result {
                     Ok(ApiReply::Thread { messages, more }) => Ok((messages, more)),
@@ -1582,6 +1645,7 @@ impl App {
         let (link_text, link_style) = match self.link {
             LinkState::Unknown => ("○ connecting", t.link_warn),
             LinkState::Online => ("● online", t.link_ok),
+            LinkState::Slow => ("◐ slow", t.link_warn),
             LinkState::Degraded => ("● errors", t.link_warn),
             LinkState::Down => ("✕ offline", t.link_down),
         };
@@ -1589,8 +1653,28 @@ impl App {
             Span::raw(format!(" {user} · {role} · {server} · ")),
             Span::styled(link_text, link_style),
         ];
-        if let Some(l) = self.latency {
-            spans.push(Span::raw(format!(" {} ms", l.as_millis())));
+        if let Some(l) = self
+            .typical_latency
+            .filter(|_| self.link != LinkState::Down)
+        {
+            spans.push(Span::raw(format!(" {}", latency_text(l))));
+        }
+        let waiting = self.outbox_waiting();
+        if waiting > 0 {
+            spans.push(Span::styled(
+                format!(
+                    " · {waiting} {} waiting",
+                    if waiting == 1 { "change" } else { "changes" }
+                ),
+                t.link_warn,
+            ));
+        }
+        let unsent = self.outbox_unsent();
+        if unsent > 0 {
+            spans.push(Span::styled(
+                format!(" · {unsent} not sent (W)"),
+                t.link_down,
+            ));
         }
         if !self.in_flight.is_empty() {
             spans.push(Span::raw(format!(" · {} pending", self.in_flight.len())));
@@ -1613,6 +1697,17 @@ impl App {
                 .style(t.status_bar),
             area,
         );
+    }
+}
+
+/// A round trip as the status bar shows it: to the 10 ms under a second
+/// (the text changes less often), to the tenth of a second above.
+fn latency_text(l: Duration) -> String {
+    let ms = l.as_millis();
+    if ms < 1000 {
+        format!("{} ms", (ms / 10).max(1) * 10)
+    } else {
+        format!("{:.1} s", l.as_secs_f64())
     }
 }
 
@@ -1834,7 +1929,10 @@ mod tests {
                 clock,
             );
             match app.take_draft_effects().as_slice() {
-                [DraftEffect::Load { user, .. }] => user.clone(),
+                [
+                    DraftEffect::Load { user, .. },
+                    DraftEffect::LoadOutbox { .. },
+                ] => user.clone(),
                 other => panic!("drafts loaded once: {other:?}"),
             }
         };
@@ -1875,7 +1973,10 @@ mod tests {
                 latency: Duration::from_millis(5),
             })
         };
-        app.update(done(who, Err(ApiError::local("connection refused"))), clock);
+        app.update(
+            done(who, Err(ApiError::no_answer("connection refused"))),
+            clock,
+        );
         assert!(
             app.take_draft_effects().is_empty(),
             "no owner assumed on a dead link"
@@ -1916,7 +2017,11 @@ mod tests {
         };
         app.update(done(who, Ok(ApiReply::WhoAmI(Some(me)))), clock);
         match app.take_draft_effects().as_slice() {
-            [DraftEffect::Save(d), DraftEffect::Load { user, .. }] => {
+            [
+                DraftEffect::Save(d),
+                DraftEffect::Load { user, .. },
+                DraftEffect::LoadOutbox { .. },
+            ] => {
                 assert_eq!(
                     (d.user.as_str(), d.note.text.as_str()),
                     ("Dr. Ama Mensah", "words")

@@ -40,6 +40,18 @@ pub enum DraftEffect {
     Save(SavedDraft),
     /// The note was signed: its draft goes.
     Remove(SavedDraft),
+    /// Keep the outbox (changes waiting for the link) as it now is.
+    SaveOutbox {
+        user: String,
+        server: String,
+        /// The waiting changes as JSON (patient data: kept sealed); empty:
+        /// nothing waits, nothing is kept.
+        content: String,
+        at: DateTime<Utc>,
+    },
+    /// Read the outbox kept for this user on this server (answered with
+    /// [`crate::tui::event::Event::OutboxRecovered`]).
+    LoadOutbox { user: String, server: String },
 }
 
 /// The server's id of a resource it wrote.
@@ -116,7 +128,7 @@ impl App {
     }
 
     /// Whose drafts: the signed-in user on this server.
-    fn draft_owner(&self) -> Option<(String, String)> {
+    pub(super) fn draft_owner(&self) -> Option<(String, String)> {
         let user = self
             .session
             .user
@@ -160,7 +172,12 @@ impl App {
                     saved_at,
                 }));
             }
-            self.draft_effects.push(DraftEffect::Load { user, server });
+            self.draft_effects.push(DraftEffect::Load {
+                user: user.clone(),
+                server: server.clone(),
+            });
+            self.draft_effects
+                .push(DraftEffect::LoadOutbox { user, server });
         }
     }
 

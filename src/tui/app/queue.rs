@@ -229,7 +229,7 @@ impl App {
         }
     }
 
-    fn batch_done(&mut self, batch: u64, outcome: Result<String, String>) {
+    pub(super) fn batch_done(&mut self, batch: u64, outcome: Result<String, String>) {
         let Some(b) = self.batches.get_mut(&batch) else {
             return;
         };
