@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::Portal;
+use common::{Portal, fill_progress_note};
 
 use chartty::roles::Role;
 use chartty::tui::headless::Headless;
@@ -227,20 +227,6 @@ async fn write_progress_note(h: &mut Headless) {
 }
 
 /// [`write_progress_note`] up to the signature's question, unanswered.
-async fn fill_progress_note(h: &mut Headless) {
-    h.keys("4n<enter>").unwrap();
-    h.paste("Feels better.");
-    h.keys("<tab>12<enter>").unwrap();
-    h.paste("Stable on treatment.");
-    h.keys("<tab>2").unwrap();
-    h.paste("Recheck in two weeks.");
-    h.keys("<c-s>").unwrap();
-    assert!(
-        matches!(h.app.popup(), Some(Popup::Confirm(_))),
-        "{}",
-        notice(h)
-    );
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_note_from_its_template_is_signed_and_final_on_the_server() {

@@ -14,7 +14,7 @@ use chartty::tui::panes::PaneId;
 use chartty::tui::popups::Popup;
 use chartty::tui::theme::Theme;
 use chartty::tui::{App, Session};
-use common::{Portal, anchor, screen, settings, token};
+use common::{Portal, anchor, message_task, post, screen, settings, token};
 use serde_json::{Value, json};
 
 const PATIENTS: usize = 60;
@@ -43,21 +43,6 @@ async fn get(p: &Portal, path: &str) -> Value {
     resp.json().await.unwrap()
 }
 
-async fn post(p: &Portal, ty: &str, body: &Value) -> Value {
-    let resp = http()
-        .post(format!("{}/{ty}", p.server.base_url))
-        .bearer_auth(token(p, Role::Attending))
-        .header("Content-Type", "application/fhir+json")
-        .header("Prefer", "return=representation")
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status();
-    let v: Value = resp.json().await.unwrap_or_default();
-    assert!(status.is_success(), "POST {ty}: {status} {v}");
-    v
-}
 
 /// The nurse's own queue rows (a nurse works the nurse queue's tasks).
 fn nurse_rows(h: &Headless) -> Vec<chartty::tui::panes::tasks::QueueRow> {
@@ -571,34 +556,6 @@ async fn app_with_token(base: &str, token: &str) -> Headless {
     h
 }
 
-/// A patient's message and its task in `queue`, made over HTTP.
-async fn message_task(p: &Portal, pid: &str, queue: &str, text: &str) -> (String, String) {
-    let msg = post(
-        p,
-        "Communication",
-        &json!({"resourceType": "Communication", "status": "in-progress",
-        "category": [{"coding": [{"system": "urn:chartty:task-category", "code": "clinical"}]}],
-        "subject": {"reference": format!("Patient/{pid}")},
-        "sent": (anchor() - chrono::Duration::minutes(20)).to_rfc3339(),
-        "payload": [{"contentString": text}]}),
-    )
-    .await;
-    let msg_id = msg["id"].as_str().unwrap().to_string();
-    let task = post(
-        p,
-        "Task",
-        &json!({"resourceType": "Task", "status": "requested", "intent": "order",
-            "priority": "routine",
-            "code": {"coding": [{"system": "urn:chartty:task-category", "code": "clinical"}]},
-            "description": text,
-            "for": {"reference": format!("Patient/{pid}")},
-            "focus": {"reference": format!("Communication/{msg_id}")},
-            "performerType": [{"coding": [{"system": "urn:chartty:role", "code": queue}]}],
-            "restriction": {"period": {"end": (anchor() + chrono::Duration::hours(4)).to_rfc3339()}}}),
-    )
-    .await;
-    (msg_id, task["id"].as_str().unwrap().to_string())
-}
 
 /// The work-time entries on a task: (who, seconds).
 fn work_entries(task: &Value) -> Vec<(String, u64)> {

@@ -841,3 +841,66 @@ pub async fn open(h: &mut Headless, query: &str, id: &str) {
         "the chart of {id} is open"
     );
 }
+
+/// POST a resource to the portal as the demo attending: the stored JSON.
+pub async fn post(p: &Portal, ty: &str, body: &Value) -> Value {
+    let resp = reqwest::Client::new()
+        .post(format!("{}/{ty}", p.server.base_url))
+        .bearer_auth(token(p, chartty::roles::Role::Attending))
+        .header("Content-Type", "application/fhir+json")
+        .header("Prefer", "return=representation")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    let v: Value = resp.json().await.unwrap_or_default();
+    assert!(status.is_success(), "POST {ty}: {status} {v}");
+    v
+}
+
+/// A patient's message and its task in `queue`, made over HTTP.
+pub async fn message_task(p: &Portal, pid: &str, queue: &str, text: &str) -> (String, String) {
+    let msg = post(
+        p,
+        "Communication",
+        &json!({"resourceType": "Communication", "status": "in-progress",
+        "category": [{"coding": [{"system": "urn:chartty:task-category", "code": "clinical"}]}],
+        "subject": {"reference": format!("Patient/{pid}")},
+        "sent": (anchor() - chrono::Duration::minutes(20)).to_rfc3339(),
+        "payload": [{"contentString": text}]}),
+    )
+    .await;
+    let msg_id = msg["id"].as_str().unwrap().to_string();
+    let task = post(
+        p,
+        "Task",
+        &json!({"resourceType": "Task", "status": "requested", "intent": "order",
+            "priority": "routine",
+            "code": {"coding": [{"system": "urn:chartty:task-category", "code": "clinical"}]},
+            "description": text,
+            "for": {"reference": format!("Patient/{pid}")},
+            "focus": {"reference": format!("Communication/{msg_id}")},
+            "performerType": [{"coding": [{"system": "urn:chartty:role", "code": queue}]}],
+            "restriction": {"period": {"end": (anchor() + chrono::Duration::hours(4)).to_rfc3339()}}}),
+    )
+    .await;
+    (msg_id, task["id"].as_str().unwrap().to_string())
+}
+
+/// A progress note from its template with every blank filled, up to the
+/// sign question.
+pub async fn fill_progress_note(h: &mut Headless) {
+    h.keys("4n<enter>").unwrap();
+    h.paste("Feels better.");
+    h.keys("<tab>12<enter>").unwrap();
+    h.paste("Stable on treatment.");
+    h.keys("<tab>2").unwrap();
+    h.paste("Recheck in two weeks.");
+    h.keys("<c-s>").unwrap();
+    assert!(
+        matches!(h.app.popup(), Some(chartty::tui::popups::Popup::Confirm(_))),
+        "{}",
+        h.app.notice().map(|n| n.text.clone()).unwrap_or_default()
+    );
+}

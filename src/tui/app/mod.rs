@@ -753,10 +753,13 @@ impl App {
 
     /// Send a request; a write waits in the outbox instead while the link
     /// is down or earlier changes wait (the id is then never answered).
-    fn submit(&mut self, request: ApiRequest, origin: Origin) -> RequestId {
-        if origin.is_write() && self.holds_writes() {
-            self.hold_write(&request, origin);
+    fn submit(&mut self, mut request: ApiRequest, origin: Origin) -> RequestId {
+        if origin.is_write() && self.holds_write(&request) {
+            self.queue_write(&request, origin);
             return 0;
+        }
+        if origin.is_write() {
+            self.rebase_write(&mut request);
         }
         let write = origin.is_write().then(|| (request.clone(), origin.clone()));
         let id = self.send(request, origin);

@@ -182,7 +182,14 @@ impl Outbox {
             return None;
         }
         let mut w = self.waiting.remove(0);
-        if let Queued::Write(Write::Update { resource, version }) = &mut w.queued
+        self.rebase(&mut w.queued);
+        Some(w)
+    }
+
+    /// An update made from a version one of our own changes replaced goes
+    /// against the newest instead.
+    fn rebase(&self, q: &mut Queued) {
+        if let Queued::Write(Write::Update { resource, version }) = q
             && let Some(addr) = address(resource)
             && let Some((old, newest)) = self.replaced.get(&addr)
             && old.contains(version)
@@ -190,7 +197,17 @@ impl Outbox {
             *version = newest.clone();
             resource["meta"]["versionId"] = Value::from(newest.clone());
         }
-        Some(w)
+    }
+
+    /// Whether a write to the same record is on its way.
+    fn touches_in_flight(&self, q: &Queued) -> bool {
+        let Some(addr) = q.updates() else {
+            return false;
+        };
+        self.in_flight
+            .values()
+            .chain(self.replaying.iter().map(|(_, w)| w))
+            .any(|w| w.queued.updates().as_deref() == Some(addr.as_str()))
     }
 
     /// A sent update of ours replaced `from` with `to`.
@@ -270,10 +287,25 @@ fn label_of(origin: &Origin) -> String {
 }
 
 impl App {
-    /// Writes now wait in the outbox instead of going out: the link is
-    /// down, or earlier changes still wait (order is kept).
-    pub(super) fn holds_writes(&self) -> bool {
-        self.link == LinkState::Down || self.outbox.busy()
+    /// Whether a write waits in the outbox instead of going out: the link
+    /// is down, earlier changes still wait (order is kept), or a change to
+    /// the same record is on its way (this one is made from the version
+    /// that one replaces, and goes against the new one once it is back).
+    pub(super) fn holds_write(&self, request: &ApiRequest) -> bool {
+        self.link == LinkState::Down
+            || self.outbox.busy()
+            || Queued::of(request).is_some_and(|q| self.outbox.touches_in_flight(&q))
+    }
+
+    /// A write about to go out, brought forward past our own changes.
+    pub(super) fn rebase_write(&self, request: &mut ApiRequest) {
+        if let ApiRequest::Write(w) = request {
+            let mut q = Queued::Write(w.clone());
+            self.outbox.rebase(&mut q);
+            if let Queued::Write(rebased) = q {
+                *w = rebased;
+            }
+        }
     }
 
     /// A write is on its way: remembered until its answer comes, so that a
@@ -305,7 +337,7 @@ impl App {
     }
 
     /// Put a write in the outbox instead of sending it.
-    pub(super) fn hold_write(&mut self, request: &ApiRequest, origin: Origin) {
+    pub(super) fn queue_write(&mut self, request: &ApiRequest, origin: Origin) {
         let Some(queued) = Queued::of(request) else {
             return;
         };
@@ -331,7 +363,11 @@ impl App {
     /// changed, the note closed as signed (its draft stays here until the
     /// server has it), a batch counted.
     fn waiting_shown(&mut self, queued: &Queued, origin: &Origin, label: &str) {
-        let later = "waiting to send (no link)";
+        let later = if self.link == LinkState::Down {
+            "waiting to send (no link)"
+        } else {
+            "waiting to send after the change before it"
+        };
         match origin {
             Origin::TaskWrite { batch, .. } => {
                 if let Queued::Write(Write::Update { resource, .. }) = queued {
@@ -387,6 +423,7 @@ impl App {
         let Some(w) = self.outbox.in_flight.remove(&id) else {
             return Answered::Apply;
         };
+        self.note_replaced(&w, result);
         match result {
             Err(e) if e.no_answer => {
                 self.outbox.kept_in_flight.remove(&id);
@@ -405,17 +442,9 @@ impl App {
 
     fn replayed(&mut self, w: Waiting, result: &Result<ApiReply, ApiError>) -> Answered {
         match result {
-            Ok(reply) => {
+            Ok(_) => {
                 self.outbox.hold_until = None;
-                if let (Some(addr), Queued::Write(Write::Update { version, .. })) =
-                    (w.queued.updates(), &w.queued)
-                    && let ApiReply::Written {
-                        version: Some(new), ..
-                    } = reply
-                {
-                    self.outbox
-                        .record_replaced(addr, version.clone(), new.clone());
-                }
+                self.note_replaced(&w, result);
                 self.keep_outbox();
                 let left = self.outbox.len();
                 let text = match left {
@@ -472,6 +501,20 @@ impl App {
                 ));
                 Answered::Taken
             }
+        }
+    }
+
+    /// A write of ours went through: the version it replaced is ours to
+    /// bring forward (see [`Outbox::rebase`]).
+    fn note_replaced(&mut self, w: &Waiting, result: &Result<ApiReply, ApiError>) {
+        if let (Some(addr), Queued::Write(Write::Update { version, .. })) =
+            (w.queued.updates(), &w.queued)
+            && let Ok(ApiReply::Written {
+                version: Some(new), ..
+            }) = result
+        {
+            self.outbox
+                .record_replaced(addr, version.clone(), new.clone());
         }
     }
 
