@@ -123,6 +123,42 @@ async fn a_chart_opens_in_two_round_trips_cold_and_one_warm_at_300_ms() {
     );
 }
 
+/// A narrow link slows a chart down by what crosses it and changes
+/// nothing in it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_narrow_link_carries_the_same_chart() {
+    let clinic = messy_portal().await;
+    let direct = client_via(&clinic.server.base_url, &HttpOptions::new(PATIENT));
+    let open = || ApiRequest::OpenChart {
+        patient_id: LAN.into(),
+        name: None,
+        features: Features::default(),
+    };
+    let truth = direct.execute(open()).await.expect("the chart, directly");
+    let proxy = FaultProxy::start(clinic.server.addr, 5).await;
+    let rate = 8_000;
+    proxy.set_link(Link::rtt(Duration::from_millis(100)).with_bandwidth(rate));
+    let slow = client_via(
+        &proxy.rebase(&clinic.server.base_url),
+        &HttpOptions::new(PATIENT),
+    );
+    let started = Instant::now();
+    let reply = slow.execute(open()).await;
+    let took = started.elapsed();
+    let s = proxy.stats();
+    println!(
+        "chart at {rate} B/s: {} B up, {} B down, {} ms",
+        s.bytes_up,
+        s.bytes_down,
+        took.as_millis()
+    );
+    assert_eq!(reply.ok(), Some(truth), "seed {}", proxy.seed());
+    // Every byte waited for its share of the link (a lower bound: a
+    // sleep never ends early).
+    let carried = Duration::from_secs_f64((s.bytes_up + s.bytes_down) as f64 / rate as f64);
+    assert!(took >= carried, "{} ms for {s:?}", took.as_millis());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_search_is_given_up_within_its_read_timeout() {
     let clinic = messy_portal().await;
