@@ -24,11 +24,38 @@ const MAX_REDIRECTS: usize = 10;
 /// is reached directly whatever the environment says.
 const LOOPBACK: &str = "localhost,127.0.0.0/8,::1";
 
+/// Longest wait for a connection (TCP, and TLS where used) by default.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest wait for the next bytes of an answer by default.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// How to build a client.
+///
+/// Three limits, because a bad link fails in three ways that need
+/// different patience:
+/// - `connect_timeout`: a server that cannot be reached (down, a firewall
+///   that drops packets, a wrong address) is known in a few seconds, so the
+///   status bar can say offline instead of waiting for the whole request;
+/// - `read_timeout`: from the request's start until the answer's first
+///   bytes, then between any two reads of its body. A stalled server or a
+///   connection that died without a reset is given up on after this, while
+///   a large answer trickling in over a slow link is not cut off as long
+///   as bytes keep coming;
+/// - `timeout`: the whole exchange, sending to last byte, whatever the
+///   pace: nothing waits longer than this.
+///
+/// A read that hits any of them is tried again with backoff like any
+/// request that did not reach the server; a write only because it is
+/// conditional or versioned (see `api::write`).
 #[derive(Debug, Clone)]
 pub struct HttpOptions {
-    /// For the whole exchange and for each read; connecting gets at most 5 s.
+    /// The whole exchange.
     pub timeout: Duration,
+    /// Connecting, capped by `timeout`.
+    pub connect_timeout: Duration,
+    /// The first bytes of the answer, and each read after them; capped by
+    /// `timeout`.
+    pub read_timeout: Duration,
     /// A PEM file of one or more CA certificates trusted besides the
     /// system's (a site CA).
     pub ca_file: Option<PathBuf>,
@@ -36,10 +63,14 @@ pub struct HttpOptions {
 }
 
 impl HttpOptions {
-    /// No site CA, proxies from the environment.
+    /// `timeout` for the whole exchange, the default connect and read
+    /// limits (no longer than `timeout`), no site CA, proxies from the
+    /// environment.
     pub fn new(timeout: Duration) -> HttpOptions {
         HttpOptions {
             timeout,
+            connect_timeout: CONNECT_TIMEOUT,
+            read_timeout: READ_TIMEOUT,
             ca_file: None,
             proxies: Proxies::from_env(),
         }
@@ -53,6 +84,23 @@ impl HttpOptions {
     pub fn with_proxies(mut self, proxies: Proxies) -> HttpOptions {
         self.proxies = proxies;
         self
+    }
+
+    /// Connect and read limits other than the defaults.
+    pub fn with_timeouts(mut self, connect: Duration, read: Duration) -> HttpOptions {
+        self.connect_timeout = connect;
+        self.read_timeout = read;
+        self
+    }
+
+    /// The connect limit as applied (never beyond the whole exchange's).
+    pub fn effective_connect_timeout(&self) -> Duration {
+        self.connect_timeout.min(self.timeout)
+    }
+
+    /// The read limit as applied (never beyond the whole exchange's).
+    pub fn effective_read_timeout(&self) -> Duration {
+        self.read_timeout.min(self.timeout)
     }
 }
 
@@ -296,8 +344,8 @@ fn builder(opts: &HttpOptions) -> anyhow::Result<reqwest::ClientBuilder> {
     let mut builder = reqwest::Client::builder()
         .gzip(true)
         .timeout(opts.timeout)
-        .read_timeout(opts.timeout)
-        .connect_timeout(opts.timeout.min(Duration::from_secs(5)))
+        .read_timeout(opts.effective_read_timeout())
+        .connect_timeout(opts.effective_connect_timeout())
         .user_agent(concat!("chartty/", env!("CARGO_PKG_VERSION")));
     if let Some(path) = &opts.ca_file {
         builder = builder.tls_certs_merge(load_ca_file(path)?);

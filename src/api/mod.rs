@@ -253,7 +253,9 @@ impl ApiClient {
                 .header(reqwest::header::CONTENT_TYPE, "application/fhir+json")
                 .body(b.to_string());
         }
-        let resp = req.send().await.map_err(transport_error)?;
+        let started = std::time::Instant::now();
+        let lost = |e| transport_error(e, &self.options, started.elapsed());
+        let resp = req.send().await.map_err(lost)?;
         let status = resp.status().as_u16();
         let header = |name: reqwest::header::HeaderName| {
             resp.headers()
@@ -266,7 +268,7 @@ impl ApiClient {
         let retry_after = header(reqwest::header::RETRY_AFTER)
             .as_deref()
             .and_then(retry::parse_retry_after);
-        let bytes = resp.bytes().await.map_err(transport_error)?;
+        let bytes = resp.bytes().await.map_err(lost)?;
         let body = serde_json::from_slice::<Value>(&bytes).ok().map(|mut v| {
             sanitize_json(&mut v);
             v
@@ -818,7 +820,9 @@ fn parse_whoami(v: &Value) -> WhoAmI {
     who
 }
 
-fn transport_error(e: reqwest::Error) -> ApiError {
+/// What a request that got no (whole) answer says; `elapsed` since it
+/// was sent tells which limit ended it.
+fn transport_error(e: reqwest::Error, opts: &http::HttpOptions, elapsed: Duration) -> ApiError {
     // The refusal is chartty's own wording, with no path or query.
     // A refused redirect is an answer, not a lost connection: with its
     // status it is neither retried nor taken for the link being down.
@@ -834,7 +838,7 @@ fn transport_error(e: reqwest::Error) -> ApiError {
         return ApiError::local(problem);
     }
     let message = if e.is_timeout() {
-        "the server did not answer in time".to_string()
+        timeout_message(opts, e.is_connect(), elapsed)
     } else if e.is_connect() {
         "cannot reach the server".to_string()
     } else {
@@ -843,6 +847,32 @@ fn transport_error(e: reqwest::Error) -> ApiError {
         "request failed".to_string()
     };
     ApiError::no_answer(message)
+}
+
+/// Which limit ended a request, in whole seconds as the settings give them.
+fn timeout_message(opts: &http::HttpOptions, connecting: bool, elapsed: Duration) -> String {
+    let secs = |d: Duration| {
+        let s = d.as_secs_f64();
+        if s.fract() == 0.0 {
+            format!("{s:.0}")
+        } else {
+            format!("{s:.1}")
+        }
+    };
+    if connecting {
+        return format!(
+            "cannot reach the server: no connection within {} s",
+            secs(opts.effective_connect_timeout())
+        );
+    }
+    // The whole exchange's limit never ends one sooner than it says; the
+    // read limit ends one at any time before (a body that stopped coming).
+    let limit = if elapsed >= opts.timeout {
+        opts.timeout
+    } else {
+        opts.effective_read_timeout()
+    };
+    format!("the server did not answer within {} s", secs(limit))
 }
 
 fn outcome_message(v: &Value) -> Option<String> {
@@ -966,6 +996,30 @@ mod tests {
         );
         assert!(!err.contains("secret-token"));
         assert!(client.sent().is_empty(), "nothing was sent");
+    }
+
+    #[test]
+    fn a_timeout_names_the_limit_that_ended_the_request() {
+        let opts = http::HttpOptions::new(Duration::from_secs(15));
+        let said = |connecting, elapsed| timeout_message(&opts, connecting, elapsed);
+        assert_eq!(
+            said(false, Duration::from_millis(10_003)),
+            "the server did not answer within 10 s"
+        );
+        assert_eq!(
+            said(false, Duration::from_millis(15_001)),
+            "the server did not answer within 15 s"
+        );
+        assert_eq!(
+            said(true, Duration::from_secs(5)),
+            "cannot reach the server: no connection within 5 s"
+        );
+        let short = http::HttpOptions::new(Duration::from_millis(2500));
+        assert_eq!(
+            timeout_message(&short, false, Duration::from_millis(2500)),
+            "the server did not answer within 2.5 s",
+            "no limit beyond the whole exchange's"
+        );
     }
 
     #[test]

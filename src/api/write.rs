@@ -5,8 +5,9 @@
 //!   lost reply finds the first copy instead of making a second;
 //! - an update carries the version it was made from (`If-Match`), so a
 //!   stale writer gets 412 instead of overwriting someone else's change; when
-//!   a retry after a lost reply gets 412 because the first try went through,
-//!   the server's copy is compared with ours and the write counts as done;
+//!   a retry or a replay after a lost reply is refused (412, or a signed
+//!   note's guard) because the first try went through, the server's copy is
+//!   compared with ours and the write counts as done;
 //! - the reply is the resource as stored and its new version.
 
 use reqwest::Method;
@@ -172,6 +173,15 @@ impl ApiClient {
             (Some(id), Some(version)) => {
                 let mut resource = resource;
                 resource["id"] = Value::from(id);
+                // It already says it (the earlier try's answer was lost on
+                // the way back): nothing to update, and a signed note could
+                // not be rewritten anyway.
+                if content(&found) == content(&resource) {
+                    return Ok(ApiReply::Written {
+                        resource: found,
+                        version: Some(version),
+                    });
+                }
                 self.update(resource, &version).await
             }
             // No version to update safely from: what the server holds.
@@ -200,19 +210,24 @@ impl ApiClient {
                 .await;
             match result {
                 Ok(a) if (200..300).contains(&a.status) => return self.written(a).await,
-                // A version conflict after a try whose reply was lost: the
-                // first try may have gone through. If the server holds
-                // exactly what we sent, it did.
-                Ok(a) if a.status == 412 && attempt > 1 => {
-                    let current = self.get_json(&url).await?;
-                    if content(&current) == content(&resource) {
-                        let version = version_of(&current);
-                        return Ok(ApiReply::Written {
-                            resource: current,
-                            version,
-                        });
-                    }
-                    return Err(answer_error(&a));
+                // Refused, perhaps because of this write's own earlier try
+                // whose answer was lost (on a retry here, or a whole write
+                // replayed later): a version conflict, or a server that
+                // guards what is now stored (a note the first try signed).
+                // If the server holds exactly what we sent, it went through.
+                Ok(a) if matches!(a.status, 403 | 409 | 412 | 422) => {
+                    // Otherwise the refusal stands, even when the copy
+                    // could not be read to compare.
+                    return match self.get_json(&url).await {
+                        Ok(current) if content(&current) == content(&resource) => {
+                            let version = version_of(&current);
+                            Ok(ApiReply::Written {
+                                resource: current,
+                                version,
+                            })
+                        }
+                        _ => Err(answer_error(&a)),
+                    };
                 }
                 Ok(a) if !retry::retryable(Some(a.status)) || attempt >= self.backoff.attempts => {
                     return Err(answer_error(&a));
