@@ -11,12 +11,12 @@ use std::time::{Duration, Instant};
 
 use chartty::api::{ApiClient, Backoff};
 use chartty::roles::Role;
+use chartty::tui::app::LinkState;
 use chartty::tui::headless::Headless;
 use chartty::tui::keeper::DraftKeeper;
 use chartty::tui::keymap::Keymap;
 use chartty::tui::popups::Popup;
 use chartty::tui::theme::Theme;
-use chartty::tui::app::LinkState;
 use chartty::tui::{App, Session};
 use common::{Portal, anchor, get_as, message_task, screen, select_task, settings, token};
 use fault_proxy::{Fault, FaultProxy};
@@ -197,7 +197,13 @@ async fn changes_made_offline_wait_in_order_and_go_once_when_the_link_returns() 
         "{text}"
     );
     // The row shows the claim; the server has nothing yet.
-    let row = h.app.panes.tasks.shown().into_iter().find(|r| r.task_id == a);
+    let row = h
+        .app
+        .panes
+        .tasks
+        .shown()
+        .into_iter()
+        .find(|r| r.task_id == a);
     assert!(row.is_some_and(|r| r.status == "in-progress"), "{text}");
     assert_eq!(task(&p, &a).await["status"], "requested");
 
@@ -251,12 +257,16 @@ async fn changes_made_offline_wait_in_order_and_go_once_when_the_link_returns() 
     assert_eq!(tb["output"].as_array().map(Vec::len), Some(1), "{tb}");
     assert_eq!(replies_to(&p, &msg_b).await.len(), 1, "one reply, once");
     let me = owner_of(&p, &a).await;
-    assert!(me.as_deref().is_some_and(|o| o.starts_with("Practitioner/")));
+    assert!(
+        me.as_deref()
+            .is_some_and(|o| o.starts_with("Practitioner/"))
+    );
     assert_eq!(owner_of(&p, &b).await, me);
 
     let text = screen(&mut h, 120, 40);
+    let status = text.lines().rfind(|l| !l.trim().is_empty()).unwrap_or("");
     assert!(
-        text.contains("online") && !text.contains("waiting"),
+        status.contains("online") && !status.contains("waiting"),
         "{text}"
     );
 }
@@ -279,7 +289,8 @@ async fn a_change_overtaken_meanwhile_is_kept_with_both_versions() {
     let mut theirs = task(&p, &a).await;
     let version = theirs["meta"]["versionId"].as_str().unwrap().to_string();
     theirs["status"] = json!("in-progress");
-    theirs["owner"] = json!({"reference": "Practitioner/somebody-else", "display": "Dr Ngọc Ánh Trần"});
+    theirs["owner"] =
+        json!({"reference": "Practitioner/somebody-else", "display": "Dr Ngọc Ánh Trần"});
     let resp = reqwest::Client::new()
         .put(format!("{}/Task/{a}", p.server.base_url))
         .bearer_auth(token(&p, Role::Attending))
@@ -469,6 +480,7 @@ async fn fifty_fault_schedules_end_with_exactly_the_intended_data() {
         proxy.set(Fault::Pass);
         reload_queue(&mut h, &mut clock).await;
         until_sent(&mut h, &mut clock).await;
+        proxy.reset_stats();
         // This run's faults: each request draws one.
         proxy.schedule(move |_, rng| match rng.below(100) {
             0..=49 => Fault::Pass,
@@ -505,8 +517,10 @@ async fn fifty_fault_schedules_end_with_exactly_the_intended_data() {
         let completed = task(&p, &r.complete).await;
         let replies = replies_to(&p, &r.claim_message).await;
         let problems = [
-            (claimed["status"] != "in-progress").then(|| format!("claim status {}", claimed["status"])),
-            (count_starting(&claimed, "Claimed") != 1).then(|| format!("claims {:?}", notes_of(&claimed))),
+            (claimed["status"] != "in-progress")
+                .then(|| format!("claim status {}", claimed["status"])),
+            (count_starting(&claimed, "Claimed") != 1)
+                .then(|| format!("claims {:?}", notes_of(&claimed))),
             (count_starting(&claimed, "Replied to the patient") != 1)
                 .then(|| format!("reply notes {:?}", notes_of(&claimed))),
             (replies.len() != 1).then(|| format!("{} replies", replies.len())),
@@ -518,8 +532,25 @@ async fn fifty_fault_schedules_end_with_exactly_the_intended_data() {
                 .then(|| format!("completions {:?}", notes_of(&completed))),
             (h.app.outbox_unsent() != 0).then(|| format!("not sent: {:?}", h.app.notice())),
         ];
-        for problem in problems.into_iter().flatten() {
-            failures.push(format!("run {run} (seed {}): {problem}", proxy.seed()));
+        let problems: Vec<String> = problems.into_iter().flatten().collect();
+        if !problems.is_empty() {
+            // What the link did to this run's changes, to replay it.
+            let writes: Vec<String> = proxy
+                .history()
+                .iter()
+                .filter(|x| x.request.method != "GET")
+                .map(|x| format!("{} {} {:?}", x.request.method, x.request.target, x.fault))
+                .collect();
+            failures.push(format!(
+                "run {run} (FAULT_PROXY_SEED={}): {}\n  {}",
+                proxy.seed(),
+                problems.join("; "),
+                writes.join("\n  ")
+            ));
+        }
+        if h.app.outbox_unsent() != 0 {
+            // Seen, so the next run starts clean.
+            h.keys("W<esc>").unwrap();
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));

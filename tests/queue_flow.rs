@@ -43,7 +43,6 @@ async fn get(p: &Portal, path: &str) -> Value {
     resp.json().await.unwrap()
 }
 
-
 /// The nurse's own queue rows (a nurse works the nurse queue's tasks).
 fn nurse_rows(h: &Headless) -> Vec<chartty::tui::panes::tasks::QueueRow> {
     h.app
@@ -555,7 +554,6 @@ async fn app_with_token(base: &str, token: &str) -> Headless {
     h.settle().await;
     h
 }
-
 
 /// The work-time entries on a task: (who, seconds).
 fn work_entries(task: &Value) -> Vec<(String, u64)> {

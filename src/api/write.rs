@@ -216,8 +216,11 @@ impl ApiClient {
                 // guards what is now stored (a note the first try signed).
                 // If the server holds exactly what we sent, it went through.
                 Ok(a) if matches!(a.status, 403 | 409 | 412 | 422) => {
-                    // Otherwise the refusal stands, even when the copy
-                    // could not be read to compare.
+                    // Otherwise the refusal stands. A copy that could not
+                    // be read (no answer, a server briefly unable) leaves it
+                    // open whether this write went through: that failure is
+                    // what is said, so the write is tried again (and
+                    // compared) later, never taken for someone else's change.
                     return match self.get_json(&url).await {
                         Ok(current) if content(&current) == content(&resource) => {
                             let version = version_of(&current);
@@ -226,6 +229,7 @@ impl ApiClient {
                                 version,
                             })
                         }
+                        Err(e) if e.no_answer || retry::retryable(e.status) => Err(e),
                         _ => Err(answer_error(&a)),
                     };
                 }

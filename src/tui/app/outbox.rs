@@ -363,10 +363,10 @@ impl App {
     /// changed, the note closed as signed (its draft stays here until the
     /// server has it), a batch counted.
     fn waiting_shown(&mut self, queued: &Queued, origin: &Origin, label: &str) {
-        let later = if self.link == LinkState::Down {
-            "waiting to send (no link)"
-        } else {
-            "waiting to send after the change before it"
+        let later = match self.link {
+            LinkState::Down => "waiting to send (no link)",
+            LinkState::Degraded => "waiting to send (the server cannot take it now)",
+            _ => "waiting to send after the change before it",
         };
         match origin {
             Origin::TaskWrite { batch, .. } => {
@@ -425,7 +425,11 @@ impl App {
         };
         self.note_replaced(&w, result);
         match result {
-            Err(e) if e.no_answer => {
+            // No answer, or a server briefly unable to take it: it waits.
+            Err(e) if e.no_answer || retryable(e.status) => {
+                if !e.no_answer {
+                    self.hold_replays();
+                }
                 self.outbox.kept_in_flight.remove(&id);
                 self.queue(w.seq, w.queued, origin.clone());
                 Answered::Taken
@@ -457,11 +461,7 @@ impl App {
             Err(e) if e.no_answer || e.signed_out || retryable(e.status) => {
                 // Not taken yet: first in line again, tried later.
                 if !e.no_answer {
-                    let wait = self
-                        .outbox
-                        .hold_until
-                        .map_or(REPLAY_WAIT_FIRST, |(_, w)| (w * 2).min(REPLAY_WAIT_MAX));
-                    self.outbox.hold_until = Some((self.clock.instant + wait, wait));
+                    self.hold_replays();
                 }
                 self.outbox.push(w);
                 Answered::Taken
@@ -502,6 +502,16 @@ impl App {
                 Answered::Taken
             }
         }
+    }
+
+    /// The server answered with an error it may get over: the outbox waits
+    /// longer each time before it tries again.
+    fn hold_replays(&mut self) {
+        let wait = self
+            .outbox
+            .hold_until
+            .map_or(REPLAY_WAIT_FIRST, |(_, w)| (w * 2).min(REPLAY_WAIT_MAX));
+        self.outbox.hold_until = Some((self.clock.instant + wait, wait));
     }
 
     /// A write of ours went through: the version it replaced is ours to
