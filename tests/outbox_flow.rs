@@ -555,3 +555,34 @@ async fn fifty_fault_schedules_end_with_exactly_the_intended_data() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn typing_and_moving_go_on_while_the_server_stalls() {
+    let (p, proxy) = portal_behind_proxy(15).await;
+    let mut h = app_through(&p, &proxy, Role::Attending, None).await;
+    let listed = h.app.panes.search.listed().to_vec();
+    assert!(listed.len() > 3);
+    proxy.set(Fault::Stall);
+    // A chart that will not come, then a search that will not either.
+    h.keys("1<enter>").unwrap();
+    h.keys("/zz").unwrap();
+    h.flush();
+    assert!(h.app.in_flight() >= 2, "both still on their way");
+    // Meanwhile the screen answers every key.
+    h.keys("<c-u><esc>").unwrap();
+    assert_eq!(h.app.panes.search.query(), "");
+    let before = h.app.panes.search.selected_row().map(|r| r.id.clone());
+    h.keys("jj").unwrap();
+    let after = h.app.panes.search.selected_row().map(|r| r.id.clone());
+    assert_ne!(before, after, "the selection moved");
+    h.keys("3").unwrap();
+    assert_eq!(h.app.focus(), chartty::tui::panes::PaneId::Results);
+    assert!(h.app.in_flight() >= 1, "the stalled requests are still out");
+    let text = screen(&mut h, 80, 24);
+    assert!(text.contains("pending"), "{text}");
+    // The link heals: the tries after the stalled ones are answered.
+    proxy.set(Fault::Pass);
+    h.settle().await;
+    assert_eq!(h.app.in_flight(), 0);
+    assert_eq!(h.app.link(), LinkState::Online);
+}

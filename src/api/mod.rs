@@ -312,6 +312,9 @@ impl ApiClient {
             let (status, after) = match &result {
                 Ok(a) if a.status < 400 => return result,
                 Ok(a) => (Some(a.status), a.retry_after),
+                // Refused here (a certificate, a link to another server,
+                // no sign-in while locked): trying again changes nothing.
+                Err(e) if e.status.is_none() && !e.no_answer => return result,
                 Err(e) => (e.status, None),
             };
             if attempt >= self.backoff.attempts || !retry::retryable(status) {

@@ -236,7 +236,11 @@ impl ApiClient {
                 Ok(a) if !retry::retryable(Some(a.status)) || attempt >= self.backoff.attempts => {
                     return Err(answer_error(&a));
                 }
-                Err(e) if !retry::retryable(e.status) || attempt >= self.backoff.attempts => {
+                Err(e)
+                    if (e.status.is_none() && !e.no_answer)
+                        || !retry::retryable(e.status)
+                        || attempt >= self.backoff.attempts =>
+                {
                     return Err(e);
                 }
                 Ok(a) => {

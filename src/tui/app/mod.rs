@@ -84,6 +84,8 @@ pub fn start_pane_for(role: Option<Role>) -> PaneId {
 
 /// The queue reloads itself this often (no key needed for a new STAT item).
 pub const QUEUE_REFRESH: Duration = Duration::from_secs(30);
+/// The same on a slow link.
+pub const QUEUE_REFRESH_SLOW: Duration = Duration::from_secs(120);
 
 /// Task writes of one action (one task, or a marked set), counted as they
 /// come back.
@@ -716,9 +718,9 @@ impl App {
         // its way (its answer updates the row) or a load is in flight.
         if self.session.role.is_some()
             && self.link != LinkState::Down
-            && self
-                .queue_asked
-                .is_some_and(|at| self.clock.instant.saturating_duration_since(at) >= QUEUE_REFRESH)
+            && self.queue_asked.is_some_and(|at| {
+                self.clock.instant.saturating_duration_since(at) >= self.queue_refresh_every()
+            })
             && !self.in_flight.values().any(|o| {
                 matches!(
                     o,
@@ -735,6 +737,16 @@ impl App {
         let view = view!(self, self.focus == PaneId::Editor);
         let commands = self.panes.editor.on_tick(&view);
         self.run_commands(commands);
+    }
+
+    /// How often the queue reloads itself: less often on a slow link,
+    /// where each reload costs seconds and the bytes of every page.
+    fn queue_refresh_every(&self) -> Duration {
+        if self.link == LinkState::Slow {
+            QUEUE_REFRESH_SLOW
+        } else {
+            QUEUE_REFRESH
+        }
     }
 
     /// Send the debounced search now.
@@ -1896,6 +1908,58 @@ mod tests {
         };
         let now = chrono::TimeZone::with_ymd_and_hms(&Utc, 2026, 11, 23, 12, 0, 0).unwrap();
         App::new(&Settings::default(), session, keymap, Theme::default(), now)
+    }
+
+    /// The status bar as text, 120 columns wide.
+    fn status_line(app: &mut App) -> String {
+        let mut t =
+            ratatui::Terminal::new(ratatui::backend::TestBackend::new(120, 30)).expect("terminal");
+        t.draw(|f| app.render(f)).expect("drawn");
+        let buf = t.backend().buffer();
+        (0..120).map(|x| buf[(x, 29)].symbol()).collect()
+    }
+
+    #[test]
+    fn a_slow_link_is_said_with_its_round_trip_and_fast_only_when_clearly_better() {
+        let mut app = app_with(Keymap::defaults());
+        let clock = Clock {
+            instant: Instant::now(),
+            now: app.now(),
+        };
+        let answer = |app: &mut App, ms: u64| {
+            let id = app.submit(ApiRequest::Probe, Origin::Probe);
+            app.update(
+                Event::Api(Completed {
+                    id,
+                    result: Ok(ApiReply::Reachable),
+                    latency: Duration::from_millis(ms),
+                }),
+                clock,
+            );
+        };
+        answer(&mut app, 60);
+        assert_eq!(app.link(), LinkState::Online);
+        assert!(status_line(&mut app).contains("● online 60 ms"));
+        // One slow answer among fast ones is a large page, not a slow link.
+        answer(&mut app, 2000);
+        assert_eq!(app.link(), LinkState::Online);
+        for _ in 0..4 {
+            answer(&mut app, 1500);
+        }
+        assert_eq!(app.link(), LinkState::Slow);
+        let status = status_line(&mut app);
+        assert!(status.contains("◐ slow 1.3 s"), "{status}");
+        assert_eq!(app.queue_refresh_every(), QUEUE_REFRESH_SLOW);
+        // Half a second is better, not yet fast.
+        for _ in 0..6 {
+            answer(&mut app, 500);
+        }
+        assert_eq!(app.link(), LinkState::Slow);
+        for _ in 0..3 {
+            answer(&mut app, 100);
+        }
+        assert_eq!(app.link(), LinkState::Online);
+        assert_eq!(app.queue_refresh_every(), QUEUE_REFRESH);
     }
 
     fn press(app: &mut App, keys: &str, clock: Clock) {
