@@ -345,7 +345,10 @@ impl App {
             .unwrap_or_else(|| start_pane_for(session.role));
         App {
             keymap,
-            theme,
+            theme: Theme {
+                low_bandwidth: theme.low_bandwidth || settings.low_bandwidth,
+                ..theme
+            },
             session,
             page_size: settings.page_size.max(1),
             prefs: Prefs {
@@ -548,6 +551,18 @@ impl App {
     }
     pub fn mark_dirty(&mut self) {
         self.dirty = true;
+    }
+    /// Draw for a slow link (ASCII borders and marks, nothing that changes
+    /// more often than once a minute), or not.
+    pub fn set_low_bandwidth(&mut self, on: bool) {
+        if self.theme.low_bandwidth != on {
+            self.theme.low_bandwidth = on;
+            self.dirty = true;
+        }
+    }
+    /// Whether the screen is drawn for a slow link.
+    pub fn low_bandwidth(&self) -> bool {
+        self.theme.low_bandwidth
     }
 
     /// Requests to hand to the api worker.
@@ -1580,20 +1595,30 @@ impl App {
             })
             .unwrap_or_else(|| sanitize(&self.session.base_url).into_owned());
         let (link_text, link_style) = match self.link {
-            LinkState::Unknown => ("○ connecting", t.link_warn),
-            LinkState::Online => ("● online", t.link_ok),
-            LinkState::Degraded => ("● errors", t.link_warn),
-            LinkState::Down => ("✕ offline", t.link_down),
+            LinkState::Unknown => (t.mark("○ connecting", "connecting"), t.link_warn),
+            LinkState::Online => (t.mark("● online", "online"), t.link_ok),
+            LinkState::Degraded => (t.mark("● errors", "errors"), t.link_warn),
+            LinkState::Down => (t.mark("✕ offline", "OFFLINE"), t.link_down),
         };
         let mut spans = vec![
             Span::raw(format!(" {user} · {role} · {server} · ")),
             Span::styled(link_text, link_style),
         ];
-        if let Some(l) = self.latency {
+        // On a slow link the round trip and the count of requests, which
+        // change with every reply, are left out: each change is bytes.
+        let low = t.low_bandwidth;
+        if low {
+            spans.push(Span::styled(" · low-bw", t.dim));
+        }
+        if let Some(l) = self.latency.filter(|_| !low) {
             spans.push(Span::raw(format!(" {} ms", l.as_millis())));
         }
         if !self.in_flight.is_empty() {
-            spans.push(Span::raw(format!(" · {} pending", self.in_flight.len())));
+            spans.push(Span::raw(if low {
+                " · waiting".to_string()
+            } else {
+                format!(" · {} pending", self.in_flight.len())
+            }));
         }
         spans.push(Span::raw(format!(
             " · times {}",
