@@ -10,7 +10,8 @@
 //! - styles: one SGR sequence per change, holding only what changed (or a
 //!   reset and the new style, whichever is shorter), the 16 colours in
 //!   their short form;
-//! - blank line ends: erased to the end of the line instead of spaces;
+//! - blanks: a blank that stays blank is not written; runs of blanks and
+//!   blank line ends are erased (ECH, EL) instead of written as spaces;
 //! - the cursor: hidden or shown only when that changes.
 //!
 //! What it relies on: nothing else writes to the terminal while it is
@@ -564,41 +565,88 @@ impl Painter {
     }
 
     /// Write the cells at `xs` of row `y`, each from where the last one left
-    /// the cursor: by a move, or over a short gap by writing the cells
-    /// between again.
+    /// the cursor.
     fn write_cells(&self, pencil: &mut Pencil, y: u16, xs: &[u16], out: &mut Vec<u8>) {
         let trusted = self.trusted[usize::from(y)];
-        for &x in xs {
-            let cell = &self.shown[self.index(x, y)];
-            if trusted
-                && pencil.cursor.row == Some(y)
-                && let Col::Exact(c) = pencil.cursor.col
-                && c < x
-                && x - c <= LONGEST_REWRITE
-                && (c..x).all(|g| plain(&self.shown[self.index(g, y)]))
-            {
-                let mut jump = Vec::new();
-                let mut j = *pencil;
-                j.move_to(x, y, true, &mut jump);
-                j.pen_to(Pen::of(cell), &mut jump);
-                let mut again = Vec::new();
-                let mut a = *pencil;
-                for g in c..x {
-                    a.put(g, y, &self.shown[self.index(g, y)], self.cols, &mut again);
+        let mut i = 0;
+        while let Some(&x) = xs.get(i) {
+            if trusted && looks_blank(&self.shown[self.index(x, y)]) {
+                // A run of blanks from here, changed cells or not: erased
+                // in place (ECH, the cursor stays) where that is shorter
+                // than writing its changed cells.
+                let end = (x..self.cols)
+                    .find(|c| !looks_blank(&self.shown[self.index(*c, y)]))
+                    .unwrap_or(self.cols);
+                let n = xs[i..].iter().take_while(|c| **c < end).count();
+                if end - x >= 4 {
+                    let then = xs.get(i + n).copied();
+                    let mut written = Vec::new();
+                    let mut a = *pencil;
+                    for &g in &xs[i..i + n] {
+                        self.write_one(&mut a, y, g, &mut written);
+                    }
+                    let mut erased = Vec::new();
+                    let mut b = *pencil;
+                    b.move_to(x, y, false, &mut erased);
+                    b.pen_to(Pen::default(), &mut erased);
+                    csi(end - x, b'X', &mut erased);
+                    // Both then go on to the next change on the row.
+                    let onward = |p: Pencil| {
+                        let mut m = Vec::new();
+                        if let Some(t) = then {
+                            let mut p = p;
+                            p.move_to(t, y, true, &mut m);
+                        }
+                        m.len()
+                    };
+                    if erased.len() + onward(b) < written.len() + onward(a) {
+                        out.extend_from_slice(&erased);
+                        *pencil = b;
+                    } else {
+                        out.extend_from_slice(&written);
+                        *pencil = a;
+                    }
+                    i += n;
+                    continue;
                 }
-                a.pen_to(Pen::of(cell), &mut again);
-                if again.len() < jump.len() {
-                    out.extend_from_slice(&again);
-                    *pencil = a;
-                } else {
-                    out.extend_from_slice(&jump);
-                    *pencil = j;
-                }
-            } else {
-                pencil.move_to(x, y, true, out);
             }
-            pencil.put(x, y, cell, self.cols, out);
+            self.write_one(pencil, y, x, out);
+            i += 1;
         }
+    }
+
+    /// Write the cell at (x, y) from where the cursor is: by a move, or over
+    /// a short gap by writing the cells between again.
+    fn write_one(&self, pencil: &mut Pencil, y: u16, x: u16, out: &mut Vec<u8>) {
+        let cell = &self.shown[self.index(x, y)];
+        if self.trusted[usize::from(y)]
+            && pencil.cursor.row == Some(y)
+            && let Col::Exact(c) = pencil.cursor.col
+            && c < x
+            && x - c <= LONGEST_REWRITE
+            && (c..x).all(|g| plain(&self.shown[self.index(g, y)]))
+        {
+            let mut jump = Vec::new();
+            let mut j = *pencil;
+            j.move_to(x, y, true, &mut jump);
+            j.pen_to(Pen::of(cell), &mut jump);
+            let mut again = Vec::new();
+            let mut a = *pencil;
+            for g in c..x {
+                a.put(g, y, &self.shown[self.index(g, y)], self.cols, &mut again);
+            }
+            a.pen_to(Pen::of(cell), &mut again);
+            if again.len() < jump.len() {
+                out.extend_from_slice(&again);
+                *pencil = a;
+            } else {
+                out.extend_from_slice(&jump);
+                *pencil = j;
+            }
+        } else {
+            pencil.move_to(x, y, true, out);
+        }
+        pencil.put(x, y, cell, self.cols, out);
     }
 }
 
@@ -842,7 +890,7 @@ mod tests {
         painted(&mut painter, &Buffer::empty(prev.area), &prev);
         let bytes = painted(&mut painter, &prev, &next);
         let theirs = reference(&prev, &next);
-        assert_eq!(bytes.len(), 81, "{:?}", String::from_utf8_lossy(&bytes));
+        assert_eq!(bytes.len(), 75, "{:?}", String::from_utf8_lossy(&bytes));
         assert!(
             bytes.len() < theirs.len(),
             "{} vs {}",
