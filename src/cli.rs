@@ -46,6 +46,10 @@ pub struct Cli {
     /// note [default: tasks for nurse, frontdesk and billing; else search]
     #[arg(long, global = true, value_parser = parse_pane)]
     pub pane: Option<crate::tui::panes::PaneId>,
+    /// Draw for a slow link: ASCII borders and marks, nothing that changes
+    /// more often than once a minute [env: CHARTTY_LOW_BANDWIDTH]
+    #[arg(long, global = true)]
+    pub low_bandwidth: bool,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -339,6 +343,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         token: cli.token.clone(),
         theme: cli.theme.clone(),
         config_file: cli.config.clone(),
+        low_bandwidth: cli.low_bandwidth,
     };
     match cli.command {
         None => {

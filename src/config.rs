@@ -22,6 +22,8 @@ pub struct CliOverrides {
     pub token: Option<String>,
     pub theme: Option<String>,
     pub config_file: Option<PathBuf>,
+    /// `--low-bandwidth`: on whatever the settings say.
+    pub low_bandwidth: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -67,6 +69,9 @@ pub struct Settings {
     /// The pane to start on; none: the role's (the queue for nurses, the
     /// front desk and billing, search for the others).
     pub start_pane: Option<StartPane>,
+    /// Draw for a slow link: ASCII borders and marks, nothing that changes
+    /// on screen more often than once a minute.
+    pub low_bandwidth: bool,
 }
 
 /// A pane to start on, as settings name it.
@@ -103,6 +108,7 @@ impl Default for Settings {
             login_port: 8765,
             ca_file: None,
             start_pane: None,
+            low_bandwidth: false,
         }
     }
 }
@@ -143,6 +149,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("login_port", "CHARTTY_LOGIN_PORT"),
     ("ca_file", "CHARTTY_CA_FILE"),
     ("start_pane", "CHARTTY_START_PANE"),
+    ("low_bandwidth", "CHARTTY_LOW_BANDWIDTH"),
 ];
 
 pub const PAGE_SIZE_RANGE: std::ops::RangeInclusive<u32> = 1..=1000;
@@ -171,6 +178,7 @@ struct RawSettings {
     login_port: Option<u16>,
     ca_file: Option<PathBuf>,
     start_pane: Option<StartPane>,
+    low_bandwidth: Option<bool>,
 }
 
 /// Where the layers come from.
@@ -250,7 +258,8 @@ pub fn load_from(overrides: &CliOverrides, sources: &Sources) -> anyhow::Result<
     builder = builder
         .set_override_option("server", overrides.server.clone())?
         .set_override_option("token", overrides.token.clone())?
-        .set_override_option("theme", overrides.theme.clone())?;
+        .set_override_option("theme", overrides.theme.clone())?
+        .set_override_option("low_bandwidth", overrides.low_bandwidth.then_some(true))?;
     let raw: RawSettings = builder
         .build()
         .and_then(Config::try_deserialize)
@@ -328,6 +337,7 @@ pub fn load_from(overrides: &CliOverrides, sources: &Sources) -> anyhow::Result<
             .filter(|p| !p.as_os_str().is_empty())
             .map(|p| expand_home(p, home)),
         start_pane: raw.start_pane,
+        low_bandwidth: raw.low_bandwidth.unwrap_or(false),
     })
 }
 
@@ -380,7 +390,8 @@ fn check_env_value(key: &str, var: &str, value: &str) -> anyhow::Result<()> {
             | "idle_lock_minutes"
             | "login_port"
     );
-    if key == "keep_sign_in" && !matches!(value.trim(), "true" | "false") {
+    if matches!(key, "keep_sign_in" | "low_bandwidth") && !matches!(value.trim(), "true" | "false")
+    {
         bail!("{var} must be true or false");
     }
     if numeric && value.trim().parse::<u64>().is_err() {
@@ -759,6 +770,46 @@ mod tests {
             .map(|e| format!("{e:#}"))
             .unwrap_or_default();
         assert!(err.contains(":1:") && err.contains("taks"), "{err}");
+    }
+
+    #[test]
+    fn low_bandwidth_comes_from_the_flag_a_file_or_the_environment_and_a_typo_is_an_error() {
+        let fx = Fixture::new();
+        let load = |flag: bool, user: Option<&str>, env: &[(&str, &str)]| {
+            let overrides = CliOverrides {
+                low_bandwidth: flag,
+                ..CliOverrides::default()
+            };
+            load_from(&overrides, &fx.sources(None, user, env))
+        };
+        assert!(!load(false, None, &[]).unwrap().low_bandwidth);
+        let on = "page_size = 50\nlow_bandwidth = true\n";
+        assert!(load(false, Some(on), &[]).unwrap().low_bandwidth);
+        let off = [("CHARTTY_LOW_BANDWIDTH", "false")];
+        assert!(!load(false, Some(on), &off).unwrap().low_bandwidth);
+        assert!(
+            load(false, None, &[("CHARTTY_LOW_BANDWIDTH", "true")])
+                .unwrap()
+                .low_bandwidth
+        );
+        // The flag wins over a file or variable that says no.
+        assert!(
+            load(true, Some("low_bandwidth = false\n"), &off)
+                .unwrap()
+                .low_bandwidth
+        );
+        let err =
+            |r: anyhow::Result<Settings>| r.err().map(|e| format!("{e:#}")).unwrap_or_default();
+        let e = err(load(
+            false,
+            Some("page_size = 50\nlow_bandwidth = ture\n"),
+            &[],
+        ));
+        assert!(e.contains(":2:"), "{e}");
+        let e = err(load(false, Some("\nlow_bandwith = true\n"), &[]));
+        assert!(e.contains(":2:") && e.contains("low_bandwith"), "{e}");
+        let e = err(load(false, None, &[("CHARTTY_LOW_BANDWIDTH", "yes")]));
+        assert!(e.contains("CHARTTY_LOW_BANDWIDTH"), "{e}");
     }
 
     #[test]

@@ -66,7 +66,7 @@ fn check_escape(rest: &[u8]) -> (usize, Result<(), String>) {
                     let numeric = params.iter().all(|b| b.is_ascii_digit() || *b == b';');
                     let allowed = matches!(
                         fin,
-                        b'm' | b'H' | b'A' | b'B' | b'C' | b'D' | b'G' | b'J' | b'K'
+                        b'm' | b'H' | b'A' | b'B' | b'C' | b'D' | b'G' | b'J' | b'K' | b'X'
                     );
                     if numeric && allowed {
                         Ok(())

@@ -368,3 +368,62 @@ async fn the_message_view_at_two_sizes() {
     s.snap("message_view_time");
     clinic.server.stop().await;
 }
+
+/// Low-bandwidth mode: the same chart with ASCII borders and marks, and
+/// nothing lost: the allergy banner, the critical value and the same-name
+/// warning keep their words and their styles; the status bar says the
+/// mode is on. Switched off at run time, the normal borders come back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chart_in_low_bandwidth_mode() {
+    let clinic = messy_portal().await;
+    let theme = Theme::default();
+    let settings = chartty::config::Settings {
+        low_bandwidth: true,
+        ..settings()
+    };
+    let h = app_as(&clinic.server.base_url, &settings, Some(Role::Nurse)).await;
+    let mut s = Screens {
+        h,
+        port: clinic.server.addr.port().to_string(),
+    };
+    assert!(s.h.app.low_bandwidth());
+    s.h.keys("/nguyen").unwrap();
+    s.h.settle().await;
+    let pos =
+        s.h.app
+            .panes
+            .search
+            .listed()
+            .iter()
+            .position(|r| r.id == LAN)
+            .unwrap();
+    s.h.keys(&"<down>".repeat(pos)).unwrap();
+    s.h.keys("<enter>").unwrap();
+    s.h.settle().await;
+    s.snap("low_bandwidth_summary");
+    for (w, ht) in SIZES {
+        let screen = s.text(w, ht);
+        let lines: Vec<&str> = screen.lines().collect();
+        assert!(lines[3].starts_with("+ 2 Summary ="), "{screen}");
+        for fancy in ['┏', '━', '┃', '┌', '─', '│', '●', '○'] {
+            assert!(!screen.contains(fancy), "{fancy} in:\n{screen}");
+        }
+        assert!(
+            lines.last().is_some_and(|l| l.contains("low-bw")),
+            "{screen}"
+        );
+    }
+    let buf = s.buffer(120, 40);
+    let banner = style_of(&buf, "ALLERGIES: Penicillin").expect("the allergy banner");
+    assert!(same_colours(banner, theme.allergy), "{banner:?}");
+    let critical = style_of(&buf, "HH!").expect("the critical potassium is flagged");
+    assert!(same_colours(critical, theme.alert_critical), "{critical:?}");
+    let twin = style_of(&buf, "SAME NAME AS").expect("the same-name warning");
+    assert!(same_colours(twin, theme.alert_critical), "{twin:?}");
+
+    s.h.app.set_low_bandwidth(false);
+    let screen = s.text(120, 40);
+    assert!(screen.contains("┏ 2 Summary ━"), "{screen}");
+    assert!(!screen.contains("low-bw"), "{screen}");
+    clinic.server.stop().await;
+}

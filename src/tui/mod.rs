@@ -3,6 +3,7 @@
 
 pub mod action;
 pub mod app;
+pub mod backend;
 pub mod command;
 pub mod event;
 pub mod headless;

@@ -16,7 +16,6 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use chrono::Utc;
-use ratatui::backend::CrosstermBackend;
 use ratatui::crossterm::cursor::{Hide, Show};
 use ratatui::crossterm::event::{self, DisableBracketedPaste, EnableBracketedPaste};
 use ratatui::crossterm::execute;
@@ -31,6 +30,7 @@ use crate::api::{ApiClient, Worker};
 use crate::chart::RecordNumber;
 use crate::config::Settings;
 use crate::tui::app::{App, Session};
+use crate::tui::backend::LeanBackend;
 use crate::tui::event::{Clock, Event};
 use crate::tui::keeper::{DraftKeeper, KeeperWorker, MemoryDrafts};
 use crate::tui::keymap::Keymap;
@@ -43,6 +43,17 @@ const WRITES_AT_EXIT: Duration = Duration::from_secs(3);
 
 /// How often the loop wakes without input (debounced search, the clock).
 const TICK: Duration = Duration::from_millis(50);
+
+/// A change to the screen is drawn once events have paused this long (a
+/// key and the matches it brings, a run of replies: one frame, not one
+/// each)...
+const FRAME_SETTLE: Duration = Duration::from_millis(10);
+/// ...or at the latest this long after it, however busy the events.
+const FRAME_WAIT: Duration = Duration::from_millis(30);
+/// The first frame waits for the first replies (the patient list) this
+/// long at most, so that start-up draws the list once instead of a
+/// loading screen and the list again page by page.
+const FIRST_FRAME_WAIT: Duration = Duration::from_millis(150);
 
 /// How long the input thread waits for input before it looks whether the
 /// session is over or the terminal has gone away.
@@ -75,7 +86,7 @@ struct TerminalGuard {
     /// Never dropped: ratatui's drop shows the cursor and prints to stderr
     /// if that fails, which panics when the terminal has hung up. [`give_back`]
     /// shows the cursor instead.
-    terminal: ManuallyDrop<ratatui::DefaultTerminal>,
+    terminal: ManuallyDrop<ratatui::Terminal<LeanBackend<std::io::Stdout>>>,
 }
 
 impl TerminalGuard {
@@ -94,7 +105,15 @@ impl TerminalGuard {
             give_back();
             return Err(e).context("cannot set up the terminal");
         }
-        match ratatui::Terminal::new(CrosstermBackend::new(std::io::stdout())) {
+        // The alternate screen starts blank, the backend's starting point.
+        let size = match ratatui::crossterm::terminal::size() {
+            Ok(size) => size,
+            Err(e) => {
+                give_back();
+                return Err(e).context("cannot read the terminal's size");
+            }
+        };
+        match ratatui::Terminal::new(LeanBackend::new(std::io::stdout(), size)) {
             Ok(terminal) => Ok(TerminalGuard {
                 terminal: ManuallyDrop::new(terminal),
             }),
@@ -345,6 +364,11 @@ pub fn run(settings: Settings, session: Session) -> anyhow::Result<Exit> {
     let exit = runtime.block_on(async {
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let started = tokio::time::Instant::now();
+        let mut drawn_once = false;
+        // The screen changed since the last frame: since when.
+        let mut changed_since: Option<tokio::time::Instant> = None;
+        let mut last_event = started;
         loop {
             if let Some(p) = lock(&OTHER_PANIC).take() {
                 // The message stays out of the log (it may quote what was
@@ -366,12 +390,27 @@ pub fn run(settings: Settings, session: Session) -> anyhow::Result<Exit> {
             for effect in app.take_draft_effects() {
                 keeper.send(effect);
             }
+            let now = tokio::time::Instant::now();
             if app.take_dirty() {
-                guard.terminal.draw(|f| app.render(f))?;
+                changed_since.get_or_insert(now);
             }
+            let draw_at = changed_since.map(|since| {
+                let at = (last_event + FRAME_SETTLE).min(since + FRAME_WAIT);
+                if drawn_once || app.in_flight() == 0 {
+                    at
+                } else {
+                    at.max(started + FIRST_FRAME_WAIT)
+                }
+            });
             if app.should_quit() {
                 return anyhow::Ok(Exit::Quit);
             }
+            if draw_at.is_some_and(|at| at <= now) {
+                guard.terminal.draw(|f| app.render(f))?;
+                drawn_once = true;
+                changed_since = None;
+            }
+            let draw_at = changed_since.and(draw_at);
             let event = tokio::select! {
                 ev = keys.recv() => match ev {
                     Some(ev) => match terminal_event(ev) {
@@ -384,6 +423,7 @@ pub fn run(settings: Settings, session: Session) -> anyhow::Result<Exit> {
                 Some(m) = matches.recv() => Event::Matched(m),
                 Some(e) = kept.recv() => e,
                 _ = tick.tick() => Event::Tick,
+                _ = tokio::time::sleep_until(draw_at.unwrap_or(now)), if draw_at.is_some() => continue,
                 _ = term.recv() => return Ok(Exit::Signal("SIGTERM")),
                 _ = hangup.recv() => {
                     // A dropped SSH link: nobody is looking any more. The
@@ -395,6 +435,7 @@ pub fn run(settings: Settings, session: Session) -> anyhow::Result<Exit> {
                 _ = quit.recv() => return Ok(Exit::Signal("SIGQUIT")),
                 _ = interrupt.recv() => return Ok(Exit::Signal("SIGINT")),
             };
+            last_event = tokio::time::Instant::now();
             // Input already here is applied before the next frame.
             let mut next = Some(event);
             let mut applied = 0;

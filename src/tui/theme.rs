@@ -10,6 +10,7 @@ use std::str::FromStr;
 
 use anyhow::{Context as _, anyhow};
 use ratatui::style::{Color, Modifier, Style};
+use ratatui::symbols::border;
 use toml::Spanned;
 
 /// The built-in themes: (name, file).
@@ -44,7 +45,29 @@ pub struct Theme {
     pub link_down: Style,
     pub key_hint: Style,
     pub match_highlight: Style,
+    /// Drawing for a slow link: ASCII borders and marks (one byte a cell
+    /// instead of three) and nothing that changes more often than once a
+    /// minute. Not a slot: a setting, and switched on at run time.
+    pub low_bandwidth: bool,
 }
+
+/// Borders in ASCII for a slow link; `=` marks the focused frame where the
+/// normal borders are thick.
+const ASCII: border::Set<'static> = border::Set {
+    top_left: "+",
+    top_right: "+",
+    bottom_left: "+",
+    bottom_right: "+",
+    vertical_left: "|",
+    vertical_right: "|",
+    horizontal_top: "-",
+    horizontal_bottom: "-",
+};
+const ASCII_FOCUSED: border::Set<'static> = border::Set {
+    horizontal_top: "=",
+    horizontal_bottom: "=",
+    ..ASCII
+};
 
 /// Slot names as theme files write them, in declaration order.
 pub const SLOTS: &[&str] = &[
@@ -102,11 +125,29 @@ impl Default for Theme {
             link_down: Style::default().fg(Color::Red),
             key_hint: Style::default().fg(Color::Cyan),
             match_highlight: Style::default().add_modifier(Modifier::UNDERLINED),
+            low_bandwidth: false,
         }
     }
 }
 
 impl Theme {
+    /// The border of a frame: thick when focused, plain otherwise; ASCII
+    /// in low-bandwidth mode.
+    pub fn border_set(&self, focused: bool) -> border::Set<'static> {
+        match (self.low_bandwidth, focused) {
+            (true, true) => ASCII_FOCUSED,
+            (true, false) => ASCII,
+            (false, true) => border::THICK,
+            (false, false) => border::PLAIN,
+        }
+    }
+
+    /// A mark or separator: `fancy` normally, `plain` (ASCII) in
+    /// low-bandwidth mode.
+    pub fn mark<'a>(&self, fancy: &'a str, plain: &'a str) -> &'a str {
+        if self.low_bandwidth { plain } else { fancy }
+    }
+
     /// `default`, `high-contrast`, `monochrome`, or a path to a theme file.
     pub fn load(name_or_path: &str) -> anyhow::Result<Theme> {
         if let Some((name, src)) = BUILT_IN.iter().find(|(n, _)| *n == name_or_path) {

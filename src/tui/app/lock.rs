@@ -357,6 +357,7 @@ impl App {
         }
         let block = Block::default()
             .borders(Borders::ALL)
+            .border_set(t.border_set(false))
             .border_style(t.border)
             .title(" chartty — locked ");
         frame.render_widget(

@@ -363,7 +363,10 @@ impl App {
             .unwrap_or_else(|| start_pane_for(session.role));
         App {
             keymap,
-            theme,
+            theme: Theme {
+                low_bandwidth: theme.low_bandwidth || settings.low_bandwidth,
+                ..theme
+            },
             session,
             page_size: settings.page_size.max(1),
             prefs: Prefs {
@@ -568,6 +571,18 @@ impl App {
     }
     pub fn mark_dirty(&mut self) {
         self.dirty = true;
+    }
+    /// Draw for a slow link (ASCII borders and marks, nothing that changes
+    /// more often than once a minute), or not.
+    pub fn set_low_bandwidth(&mut self, on: bool) {
+        if self.theme.low_bandwidth != on {
+            self.theme.low_bandwidth = on;
+            self.dirty = true;
+        }
+    }
+    /// Whether the screen is drawn for a slow link.
+    pub fn low_bandwidth(&self) -> bool {
+        self.theme.low_bandwidth
     }
 
     /// Requests to hand to the api worker.
@@ -1658,21 +1673,31 @@ impl App {
             })
             .unwrap_or_else(|| sanitize(&self.session.base_url).into_owned());
         let (link_text, link_style) = match self.link {
-            LinkState::Unknown => ("○ connecting", t.link_warn),
-            LinkState::Online => ("● online", t.link_ok),
-            LinkState::Slow => ("◐ slow", t.link_warn),
-            LinkState::Degraded => ("● errors", t.link_warn),
-            LinkState::Down => ("✕ offline", t.link_down),
+            LinkState::Unknown => (t.mark("○ connecting", "connecting"), t.link_warn),
+            LinkState::Online => (t.mark("● online", "online"), t.link_ok),
+            LinkState::Slow => (t.mark("◐ slow", "SLOW"), t.link_warn),
+            LinkState::Degraded => (t.mark("● errors", "errors"), t.link_warn),
+            LinkState::Down => (t.mark("✕ offline", "OFFLINE"), t.link_down),
         };
         let mut spans = vec![
             Span::raw(format!(" {user} · {role} · {server} · ")),
             Span::styled(link_text, link_style),
         ];
-        if let Some(l) = self
-            .typical_latency
-            .filter(|_| self.link != LinkState::Down)
-        {
-            spans.push(Span::raw(format!(" {}", latency_text(l))));
+        // On a slow link what changes with every reply is left out (each
+        // change is bytes): the round trip shows, in whole seconds, only
+        // while the link is slow.
+        let low = t.low_bandwidth;
+        if low {
+            spans.push(Span::styled(" · low-bw", t.dim));
+        }
+        let latency = match (self.typical_latency, self.link) {
+            (_, LinkState::Down) | (None, _) => None,
+            (Some(l), LinkState::Slow) if low => Some(format!(" ~{} s", l.as_secs_f64().round())),
+            (Some(_), _) if low => None,
+            (Some(l), _) => Some(format!(" {}", latency_text(l))),
+        };
+        if let Some(l) = latency {
+            spans.push(Span::raw(l));
         }
         let waiting = self.outbox_waiting();
         if waiting > 0 {
@@ -1692,7 +1717,11 @@ impl App {
             ));
         }
         if !self.in_flight.is_empty() {
-            spans.push(Span::raw(format!(" · {} pending", self.in_flight.len())));
+            spans.push(Span::raw(if low {
+                " · busy".to_string()
+            } else {
+                format!(" · {} pending", self.in_flight.len())
+            }));
         }
         spans.push(Span::raw(format!(
             " · times {}",

@@ -835,6 +835,7 @@ impl Pane for EditorPane {
                 Paragraph::new(lines).block(
                     Block::default()
                         .borders(Borders::ALL)
+                        .border_set(theme.border_set(false))
                         .border_style(theme.focus_border)
                         .title(Span::styled(format!(" {} ", list.label), theme.title)),
                 ),

@@ -16,7 +16,7 @@ use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, BorderType, Borders};
+use ratatui::widgets::{Block, Borders};
 
 use crate::chart::ChartData;
 use crate::fhir::model::Deceased;
@@ -223,11 +223,7 @@ pub fn pane_block<'a>(title: &'a str, view: &View) -> Block<'a> {
     };
     Block::default()
         .borders(Borders::ALL)
-        .border_type(if view.focused {
-            BorderType::Thick
-        } else {
-            BorderType::Plain
-        })
+        .border_set(view.theme.border_set(view.focused))
         .border_style(border)
         .title(Span::styled(format!(" {title} "), view.theme.title))
 }

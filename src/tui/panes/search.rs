@@ -268,7 +268,7 @@ impl Pane for SearchPane {
         };
         let mut spans = vec![Span::styled("Find: ", theme.header), Span::raw(shown)];
         if self.editing {
-            spans.push(Span::styled("▏", theme.focus_border));
+            spans.push(Span::styled(theme.mark("▏", "_"), theme.focus_border));
         } else if self.query.is_empty() {
             spans.push(Span::styled(
                 "press / to type a name, MRN or birth date",
@@ -359,7 +359,7 @@ impl Pane for SearchPane {
         let table = Table::new(rows, widths)
             .header(Row::new(vec!["Name", "Sex", "Born", "Age", "MRN"]).style(theme.header))
             .row_highlight_style(theme.selection)
-            .highlight_symbol(HIGHLIGHT);
+            .highlight_symbol(theme.mark(HIGHLIGHT, "> "));
         let mut state = TableState::default().with_selected(Some(self.selected - self.offset));
         frame.render_stateful_widget(table, list, &mut state);
     }

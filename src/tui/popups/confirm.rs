@@ -76,6 +76,7 @@ impl Layer for Confirm {
             .block(
                 Block::default()
                     .borders(Borders::ALL)
+                    .border_set(theme.border_set(false))
                     .border_style(theme.alert_critical),
             ),
             rect,

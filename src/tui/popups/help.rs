@@ -125,6 +125,7 @@ impl HelpPopup {
             String::new()
         };
         let block = Block::bordered()
+            .border_set(theme.border_set(false))
             .border_style(theme.focus_border)
             .style(theme.base)
             .title(Span::styled(" Keys ", theme.title))

@@ -205,9 +205,12 @@ impl Palette {
                     truncate(&self.query, inner_width.saturating_sub(3)),
                     theme.base,
                 ),
-                Span::styled("▏", theme.dim),
+                Span::styled(theme.mark("▏", "_"), theme.dim),
             ]),
-            Line::from(Span::styled("─".repeat(inner_width), theme.border)),
+            Line::from(Span::styled(
+                theme.mark("─", "-").repeat(inner_width),
+                theme.border,
+            )),
         ];
         if self.matches.is_empty() {
             lines.push(Line::from(Span::styled(" no action matches", theme.dim)));
@@ -243,7 +246,11 @@ impl Palette {
             let hits = self.hits.get(i).map(Vec::as_slice).unwrap_or(&[]);
             let name_len = action.name().chars().count() as u32;
             let mut spans = vec![Span::styled(
-                if i == self.selected { "▶" } else { " " },
+                if i == self.selected {
+                    theme.mark("▶", ">")
+                } else {
+                    " "
+                },
                 style(theme.base),
             )];
             let pad = name_col.saturating_sub(width(&name)) + 1;
@@ -269,6 +276,7 @@ impl Palette {
         }
 
         let block = Block::bordered()
+            .border_set(theme.border_set(false))
             .border_style(theme.focus_border)
             .style(theme.base)
             .title(Span::styled(" Run an action ", theme.title))

@@ -191,6 +191,7 @@ impl Layer for Picker {
         frame.render_widget(Clear, rect);
         let block = Block::default()
             .borders(Borders::ALL)
+            .border_set(theme.border_set(false))
             .border_style(theme.focus_border)
             .title(Span::styled(format!(" {} ", self.title), theme.title));
         let inner = block.inner(rect);
@@ -199,7 +200,7 @@ impl Layer for Picker {
         let mut lines = vec![Line::from(vec![
             Span::styled("> ", theme.key_hint),
             Span::raw(self.query.clone()),
-            Span::styled("▏", theme.focus_border),
+            Span::styled(theme.mark("▏", "_"), theme.focus_border),
         ])];
         if let Some(t) = &self.typed {
             lines.push(Line::from(Span::styled(

@@ -82,6 +82,7 @@ impl Layer for RawView {
         frame.render_widget(Clear, rect);
         let block = Block::default()
             .borders(Borders::ALL)
+            .border_set(theme.border_set(false))
             .border_style(theme.focus_border)
             .title(Span::styled(
                 format!(" {} (esc closes) ", self.title),

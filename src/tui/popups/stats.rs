@@ -111,6 +111,7 @@ impl Layer for StatsView {
         frame.render_widget(Clear, rect);
         let block = Block::default()
             .borders(Borders::ALL)
+            .border_set(theme.border_set(false))
             .border_style(theme.focus_border)
             .title(format!(
                 " Queue figures · last {PERIOD_DAYS} days · esc closes "

@@ -113,6 +113,7 @@ impl Layer for TemplatePicker {
         frame.render_widget(Clear, rect);
         let block = Block::default()
             .borders(Borders::ALL)
+            .border_set(theme.border_set(false))
             .border_style(theme.focus_border)
             .title(Span::styled(" New note: choose a template ", theme.title));
         let inner = block.inner(rect);
@@ -121,7 +122,7 @@ impl Layer for TemplatePicker {
         let mut lines = vec![Line::from(vec![
             Span::styled("> ", theme.key_hint),
             Span::raw(self.query.clone()),
-            Span::styled("▏", theme.focus_border),
+            Span::styled(theme.mark("▏", "_"), theme.focus_border),
         ])];
         if self.shown.is_empty() {
             lines.push(Line::from(Span::styled("No template matches.", theme.dim)));

@@ -75,6 +75,7 @@ pub fn render(
         height: box_height,
     };
     let block = Block::bordered()
+        .border_set(theme.border_set(false))
         .border_style(theme.border)
         .style(theme.base)
         .title(Span::styled(
