@@ -421,9 +421,28 @@ async fn a_chart_in_low_bandwidth_mode() {
     let twin = style_of(&buf, "SAME NAME AS").expect("the same-name warning");
     assert!(same_colours(twin, theme.alert_critical), "{twin:?}");
 
+    // Results: the selected row is marked by `>` alone, not reversed.
+    s.h.keys("3jj").unwrap();
+    s.snap("low_bandwidth_results");
+    let buf = s.buffer(120, 40);
+    let text = s.text(120, 40);
+    let marked: Vec<(usize, &str)> = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| l.starts_with("|>") || l.starts_with("=>") || l.contains("|>"))
+        .collect();
+    assert_eq!(marked.len(), 1, "one row marked: {text}");
+    let y = marked[0].0 as u16;
+    assert!(
+        (1..119).all(|x| !buf[(x, y)]
+            .modifier
+            .contains(ratatui::style::Modifier::REVERSED)),
+        "nothing reversed on the selected row: {text}"
+    );
+
     s.h.app.set_low_bandwidth(false);
     let screen = s.text(120, 40);
-    assert!(screen.contains("┏ 2 Summary ━"), "{screen}");
+    assert!(screen.contains("┏ 3 Results ━"), "{screen}");
     assert!(!screen.contains("low-bw"), "{screen}");
     clinic.server.stop().await;
 }

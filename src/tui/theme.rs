@@ -11,6 +11,7 @@ use std::str::FromStr;
 use anyhow::{Context as _, anyhow};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::symbols::border;
+use ratatui::widgets::{HighlightSpacing, Table};
 use toml::Spanned;
 
 /// The built-in themes: (name, file).
@@ -139,6 +140,20 @@ impl Theme {
             (true, false) => ASCII,
             (false, true) => border::THICK,
             (false, false) => border::PLAIN,
+        }
+    }
+
+    /// How a table shows its selected row: reversed; in low-bandwidth mode
+    /// by a `>` before it only, so that a move rewrites two cells instead
+    /// of two whole rows.
+    pub fn selectable<'a>(&self, table: Table<'a>) -> Table<'a> {
+        if self.low_bandwidth {
+            table
+                .row_highlight_style(Style::default())
+                .highlight_symbol(">")
+                .highlight_spacing(HighlightSpacing::Always)
+        } else {
+            table.row_highlight_style(self.selection)
         }
     }
 

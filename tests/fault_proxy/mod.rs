@@ -184,6 +184,8 @@ struct Shared {
     state: Mutex<State>,
     /// When each direction of the link is next free (bandwidth cap).
     free_at: [Mutex<Instant>; 2],
+    /// The connections open now, to cut them all.
+    open: Mutex<HashMap<u64, tokio::task::AbortHandle>>,
 }
 
 /// The part of an exchange's bookkeeping its answer needs.
@@ -370,6 +372,7 @@ impl FaultProxy {
             }),
             state: Mutex::new(State::default()),
             free_at: [Mutex::new(Instant::now()), Mutex::new(Instant::now())],
+            open: Mutex::new(HashMap::new()),
         });
         let accept = tokio::spawn(accept_loop(listener, upstream, shared.clone()));
         FaultProxy {
@@ -423,6 +426,14 @@ impl FaultProxy {
         lock(&self.shared.control).schedule = Box::new(f);
     }
 
+    /// Cut every open connection (as a link that dropped for a moment):
+    /// the client's next request needs a new one, handshake included.
+    pub fn drop_connections(&self) {
+        for (_, task) in lock(&self.shared.open).drain() {
+            task.abort();
+        }
+    }
+
     pub fn stats(&self) -> Stats {
         lock(&self.shared.state).stats
     }
@@ -461,12 +472,16 @@ async fn accept_loop(listener: TcpListener, upstream: SocketAddr, shared: Arc<Sh
     while let Ok((client, _)) = listener.accept().await {
         let conn = next;
         next += 1;
-        let shared = shared.clone();
-        tokio::spawn(async move {
-            shared.opened(conn);
-            let _ = relay(&shared, upstream, client, conn).await;
-            shared.closed(conn);
-        });
+        let task = {
+            let shared = shared.clone();
+            tokio::spawn(async move {
+                shared.opened(conn);
+                let _ = relay(&shared, upstream, client, conn).await;
+                shared.closed(conn);
+                lock(&shared.open).remove(&conn);
+            })
+        };
+        lock(&shared.open).insert(conn, task.abort_handle());
     }
 }
 

@@ -169,7 +169,11 @@ impl PtyApp {
         let slave = open_slave(&slave_path).expect("the pty's slave side");
 
         let p = |d: &str| root.path().join(d);
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_chartty"));
+        // A bench may measure another build (the one before a change).
+        let bin = std::env::var_os("CHARTTY_PTY_BIN")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_chartty")));
+        let mut cmd = Command::new(bin);
         cmd.args(args)
             .env_clear()
             .env("PATH", "/usr/local/bin:/usr/bin:/bin")

@@ -43,6 +43,8 @@ use crate::tui::theme::Theme;
 pub const SEARCH_DEBOUNCE: Duration = Duration::from_millis(150);
 /// Pages of patients fetched at start for the working set.
 const WORKING_SET_PAGES: u32 = 4;
+/// Patients per page in the low-bandwidth mode (at most).
+const LOW_BANDWIDTH_PAGE: u32 = 25;
 /// Pages of the role queue followed.
 const QUEUE_PAGES: u32 = 10;
 /// Wait before the first probe of a server that could not be reached; it
@@ -314,6 +316,9 @@ pub struct App {
     latency: Option<Duration>,
     /// Round trips, smoothed: what "slow" is judged on.
     typical_latency: Option<Duration>,
+    /// The low-bandwidth display was turned on by a slow link (and goes
+    /// off with it), not asked for.
+    low_bandwidth_by_link: bool,
     features: Features,
     next_id: RequestId,
     in_flight: HashMap<RequestId, Origin>,
@@ -409,6 +414,7 @@ impl App {
             probe_in_flight: false,
             latency: None,
             typical_latency: None,
+            low_bandwidth_by_link: false,
             features: Features::default(),
             next_id: 1,
             in_flight: HashMap::new(),
@@ -471,7 +477,7 @@ impl App {
         self.submit(ApiRequest::Capabilities, Origin::Capabilities);
         self.submit(
             ApiRequest::PatientPage {
-                count: self.page_size,
+                count: self.list_page(),
             },
             Origin::WorkingSet { page: 1 },
         );
@@ -757,10 +763,46 @@ impl App {
     /// How often the queue reloads itself: less often on a slow link,
     /// where each reload costs seconds and the bytes of every page.
     fn queue_refresh_every(&self) -> Duration {
-        if self.link == LinkState::Slow {
+        if self.link == LinkState::Slow || self.theme.low_bandwidth {
             QUEUE_REFRESH_SLOW
         } else {
             QUEUE_REFRESH
+        }
+    }
+
+    /// Patients asked for per page: fewer on a slow link (a page more is
+    /// one key away; the bytes of rows never looked at are not).
+    fn list_page(&self) -> u32 {
+        if self.theme.low_bandwidth {
+            self.page_size.min(LOW_BANDWIDTH_PAGE)
+        } else {
+            self.page_size
+        }
+    }
+
+    /// Pages of patients kept for matching as you type; on a slow link one
+    /// (the server's search finds the rest).
+    fn working_set_pages(&self) -> u32 {
+        if self.theme.low_bandwidth {
+            1
+        } else {
+            WORKING_SET_PAGES
+        }
+    }
+
+    /// A slow link turns the low-bandwidth display on by itself, and a fast
+    /// one off again, unless it was asked for (flag or setting).
+    fn follow_link_speed(&mut self) {
+        match self.link {
+            LinkState::Slow if !self.theme.low_bandwidth => {
+                self.low_bandwidth_by_link = true;
+                self.set_low_bandwidth(true);
+            }
+            LinkState::Online if self.low_bandwidth_by_link => {
+                self.low_bandwidth_by_link = false;
+                self.set_low_bandwidth(false);
+            }
+            _ => {}
         }
     }
 
@@ -771,7 +813,7 @@ impl App {
             self.submit(
                 ApiRequest::SearchPatients {
                     params,
-                    count: self.page_size,
+                    count: self.list_page(),
                 },
                 Origin::Search { query },
             );
@@ -1184,6 +1226,7 @@ impl App {
             // server): nothing was learnt of the link.
             Err(_) => self.link,
         };
+        self.follow_link_speed();
         if origin == Origin::Probe {
             self.probe_in_flight = false;
         }
@@ -1285,7 +1328,7 @@ impl App {
                 }
                 self.panes.search.more_on_server = next.is_some();
                 self.add_rows(patients);
-                if let Some(url) = next.filter(|_| page < WORKING_SET_PAGES) {
+                if let Some(url) = next.filter(|_| page < self.working_set_pages()) {
                     self.submit(
                         ApiRequest::NextPage { url },
                         Origin::WorkingSet { page: page + 1 },
@@ -1430,7 +1473,7 @@ impl App {
                 if self.panes.search.known == 0 {
                     self.submit(
                         ApiRequest::PatientPage {
-                            count: self.page_size,
+                            count: self.list_page(),
                         },
                         Origin::WorkingSet { page: 1 },
                     );
@@ -1687,9 +1730,6 @@ impl App {
         // change is bytes): the round trip shows, in whole seconds, only
         // while the link is slow.
         let low = t.low_bandwidth;
-        if low {
-            spans.push(Span::styled(" · low-bw", t.dim));
-        }
         let latency = match (self.typical_latency, self.link) {
             (_, LinkState::Down) | (None, _) => None,
             (Some(l), LinkState::Slow) if low => Some(format!(" ~{} s", l.as_secs_f64().round())),
@@ -1698,6 +1738,9 @@ impl App {
         };
         if let Some(l) = latency {
             spans.push(Span::raw(l));
+        }
+        if low {
+            spans.push(Span::styled(" · low-bw", t.dim));
         }
         let waiting = self.outbox_waiting();
         if waiting > 0 {
@@ -1977,8 +2020,11 @@ mod tests {
         }
         assert_eq!(app.link(), LinkState::Slow);
         let status = status_line(&mut app);
-        assert!(status.contains("◐ slow 1.3 s"), "{status}");
+        assert!(status.contains("SLOW ~1 s · low-bw"), "{status}");
+        assert!(app.low_bandwidth(), "drawn for a slow link by itself");
         assert_eq!(app.queue_refresh_every(), QUEUE_REFRESH_SLOW);
+        assert_eq!(app.list_page(), LOW_BANDWIDTH_PAGE);
+        assert_eq!(app.working_set_pages(), 1);
         // Half a second is better, not yet fast.
         for _ in 0..6 {
             answer(&mut app, 500);
@@ -1988,7 +2034,16 @@ mod tests {
             answer(&mut app, 100);
         }
         assert_eq!(app.link(), LinkState::Online);
+        assert!(!app.low_bandwidth(), "and back when the link is");
         assert_eq!(app.queue_refresh_every(), QUEUE_REFRESH);
+        assert_eq!(app.list_page(), 50);
+
+        // Asked for: it stays whatever the link does.
+        let mut asked = app_with(Keymap::defaults());
+        asked.set_low_bandwidth(true);
+        answer(&mut asked, 60);
+        assert!(asked.low_bandwidth());
+        assert!(status_line(&mut asked).contains("online · low-bw"));
     }
 
     fn press(app: &mut App, keys: &str, clock: Clock) {

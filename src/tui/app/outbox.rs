@@ -241,14 +241,6 @@ impl Outbox {
         let n = kept.waiting.len() as i64;
         let mut restored = 0;
         for (i, mut w) in kept.waiting.into_iter().enumerate() {
-            let same = |o: &Waiting| o.queued == w.queued && o.origin == w.origin && o.at == w.at;
-            if self.waiting.iter().any(same)
-                || self.in_flight.values().any(same)
-                || self.replaying.as_ref().is_some_and(|(_, o)| same(o))
-            {
-                continue;
-            }
-            w.seq = i as i64 - n - 1_000_000;
             // The batches of the session that made them are gone; their
             // numbers may name this session's.
             match &mut w.origin {
@@ -257,6 +249,16 @@ impl Outbox {
                 }
                 _ => {}
             }
+            // The same change (what it sends, when it was made), whatever
+            // its batch.
+            let same = |o: &Waiting| o.queued == w.queued && o.at == w.at;
+            if self.waiting.iter().any(same)
+                || self.in_flight.values().any(same)
+                || self.replaying.as_ref().is_some_and(|(_, o)| same(o))
+            {
+                continue;
+            }
+            w.seq = i as i64 - n - 1_000_000;
             self.push(w);
             restored += 1;
         }
@@ -794,6 +796,10 @@ mod tests {
             seen: false,
         });
         let json = serde_json::to_string(&before.kept()).expect("json");
+        // Read back into the session that kept it (after unlocking):
+        // nothing twice, whatever batch its changes belonged to.
+        assert_eq!(before.restore(&json), Ok(0));
+        assert_eq!(before.waiting.len(), 2);
         let mut after = Outbox::default();
         let now = after.next_seq();
         after.push(waiting(now, update("c", "1", "z"), task_origin()));

@@ -319,17 +319,18 @@ impl Pane for NotesPane {
             .unwrap_or(0)
             .max(10) as u16
             + 1;
-        let table = Table::new(
-            rows,
-            [
-                Constraint::Length(16),
-                Constraint::Fill(2),
-                Constraint::Fill(1),
-                Constraint::Length(status_width),
-            ],
-        )
-        .header(Row::new(vec!["Date", "Type", "Author", "Status"]).style(theme.header))
-        .row_highlight_style(theme.selection);
+        let table = theme.selectable(
+            Table::new(
+                rows,
+                [
+                    Constraint::Length(16),
+                    Constraint::Fill(2),
+                    Constraint::Fill(1),
+                    Constraint::Length(status_width),
+                ],
+            )
+            .header(Row::new(vec!["Date", "Type", "Author", "Status"]).style(theme.header)),
+        );
         let mut state = TableState::default().with_selected(Some(self.selected - self.offset));
         frame.render_stateful_widget(table, inner, &mut state);
     }

@@ -316,9 +316,10 @@ impl ResultsPane {
                 Row::new(cells.collect::<Vec<_>>())
             })
             .collect();
-        let table = Table::new(rows, widths)
-            .header(Row::new(columns.iter().map(|c| c.header())).style(theme.header))
-            .row_highlight_style(theme.selection);
+        let table = theme.selectable(
+            Table::new(rows, widths)
+                .header(Row::new(columns.iter().map(|c| c.header())).style(theme.header)),
+        );
         let mut state = TableState::default().with_selected(Some(self.selected - self.offset));
         frame.render_stateful_widget(table, area, &mut state);
     }

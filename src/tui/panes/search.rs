@@ -358,7 +358,13 @@ impl Pane for SearchPane {
             .collect();
         let table = Table::new(rows, widths)
             .header(Row::new(vec!["Name", "Sex", "Born", "Age", "MRN"]).style(theme.header))
-            .row_highlight_style(theme.selection)
+            // In low-bandwidth mode the mark alone shows it (see
+            // `Theme::selectable`).
+            .row_highlight_style(if theme.low_bandwidth {
+                ratatui::style::Style::default()
+            } else {
+                theme.selection
+            })
             .highlight_symbol(theme.mark(HIGHLIGHT, "> "));
         let mut state = TableState::default().with_selected(Some(self.selected - self.offset));
         frame.render_stateful_widget(table, list, &mut state);

@@ -1603,9 +1603,8 @@ impl Pane for TasksPane {
             .chain(["Summary"])
             .collect()
         };
-        let table = Table::new(rows, widths)
-            .header(Row::new(header).style(theme.header))
-            .row_highlight_style(theme.selection);
+        let table =
+            theme.selectable(Table::new(rows, widths).header(Row::new(header).style(theme.header)));
         let mut state =
             TableState::default().with_selected(Some(self.selected.saturating_sub(self.offset)));
         frame.render_stateful_widget(table, inner, &mut state);
