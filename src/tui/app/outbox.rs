@@ -289,6 +289,18 @@ fn label_of(origin: &Origin) -> String {
 }
 
 impl App {
+    /// What a change is, for the user: a queue action says which
+    /// ("Claimed: van der Berg, Hugo").
+    fn label_for(&self, origin: &Origin) -> String {
+        match origin {
+            Origin::TaskWrite { batch, label, .. } => match self.batches.get(batch) {
+                Some(b) => format!("{}: {label}", b.what),
+                None => label.clone(),
+            },
+            other => label_of(other),
+        }
+    }
+
     /// Whether a write waits in the outbox instead of going out: the link
     /// is down, earlier changes still wait (order is kept), or a change to
     /// the same record is on its way (this one is made from the version
@@ -315,7 +327,7 @@ impl App {
     pub(super) fn write_sent(&mut self, id: RequestId, request: &ApiRequest, origin: Origin) {
         if let Some(queued) = Queued::of(request) {
             let seq = self.outbox.next_seq();
-            let label = label_of(&origin);
+            let label = self.label_for(&origin);
             self.outbox.in_flight.insert(
                 id,
                 Waiting {
@@ -348,7 +360,7 @@ impl App {
     }
 
     fn queue(&mut self, seq: i64, queued: Queued, origin: Origin) {
-        let label = label_of(&origin);
+        let label = self.label_for(&origin);
         self.waiting_shown(&queued, &origin, &label);
         self.outbox.push(Waiting {
             seq,
@@ -371,14 +383,15 @@ impl App {
             _ => "waiting to send after the change before it",
         };
         match origin {
-            Origin::TaskWrite { batch, .. } => {
+            // The batch's message names the action itself.
+            Origin::TaskWrite { batch, label, .. } => {
                 if let Queued::Write(Write::Update { resource, .. }) = queued {
                     self.reply_to(PaneId::Tasks, PaneReply::TaskNow(resource.clone()));
                 }
                 self.batch_done(*batch, Ok(format!("{label} — {later}")));
             }
-            Origin::ReplySent { batch, .. } => {
-                self.batch_done(*batch, Ok(format!("{label} — {later}")));
+            Origin::ReplySent { batch, task } => {
+                self.batch_done(*batch, Ok(format!("{} — {later}", task.label)));
             }
             Origin::NoteSign { note } => {
                 self.reply_to(
