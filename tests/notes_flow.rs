@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Portal, fill_progress_note};
+use common::{Portal, fill_progress_note, notes_written};
 
 use chartty::roles::Role;
 use chartty::tui::headless::Headless;
@@ -131,32 +131,6 @@ async fn get(p: &Portal, role: Role, path: &str) -> Value {
         .unwrap();
     assert!(resp.status().is_success(), "GET {path}: {}", resp.status());
     resp.json().await.unwrap()
-}
-
-/// The notes on the server for a patient, written by this test (their
-/// identifier is the client-made one).
-async fn notes_written(p: &Portal, patient: &str) -> Vec<Value> {
-    let b = get(
-        p,
-        Role::Attending,
-        &format!("DocumentReference?patient={patient}&_count=100"),
-    )
-    .await;
-    b["entry"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .into_iter()
-        .map(|e| e["resource"].clone())
-        // Demo notes carry no client-made identifier.
-        .filter(|d| {
-            d["identifier"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .any(|i| i["system"] == chartty::fhir::codes::CLIENT_ID_SYSTEM)
-        })
-        .collect()
 }
 
 fn note_text(doc: &Value) -> String {

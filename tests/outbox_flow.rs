@@ -11,14 +11,12 @@ use std::time::{Duration, Instant};
 
 use chartty::api::{ApiClient, Backoff};
 use chartty::roles::Role;
+use chartty::tui::Session;
 use chartty::tui::app::LinkState;
 use chartty::tui::headless::Headless;
 use chartty::tui::keeper::DraftKeeper;
-use chartty::tui::keymap::Keymap;
 use chartty::tui::popups::Popup;
-use chartty::tui::theme::Theme;
-use chartty::tui::{App, Session};
-use common::{Portal, anchor, get_as, message_task, screen, select_task, settings, token};
+use common::{Portal, get_as, message_task, notes_of, screen, select_task, settings, token};
 use fault_proxy::{Fault, FaultProxy};
 use serde_json::{Value, json};
 
@@ -63,21 +61,7 @@ async fn app_through(
             cap: Duration::from_millis(200),
         })
         .with_request_log();
-    let mut app = App::new(
-        &settings(),
-        session,
-        Keymap::defaults(),
-        Theme::default(),
-        anchor(),
-    );
-    app.start();
-    let mut h = match keeper {
-        Some(k) => Headless::with_keeper(app, client, k),
-        None => Headless::new(app, client),
-    };
-    h.fixed_latency = Some(Duration::from_millis(12));
-    h.settle().await;
-    h
+    common::started_with(session, &settings(), keeper, client).await
 }
 
 /// Time passes (a minute per step) until nothing waits in the outbox and
@@ -105,15 +89,6 @@ async fn reload_queue(h: &mut Headless, clock: &mut Instant) {
     *clock += chartty::tui::app::QUEUE_REFRESH + Duration::from_secs(1);
     h.tick(*clock);
     h.settle().await;
-}
-
-fn notes_of(task: &Value) -> Vec<String> {
-    task["note"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|n| n["text"].as_str().map(str::to_string))
-        .collect()
 }
 
 fn count_starting(task: &Value, prefix: &str) -> usize {
@@ -433,25 +408,7 @@ async fn a_note_signed_while_its_answer_is_lost_exists_once() {
     until_sent(&mut h, &mut clock).await;
     assert_eq!(h.app.outbox_unsent(), 0, "{:?}", h.app.notice());
 
-    let b = get_as(
-        &p,
-        Role::Attending,
-        &format!("DocumentReference?patient={}&_count=100", patient.id),
-    )
-    .await;
-    let ours: Vec<&Value> = b["entry"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|e| &e["resource"])
-        .filter(|d| {
-            d["identifier"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .any(|i| i["system"] == chartty::fhir::codes::CLIENT_ID_SYSTEM)
-        })
-        .collect();
+    let ours = common::notes_written(&p, &patient.id).await;
     assert_eq!(ours.len(), 1, "exactly one note: {ours:#?}");
     assert_eq!(ours[0]["docStatus"], "final");
 }

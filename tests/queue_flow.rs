@@ -14,7 +14,7 @@ use chartty::tui::panes::PaneId;
 use chartty::tui::popups::Popup;
 use chartty::tui::theme::Theme;
 use chartty::tui::{App, Session};
-use common::{Portal, anchor, message_task, post, screen, settings, token};
+use common::{Portal, anchor, message_task, notes_of, post, screen, settings, token};
 use serde_json::{Value, json};
 
 const PATIENTS: usize = 60;
@@ -56,15 +56,6 @@ fn nurse_rows(h: &Headless) -> Vec<chartty::tui::panes::tasks::QueueRow> {
 }
 
 use common::select_task as select;
-
-fn notes_of(task: &Value) -> Vec<String> {
-    task["note"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|n| n["text"].as_str().map(str::to_string))
-        .collect()
-}
 
 fn notice(h: &Headless) -> String {
     h.app.notice().map(|n| n.text.clone()).unwrap_or_default()

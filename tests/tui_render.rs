@@ -120,17 +120,7 @@ async fn every_pane_at_two_sizes() {
     );
     s.snap("search");
 
-    let pos =
-        s.h.app
-            .panes
-            .search
-            .listed()
-            .iter()
-            .position(|r| r.id == LAN)
-            .unwrap();
-    s.h.keys(&"<down>".repeat(pos)).unwrap();
-    s.h.keys("<enter>").unwrap();
-    s.h.settle().await;
+    open_lan(&mut s).await;
     assert_eq!(
         s.h.app.chart().and_then(|c| c.patient.id.as_deref()),
         Some(LAN)
@@ -373,6 +363,21 @@ async fn the_message_view_at_two_sizes() {
 /// nothing lost: the allergy banner, the critical value and the same-name
 /// warning keep their words and their styles; the status bar says the
 /// mode is on. Switched off at run time, the normal borders come back.
+/// Open Nguyễn Thị Lan's chart from the list on screen.
+async fn open_lan(s: &mut Screens) {
+    let pos =
+        s.h.app
+            .panes
+            .search
+            .listed()
+            .iter()
+            .position(|r| r.id == LAN)
+            .unwrap();
+    s.h.keys(&"<down>".repeat(pos)).unwrap();
+    s.h.keys("<enter>").unwrap();
+    s.h.settle().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_chart_in_low_bandwidth_mode() {
     let clinic = messy_portal().await;
@@ -389,17 +394,7 @@ async fn a_chart_in_low_bandwidth_mode() {
     assert!(s.h.app.low_bandwidth());
     s.h.keys("/nguyen").unwrap();
     s.h.settle().await;
-    let pos =
-        s.h.app
-            .panes
-            .search
-            .listed()
-            .iter()
-            .position(|r| r.id == LAN)
-            .unwrap();
-    s.h.keys(&"<down>".repeat(pos)).unwrap();
-    s.h.keys("<enter>").unwrap();
-    s.h.settle().await;
+    open_lan(&mut s).await;
     s.snap("low_bandwidth_summary");
     for (w, ht) in SIZES {
         let screen = s.text(w, ht);

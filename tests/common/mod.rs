@@ -763,6 +763,16 @@ async fn started(
     )
     .unwrap()
     .with_request_log();
+    started_with(session, settings, keeper, client).await
+}
+
+/// The app of `session` talking through `client`, started and settled.
+pub async fn started_with(
+    session: Session,
+    settings: &Settings,
+    keeper: Option<Box<dyn DraftKeeper>>,
+    client: ApiClient,
+) -> Headless {
     let mut app = App::new(
         settings,
         session,
@@ -903,4 +913,40 @@ pub async fn fill_progress_note(h: &mut Headless) {
         "{}",
         h.app.notice().map(|n| n.text.clone()).unwrap_or_default()
     );
+}
+
+/// The notes on the server for a patient, written by this test (their
+/// identifier is the client-made one).
+pub async fn notes_written(p: &Portal, patient: &str) -> Vec<Value> {
+    let b = get_as(
+        p,
+        chartty::roles::Role::Attending,
+        &format!("DocumentReference?patient={patient}&_count=100"),
+    )
+    .await;
+    b["entry"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|e| e["resource"].clone())
+        // Demo notes carry no client-made identifier.
+        .filter(|d| {
+            d["identifier"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|i| i["system"] == chartty::fhir::codes::CLIENT_ID_SYSTEM)
+        })
+        .collect()
+}
+
+/// The texts of a task's notes, oldest first.
+pub fn notes_of(task: &Value) -> Vec<String> {
+    task["note"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|n| n["text"].as_str().map(str::to_string))
+        .collect()
 }
