@@ -171,6 +171,13 @@ async fn changes_made_offline_wait_in_order_and_go_once_when_the_link_returns() 
         text.contains("offline") && text.contains("1 change waiting"),
         "{text}"
     );
+    // At 80 columns the server's address gives way, not the count.
+    let narrow = screen(&mut h, 80, 24);
+    let status = narrow.lines().rfind(|l| !l.trim().is_empty()).unwrap_or("");
+    assert!(
+        status.contains("offline · 1 change waiting") && !status.contains("127.0.0.1"),
+        "{narrow}"
+    );
     // The row shows the claim; the server has nothing yet.
     let row = h
         .app
@@ -542,4 +549,63 @@ async fn typing_and_moving_go_on_while_the_server_stalls() {
     h.settle().await;
     assert_eq!(h.app.in_flight(), 0);
     assert_eq!(h.app.link(), LinkState::Online);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_change_to_a_task_waits_for_the_first_and_builds_on_it() {
+    let (p, proxy) = portal_behind_proxy(16).await;
+    let made = fresh_tasks(&p, 1, "Quick hands").await;
+    let (_, a) = made[0].clone();
+    let mut h = app_through(&p, &proxy, Role::Nurse, None).await;
+    let mut clock = Instant::now();
+    // Claim, and complete before the claim's answer is back: the second
+    // change is made from the version the first one replaces.
+    select_task(&mut h, &a);
+    h.keys("c").unwrap();
+    select_task(&mut h, &a);
+    h.keys("d<enter>").unwrap();
+    assert_eq!(h.app.outbox_waiting(), 1, "{:?}", h.app.notice());
+    until_sent(&mut h, &mut clock).await;
+    let t = task(&p, &a).await;
+    assert_eq!(t["status"], "completed", "{t}");
+    assert_eq!(count_starting(&t, "Claimed"), 1, "{t}");
+    assert_eq!(count_starting(&t, "Completed: "), 1, "{t}");
+    assert_eq!(
+        t["meta"]["versionId"], "3",
+        "two changes, two versions: {t}"
+    );
+    let notice = h.app.notice().map(|n| n.text.clone()).unwrap_or_default();
+    assert!(!notice.contains("not changed"), "{notice}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_the_server_refuses_leaves_the_row_as_the_server_has_it() {
+    let (p, proxy) = portal_behind_proxy(17).await;
+    let made = fresh_tasks(&p, 1, "Refused").await;
+    let (_, a) = made[0].clone();
+    let mut h = app_through(&p, &proxy, Role::Nurse, None).await;
+    let status_of = |h: &Headless| {
+        h.app
+            .panes
+            .tasks
+            .shown()
+            .into_iter()
+            .find(|r| r.task_id == a)
+            .map(|r| r.status.clone())
+    };
+    // The claim shows on the row while it is on its way...
+    proxy.queue([Fault::Status {
+        code: 400,
+        retry_after: None,
+    }]);
+    select_task(&mut h, &a);
+    h.keys("c").unwrap();
+    assert_eq!(status_of(&h).as_deref(), Some("in-progress"));
+    // ...and, refused, the row shows the task as the server has it.
+    h.settle().await;
+    let notice = h.app.notice().map(|n| n.text.clone()).unwrap_or_default();
+    assert!(notice.contains("not changed"), "{notice}");
+    assert_eq!(status_of(&h).as_deref(), Some("requested"));
+    assert_eq!(h.app.outbox_waiting(), 0, "an answer, not a lost one");
+    assert_eq!(task(&p, &a).await["status"], "requested");
 }

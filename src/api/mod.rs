@@ -837,8 +837,10 @@ fn transport_error(e: reqwest::Error, opts: &http::HttpOptions, elapsed: Duratio
             no_answer: false,
         };
     }
+    // A certificate refused: the server is out of reach until it is
+    // mended, as when it is down (the link shows offline, writes wait).
     if let Some(problem) = http::certificate_problem(&e) {
-        return ApiError::local(problem);
+        return ApiError::no_answer(problem);
     }
     let message = if e.is_timeout() {
         timeout_message(opts, e.is_connect(), elapsed)

@@ -199,6 +199,9 @@ enum Origin {
         authored: String,
         client_id: String,
     },
+    /// A task read again to show the server's version on its row (a
+    /// change shown on it was refused).
+    TaskRow,
     /// The server's version of a change of ours it refused.
     OutboxTheirs {
         path: String,
@@ -1451,6 +1454,10 @@ impl App {
                 result,
             ) => self.billing_recorded(label, authored, client_id, result),
             (Origin::OutboxTheirs { path }, result) => self.outbox_theirs(path, result),
+            (Origin::TaskRow, Ok(ApiReply::Resource(task))) => {
+                self.reply_to(PaneId::Tasks, PaneReply::TaskNow(task))
+            }
+            (Origin::TaskRow, _) => {}
             (Origin::Thread { patient_id }, result) => {
                 let result = match result {
                     Ok(ApiReply::Thread { messages, more }) => Ok((messages, more)),
@@ -1779,9 +1786,16 @@ impl App {
             let style = if *safe { t.dim } else { t.link_warn };
             spans.push(Span::styled(format!(" · {text}"), style));
         }
+        // Too narrow for it all: the server's address goes first, so that
+        // the link and what waits to be sent stay in view.
+        let mut line = Line::from(spans);
+        if line.width() > usize::from(area.width)
+            && let Some(first) = line.spans.first_mut()
+        {
+            first.content = format!(" {user} · {role} · ").into();
+        }
         frame.render_widget(
-            Paragraph::new(fit_line(Line::from(spans), usize::from(area.width)))
-                .style(t.status_bar),
+            Paragraph::new(fit_line(line, usize::from(area.width))).style(t.status_bar),
             area,
         );
     }

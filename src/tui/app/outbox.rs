@@ -325,6 +325,19 @@ impl App {
     /// A write is on its way: remembered until its answer comes, so that a
     /// lost answer puts it in the outbox.
     pub(super) fn write_sent(&mut self, id: RequestId, request: &ApiRequest, origin: Origin) {
+        // A queue change shows on its row while it is on its way, so that
+        // the next change to the task is made from it (and, held until this
+        // one is answered, goes against the version it makes). One that
+        // closes the task leaves the row when the server says so.
+        if let (Origin::TaskWrite { .. }, ApiRequest::Write(Write::Update { resource, .. })) =
+            (&origin, request)
+            && !matches!(
+                resource.get("status").and_then(Value::as_str),
+                Some("completed" | "cancelled" | "failed" | "rejected" | "entered-in-error")
+            )
+        {
+            self.reply_to(PaneId::Tasks, PaneReply::TaskNow(resource.clone()));
+        }
         if let Some(queued) = Queued::of(request) {
             let seq = self.outbox.next_seq();
             let label = self.label_for(&origin);
@@ -570,6 +583,16 @@ impl App {
                 .outbox
                 .hold_until
                 .is_some_and(|(at, _)| self.clock.instant < at)
+        {
+            return;
+        }
+        // The change before it to the same record is still on its way:
+        // this one is sent against the version that one makes.
+        if self
+            .outbox
+            .waiting
+            .first()
+            .is_some_and(|w| self.outbox.touches_in_flight(&w.queued))
         {
             return;
         }

@@ -156,6 +156,9 @@ impl App {
             }
             Err(e) => {
                 self.work_ride_failed(&task_id);
+                // The row showed the change while it was on its way: it
+                // shows the server's task again.
+                self.submit(ApiRequest::ReadTask { id: task_id }, Origin::TaskRow);
                 self.batch_done(batch, Err(format!("{label}: {e} — not changed")))
             }
         }
