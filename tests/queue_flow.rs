@@ -274,20 +274,7 @@ async fn the_message_view_shows_structured_answers_and_the_thread() {
         "sent": (anchor() - chrono::Duration::minutes(20)).to_rfc3339(),
         "payload": [{"contentString": "Tight chest since breakfast"},
                     {"contentReference": {"reference": "#answers"}}],
-        "contained": [{"resourceType": "QuestionnaireResponse", "id": "answers",
-            "status": "completed", "questionnaire": "urn:chartty:questionnaire:symptom",
-            "item": [
-                {"linkId": "what", "answer": [{"valueString": "Chest tightness"}]},
-                {"linkId": "since", "answer": [{"valueString": "this morning"}]},
-                {"linkId": "severity", "answer": [{"valueInteger": 8}]},
-                {"linkId": "red-flags", "item": [
-                    {"linkId": "chest-pain", "answer": [{"valueBoolean": true}]},
-                    {"linkId": "short-of-breath", "answer": [{"valueBoolean": false}]},
-                    {"linkId": "stroke-signs", "answer": [{"valueBoolean": false}]},
-                    {"linkId": "suicidal-thoughts", "answer": [{"valueBoolean": false}]},
-                    {"linkId": "severe-bleeding", "answer": [{"valueBoolean": false}]}
-                ]}
-            ]}]}),
+        "contained": [common::chest_tightness_answers(8)]}),
     )
     .await;
     let msg_id = msg["id"].as_str().unwrap().to_string();

@@ -272,20 +272,7 @@ async fn the_message_view_at_two_sizes() {
             "sent": ago(0, 10),
             "payload": [{"contentString": "Chest feels tight since this morning, worse on stairs."},
                         {"contentReference": {"reference": "#answers"}}],
-            "contained": [{"resourceType": "QuestionnaireResponse", "id": "answers", "status": "completed",
-                "questionnaire": "urn:chartty:questionnaire:symptom",
-                "item": [
-                    {"linkId": "what", "answer": [{"valueString": "Chest tightness"}]},
-                    {"linkId": "since", "answer": [{"valueString": "this morning"}]},
-                    {"linkId": "severity", "answer": [{"valueInteger": 7}]},
-                    {"linkId": "red-flags", "item": [
-                        {"linkId": "chest-pain", "answer": [{"valueBoolean": true}]},
-                        {"linkId": "short-of-breath", "answer": [{"valueBoolean": false}]},
-                        {"linkId": "stroke-signs", "answer": [{"valueBoolean": false}]},
-                        {"linkId": "suicidal-thoughts", "answer": [{"valueBoolean": false}]},
-                        {"linkId": "severe-bleeding", "answer": [{"valueBoolean": false}]}
-                    ]}
-                ]}]}),
+            "contained": [common::chest_tightness_answers(7)]}),
     )
     .await;
     // The STAT task of the fixed clinic now points at the message.

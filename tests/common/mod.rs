@@ -950,3 +950,24 @@ pub fn notes_of(task: &Value) -> Vec<String> {
         .filter_map(|n| n["text"].as_str().map(str::to_string))
         .collect()
 }
+
+/// A patient's structured answers (the contained `QuestionnaireResponse`
+/// of a symptom message): chest tightness since this morning at
+/// `severity`, chest pain the one red flag.
+pub fn chest_tightness_answers(severity: i64) -> Value {
+    let flag = |id: &str, yes: bool| json!({"linkId": id, "answer": [{"valueBoolean": yes}]});
+    json!({"resourceType": "QuestionnaireResponse", "id": "answers", "status": "completed",
+    "questionnaire": "urn:chartty:questionnaire:symptom",
+    "item": [
+        {"linkId": "what", "answer": [{"valueString": "Chest tightness"}]},
+        {"linkId": "since", "answer": [{"valueString": "this morning"}]},
+        {"linkId": "severity", "answer": [{"valueInteger": severity}]},
+        {"linkId": "red-flags", "item": [
+            flag("chest-pain", true),
+            flag("short-of-breath", false),
+            flag("stroke-signs", false),
+            flag("suicidal-thoughts", false),
+            flag("severe-bleeding", false)
+        ]}
+    ]})
+}

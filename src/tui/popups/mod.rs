@@ -7,6 +7,7 @@
 //! the keymap and the theme but nothing of the panes.
 
 pub mod confirm;
+pub mod filter_box;
 pub mod help;
 pub mod palette;
 pub mod picker;

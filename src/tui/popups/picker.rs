@@ -3,13 +3,12 @@
 //! it; typing narrows the list (fuzzy), and where the question allows it
 //! what was typed is itself an answer.
 
-use nucleo_matcher::pattern::{CaseMatching, Normalization, Pattern};
-use nucleo_matcher::{Config, Matcher, Utf32Str};
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph};
 
+use super::filter_box::FilterBox;
 use super::{Layer, LayerView, PopupOutcome, centered, truncate};
 use crate::tui::action::Action;
 use crate::tui::keymap::Context;
@@ -70,9 +69,7 @@ pub struct Picker {
     choices: Vec<PickChoice>,
     /// What typed text means, where it may be the answer ("a reason").
     typed: Option<String>,
-    query: String,
-    shown: Vec<usize>,
-    selected: usize,
+    filter: FilterBox,
 }
 
 impl Picker {
@@ -82,57 +79,39 @@ impl Picker {
         choices: Vec<PickChoice>,
         typed: Option<&str>,
     ) -> Picker {
-        let shown = (0..choices.len()).collect();
         Picker {
             purpose,
             title: title.into(),
+            filter: FilterBox::new(choices.len()),
             choices,
             typed: typed.map(str::to_string),
-            query: String::new(),
-            shown,
-            selected: 0,
         }
     }
 
     pub fn query(&self) -> &str {
-        &self.query
+        &self.filter.query
     }
 
     pub fn shown(&self) -> Vec<&PickChoice> {
-        self.shown.iter().map(|&i| &self.choices[i]).collect()
+        self.filter
+            .shown
+            .iter()
+            .map(|&i| &self.choices[i])
+            .collect()
     }
 
     /// Rows on screen: the matching choices, then the typed answer.
     fn rows(&self) -> usize {
-        self.shown.len() + usize::from(self.offers_typed())
+        self.filter.shown.len() + usize::from(self.offers_typed())
     }
 
     fn offers_typed(&self) -> bool {
-        self.typed.is_some() && !self.query.trim().is_empty()
+        self.typed.is_some() && !self.filter.query.trim().is_empty()
     }
 
     fn refilter(&mut self) {
-        if self.query.trim().is_empty() {
-            self.shown = (0..self.choices.len()).collect();
-        } else {
-            let pattern = Pattern::parse(&self.query, CaseMatching::Ignore, Normalization::Smart);
-            let mut matcher = Matcher::new(Config::DEFAULT);
-            let mut buf = Vec::new();
-            let mut scored: Vec<(u32, usize)> = self
-                .choices
-                .iter()
-                .enumerate()
-                .filter_map(|(i, c)| {
-                    Some((
-                        pattern.score(Utf32Str::new(&c.label, &mut buf), &mut matcher)?,
-                        i,
-                    ))
-                })
-                .collect();
-            scored.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
-            self.shown = scored.into_iter().map(|(_, i)| i).collect();
-        }
-        self.selected = 0;
+        let hay = self.choices.iter().map(|c| c.label.clone());
+        self.filter.filter(hay);
     }
 }
 
@@ -146,7 +125,7 @@ impl Layer for Picker {
         match action {
             Action::Cancel | Action::CommandPalette => return PopupOutcome::Close,
             Action::Open => {
-                if let Some(&i) = self.shown.get(self.selected) {
+                if let Some(&i) = self.filter.shown.get(self.filter.selected) {
                     return PopupOutcome::Picked(
                         self.purpose,
                         Pick {
@@ -159,26 +138,23 @@ impl Layer for Picker {
                     return PopupOutcome::Picked(
                         self.purpose,
                         Pick {
-                            value: self.query.trim().to_string(),
+                            value: self.filter.query.trim().to_string(),
                             typed: true,
                         },
                     );
                 }
             }
-            Action::MoveDown if rows > 0 => self.selected = (self.selected + 1) % rows,
-            Action::MoveUp if rows > 0 => self.selected = (self.selected + rows - 1) % rows,
-            Action::DeleteBack if self.query.pop().is_some() => self.refilter(),
-            Action::ClearInput | Action::DeleteWord => {
-                self.query.clear();
-                self.refilter();
+            other => {
+                if self.filter.apply(other, rows) {
+                    self.refilter();
+                }
             }
-            _ => {}
         }
         PopupOutcome::Consumed
     }
 
     fn insert_text(&mut self, text: &str) -> PopupOutcome {
-        self.query.extend(text.chars().filter(|c| !c.is_control()));
+        self.filter.insert(text);
         self.refilter();
         PopupOutcome::Consumed
     }
@@ -199,7 +175,7 @@ impl Layer for Picker {
         let width = usize::from(inner.width);
         let mut lines = vec![Line::from(vec![
             Span::styled("> ", theme.key_hint),
-            Span::raw(self.query.clone()),
+            Span::raw(self.filter.query.clone()),
             Span::styled(theme.mark("▏", "_"), theme.focus_border),
         ])];
         if let Some(t) = &self.typed {
@@ -212,7 +188,7 @@ impl Layer for Picker {
             lines.push(Line::from(Span::styled("Nothing matches.", theme.dim)));
         }
         let style = |row: usize| {
-            if row == self.selected {
+            if row == self.filter.selected {
                 theme.selection
             } else {
                 theme.base
@@ -220,17 +196,20 @@ impl Layer for Picker {
         };
         // Keep the selected row in sight.
         let room = usize::from(rows);
-        let first = self.selected.saturating_sub(room.saturating_sub(1));
+        let first = self.filter.selected.saturating_sub(room.saturating_sub(1));
         for (row, c) in self.shown().iter().enumerate().skip(first).take(room) {
             lines.push(Line::from(Span::styled(
                 truncate(&c.label, width),
                 style(row),
             )));
         }
-        if self.offers_typed() && self.shown.len() < first + room {
-            let row = self.shown.len();
+        if self.offers_typed() && self.filter.shown.len() < first + room {
+            let row = self.filter.shown.len();
             lines.push(Line::from(Span::styled(
-                truncate(&format!("Use what was typed: {}", self.query.trim()), width),
+                truncate(
+                    &format!("Use what was typed: {}", self.filter.query.trim()),
+                    width,
+                ),
                 style(row),
             )));
         }

@@ -1,13 +1,12 @@
 //! The template picker: the templates the signed-in role may use, the ones
 //! it writes most first, narrowed by typing (fuzzy on the title).
 
-use nucleo_matcher::pattern::{CaseMatching, Normalization, Pattern};
-use nucleo_matcher::{Config, Matcher, Utf32Str};
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph};
 
+use super::filter_box::FilterBox;
 use super::{Layer, LayerView, PopupOutcome, centered, truncate};
 use crate::tui::action::Action;
 use crate::tui::keymap::Context;
@@ -23,50 +22,32 @@ pub struct Choice {
 #[derive(Debug)]
 pub struct TemplatePicker {
     choices: Vec<Choice>,
-    query: String,
-    shown: Vec<usize>,
-    selected: usize,
+    filter: FilterBox,
 }
 
 impl TemplatePicker {
     /// `choices` in the order the role writes them most.
     pub fn new(choices: Vec<Choice>) -> TemplatePicker {
-        let shown = (0..choices.len()).collect();
         TemplatePicker {
+            filter: FilterBox::new(choices.len()),
             choices,
-            query: String::new(),
-            shown,
-            selected: 0,
         }
     }
 
     pub fn shown(&self) -> Vec<&Choice> {
-        self.shown.iter().map(|&i| &self.choices[i]).collect()
+        self.filter
+            .shown
+            .iter()
+            .map(|&i| &self.choices[i])
+            .collect()
     }
 
     fn refilter(&mut self) {
-        if self.query.trim().is_empty() {
-            self.shown = (0..self.choices.len()).collect();
-        } else {
-            let pattern = Pattern::parse(&self.query, CaseMatching::Ignore, Normalization::Smart);
-            let mut matcher = Matcher::new(Config::DEFAULT);
-            let mut buf = Vec::new();
-            let mut scored: Vec<(u32, usize)> = self
-                .choices
-                .iter()
-                .enumerate()
-                .filter_map(|(i, c)| {
-                    let hay = format!("{} {}", c.title, c.kind);
-                    Some((
-                        pattern.score(Utf32Str::new(&hay, &mut buf), &mut matcher)?,
-                        i,
-                    ))
-                })
-                .collect();
-            scored.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
-            self.shown = scored.into_iter().map(|(_, i)| i).collect();
-        }
-        self.selected = 0;
+        let hay = self
+            .choices
+            .iter()
+            .map(|c| format!("{} {}", c.title, c.kind));
+        self.filter.filter(hay);
     }
 }
 
@@ -79,36 +60,29 @@ impl Layer for TemplatePicker {
         match action {
             Action::Cancel | Action::CommandPalette => return PopupOutcome::Close,
             Action::Open => {
-                return match self.shown.get(self.selected) {
+                return match self.filter.shown.get(self.filter.selected) {
                     Some(&i) => PopupOutcome::StartNote(self.choices[i].name.clone()),
                     None => PopupOutcome::Consumed,
                 };
             }
-            Action::MoveDown if !self.shown.is_empty() => {
-                self.selected = (self.selected + 1) % self.shown.len()
+            other => {
+                if self.filter.apply(other, self.filter.shown.len()) {
+                    self.refilter();
+                }
             }
-            Action::MoveUp if !self.shown.is_empty() => {
-                self.selected = (self.selected + self.shown.len() - 1) % self.shown.len()
-            }
-            Action::DeleteBack if self.query.pop().is_some() => self.refilter(),
-            Action::ClearInput | Action::DeleteWord => {
-                self.query.clear();
-                self.refilter();
-            }
-            _ => {}
         }
         PopupOutcome::Consumed
     }
 
     fn insert_text(&mut self, text: &str) -> PopupOutcome {
-        self.query.extend(text.chars().filter(|c| !c.is_control()));
+        self.filter.insert(text);
         self.refilter();
         PopupOutcome::Consumed
     }
 
     fn render(&self, frame: &mut Frame, area: Rect, view: &LayerView) {
         let theme = view.theme;
-        let rows = (self.shown.len() as u16).clamp(1, 10);
+        let rows = (self.filter.shown.len() as u16).clamp(1, 10);
         let rect = centered(area, 64, rows + 4);
         frame.render_widget(Clear, rect);
         let block = Block::default()
@@ -121,14 +95,14 @@ impl Layer for TemplatePicker {
         let width = usize::from(inner.width);
         let mut lines = vec![Line::from(vec![
             Span::styled("> ", theme.key_hint),
-            Span::raw(self.query.clone()),
+            Span::raw(self.filter.query.clone()),
             Span::styled(theme.mark("▏", "_"), theme.focus_border),
         ])];
-        if self.shown.is_empty() {
+        if self.filter.shown.is_empty() {
             lines.push(Line::from(Span::styled("No template matches.", theme.dim)));
         }
         for (row, c) in self.shown().iter().enumerate() {
-            let style = if row == self.selected {
+            let style = if row == self.filter.selected {
                 theme.selection
             } else {
                 theme.base
